@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# The real BuildKit test environment: buildkitd (OCI worker with runc), a
+# registry on 127.0.0.1 and a busybox base image in it.
+#
+#   eval "$(scripts/test-env.sh up)"   install what is missing, start, print exports
+#   scripts/test-env.sh down           stop what `up` started, and only that
+#   scripts/test-env.sh status         say whether it is running
+#
+# stdout of `up` carries only `export NAME=value` lines; progress goes to stderr
+# and the daemons' logs to files in the state directory.
+#
+# Settings (environment):
+#   BK_TEST_STATE_DIR      state, sockets, logs     (default /tmp/bk-build-test-env)
+#   BK_CACHE_DIR           cached binaries          (default ~/.cache/bk-build)
+#   BK_TEST_REGISTRY_PORT  registry port            (default: a free port)
+#   BK_TEST_TLS_PORT       buildkitd TLS tcp port   (default: a free port)
+set -euo pipefail
+
+BUILDKIT_TAG=v0.24.0
+
+STATE=${BK_TEST_STATE_DIR:-/tmp/bk-build-test-env}
+CACHE=${BK_CACHE_DIR:-${HOME:-/root}/.cache/bk-build}
+BIN=$CACHE/buildkit-$BUILDKIT_TAG/bin
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+log() { echo "test-env: $*" >&2; }
+die() { echo "test-env: error: $*" >&2; exit 1; }
+
+# --- helpers -------------------------------------------------------------
+
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+port_in_use() {
+  ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+}
+
+pid_alive() { # pidfile expected-command-substring
+  local f=$1 want=$2 pid
+  [[ -s $f ]] || return 1
+  pid=$(cat "$f")
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$want"
+}
+
+registry_up() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/v2/" 2>/dev/null; }
+
+buildkitd_up() { "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" --timeout 2 debug info >/dev/null 2>&1; }
+
+apt_updated=0
+apt_install() { # package...
+  if [[ $apt_updated == 0 ]]; then
+    log "apt-get update"
+    apt-get update >"$STATE/apt.log" 2>&1 || die "apt-get update failed (last lines of $STATE/apt.log: $(tail -3 "$STATE/apt.log" | tr '\n' ' '))"
+    apt_updated=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$STATE/apt.log" 2>&1 ||
+    die "apt-get install $* failed (last lines of $STATE/apt.log: $(tail -3 "$STATE/apt.log" | tr '\n' ' '))"
+}
+
+print_env() { cat "$STATE/env"; }
+
+stop_pidfile() { # pidfile expected-command-substring
+  local f=$1 want=$2 pid i
+  if pid_alive "$f" "$want"; then
+    pid=$(cat "$f")
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# --- install ---------------------------------------------------------------
+
+install_buildkit() {
+  [[ -x $BIN/buildkitd && -x $BIN/buildctl ]] && return 0
+  command -v go >/dev/null || die "go is not installed; it is needed once to build buildkitd $BUILDKIT_TAG (install Go, or use docker-compose.test.yml)"
+  log "building buildkitd and buildctl $BUILDKIT_TAG with go (once; cached in $BIN)"
+  # `go install github.com/moby/buildkit/cmd/buildkitd@$BUILDKIT_TAG` is refused
+  # because buildkit's go.mod has exclude directives, so we download the module
+  # through the Go module proxy and build its commands from the module cache.
+  local dir tmp pkg=github.com/moby/buildkit
+  dir=$(go mod download -json "$pkg@$BUILDKIT_TAG" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.Error){console.error(j.Error);process.exit(1)}console.log(j.Dir)})') ||
+    die "go mod download $pkg@$BUILDKIT_TAG failed (is the Go module proxy reachable?)"
+  tmp=$(mktemp -d "$CACHE/build.XXXXXX")
+  (cd "$dir" && GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X $pkg/version.Version=$BUILDKIT_TAG -X $pkg/version.Package=$pkg" \
+    -o "$tmp/" ./cmd/buildkitd ./cmd/buildctl) >"$STATE/go-build.log" 2>&1 ||
+    { rm -rf "$tmp"; die "go build of buildkit $BUILDKIT_TAG failed (see $STATE/go-build.log: $(tail -2 "$STATE/go-build.log" | tr '\n' ' '))"; }
+  mkdir -p "$BIN"
+  mv "$tmp/buildkitd" "$tmp/buildctl" "$BIN/"
+  rm -rf "$tmp"
+}
+
+static_busybox() { # the base image needs a busybox that runs without shared libraries
+  [[ -x /bin/busybox ]] && /bin/busybox --list >/dev/null 2>&1 && LC_ALL=C ldd /bin/busybox 2>&1 | grep -q 'not a dynamic'
+}
+
+install_packages() {
+  local need=()
+  command -v runc >/dev/null || need+=(runc)
+  command -v docker-registry >/dev/null || need+=(docker-registry)
+  static_busybox || need+=(busybox-static)
+  command -v openssl >/dev/null || need+=(openssl)
+  command -v curl >/dev/null || need+=(curl)
+  command -v ss >/dev/null || need+=(iproute2)
+  if ((${#need[@]})); then apt_install "${need[@]}"; fi
+}
+
+# --- pieces ------------------------------------------------------------------
+
+make_certs() {
+  local d=$STATE/tls
+  [[ -s $d/client/key.pem && -s $d/server/key.pem ]] && return 0
+  log "generating a test CA, server and client certificates in $d"
+  rm -rf "$d"
+  mkdir -p "$d/ca" "$d/server" "$d/client" "$d/wrong-ca"
+  (
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=bk-build test CA" \
+      -keyout ca/key.pem -out ca/cert.pem
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=bk-build unrelated CA" \
+      -keyout wrong-ca/key.pem -out wrong-ca/ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=buildkitd" -keyout server/key.pem -out server/req.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:buildkitd\nextendedKeyUsage=serverAuth\n' >server/ext.cnf
+    openssl x509 -req -in server/req.csr -CA ca/cert.pem -CAkey ca/key.pem -CAcreateserial -days 3650 \
+      -extfile server/ext.cnf -out server/cert.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=bk-build test client" -keyout client/key.pem -out client/req.csr
+    printf 'extendedKeyUsage=clientAuth\n' >client/ext.cnf
+    openssl x509 -req -in client/req.csr -CA ca/cert.pem -CAkey ca/key.pem -CAcreateserial -days 3650 \
+      -extfile client/ext.cnf -out client/cert.pem
+    cp ca/cert.pem client/ca.pem
+    cp ca/cert.pem server/ca.pem
+    rm -f server/req.csr client/req.csr
+  ) >"$STATE/certs.log" 2>&1 || die "openssl failed to make test certificates (see $STATE/certs.log)"
+}
+
+pick_port() { # variable-name override-value
+  local name=$1 want=$2
+  if [[ -n $want ]]; then
+    port_in_use "$want" && die "port $want on 127.0.0.1 ($name) is in use; choose another or unset it to pick a free port"
+    echo "$want"
+  else
+    free_port
+  fi
+}
+
+start_registry() {
+  local port=$1
+  mkdir -p "$STATE/registry"
+  cat >"$STATE/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+  log "starting registry on 127.0.0.1:$port"
+  setsid docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 </dev/null &
+  echo $! >"$STATE/registry.pid"
+  local i
+  for i in $(seq 1 100); do
+    registry_up "$port" && return 0
+    pid_alive "$STATE/registry.pid" docker-registry || break
+    sleep 0.1
+  done
+  die "the registry did not come up on 127.0.0.1:$port; last lines of $STATE/registry.log: $(tail -5 "$STATE/registry.log" | tr '\n' ' ')"
+}
+
+start_buildkitd() {
+  local regport=$1 tlsport=$2
+  mkdir -p "$STATE/buildkitd"
+  cat >"$STATE/buildkitd.toml" <<EOF
+root = "$STATE/buildkitd"
+
+[grpc]
+  address = ["unix://$STATE/buildkitd.sock", "tcp://127.0.0.1:$tlsport"]
+  [grpc.tls]
+    cert = "$STATE/tls/server/cert.pem"
+    key = "$STATE/tls/server/key.pem"
+    ca = "$STATE/tls/server/ca.pem"
+
+[worker.oci]
+  enabled = true
+  binary = "$(command -v runc)"
+
+[worker.containerd]
+  enabled = false
+
+[registry."127.0.0.1:$regport"]
+  http = true
+EOF
+  log "starting buildkitd $BUILDKIT_TAG (unix://$STATE/buildkitd.sock, TLS on 127.0.0.1:$tlsport)"
+  rm -f "$STATE/buildkitd.sock"
+  setsid "$BIN/buildkitd" --config "$STATE/buildkitd.toml" >"$STATE/buildkitd.log" 2>&1 </dev/null &
+  echo $! >"$STATE/buildkitd.pid"
+  local i
+  for i in $(seq 1 120); do
+    buildkitd_up && return 0
+    pid_alive "$STATE/buildkitd.pid" buildkitd || break
+    sleep 0.5
+  done
+  die "buildkitd did not come up; last lines of $STATE/buildkitd.log: $(tail -8 "$STATE/buildkitd.log" | tr '\n' ' ')"
+}
+
+push_busybox() {
+  local regport=$1 ref=127.0.0.1:$1/bk-test/busybox:latest
+  if curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://127.0.0.1:$regport/v2/bk-test/busybox/manifests/latest" 2>/dev/null; then
+    return 0
+  fi
+  log "building the busybox base image and pushing $ref"
+  local root=$STATE/busybox/rootfs df=$STATE/busybox/dockerfile
+  rm -rf "$STATE/busybox"
+  mkdir -p "$root/bin" "$root/etc" "$root/root" "$root/tmp" "$df"
+  chmod 1777 "$root/tmp"
+  chmod 700 "$root/root"
+  cp /bin/busybox "$root/bin/busybox"
+  local applet
+  for applet in $(/bin/busybox --list); do
+    [[ $applet == busybox ]] || ln -sf busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  printf 'FROM scratch\nCOPY . /\nENV PATH=/bin\nCMD ["/bin/sh"]\n' >"$df/Dockerfile"
+  "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" build --progress plain \
+    --frontend dockerfile.v0 --local "context=$root" --local "dockerfile=$df" \
+    --output "type=image,name=$ref,push=true,registry.insecure=true" >"$STATE/busybox.log" 2>&1 ||
+    die "pushing the busybox base image failed; last lines of $STATE/busybox.log: $(tail -5 "$STATE/busybox.log" | tr '\n' ' ')"
+}
+
+# --- commands --------------------------------------------------------------
+
+cmd_up() {
+  [[ $(id -u) == 0 ]] || die "must run as root: buildkitd's runc worker needs it (use sudo, or docker-compose.test.yml with BUILDKIT_HOST and BK_TEST_REGISTRY)"
+  mkdir -p "$STATE" "$CACHE"
+  command -v node >/dev/null || die "node is not on PATH"
+
+  # Reuse a running environment.
+  if [[ -s $STATE/env ]] && pid_alive "$STATE/buildkitd.pid" buildkitd && pid_alive "$STATE/registry.pid" docker-registry; then
+    local rp
+    rp=$(cat "$STATE/registry.port")
+    if buildkitd_up && registry_up "$rp"; then
+      log "reusing the running environment in $STATE"
+      print_env
+      return 0
+    fi
+  fi
+  cmd_down quiet
+
+  install_packages
+  install_buildkit
+  make_certs
+
+  local regport tlsport
+  regport=$(pick_port BK_TEST_REGISTRY_PORT "${BK_TEST_REGISTRY_PORT:-}")
+  tlsport=$(pick_port BK_TEST_TLS_PORT "${BK_TEST_TLS_PORT:-}")
+  [[ $regport != "$tlsport" ]] || tlsport=$(free_port)
+  echo "$regport" >"$STATE/registry.port"
+
+  start_registry "$regport"
+  start_buildkitd "$regport" "$tlsport"
+  push_busybox "$regport"
+
+  cat >"$STATE/env.tmp" <<EOF
+export BUILDKIT_HOST=unix://$STATE/buildkitd.sock
+export BK_TEST_REGISTRY=127.0.0.1:$regport
+export BK_BUILDCTL=$BIN/buildctl
+export BK_TEST_TLS_HOST=tcp://127.0.0.1:$tlsport
+export BK_TEST_TLS_DIR=$STATE/tls
+EOF
+  mv "$STATE/env.tmp" "$STATE/env"
+  log "ready"
+  print_env
+}
+
+cmd_down() {
+  local quiet=${1:-}
+  stop_pidfile "$STATE/buildkitd.pid" buildkitd
+  stop_pidfile "$STATE/registry.pid" docker-registry
+  rm -f "$STATE/env" "$STATE/buildkitd.sock"
+  [[ -n $quiet ]] || log "stopped (state kept in $STATE; binaries in $CACHE)"
+}
+
+cmd_status() {
+  if [[ -s $STATE/env ]] && pid_alive "$STATE/buildkitd.pid" buildkitd && pid_alive "$STATE/registry.pid" docker-registry; then
+    echo "running"
+    print_env
+  else
+    echo "not running"
+    return 1
+  fi
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
