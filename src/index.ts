@@ -1,0 +1,26 @@
+/**
+ * bk-build: a native TypeScript client for BuildKit.
+ *
+ * ```ts
+ * import { BuildKitClient } from "bk-build";
+ * await using client = await BuildKitClient.connect();   // BUILDKIT_HOST or the default socket
+ * const { buildkit } = await client.info();
+ * ```
+ */
+export { BuildKitClient, DEFAULT_TIMEOUT_MS, type ConnectOptions } from "./client.js";
+export { BuildKitError, ConnectionError, UsageError, isBuildKitError, type BuildKitErrorOptions } from "./errors.js";
+export { DEFAULT_ADDRESS, parseAddress, type ParsedAddress, type TlsOptions } from "./transport/address.js";
+export { formatPlatform } from "./convert.js";
+export type {
+  BuildKitVersion,
+  CacheRecord,
+  DaemonInfo,
+  DiskUsage,
+  DiskUsageOptions,
+  GCPolicy,
+  InfoOptions,
+  Platform,
+  PruneOptions,
+  WorkerInfo,
+  WorkersOptions,
+} from "./types.js";

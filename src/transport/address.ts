@@ -1,0 +1,136 @@
+import { readFileSync, existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { UsageError } from "../errors.js";
+
+/** buildctl's compiled-in default on Linux. */
+export const DEFAULT_ADDRESS = "unix:///run/buildkit/buildkitd.sock";
+
+export type ParsedAddress =
+  | { kind: "unix"; path: string; address: string }
+  | { kind: "tcp"; host: string; port: number; address: string };
+
+/** Parses a buildkitd address (`unix:///path`, `tcp://host:port`). */
+export function parseAddress(address: string): ParsedAddress {
+  const trimmed = address.trim();
+  const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(trimmed);
+  if (!m) {
+    throw new UsageError(
+      `invalid buildkitd address "${address}": expected unix:///path/to/buildkitd.sock or tcp://host:port`,
+    );
+  }
+  const scheme = m[1]!.toLowerCase();
+  const rest = m[2]!;
+  if (scheme === "unix") {
+    if (!rest.startsWith("/")) {
+      throw new UsageError(`invalid buildkitd address "${address}": a unix socket path must be absolute (unix:///path)`);
+    }
+    return { kind: "unix", path: rest, address: `unix://${rest}` };
+  }
+  if (scheme === "tcp") {
+    const hp = /^(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+)\/?$/.exec(rest);
+    if (!hp) {
+      throw new UsageError(`invalid buildkitd address "${address}": expected tcp://host:port`);
+    }
+    const port = Number(hp[2]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new UsageError(`invalid buildkitd address "${address}": port must be between 1 and 65535`);
+    }
+    return { kind: "tcp", host: hp[1]!, port, address: `tcp://${hp[1]}:${port}` };
+  }
+  throw new UsageError(
+    `unsupported buildkitd address scheme "${scheme}://" in "${address}": use unix:// or tcp://`,
+  );
+}
+
+/**
+ * Picks the address the way buildctl does: an explicit value, then
+ * BUILDKIT_HOST from the given environment, then the compiled default.
+ */
+export function resolveAddress(explicit: string | undefined, env: Record<string, string | undefined>): string {
+  if (explicit !== undefined && explicit !== "") return explicit;
+  const fromEnv = env["BUILDKIT_HOST"];
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  return DEFAULT_ADDRESS;
+}
+
+export interface TlsOptions {
+  /** CA certificate (PEM) that signed buildkitd's certificate. */
+  caFile?: string | undefined;
+  /** Client certificate (PEM) for mutual TLS. */
+  certFile?: string | undefined;
+  /** Client key (PEM) for mutual TLS. */
+  keyFile?: string | undefined;
+  /** Name to verify buildkitd's certificate against; default: the address's host. */
+  serverName?: string | undefined;
+  /**
+   * Directory holding `ca.pem cert.pem key.pem` or `ca.crt tls.crt tls.key`
+   * (as buildctl's --tlsdir); cannot be combined with the single-file options.
+   */
+  dir?: string | undefined;
+}
+
+export interface ResolvedTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  serverName: string;
+}
+
+function readPem(path: string, what: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
+    throw new UsageError(`cannot read ${what} "${path}" (${flag}): ${reason}`, { cause: e });
+  }
+}
+
+/**
+ * Loads TLS material. Returns undefined when no TLS option is set (plain
+ * connection), like buildctl. With a CA only that CA is trusted; without one
+ * the system roots are used.
+ */
+export function resolveTls(tls: TlsOptions | undefined, addr: ParsedAddress): ResolvedTls | undefined {
+  if (!tls) return undefined;
+  let { caFile, certFile, keyFile } = tls;
+  if (tls.dir !== undefined && tls.dir !== "") {
+    if (caFile || certFile || keyFile) {
+      throw new UsageError("--tlsdir cannot be combined with --tlscacert, --tlscert or --tlskey");
+    }
+    if (!existsSync(tls.dir) || !statSync(tls.dir).isDirectory()) {
+      throw new UsageError(`TLS directory "${tls.dir}" (--tlsdir) does not exist`);
+    }
+    const layouts: Array<[string, string, string]> = [
+      ["ca.pem", "cert.pem", "key.pem"],
+      ["ca.crt", "tls.crt", "tls.key"],
+    ];
+    const found = layouts.find(([ca]) => existsSync(join(tls.dir!, ca)));
+    if (!found) {
+      throw new UsageError(`TLS directory "${tls.dir}" (--tlsdir) holds neither ca.pem nor ca.crt`);
+    }
+    caFile = join(tls.dir, found[0]);
+    const cert = join(tls.dir, found[1]);
+    const key = join(tls.dir, found[2]);
+    if (existsSync(cert) || existsSync(key)) {
+      certFile = cert;
+      keyFile = key;
+    }
+  }
+  if (!caFile && !certFile && !keyFile) {
+    if (tls.serverName) {
+      throw new UsageError("--tlsservername needs --tlscacert, --tlscert/--tlskey or --tlsdir");
+    }
+    return undefined;
+  }
+  if (addr.kind !== "tcp") {
+    throw new UsageError(`TLS options are only used with tcp:// addresses, not ${addr.address}`);
+  }
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new UsageError("--tlscert and --tlskey must be given together");
+  }
+  const out: ResolvedTls = { serverName: tls.serverName || addr.host.replace(/^\[|\]$/g, "") };
+  if (caFile) out.ca = readPem(caFile, "CA certificate", "--tlscacert");
+  if (certFile) out.cert = readPem(certFile, "client certificate", "--tlscert");
+  if (keyFile) out.key = readPem(keyFile, "client key", "--tlskey");
+  return out;
+}
