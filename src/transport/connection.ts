@@ -201,7 +201,10 @@ function describeConnectionFailure(code: number, details: string, address: strin
   if (code === grpc.status.DEADLINE_EXCEEDED) {
     return `no answer from buildkitd at ${address} before the timeout; is it buildkitd, and is it up? (--timeout raises the limit)`;
   }
-  if (code === grpc.status.UNIMPLEMENTED && /unknown service moby\.buildkit\.v1\.Control/i.test(details)) {
+  // A buildkitd older than v0.11 has the Control service but not Info; grpc-go
+  // words that "unknown method Info for service moby.buildkit.v1.Control".
+  // Any other UNIMPLEMENTED means the service itself is missing.
+  if (code === grpc.status.UNIMPLEMENTED && !/unknown method \w+ for service moby\.buildkit\.v1\.Control/i.test(details)) {
     return `${address} is a gRPC server but not buildkitd (it has no moby.buildkit.v1.Control service); check the address`;
   }
   if (code === grpc.status.INTERNAL && /Received RST_STREAM|HTTP status code|content-type/i.test(details)) {

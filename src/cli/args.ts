@@ -1,0 +1,212 @@
+/** Command-line parsing: pure, no I/O. */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "../errors.js";
+
+type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
+
+/** Flags every command takes (names as buildctl's global flags). */
+export const globalOptions: OptionSpec = {
+  addr: { type: "string" },
+  tlscacert: { type: "string" },
+  tlscert: { type: "string" },
+  tlskey: { type: "string" },
+  tlsservername: { type: "string" },
+  tlsdir: { type: "string" },
+  timeout: { type: "string" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
+
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  usage: string;
+  options: OptionSpec;
+  /** Help lines for the command's own flags. */
+  flags: string[];
+}
+
+const formatFlag = "  --format table|json       output format (default table)";
+
+export const commands: CommandSpec[] = [
+  {
+    name: "info",
+    summary: "Show buildkitd's version and address",
+    usage: "bk-build info [--format table|json]",
+    options: { format: { type: "string" } },
+    flags: [formatFlag],
+  },
+  {
+    name: "workers",
+    summary: "List workers: ids, platforms, labels, GC policies",
+    usage: "bk-build workers [--filter F]... [--format table|json]",
+    options: { filter: { type: "string", multiple: true }, format: { type: "string" }, verbose: { type: "boolean", short: "v" } },
+    flags: [
+      "  --filter F                containerd-style worker filter (repeatable)",
+      "  -v, --verbose             accepted for buildctl compatibility (details are always shown)",
+      formatFlag,
+    ],
+  },
+  {
+    name: "du",
+    summary: "Show build cache disk usage",
+    usage: "bk-build du [--verbose] [--filter F]... [--format table|json]",
+    options: { filter: { type: "string", multiple: true }, format: { type: "string" }, verbose: { type: "boolean", short: "v" } },
+    flags: [
+      "  --filter F                filter records, e.g. type==regular, until=24h (repeatable)",
+      "  -v, --verbose             one block of details per record",
+      formatFlag,
+    ],
+  },
+  {
+    name: "prune",
+    summary: "Remove build cache",
+    usage: "bk-build prune [--all] [--keep-duration D] [--keep-storage N] [--filter F]... [--verbose] [--format table|json]",
+    options: {
+      all: { type: "boolean", short: "a" },
+      filter: { type: "string", multiple: true },
+      "keep-duration": { type: "string" },
+      "keep-storage": { type: "string" },
+      "reserved-space": { type: "string" },
+      "max-used-space": { type: "string" },
+      "min-free-space": { type: "string" },
+      verbose: { type: "boolean", short: "v" },
+      force: { type: "boolean", short: "f" },
+      format: { type: "string" },
+    },
+    flags: [
+      "  -a, --all                 remove all unused cache, not just dangling records",
+      "  --keep-duration D         keep cache used within D (Go duration: 30m, 24h)",
+      "  --keep-storage N          keep N bytes of cache (512MB, 10GB); same as --reserved-space",
+      "  --reserved-space N        keep N bytes of cache",
+      "  --max-used-space N        remove cache above N bytes",
+      "  --min-free-space N        keep N bytes of disk free",
+      "  --filter F                only records matching F (repeatable)",
+      "  -v, --verbose             one block of details per removed record",
+      "  -f, --force               accepted for buildx compatibility (bk-build never prompts)",
+      formatFlag,
+    ],
+  },
+];
+
+export const globalHelp = [
+  "Global options:",
+  "  --addr ADDR               buildkitd address: unix:///path or tcp://host:port",
+  "                            (default $BUILDKIT_HOST, else unix:///run/buildkit/buildkitd.sock)",
+  "  --tlscacert FILE          CA certificate to verify buildkitd with",
+  "  --tlscert FILE            client certificate",
+  "  --tlskey FILE             client key",
+  "  --tlsservername NAME      server name to verify (default: the address's host)",
+  "  --tlsdir DIR              directory with ca.pem, cert.pem, key.pem (or ca.crt, tls.crt, tls.key)",
+  "  --timeout T               how long to wait for buildkitd: seconds or a duration (default 5)",
+  "  --debug                   show stack traces on errors",
+  "  -h, --help                show help",
+];
+
+export function mainHelp(): string {
+  const w = Math.max(...commands.map((c) => c.name.length)) + 3;
+  return [
+    "Usage: bk-build [OPTIONS] COMMAND [ARGS]",
+    "",
+    "A native BuildKit client.",
+    "",
+    "Commands:",
+    ...commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
+    "",
+    ...globalHelp,
+    "  --version                 show bk-build's version",
+    "",
+    "Run 'bk-build COMMAND --help' for a command's options.",
+    "",
+  ].join("\n");
+}
+
+export function commandHelp(spec: CommandSpec): string {
+  return [`Usage: ${spec.usage}`, "", spec.summary + ".", "", "Options:", ...spec.flags, "", ...globalHelp, ""].join("\n");
+}
+
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+export type Parsed =
+  | { kind: "help"; text: string }
+  | { kind: "version" }
+  | { kind: "command"; spec: CommandSpec; values: Values; positionals: string[] };
+
+const globalValueFlags = new Set(
+  Object.entries(globalOptions).filter(([, o]) => o.type === "string").map(([k]) => k),
+);
+
+/** Finds the command word, skipping global flags and their values. */
+function findCommand(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") return i + 1 < argv.length ? i + 1 : -1;
+    if (a.startsWith("--")) {
+      const name = a.slice(2).split("=")[0]!;
+      if (globalValueFlags.has(name) && !a.includes("=")) {
+        if (i + 1 >= argv.length) throw new UsageError(`flag --${name} needs a value; run 'bk-build --help'`);
+        i++;
+      }
+      continue;
+    }
+    if (a.startsWith("-") && a.length > 1) continue;
+    return i;
+  }
+  return -1;
+}
+
+/** Parses argv (without node and script). Throws UsageError with one clear line. */
+export function parseCommandLine(argv: string[]): Parsed {
+  const at = findCommand(argv);
+  if (at < 0) {
+    if (argv.includes("--version")) return { kind: "version" };
+    if (argv.includes("--help") || argv.includes("-h")) return { kind: "help", text: mainHelp() };
+    const unknown = argv.find((a) => a.startsWith("-") && !globalOptions[a.slice(2).split("=")[0]!]);
+    if (unknown) throw new UsageError(`unknown flag ${unknown}; run 'bk-build --help'`);
+    throw new UsageError("no command given; run 'bk-build --help' for the list of commands");
+  }
+  const name = argv[at]!;
+  const spec = commands.find((c) => c.name === name);
+  if (!spec) {
+    throw new UsageError(`unknown command "${name}"; commands are: ${commands.map((c) => c.name).join(", ")}`);
+  }
+  const rest = [...argv.slice(0, at), ...argv.slice(at + 1)];
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...globalOptions, ...spec.options },
+      allowPositionals: true,
+      strict: true,
+    }) as { values: Values; positionals: string[] };
+  } catch (e) {
+    throw new UsageError(`${describeParseError(e)}; run 'bk-build ${spec.name} --help'`, { cause: e });
+  }
+  if (parsed.values["help"]) return { kind: "help", text: commandHelp(spec) };
+  if (parsed.positionals.length) {
+    throw new UsageError(`'bk-build ${spec.name}' takes no arguments, got "${parsed.positionals[0]}"`);
+  }
+  return { kind: "command", spec, values: parsed.values, positionals: parsed.positionals };
+}
+
+function describeParseError(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const msg = err.message ?? String(e);
+  const flag = /'(-[^' ]+)/.exec(msg)?.[1];
+  switch (err.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown flag ${flag ?? msg}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return /argument missing/.test(msg) ? `flag ${flag ?? ""} needs a value` : `flag ${flag ?? ""} takes no value`;
+    default:
+      return msg;
+  }
+}
+
+/** --format validation. */
+export function outputFormat(values: Values): "table" | "json" {
+  const f = values["format"];
+  if (f === undefined || f === "table") return "table";
+  if (f === "json") return "json";
+  throw new UsageError(`invalid --format "${String(f)}": use table or json`);
+}

@@ -1,0 +1,70 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_ADDRESS, parseAddress, resolveAddress, resolveTls } from "../../src/transport/address.js";
+import { UsageError } from "../../src/errors.js";
+
+test("parseAddress accepts unix and tcp forms", () => {
+  assert.deepEqual(parseAddress("unix:///run/buildkit/buildkitd.sock"), {
+    kind: "unix",
+    path: "/run/buildkit/buildkitd.sock",
+    address: "unix:///run/buildkit/buildkitd.sock",
+  });
+  assert.deepEqual(parseAddress("tcp://127.0.0.1:1234"), { kind: "tcp", host: "127.0.0.1", port: 1234, address: "tcp://127.0.0.1:1234" });
+  assert.deepEqual(parseAddress("TCP://buildkitd:1234/"), { kind: "tcp", host: "buildkitd", port: 1234, address: "tcp://buildkitd:1234" });
+  assert.equal(parseAddress("tcp://[::1]:1234").kind, "tcp");
+});
+
+test("parseAddress rejects bad input with a line that names it", () => {
+  const cases: Array<[string, RegExp]> = [
+    ["/run/buildkit/buildkitd.sock", /invalid buildkitd address "\/run\/buildkit\/buildkitd.sock": expected unix:\/\/\/path/],
+    ["unix://relative.sock", /must be absolute/],
+    ["tcp://host", /expected tcp:\/\/host:port/],
+    ["tcp://host:99999", /port must be between 1 and 65535/],
+    ["docker-container://buildkitd", /unsupported buildkitd address scheme "docker-container:\/\/"/],
+  ];
+  for (const [input, re] of cases) {
+    assert.throws(() => parseAddress(input), (e: unknown) => e instanceof UsageError && re.test(e.message), input);
+  }
+});
+
+test("resolveAddress: explicit, then BUILDKIT_HOST, then the default", () => {
+  assert.equal(resolveAddress("tcp://a:1", { BUILDKIT_HOST: "tcp://b:2" }), "tcp://a:1");
+  assert.equal(resolveAddress(undefined, { BUILDKIT_HOST: "tcp://b:2" }), "tcp://b:2");
+  assert.equal(resolveAddress("", { BUILDKIT_HOST: "" }), DEFAULT_ADDRESS);
+  assert.equal(DEFAULT_ADDRESS, "unix:///run/buildkit/buildkitd.sock");
+});
+
+test("resolveTls reads a --tlsdir in either layout and checks combinations", () => {
+  const tcp = parseAddress("tcp://127.0.0.1:1234");
+  assert.equal(resolveTls(undefined, tcp), undefined);
+  assert.equal(resolveTls({}, tcp), undefined);
+
+  const a = mkdtempSync(join(tmpdir(), "bk-tls-"));
+  writeFileSync(join(a, "ca.pem"), "CA");
+  writeFileSync(join(a, "cert.pem"), "CERT");
+  writeFileSync(join(a, "key.pem"), "KEY");
+  const r = resolveTls({ dir: a }, tcp)!;
+  assert.equal(r.ca?.toString(), "CA");
+  assert.equal(r.cert?.toString(), "CERT");
+  assert.equal(r.key?.toString(), "KEY");
+  assert.equal(r.serverName, "127.0.0.1");
+
+  const b = mkdtempSync(join(tmpdir(), "bk-tls-"));
+  writeFileSync(join(b, "ca.crt"), "CA2");
+  writeFileSync(join(b, "tls.crt"), "CERT2");
+  writeFileSync(join(b, "tls.key"), "KEY2");
+  const r2 = resolveTls({ dir: b, serverName: "buildkitd" }, tcp)!;
+  assert.equal(r2.ca?.toString(), "CA2");
+  assert.equal(r2.key?.toString(), "KEY2");
+  assert.equal(r2.serverName, "buildkitd");
+
+  assert.throws(() => resolveTls({ dir: a, caFile: join(a, "ca.pem") }, tcp), /--tlsdir cannot be combined/);
+  assert.throws(() => resolveTls({ certFile: join(a, "cert.pem") }, tcp), /--tlscert and --tlskey must be given together/);
+  assert.throws(() => resolveTls({ caFile: join(a, "missing.pem") }, tcp), /cannot read CA certificate ".*missing.pem" \(--tlscacert\): no such file/);
+  assert.throws(() => resolveTls({ caFile: join(a, "ca.pem") }, parseAddress("unix:///x.sock")), /only used with tcp:\/\//);
+  assert.throws(() => resolveTls({ dir: join(a, "nope") }, tcp), /TLS directory ".*nope" \(--tlsdir\) does not exist/);
+  assert.throws(() => resolveTls({ serverName: "x" }, tcp), /--tlsservername needs/);
+});

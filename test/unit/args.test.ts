@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { outputFormat, parseCommandLine } from "../../src/cli/args.js";
+import { UsageError } from "../../src/errors.js";
+
+function usage(argv: string[], re: RegExp): void {
+  assert.throws(() => parseCommandLine(argv), (e: unknown) => e instanceof UsageError && re.test(e.message), argv.join(" "));
+}
+
+test("global flags may come before or after the command", () => {
+  const a = parseCommandLine(["--addr", "tcp://x:1", "du", "--verbose", "--filter", "type==regular", "--filter=until=1h"]);
+  assert.equal(a.kind, "command");
+  if (a.kind !== "command") return;
+  assert.equal(a.spec.name, "du");
+  assert.equal(a.values["addr"], "tcp://x:1");
+  assert.equal(a.values["verbose"], true);
+  assert.deepEqual(a.values["filter"], ["type==regular", "until=1h"]);
+
+  const b = parseCommandLine(["info", "--addr=unix:///s.sock", "--format", "json", "--timeout", "2"]);
+  assert.equal(b.kind === "command" && b.values["addr"], "unix:///s.sock");
+  assert.equal(b.kind === "command" && b.values["timeout"], "2");
+});
+
+test("help and version", () => {
+  const h = parseCommandLine(["--help"]);
+  assert.equal(h.kind, "help");
+  assert.match(h.kind === "help" ? h.text : "", /Commands:\n  info .*\n  workers .*\n  du .*\n  prune /);
+  const ch = parseCommandLine(["prune", "--help"]);
+  assert.match(ch.kind === "help" ? ch.text : "", /Usage: bk-build prune .*\n[\s\S]*--keep-storage N/);
+  assert.equal(parseCommandLine(["--version"]).kind, "version");
+});
+
+test("mistakes give one line naming the input and what to do", () => {
+  usage([], /no command given; run 'bk-build --help'/);
+  usage(["frob"], /unknown command "frob"; commands are: info, workers, du, prune/);
+  usage(["du", "--bogus"], /unknown flag --bogus; run 'bk-build du --help'/);
+  usage(["info", "--all"], /unknown flag --all; run 'bk-build info --help'/);
+  usage(["prune", "--keep-duration"], /flag --keep-duration needs a value; run 'bk-build prune --help'/);
+  usage(["--addr"], /flag --addr needs a value/);
+  usage(["info", "extra"], /'bk-build info' takes no arguments, got "extra"/);
+  usage(["--nope"], /unknown flag --nope/);
+});
+
+test("--format accepts table and json only", () => {
+  assert.equal(outputFormat({}), "table");
+  assert.equal(outputFormat({ format: "json" }), "json");
+  assert.throws(() => outputFormat({ format: "yaml" }), /invalid --format "yaml": use table or json/);
+});
