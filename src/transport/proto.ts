@@ -1,29 +1,80 @@
-import type { ServiceDefinition } from "@grpc/grpc-js";
-import { fromJSON, type PackageDefinition } from "@grpc/proto-loader";
+import type { ServiceDefinition, MethodDefinition } from "@grpc/grpc-js";
+import protobuf from "protobufjs/light.js";
 import { descriptor } from "../gen/descriptor.js";
 
-let pkg: PackageDefinition | undefined;
-
 /**
- * The package definition of every service in proto/, built from the
- * prepared JSON descriptor (no .proto parsing at run time). int64 values
- * decode to decimal strings, never to lossy JS numbers.
+ * Message codecs and gRPC method definitions, built from the prepared JSON
+ * descriptor with protobufjs' light build: no .proto parsing and no work for
+ * services that are never used (start-up time matters for the CLI).
+ *
+ * Decoded messages follow the generated `__Output` types: int64 as decimal
+ * strings (never lossy JS numbers), enums as names, bytes as Buffers, and
+ * defaults filled in for missing fields.
  */
-export function packageDefinition(): PackageDefinition {
-  pkg ??= fromJSON(descriptor as Parameters<typeof fromJSON>[0], {
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  return pkg;
+
+let root: protobuf.Root | undefined;
+
+function getRoot(): protobuf.Root {
+  root ??= protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
+  return root;
 }
 
-export function serviceDefinition(fullName: string): ServiceDefinition {
-  const def = packageDefinition()[fullName];
-  if (!def || "format" in def) {
-    throw new Error(`internal: no service ${fullName} in the descriptor`);
+const toObjectOptions: protobuf.IConversionOptions = {
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+export interface Codec<T = unknown> {
+  encode(value: object): Buffer;
+  decode(bytes: Uint8Array): T;
+}
+
+const codecs = new Map<string, Codec>();
+
+/** Encoder/decoder for one message type, e.g. "google.rpc.Status". */
+export function codec<T = unknown>(fullName: string): Codec<T> {
+  let c = codecs.get(fullName);
+  if (!c) {
+    const type = getRoot().lookupType(fullName);
+    c = {
+      encode: (value) => {
+        const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      },
+      decode: (bytes) => type.toObject(type.decode(bytes), toObjectOptions),
+    };
+    codecs.set(fullName, c);
   }
-  return def as ServiceDefinition;
+  return c as Codec<T>;
+}
+
+const services = new Map<string, ServiceDefinition>();
+
+/** grpc-js service definition (client and server side) for e.g. "moby.buildkit.v1.Control". */
+export function serviceDefinition(fullName: string): ServiceDefinition {
+  let def = services.get(fullName);
+  if (!def) {
+    const svc = getRoot().lookupService(fullName);
+    const out: Record<string, MethodDefinition<unknown, unknown>> = {};
+    for (const m of svc.methodsArray) {
+      m.resolve();
+      const req = codec(m.resolvedRequestType!.fullName.replace(/^\./, ""));
+      const res = codec(m.resolvedResponseType!.fullName.replace(/^\./, ""));
+      out[m.name] = {
+        path: `/${fullName}/${m.name}`,
+        requestStream: m.requestStream === true,
+        responseStream: m.responseStream === true,
+        requestSerialize: (v: unknown) => req.encode(v as object),
+        requestDeserialize: (b: Buffer) => req.decode(b),
+        responseSerialize: (v: unknown) => res.encode(v as object),
+        responseDeserialize: (b: Buffer) => res.decode(b),
+        originalName: m.name,
+      };
+    }
+    def = out as ServiceDefinition;
+    services.set(fullName, def);
+  }
+  return def;
 }
