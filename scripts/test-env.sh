@@ -5,6 +5,9 @@
 #   eval "$(scripts/test-env.sh up)"   install what is missing, start, print exports
 #   scripts/test-env.sh down           stop what `up` started, and only that
 #   scripts/test-env.sh status         say whether it is running
+#   scripts/test-env.sh seed           push the busybox base image to the registry
+#                                      named by BK_TEST_REGISTRY through the daemon
+#                                      at BUILDKIT_HOST (for docker-compose.test.yml)
 #
 # stdout of `up` carries only `export NAME=value` lines; progress goes to stderr
 # and the daemons' logs to files in the state directory.
@@ -214,8 +217,8 @@ EOF
   die "buildkitd did not come up; last lines of $STATE/buildkitd.log: $(tail -8 "$STATE/buildkitd.log" | tr '\n' ' ')"
 }
 
-push_busybox() {
-  local regport=$1 ref=127.0.0.1:$1/bk-test/busybox:latest
+push_busybox() { # registry-port [buildkitd-address]
+  local regport=$1 addr=${2:-unix://$STATE/buildkitd.sock} ref=127.0.0.1:$1/bk-test/busybox:latest
   if curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://127.0.0.1:$regport/v2/bk-test/busybox/manifests/latest" 2>/dev/null; then
@@ -235,7 +238,7 @@ push_busybox() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   printf 'FROM scratch\nCOPY . /\nENV PATH=/bin\nCMD ["/bin/sh"]\n' >"$df/Dockerfile"
-  "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" build --progress plain \
+  "$BIN/buildctl" --addr "$addr" build --progress plain \
     --frontend dockerfile.v0 --local "context=$root" --local "dockerfile=$df" \
     --output "type=image,name=$ref,push=true,registry.insecure=true" >"$STATE/busybox.log" 2>&1 ||
     die "pushing the busybox base image failed; last lines of $STATE/busybox.log: $(tail -5 "$STATE/busybox.log" | tr '\n' ' ')"
@@ -304,9 +307,20 @@ cmd_status() {
   fi
 }
 
+cmd_seed() {
+  [[ -n ${BUILDKIT_HOST:-} && ${BK_TEST_REGISTRY:-} == 127.0.0.1:* ]] ||
+    die "seed needs BUILDKIT_HOST and BK_TEST_REGISTRY=127.0.0.1:PORT (see docker-compose.test.yml)"
+  mkdir -p "$STATE" "$CACHE"
+  static_busybox || apt_install busybox-static
+  install_buildkit
+  push_busybox "${BK_TEST_REGISTRY#127.0.0.1:}" "$BUILDKIT_HOST"
+  log "pushed $BK_TEST_REGISTRY/bk-test/busybox:latest"
+}
+
 case ${1:-} in
   up) cmd_up ;;
+  seed) cmd_seed ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|seed" >&2; exit 2 ;;
 esac
