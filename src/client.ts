@@ -1,6 +1,7 @@
 import { ConnectionError, UsageError } from "./errors.js";
 import { parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
 import { Connection } from "./transport/connection.js";
+import { startBuild, type Build, type BuildOptions } from "./solve/build.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { InfoResponse__Output } from "./gen/types/moby/buildkit/v1/InfoResponse.js";
 import type { DiskUsageResponse__Output } from "./gen/types/moby/buildkit/v1/DiskUsageResponse.js";
@@ -145,6 +146,16 @@ export class BuildKitClient {
     for await (const r of this.#conn.serverStream<UsageRecord__Output>("Control.Prune", req, { signal: options.signal })) {
       yield recordFromWire(r);
     }
+  }
+
+  /**
+   * Starts a Dockerfile build. Progress arrives on `build.progress`; the
+   * exporters' response on `build.result`. Each build has its own session,
+   * so concurrent builds never see each other's secrets or files.
+   */
+  async build(options: BuildOptions): Promise<Build> {
+    this.#check();
+    return startBuild(this.#conn, options);
   }
 
   /** Closes the connection. Safe to call more than once. */

@@ -24,3 +24,7 @@ export type {
   WorkerInfo,
   WorkersOptions,
 } from "./types.js";
+export type { Build, BuildOptions, BuildResult, ExportSpec } from "./solve/build.js";
+export type { SecretSource } from "./solve/secrets.js";
+export type { SolveStatus, Vertex, VertexLog, VertexStatus, VertexWarning } from "./progress/status.js";
+export { PlainPrinter } from "./progress/plain.js";

@@ -107,6 +107,12 @@ export class Connection {
     }
   }
 
+  /** Opens a bidi-streaming Control method (the session pipe). */
+  bidi(method: string, metadata: grpc.Metadata): grpc.ClientDuplexStream<unknown, unknown> {
+    const def = this.#method(method);
+    return this.#client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, metadata, {});
+  }
+
   close(): void {
     this.#client.close();
   }

@@ -1,0 +1,82 @@
+/** Build progress as public types, converted from StatusResponse in one place. */
+import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
+import { timestamp } from "../convert.js";
+
+export interface Vertex {
+  digest: string;
+  inputs: string[];
+  name: string;
+  cached: boolean;
+  started?: Date;
+  completed?: Date;
+  error?: string;
+}
+
+export interface VertexStatus {
+  id: string;
+  vertex: string;
+  name: string;
+  current: number;
+  total: number;
+  started?: Date;
+  completed?: Date;
+}
+
+export interface VertexLog {
+  vertex: string;
+  /** 1 = stdout, 2 = stderr. */
+  stream: number;
+  data: Buffer;
+  timestamp?: Date;
+}
+
+export interface VertexWarning {
+  vertex: string;
+  level: number;
+  short: string;
+  detail: string[];
+  url: string;
+}
+
+/** One progress update from buildkitd. */
+export interface SolveStatus {
+  vertexes: Vertex[];
+  statuses: VertexStatus[];
+  logs: VertexLog[];
+  warnings: VertexWarning[];
+}
+
+export function statusFromWire(r: StatusResponse__Output): SolveStatus {
+  return {
+    vertexes: r.vertexes.map((v) => {
+      const out: Vertex = { digest: v.digest, inputs: [...v.inputs], name: v.name, cached: v.cached };
+      const s = timestamp(v.started);
+      const c = timestamp(v.completed);
+      if (s) out.started = s;
+      if (c) out.completed = c;
+      if (v.error) out.error = v.error;
+      return out;
+    }),
+    statuses: r.statuses.map((s) => {
+      const out: VertexStatus = { id: s.ID, vertex: s.vertex, name: s.name, current: Number(s.current), total: Number(s.total) };
+      const st = timestamp(s.started);
+      const c = timestamp(s.completed);
+      if (st) out.started = st;
+      if (c) out.completed = c;
+      return out;
+    }),
+    logs: r.logs.map((l) => {
+      const out: VertexLog = { vertex: l.vertex, stream: Number(l.stream), data: Buffer.from(l.msg) };
+      const t = timestamp(l.timestamp);
+      if (t) out.timestamp = t;
+      return out;
+    }),
+    warnings: r.warnings.map((w) => ({
+      vertex: w.vertex,
+      level: Number(w.level),
+      short: Buffer.from(w.short).toString(),
+      detail: w.detail.map((d) => Buffer.from(d).toString()),
+      url: w.url,
+    })),
+  };
+}

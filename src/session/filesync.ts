@@ -1,0 +1,188 @@
+/**
+ * moby.filesync.v1.FileSync/DiffCopy, sender side: buildkitd asks for a local
+ * directory by name and we stream it in fsutil's packet protocol.
+ *
+ * STAT packets for every entry (ids count every STAT), an empty STAT at the
+ * end of the walk, DATA chunks for each requested id ending with an empty
+ * DATA, FIN answered with FIN.
+ */
+import { createReadStream } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import type { SessionService } from "./session.js";
+import { walk } from "./fsutil/walk.js";
+
+const CHUNK = 32 * 1024;
+
+interface PacketIn {
+  type: string;
+  ID: number;
+  data: Buffer;
+}
+
+/**
+ * Reads a metadata list, undoing the URL escaping buildkitd applies when a
+ * value is not ASCII. buildkitd sends one header field per value, but Node's
+ * HTTP/2 layer joins repeated fields with ", " before grpc-js sees them, so
+ * the values are split there again. (A pattern that itself contains ", "
+ * cannot be told apart; buildkitd escapes commas only in `-encoded` lists.)
+ */
+export function mdValues(md: grpc.Metadata, key: string): string[] {
+  const values = md.get(key).flatMap((v) => String(v).split(", ")).filter((v) => v !== "");
+  if (md.get(`${key}-encoded`).length) {
+    return values.map((v) => decodeURIComponent(v.replace(/\+/g, " ")));
+  }
+  return values;
+}
+
+export interface FileSyncStats {
+  /** Bytes of file content sent, per directory name. */
+  bytesSent: Map<string, number>;
+}
+
+export function fileSyncService(dirs: ReadonlyMap<string, string>, stats?: FileSyncStats): SessionService {
+  return {
+    name: "moby.filesync.v1.FileSync",
+    handlers: {
+      DiffCopy: (call: grpc.ServerDuplexStream<PacketIn, unknown>) => {
+        void diffCopy(call, dirs, stats);
+      },
+      TarStream: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "TarStream is not supported" });
+      },
+    },
+  };
+}
+
+async function diffCopy(call: grpc.ServerDuplexStream<PacketIn, unknown>, dirs: ReadonlyMap<string, string>, stats?: FileSyncStats): Promise<void> {
+  const name = mdValues(call.metadata, "dir-name")[0] ?? "";
+  const root = dirs.get(name);
+  if (root === undefined) {
+    call.emit("error", { code: grpc.status.NOT_FOUND, details: `no access allowed to dir "${name}"` });
+    return;
+  }
+  let failed = false;
+  const fail = (message: string): void => {
+    if (failed) return;
+    failed = true;
+    call.write({ type: "PACKET_ERR", data: Buffer.from(message) });
+    call.emit("error", { code: grpc.status.UNKNOWN, details: message });
+  };
+
+  const write = async (packet: object): Promise<void> => {
+    if (!call.write(packet)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          call.off("drain", done);
+          call.off("close", done);
+          resolve();
+        };
+        call.on("drain", done);
+        call.on("close", done);
+      });
+    }
+  };
+
+  const files = new Map<number, string>();
+  const requests: number[] = [];
+  let wake: (() => void) | undefined;
+  let finished = false;
+  let walkDone = false;
+
+  // Reader: REQ / FIN / ERR from the daemon.
+  call.on("data", (p: PacketIn) => {
+    switch (p.type) {
+      case "PACKET_REQ":
+        requests.push(p.ID);
+        wake?.();
+        break;
+      case "PACKET_FIN":
+        finished = true;
+        wake?.();
+        break;
+      case "PACKET_ERR":
+        failed = true;
+        finished = true;
+        wake?.();
+        break;
+      default:
+        break;
+    }
+  });
+  call.on("end", () => {
+    finished = true;
+    wake?.();
+  });
+  call.on("error", () => {
+    failed = true;
+    finished = true;
+    wake?.();
+  });
+
+  // Walker: STAT packets.
+  const walker = (async () => {
+    let id = 0;
+    try {
+      for await (const entry of walk(root, {
+        includePatterns: mdValues(call.metadata, "include-patterns"),
+        excludePatterns: mdValues(call.metadata, "exclude-patterns"),
+        followPaths: mdValues(call.metadata, "followpaths"),
+      })) {
+        if (failed || finished) return;
+        if (entry.requestable) files.set(id, entry.absPath);
+        id++;
+        await write({ type: "PACKET_STAT", stat: entry.stat });
+      }
+      await write({});
+    } catch (e) {
+      fail((e as Error).message);
+    } finally {
+      walkDone = true;
+      wake?.();
+    }
+  })();
+
+  // Server of requests, one file at a time.
+  const served = new Set<number>();
+  try {
+    for (;;) {
+      if (failed) break;
+      const next = requests.shift();
+      if (next !== undefined) {
+        const path = files.get(next);
+        if (path === undefined || served.has(next)) {
+          fail(`invalid file request ${next}`);
+          break;
+        }
+        served.add(next);
+        try {
+          for await (const chunk of createReadStream(path, { highWaterMark: CHUNK })) {
+            if (failed) break;
+            const buf = chunk as Buffer;
+            stats?.bytesSent.set(name, (stats.bytesSent.get(name) ?? 0) + buf.length);
+            await write({ type: "PACKET_DATA", ID: next, data: buf });
+          }
+        } catch (e) {
+          fail(`cannot read ${path}: ${(e as Error).message}`);
+          break;
+        }
+        await write({ type: "PACKET_DATA", ID: next });
+        continue;
+      }
+      if (finished) {
+        if (!failed) {
+          await walker;
+          await write({ type: "PACKET_FIN" });
+          call.end();
+        }
+        break;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+      void walkDone;
+    }
+  } finally {
+    await walker;
+  }
+}

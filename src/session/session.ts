@@ -1,0 +1,135 @@
+/**
+ * A BuildKit session: the client's gRPC server, served to buildkitd over the
+ * Control.Session byte pipe (buildkitd is the HTTP/2 client on that pipe).
+ */
+import { randomBytes } from "node:crypto";
+import { Duplex } from "node:stream";
+import * as grpc from "@grpc/grpc-js";
+import type { Connection } from "../transport/connection.js";
+import { MAX_MESSAGE_BYTES } from "../transport/connection.js";
+import { serviceDefinition } from "../transport/proto.js";
+
+/** One service the session serves: its full proto name and handlers. */
+export interface SessionService {
+  name: string;
+  handlers: grpc.UntypedServiceImplementation;
+}
+
+const HEADER_UUID = "x-docker-expose-session-uuid";
+const HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey";
+const HEADER_METHOD = "x-docker-expose-session-grpc-method";
+
+/** A random id in the style of buildkit's identity.NewID (25 base36 chars). */
+export function newId(): string {
+  const bytes = randomBytes(17);
+  let n = BigInt("0x" + bytes.toString("hex"));
+  let s = "";
+  while (s.length < 25) {
+    s += (n % 36n).toString(36);
+    n /= 36n;
+  }
+  return s;
+}
+
+function healthService(): SessionService {
+  return {
+    name: "grpc.health.v1.Health",
+    handlers: {
+      Check: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: "SERVING" }),
+      Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        call.write({ status: "SERVING" });
+      },
+    },
+  };
+}
+
+export interface SessionOptions {
+  /** Services besides Health, which is always served. */
+  services: SessionService[];
+  /**
+   * Key under which buildkitd caches what this session's local directories
+   * sent; a stable key per directory makes the next build send only changes.
+   */
+  sharedKey: string;
+}
+
+export class Session {
+  readonly id = newId();
+  readonly sharedKey: string;
+  /** Advertised methods, derived from the registered services. */
+  readonly methods: string[];
+  readonly #server: grpc.Server;
+  #call: grpc.ClientDuplexStream<unknown, unknown> | undefined;
+  #injector: ReturnType<grpc.Server["createConnectionInjector"]> | undefined;
+  #done: Promise<void> | undefined;
+
+  constructor(options: SessionOptions) {
+    this.sharedKey = options.sharedKey;
+    this.#server = new grpc.Server({
+      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    });
+    const methods: string[] = [];
+    for (const svc of [healthService(), ...options.services]) {
+      const def = serviceDefinition(svc.name);
+      this.#server.addService(def, svc.handlers);
+      for (const m of Object.values(def)) methods.push(m.path);
+    }
+    this.methods = methods;
+  }
+
+  /**
+   * Opens the session on the daemon and serves it. Resolves once the pipe is
+   * established; `done` settles when the daemon or close() ends it.
+   */
+  start(conn: Connection): void {
+    const md = new grpc.Metadata();
+    md.set(HEADER_UUID, this.id);
+    md.set(HEADER_SHARED_KEY, this.sharedKey);
+    for (const m of this.methods) md.add(HEADER_METHOD, m);
+    const call = conn.bidi("Control.Session", md);
+    this.#call = call;
+    const pipe = new Duplex({
+      read() {
+        call.resume();
+      },
+      write(chunk: Buffer, _enc, cb) {
+        call.write({ data: chunk }, cb);
+      },
+      final(cb) {
+        call.end();
+        cb();
+      },
+    });
+    call.on("data", (m: { data: Buffer }) => {
+      if (m.data.length && !pipe.push(m.data)) call.pause();
+    });
+    this.#done = new Promise<void>((resolve) => {
+      const finish = (): void => {
+        pipe.push(null);
+        resolve();
+      };
+      call.on("end", finish);
+      call.on("error", finish);
+      call.on("status", finish);
+    });
+    // grpc-js' http2 server reads a few socket properties.
+    Object.assign(pipe, { remoteAddress: "buildkitd", remotePort: 0, setNoDelay: () => pipe, setKeepAlive: () => pipe, setTimeout: () => pipe });
+    this.#injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.#injector.injectConnection(pipe);
+  }
+
+  /** Ends the session: half-closes the pipe, stops serving. Idempotent. */
+  async close(): Promise<void> {
+    const call = this.#call;
+    if (!call) return;
+    this.#call = undefined;
+    this.#injector?.drain(1000);
+    call.end();
+    const timer = setTimeout(() => call.cancel(), 2000);
+    await this.#done;
+    clearTimeout(timer);
+    this.#injector?.destroy();
+    this.#server.forceShutdown();
+  }
+}

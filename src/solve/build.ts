@@ -1,0 +1,213 @@
+/**
+ * A Dockerfile build: the session (file sync, secrets, health), Control.Solve
+ * with the dockerfile.v0 frontend, and the Control.Status stream run side by
+ * side. The first failure cancels the rest; status drains (bounded) after
+ * Solve returns.
+ */
+import { basename, dirname, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
+import { BuildKitError, UsageError } from "../errors.js";
+import type { Connection } from "../transport/connection.js";
+import { Session, newId } from "../session/session.js";
+import { fileSyncService, type FileSyncStats } from "../session/filesync.js";
+import { secretsService } from "../session/secrets.js";
+import { prepareSecrets, type SecretSource } from "./secrets.js";
+import { statusFromWire, type SolveStatus } from "../progress/status.js";
+import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
+import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
+
+export interface ExportSpec {
+  /** Exporter type: image, local, tar, oci, docker. */
+  type: string;
+  attrs: Record<string, string>;
+}
+
+export interface BuildOptions {
+  /** Build context directory. */
+  context: string;
+  /** Dockerfile path (default: <context>/Dockerfile); may lie outside the context. */
+  dockerfile?: string | undefined;
+  target?: string | undefined;
+  buildArgs?: Record<string, string> | undefined;
+  labels?: Record<string, string> | undefined;
+  platforms?: string[] | undefined;
+  /** true: no cache for any stage; a list: only those stages. */
+  noCache?: boolean | string[] | undefined;
+  /** Named contexts: a directory, or a frontend reference such as docker-image://REF. */
+  buildContexts?: Record<string, string> | undefined;
+  secrets?: Record<string, SecretSource> | undefined;
+  /** Image names; with `push`, they are pushed. */
+  tags?: string[] | undefined;
+  push?: boolean | undefined;
+  /** Extra exporters (buildx --output). */
+  outputs?: ExportSpec[] | undefined;
+  /** Other frontend attributes, sent as they are. */
+  frontendAttrs?: Record<string, string> | undefined;
+  signal?: AbortSignal | undefined;
+  /** Environment for `{ env }` secrets. Default: process.env. */
+  env?: Record<string, string | undefined> | undefined;
+}
+
+export interface BuildResult {
+  /** The exporters' response, e.g. `containerimage.digest`. */
+  exporterResponse: Record<string, string>;
+  /** Bytes of file content sent for each local directory. */
+  bytesSent: Record<string, number>;
+}
+
+export interface Build {
+  readonly ref: string;
+  readonly progress: AsyncIterable<SolveStatus>;
+  readonly result: Promise<BuildResult>;
+}
+
+/** An unbounded queue consumed as an async iterable. */
+class Queue<T> implements AsyncIterable<T> {
+  #items: T[] = [];
+  #wait: (() => void) | undefined;
+  #closed = false;
+  push(item: T): void {
+    this.#items.push(item);
+    this.#wait?.();
+  }
+  close(): void {
+    this.#closed = true;
+    this.#wait?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      const item = this.#items.shift();
+      if (item !== undefined) {
+        yield item;
+        continue;
+      }
+      if (this.#closed) return;
+      await new Promise<void>((r) => (this.#wait = r));
+      this.#wait = undefined;
+    }
+  }
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedDirs: Map<string, string>): Record<string, string> {
+  const attrs: Record<string, string> = { filename: dockerfileName };
+  if (opts.target) attrs["target"] = opts.target;
+  for (const [k, v] of Object.entries(opts.buildArgs ?? {})) attrs[`build-arg:${k}`] = v;
+  for (const [k, v] of Object.entries(opts.labels ?? {})) attrs[`label:${k}`] = v;
+  if (opts.platforms?.length) attrs["platform"] = opts.platforms.join(",");
+  if (opts.noCache === true) attrs["no-cache"] = "";
+  else if (Array.isArray(opts.noCache) && opts.noCache.length) attrs["no-cache"] = opts.noCache.join(",");
+  for (const [name, value] of Object.entries(opts.buildContexts ?? {})) {
+    const local = namedDirs.get(name);
+    attrs[`context:${name}`] = local !== undefined ? `local:${local}` : value;
+  }
+  return { ...attrs, ...(opts.frontendAttrs ?? {}) };
+}
+
+export function exporters(opts: BuildOptions): ExportSpec[] {
+  const out: ExportSpec[] = [...(opts.outputs ?? [])];
+  if (opts.tags?.length || opts.push) {
+    const image = out.find((o) => o.type === "image");
+    if (image) {
+      if (opts.tags?.length && !image.attrs["name"]) image.attrs["name"] = opts.tags.join(",");
+      if (opts.push) image.attrs["push"] = "true";
+    } else {
+      if (opts.push && !opts.tags?.length) throw new UsageError("push needs at least one tag (--tag NAME)");
+      const attrs: Record<string, string> = { name: opts.tags!.join(",") };
+      if (opts.push) attrs["push"] = "true";
+      out.unshift({ type: "image", attrs });
+    }
+  }
+  return out;
+}
+
+export async function startBuild(conn: Connection, opts: BuildOptions): Promise<Build> {
+  const env = opts.env ?? process.env;
+  const context = resolve(opts.context);
+  if (!isDir(context)) throw new UsageError(`build context "${opts.context}" is not a directory`);
+  const dockerfilePath = resolve(opts.dockerfile ?? `${context}/Dockerfile`);
+  const dockerfileDir = dirname(dockerfilePath);
+  try {
+    if (!statSync(dockerfilePath).isFile()) throw new Error("not a file");
+  } catch {
+    throw new UsageError(`Dockerfile "${opts.dockerfile ?? `${opts.context}/Dockerfile`}" not found; pass its path with -f/--file`);
+  }
+  const dirs = new Map<string, string>([
+    ["context", context],
+    ["dockerfile", dockerfileDir],
+  ]);
+  const namedDirs = new Map<string, string>();
+  for (const [name, value] of Object.entries(opts.buildContexts ?? {})) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) continue;
+    const dir = resolve(value);
+    if (!isDir(dir)) throw new UsageError(`build context "${name}=${value}" is not a directory or a known reference (docker-image://, https://, ...)`);
+    const local = `named-${name.replace(/[^a-zA-Z0-9_.-]/g, "_")}`;
+    dirs.set(local, dir);
+    namedDirs.set(name, local);
+  }
+  const secrets = await prepareSecrets(opts.secrets, env);
+  const exps = exporters(opts);
+  const attrs = frontendAttrs(opts, basename(dockerfilePath), namedDirs);
+
+  const stats: FileSyncStats = { bytesSent: new Map() };
+  // Stable per context directory, so buildkitd reuses what it already has.
+  const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
+  const session = new Session({
+    sharedKey,
+    services: [fileSyncService(dirs, stats), secretsService(secrets)],
+  });
+  const ref = newId();
+  const progress = new Queue<SolveStatus>();
+  const ac = new AbortController();
+  const onAbort = (): void => ac.abort(opts.signal?.reason);
+  if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED" });
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  session.start(conn);
+  const statusAc = new AbortController();
+  const statusDone = (async () => {
+    try {
+      for await (const r of conn.serverStream<StatusResponse__Output>("Control.Status", { Ref: ref }, { signal: statusAc.signal })) {
+        progress.push(statusFromWire(r));
+      }
+    } catch {
+      // Status is best effort; Solve's outcome decides the build.
+    }
+  })();
+
+  const first = exps[0];
+  const request = {
+    Ref: ref,
+    Session: session.id,
+    Frontend: "dockerfile.v0",
+    FrontendAttrs: attrs,
+    Exporters: exps.map((e) => ({ Type: e.type, Attrs: e.attrs })),
+    ExporterDeprecated: first?.type ?? "",
+    ExporterAttrsDeprecated: first?.attrs ?? {},
+    Cache: {},
+  };
+
+  const result = (async (): Promise<BuildResult> => {
+    try {
+      const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
+      return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      await session.close();
+      // Let the status stream finish on its own; cut it after 5 s.
+      const timer = setTimeout(() => statusAc.abort(), 5000);
+      await statusDone;
+      clearTimeout(timer);
+      progress.close();
+    }
+  })();
+  return { ref, progress, result };
+}
