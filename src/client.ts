@@ -153,7 +153,7 @@ export class BuildKitClient {
    * exporters' response on `build.result`. Each build has its own session,
    * so concurrent builds never see each other's secrets or files.
    */
-  async build(options: BuildOptions): Promise<Build> {
+  build(options: BuildOptions): Build {
     this.#check();
     return startBuild(this.#conn, options);
   }

@@ -30,6 +30,53 @@ const formatFlag = "  --format table|json       output format (default table)";
 
 export const commands: CommandSpec[] = [
   {
+    name: "build",
+    summary: "Build from a Dockerfile",
+    usage: "bk-build build [OPTIONS] PATH",
+    options: {
+      file: { type: "string", short: "f" },
+      target: { type: "string" },
+      "build-arg": { type: "string", multiple: true },
+      label: { type: "string", multiple: true },
+      platform: { type: "string", multiple: true },
+      "no-cache": { type: "boolean" },
+      "no-cache-filter": { type: "string", multiple: true },
+      "add-host": { type: "string", multiple: true },
+      "shm-size": { type: "string" },
+      ulimit: { type: "string", multiple: true },
+      network: { type: "string" },
+      "build-context": { type: "string", multiple: true },
+      secret: { type: "string", multiple: true },
+      tag: { type: "string", short: "t", multiple: true },
+      push: { type: "boolean" },
+      output: { type: "string", short: "o", multiple: true },
+      progress: { type: "string" },
+      quiet: { type: "boolean", short: "q" },
+      "metadata-file": { type: "string" },
+    },
+    flags: [
+      "  -f, --file PATH           Dockerfile (default PATH/Dockerfile; may be outside the context)",
+      "  --target STAGE            stage to build",
+      "  --build-arg K=V | K       build argument; a bare K takes $K from the environment",
+      "  --secret SPEC             id=ID[,src=PATH|env=VAR][,type=file|env]; id only: $ID, else file ID",
+      "  -t, --tag NAME            image name (repeatable)",
+      "  --push                    push the tagged image",
+      "  -o, --output SPEC         type=image,name=NAME[,push=true][,registry.insecure=true] | type=registry,name=NAME",
+      "  --progress MODE           auto, plain, rawjson, quiet (default $BUILDKIT_PROGRESS or auto)",
+      "  -q, --quiet               print only the image digest",
+      "  --metadata-file FILE      write the build result (image digest, ...) as JSON",
+      "  --no-cache                do not use the build cache",
+      "  --no-cache-filter STAGE   do not use the cache for these stages (repeatable)",
+      "  --platform P              target platform(s), e.g. linux/amd64 (repeatable or comma list)",
+      "  --label K=V               image label (repeatable)",
+      "  --build-context NAME=SRC  extra context: a directory or docker-image://REF (repeatable)",
+      "  --add-host HOST:IP        extra /etc/hosts entry (repeatable)",
+      "  --shm-size SIZE           size of /dev/shm, e.g. 128MB",
+      "  --ulimit NAME=SOFT:HARD   ulimit for RUN (repeatable)",
+      "  --network MODE            default, none or host",
+    ],
+  },
+  {
     name: "info",
     summary: "Show buildkitd's version and address",
     usage: "bk-build info [--format table|json]",
@@ -183,7 +230,7 @@ export function parseCommandLine(argv: string[]): Parsed {
     throw new UsageError(`${describeParseError(e)}; run 'bk-build ${spec.name} --help'`, { cause: e });
   }
   if (parsed.values["help"]) return { kind: "help", text: commandHelp(spec) };
-  if (parsed.positionals.length) {
+  if (spec.name !== "build" && parsed.positionals.length) {
     throw new UsageError(`'bk-build ${spec.name}' takes no arguments, got "${parsed.positionals[0]}"`);
   }
   return { kind: "command", spec, values: parsed.values, positionals: parsed.positionals };

@@ -190,7 +190,20 @@ async function runPrune(values: Values, signal: AbortSignal, out: Out): Promise<
   }
 }
 
-const runners: Record<string, (v: Values, s: AbortSignal, out: Out) => Promise<void>> = {
+async function runBuildCommand(values: Values, signal: AbortSignal, out: Out, positionals: string[]): Promise<void> {
+  const { runBuild, buildOptionsFromFlags } = await import("./build-command.js");
+  // Check the flags before dialling, so usage errors never wait on a daemon.
+  buildOptionsFromFlags(values, positionals, process.env);
+  const client = await connect(values, signal);
+  try {
+    await runBuild(client, values, positionals, signal, { out, err: (t) => void process.stderr.write(t), env: process.env });
+  } finally {
+    await client.close();
+  }
+}
+
+const runners: Record<string, (v: Values, s: AbortSignal, out: Out, positionals: string[]) => Promise<void>> = {
+  build: runBuildCommand,
   info: runInfo,
   workers: runWorkers,
   du: runDu,
@@ -213,7 +226,7 @@ export async function main(argv: string[]): Promise<number> {
       out(parsed.text);
       return 0;
     }
-    await runners[parsed.spec.name]!(parsed.values, ac.signal, out);
+    await runners[parsed.spec.name]!(parsed.values, ac.signal, out, parsed.positionals);
     return 0;
   } catch (e) {
     const err = e as { name?: string; message?: string; stack?: string; code?: string };

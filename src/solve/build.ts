@@ -42,6 +42,8 @@ export interface BuildOptions {
   push?: boolean | undefined;
   /** Extra exporters (buildx --output). */
   outputs?: ExportSpec[] | undefined;
+  /** Entitlements such as "network.host" (the daemon must allow them). */
+  entitlements?: string[] | undefined;
   /** Other frontend attributes, sent as they are. */
   frontendAttrs?: Record<string, string> | undefined;
   signal?: AbortSignal | undefined;
@@ -129,7 +131,11 @@ export function exporters(opts: BuildOptions): ExportSpec[] {
   return out;
 }
 
-export async function startBuild(conn: Connection, opts: BuildOptions): Promise<Build> {
+/**
+ * Validates the options synchronously (throws UsageError before any I/O on
+ * the daemon), then runs the build; failures after that reject `result`.
+ */
+export function startBuild(conn: Connection, opts: BuildOptions): Build {
   const env = opts.env ?? process.env;
   const context = resolve(opts.context);
   if (!isDir(context)) throw new UsageError(`build context "${opts.context}" is not a directory`);
@@ -153,10 +159,38 @@ export async function startBuild(conn: Connection, opts: BuildOptions): Promise<
     dirs.set(local, dir);
     namedDirs.set(name, local);
   }
-  const secrets = await prepareSecrets(opts.secrets, env);
   const exps = exporters(opts);
   const attrs = frontendAttrs(opts, basename(dockerfilePath), namedDirs);
 
+  if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED" });
+  const ref = newId();
+  const progress = new Queue<SolveStatus>();
+  const result = run(conn, opts, { ref, progress, env, context, dirs, attrs, exps });
+  // The caller may read progress before awaiting result; keep an early
+  // failure from counting as an unhandled rejection in the meantime.
+  result.catch(() => undefined);
+  return { ref, progress, result };
+}
+
+interface Prepared {
+  ref: string;
+  progress: Queue<SolveStatus>;
+  env: Record<string, string | undefined>;
+  context: string;
+  dirs: Map<string, string>;
+  attrs: Record<string, string>;
+  exps: ExportSpec[];
+}
+
+async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<BuildResult> {
+  const { ref, progress, context, dirs, attrs, exps } = p;
+  let secrets;
+  try {
+    secrets = await prepareSecrets(opts.secrets, p.env);
+  } catch (e) {
+    progress.close();
+    throw e;
+  }
   const stats: FileSyncStats = { bytesSent: new Map() };
   // Stable per context directory, so buildkitd reuses what it already has.
   const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
@@ -164,11 +198,8 @@ export async function startBuild(conn: Connection, opts: BuildOptions): Promise<
     sharedKey,
     services: [fileSyncService(dirs, stats), secretsService(secrets)],
   });
-  const ref = newId();
-  const progress = new Queue<SolveStatus>();
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(opts.signal?.reason);
-  if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED" });
   opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   session.start(conn);
@@ -193,10 +224,10 @@ export async function startBuild(conn: Connection, opts: BuildOptions): Promise<
     ExporterDeprecated: first?.type ?? "",
     ExporterAttrsDeprecated: first?.attrs ?? {},
     Cache: {},
+    Entitlements: opts.entitlements ?? [],
   };
 
-  const result = (async (): Promise<BuildResult> => {
-    try {
+  try {
       const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
       return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
     } finally {
@@ -207,7 +238,5 @@ export async function startBuild(conn: Connection, opts: BuildOptions): Promise<
       await statusDone;
       clearTimeout(timer);
       progress.close();
-    }
-  })();
-  return { ref, progress, result };
+  }
 }

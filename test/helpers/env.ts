@@ -3,7 +3,7 @@
  * otherwise runs scripts/test-env.sh up. Never skips: if the environment
  * cannot be had, this throws with the reason and the tests fail.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -81,4 +81,28 @@ export function buildctl(args: string[], input?: string): string {
     throw new Error(`buildctl ${args.join(" ")} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   }
   return r.stdout + r.stderr;
+}
+
+/**
+ * Runs the CLI without blocking this process, for tests that serve HTTP to
+ * the build themselves (spawnSync would stall their server).
+ */
+export function runCliAsync(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<RunResult> {
+  const t = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "main.js"), ...args], {
+      env: { ...process.env, ...(options.env ?? {}) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - t });
+    });
+  });
 }

@@ -1,0 +1,129 @@
+/** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
+import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Values } from "./args.js";
+import type { BuildKitClient } from "../client.js";
+import type { BuildOptions } from "../solve/build.js";
+import type { SecretSource } from "../solve/secrets.js";
+import { UsageError } from "../errors.js";
+import {
+  dockerfileSecretIds,
+  metadataJson,
+  parseBuildArgs,
+  parseBuildContexts,
+  parseLabels,
+  parseOutput,
+  parseProgress,
+  parseSecret,
+} from "./parse-build.js";
+import { parseBytes } from "./units.js";
+import { PlainPrinter } from "../progress/plain.js";
+import { toJson } from "./output.js";
+
+export interface BuildIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: Record<string, string | undefined>;
+}
+
+function list(v: Values[string]): string[] {
+  return Array.isArray(v) ? v : [];
+}
+
+function str(v: Values[string]): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+/** Turns flags into BuildOptions; throws UsageError for bad input. */
+export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>): { options: BuildOptions; progress: ReturnType<typeof parseProgress>; metadataFile: string | undefined } {
+  if (positionals.length !== 1) {
+    throw new UsageError(positionals.length ? `'bk-build build' takes one PATH, got ${positionals.length}` : "'bk-build build' needs a context PATH (e.g. '.')");
+  }
+  const secrets: Record<string, SecretSource> = {};
+  for (const s of list(values["secret"])) {
+    const p = parseSecret(s, env);
+    secrets[p.id] = p.source; // the last one wins, as buildx
+  }
+  const options: BuildOptions = {
+    context: positionals[0]!,
+    dockerfile: str(values["file"]),
+    target: str(values["target"]),
+    buildArgs: parseBuildArgs(list(values["build-arg"]), env),
+    labels: parseLabels(list(values["label"])),
+    platforms: list(values["platform"]).flatMap((p) => p.split(",")).filter(Boolean),
+    buildContexts: parseBuildContexts(list(values["build-context"])),
+    secrets,
+    tags: list(values["tag"]),
+    push: values["push"] === true,
+    outputs: list(values["output"]).map(parseOutput),
+    env,
+  };
+  if (values["no-cache"] === true) options.noCache = true;
+  else if (list(values["no-cache-filter"]).length) options.noCache = list(values["no-cache-filter"]);
+  const attrs: Record<string, string> = {};
+  const hosts = list(values["add-host"]).map((h) => {
+    const i = h.search(/[:=]/);
+    if (i <= 0 || i === h.length - 1) throw new UsageError(`invalid --add-host "${h}": use HOST:IP`);
+    return `${h.slice(0, i)}=${h.slice(i + 1)}`;
+  });
+  if (hosts.length) attrs["add-hosts"] = hosts.join(",");
+  const shm = str(values["shm-size"]);
+  if (shm !== undefined) attrs["shm-size"] = parseBytes(shm, "--shm-size").toString();
+  const ulimits = list(values["ulimit"]);
+  for (const u of ulimits) {
+    if (!/^[a-z]+=-?\d+(:-?\d+)?$/.test(u)) throw new UsageError(`invalid --ulimit "${u}": use NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
+  }
+  if (ulimits.length) attrs["ulimit"] = ulimits.join(",");
+  const network = str(values["network"]);
+  if (network !== undefined && network !== "default") {
+    if (network !== "none" && network !== "host") throw new UsageError(`invalid --network "${network}": use default, none or host`);
+    attrs["force-network-mode"] = network;
+    if (network === "host") options.entitlements = ["network.host"];
+  }
+  options.frontendAttrs = attrs;
+  const progress = values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env);
+  return { options, progress, metadataFile: str(values["metadata-file"]) };
+}
+
+export async function runBuild(client: BuildKitClient, values: Values, positionals: string[], signal: AbortSignal, io: BuildIo): Promise<void> {
+  const { options, progress, metadataFile } = buildOptionsFromFlags(values, positionals, io.env);
+  options.signal = signal;
+
+  // Warn about secrets the Dockerfile mounts but nobody provides.
+  const dockerfilePath = resolve(options.dockerfile ?? `${options.context}/Dockerfile`);
+  let dockerfileText = "";
+  try {
+    dockerfileText = readFileSync(dockerfilePath, "utf8");
+  } catch {
+    // startBuild reports a missing Dockerfile.
+  }
+  for (const { id, required } of dockerfileSecretIds(dockerfileText)) {
+    if (!options.secrets || !(id in options.secrets)) {
+      io.err(`warning: the Dockerfile mounts secret "${id}"${required ? " (required)" : ""} but no --secret provides it; pass --secret id=${id},src=FILE or env=VAR\n`);
+    }
+  }
+
+  const build = client.build(options);
+  const printer = progress === "plain" ? new PlainPrinter(io.err) : undefined;
+  const consume = (async () => {
+    for await (const s of build.progress) {
+      if (printer) printer.update(s);
+      else if (progress === "rawjson") io.err(toJson(s).replace(/\n\s*/g, "") + "\n");
+    }
+  })();
+  try {
+    const result = await build.result;
+    await consume;
+    const digest = result.exporterResponse["containerimage.digest"];
+    if (progress === "quiet" && digest) io.out(digest + "\n");
+    if (metadataFile) {
+      const tmp = `${metadataFile}.tmp-${process.pid}`;
+      writeFileSync(tmp, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n");
+      renameSync(tmp, metadataFile);
+    }
+  } catch (e) {
+    await consume.catch(() => undefined);
+    if (printer) io.err(printer.failures());
+    throw e;
+  }
+}

@@ -1,0 +1,233 @@
+/** Pure parsers for `bk-build build` flags, following buildx. */
+import { UsageError } from "../errors.js";
+import type { ExportSpec } from "../solve/build.js";
+import type { SecretSource } from "../solve/secrets.js";
+
+/** Splits one CSV record the way Go's encoding/csv does (quotes, "" escapes). */
+export function csvFields(text: string): string[] {
+  const out: string[] = [];
+  let field = "";
+  let i = 0;
+  let quoted = false;
+  let atStart = true;
+  while (i < text.length) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+        i++;
+        continue;
+      }
+      field += ch;
+      i++;
+      continue;
+    }
+    if (ch === '"' && atStart) {
+      quoted = true;
+      atStart = false;
+      i++;
+      continue;
+    }
+    if (ch === ",") {
+      out.push(field);
+      field = "";
+      atStart = true;
+      i++;
+      continue;
+    }
+    field += ch;
+    atStart = false;
+    i++;
+  }
+  if (quoted) throw new UsageError(`unterminated quote in "${text}"`);
+  out.push(field);
+  return out;
+}
+
+function keyValue(field: string, flag: string, whole: string): [string, string] {
+  const eq = field.indexOf("=");
+  if (eq < 0) throw new UsageError(`invalid field '${field}' in ${flag} "${whole}": must be a key=value pair`);
+  return [field.slice(0, eq).trim().toLowerCase(), field.slice(eq + 1)];
+}
+
+export interface ParsedSecret {
+  id: string;
+  source: SecretSource;
+  /** How the value will be found, for messages (never the value). */
+  describe: string;
+}
+
+/**
+ * --secret [type=file|env,]id=ID[,src|source=PATH][,env=VAR] as buildx parses
+ * it. Only an id: the environment variable ID if set, else the file ID.
+ */
+export function parseSecret(spec: string, env: Record<string, string | undefined>): ParsedSecret {
+  let id = "";
+  let type = "";
+  let src = "";
+  let envName = "";
+  for (const f of csvFields(spec)) {
+    const [k, v] = keyValue(f, "--secret", spec);
+    switch (k) {
+      case "type":
+        if (v !== "file" && v !== "env") throw new UsageError(`unsupported secret type "${v}" in --secret "${spec}": use file or env`);
+        type = v;
+        break;
+      case "id":
+        id = v;
+        break;
+      case "src":
+      case "source":
+        src = v;
+        break;
+      case "env":
+        envName = v;
+        break;
+      default:
+        throw new UsageError(`unexpected key '${k}' in --secret "${spec}": use id, src, env or type`);
+    }
+  }
+  if (!id) throw new UsageError(`--secret "${spec}" has no id: use --secret id=NAME[,src=PATH|env=VAR]`);
+  if (type === "env" && !envName) {
+    envName = src;
+    src = "";
+  }
+  if (!envName && !src) {
+    if (env[id] !== undefined) envName = id;
+    else src = id;
+  }
+  if (envName) return { id, source: { env: envName }, describe: `environment variable ${envName}` };
+  return { id, source: { file: src }, describe: `file ${src}` };
+}
+
+/** --build-arg K=V, or bare K: the value of environment variable K (skipped when unset), as buildx. */
+export function parseBuildArgs(specs: string[], env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of specs) {
+    const eq = s.indexOf("=");
+    if (eq === 0) throw new UsageError(`invalid --build-arg "${s}": use NAME=VALUE or NAME`);
+    if (eq < 0) {
+      const v = env[s];
+      if (v !== undefined) out[s] = v;
+      continue;
+    }
+    out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}
+
+/** --label K=V. */
+export function parseLabels(specs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of specs) {
+    const eq = s.indexOf("=");
+    if (eq <= 0) throw new UsageError(`invalid --label "${s}": use KEY=VALUE`);
+    out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}
+
+/** --build-context NAME=DIR|docker-image://REF|... */
+export function parseBuildContexts(specs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of specs) {
+    const eq = s.indexOf("=");
+    if (eq <= 0 || eq === s.length - 1) throw new UsageError(`invalid --build-context "${s}": use NAME=DIR or NAME=docker-image://REF`);
+    out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}
+
+/** --output type=image,name=...,push=true (type=registry means image with push=true). */
+export function parseOutput(spec: string): ExportSpec {
+  const attrs: Record<string, string> = {};
+  let type = "";
+  for (const f of csvFields(spec)) {
+    const [k, v] = keyValue(f, "--output", spec);
+    if (k === "type") type = v;
+    else attrs[k] = v;
+  }
+  if (!type) {
+    throw new UsageError(`--output "${spec}" has no type: use type=image,name=NAME[,push=true] or type=registry,name=NAME`);
+  }
+  if (type === "registry") {
+    type = "image";
+    attrs["push"] = "true";
+  }
+  if (type !== "image") {
+    throw new UsageError(`--output type=${type} is not supported yet: use type=image or type=registry`);
+  }
+  return { type, attrs };
+}
+
+export type ProgressMode = "plain" | "rawjson" | "quiet";
+
+/** --progress (default from BUILDKIT_PROGRESS): auto and tty print plain for now. */
+export function parseProgress(value: string | undefined, env: Record<string, string | undefined>): ProgressMode {
+  const v = value ?? env["BUILDKIT_PROGRESS"] ?? "auto";
+  switch (v) {
+    case "auto":
+    case "tty":
+    case "plain":
+      return "plain";
+    case "rawjson":
+      return "rawjson";
+    case "quiet":
+      return "quiet";
+    default:
+      throw new UsageError(`invalid progress mode "${v}"${value === undefined ? " (from BUILDKIT_PROGRESS)" : ""}: use auto, plain, rawjson or quiet`);
+  }
+}
+
+/**
+ * Secret ids a Dockerfile mounts with RUN --mount=type=secret (id defaults to
+ * the target's base name), for the warning about secrets nobody provides.
+ */
+export function dockerfileSecretIds(dockerfile: string): Array<{ id: string; required: boolean }> {
+  const out = new Map<string, boolean>();
+  const text = dockerfile.replace(/\\\r?\n/g, " ");
+  for (const m of text.matchAll(/--mount=([^\s]+)/g)) {
+    let fields: string[];
+    try {
+      fields = csvFields(m[1]!);
+    } catch {
+      continue;
+    }
+    const kv = new Map(fields.map((f) => {
+      const eq = f.indexOf("=");
+      return eq < 0 ? [f.toLowerCase(), "true"] as const : [f.slice(0, eq).toLowerCase(), f.slice(eq + 1)] as const;
+    }));
+    if (kv.get("type") !== "secret") continue;
+    const target = kv.get("target") ?? kv.get("dst") ?? kv.get("destination");
+    const id = kv.get("id") ?? (target ? target.split("/").pop()! : "");
+    if (!id) continue;
+    const required = kv.get("required") === "true" || kv.get("required") === "";
+    out.set(id, (out.get(id) ?? false) || required);
+  }
+  return [...out].map(([id, required]) => ({ id, required }));
+}
+
+/**
+ * The exporter response as buildx/buildctl --metadata-file write it: values
+ * that are base64 of a JSON object are inlined.
+ */
+export function metadataJson(resp: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(resp)) {
+    out[k] = v;
+    if (/^[A-Za-z0-9+/]+={0,2}$/.test(v) && v.length % 4 === 0) {
+      try {
+        const parsed: unknown = JSON.parse(Buffer.from(v, "base64").toString("utf8"));
+        if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) out[k] = parsed;
+      } catch {
+        // not JSON: keep the string
+      }
+    }
+  }
+  return out;
+}

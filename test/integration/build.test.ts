@@ -1,0 +1,280 @@
+/**
+ * The secret-safe build, end to end, against the real buildkitd and registry.
+ */
+import { before, after, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BuildKitClient, PlainPrinter, type SolveStatus } from "../../src/index.js";
+import { buildctl, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
+import { getManifest, imageBytes } from "../helpers/registry.js";
+
+let env: TestEnv;
+let index: Server;
+let indexPort = 0;
+/** Tokens the fake package index saw, in order. */
+const seen: string[] = [];
+let currentToken = "";
+
+before(async () => {
+  env = testEnv();
+  // Stands in for a private package index: it answers only the current token.
+  index = createServer((req, res) => {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? "";
+    seen.push(token);
+    if (req.url === "/simple/internal-pkg" && token === currentToken) {
+      res.end("internal-pkg 1.0\n");
+    } else {
+      res.statusCode = 401;
+      res.end("unauthorized\n");
+    }
+  });
+  await new Promise<void>((r) => index.listen(0, "127.0.0.1", r));
+  indexPort = (index.address() as { port: number }).port;
+});
+
+after(() => {
+  index.close();
+});
+
+function dir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+function token(): string {
+  return `glcbt-${randomBytes(12).toString("hex")}`;
+}
+
+/** Step numbers of plain output: name → #N. */
+function steps(plain: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of plain.matchAll(/^#(\d+) (\[.*)$/gm)) out.set(m[2]!, m[1]!);
+  return out;
+}
+
+test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", async () => {
+  const ctx = dir("bk-ci-");
+  const runId = randomUUID();
+  writeFileSync(join(ctx, "requirements.txt"), "internal-pkg\n");
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    [
+      `FROM ${env.registry}/bk-test/busybox:latest`,
+      `RUN echo ${runId} > /run-id`,
+      "COPY requirements.txt /app/",
+      `RUN --mount=type=secret,id=CI_JOB_TOKEN,required=true wget -q --header "Authorization: Bearer $(cat /run/secrets/CI_JOB_TOKEN)" -O /app/installed http://127.0.0.1:${indexPort}/simple/internal-pkg`,
+      "RUN cat /app/installed > /app/check && echo installed",
+      "",
+    ].join("\n"),
+  );
+  const repo = `bk-test/ci-${runId.slice(0, 8)}`;
+  const tokenA = token();
+  const tokenB = token();
+  const outputs: string[] = [];
+
+  // Build 1: token A.
+  currentToken = tokenA;
+  seen.length = 0;
+  const a = await runCliAsync(["build", "--progress", "plain", "--secret", "id=CI_JOB_TOKEN", ctx], { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenA } });
+  outputs.push(a.stdout, a.stderr);
+  assert.equal(a.code, 0, a.stderr);
+  assert.deepEqual(seen, [tokenA], "the index was asked once, with token A");
+
+  // Build 2: token B, pushed. The secret step and all after it are cached.
+  currentToken = tokenB;
+  seen.length = 0;
+  const meta = join(ctx, "..", `${runId}.json`);
+  const b = await runCliAsync(
+    ["build", "--progress", "plain", "--secret", "id=CI_JOB_TOKEN,env=CI_JOB_TOKEN", "-t", `${env.registry}/${repo}:b`, "--push", "--metadata-file", meta, ctx],
+    { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB } },
+  );
+  outputs.push(b.stdout, b.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  assert.deepEqual(seen, [], "no request reached the index");
+  const st = steps(b.stderr);
+  const secretStep = [...st].find(([name]) => name.includes("--mount=type=secret"));
+  const lastStep = [...st].find(([name]) => name.includes("RUN cat /app/installed"));
+  assert.ok(secretStep && lastStep, b.stderr);
+  assert.match(b.stderr, new RegExp(`^#${secretStep[1]} CACHED$`, "m"));
+  assert.match(b.stderr, new RegExp(`^#${lastStep[1]} CACHED$`, "m"));
+
+  // --metadata-file digest is the registry's manifest digest.
+  const metadata = JSON.parse(readFileSync(meta, "utf8")) as Record<string, unknown>;
+  const manifest = await getManifest(env.registry, repo, "b");
+  assert.equal(metadata["containerimage.digest"], manifest.digest);
+
+  // Build 3: token B with --no-cache reaches the index with B.
+  seen.length = 0;
+  const c = await runCliAsync(["build", "--progress", "rawjson", "--no-cache", "--secret", "id=CI_JOB_TOKEN", ctx], { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB } });
+  outputs.push(c.stdout, c.stderr);
+  assert.equal(c.code, 0, c.stderr);
+  assert.deepEqual(seen, [tokenB]);
+  assert.ok(c.stderr.split("\n").filter(Boolean).every((l) => JSON.parse(l) && true), "rawjson is one JSON object per line");
+
+  // Quiet mode prints only the digest.
+  const q = await runCliAsync(["build", "-q", "--secret", "id=CI_JOB_TOKEN", "-t", `${env.registry}/${repo}:q`, "--push", ctx], { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB } });
+  outputs.push(q.stdout, q.stderr);
+  assert.equal(q.code, 0, q.stderr);
+  assert.match(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
+
+  for (const text of outputs) {
+    assert.ok(!text.includes(tokenA) && !text.includes(tokenB), "no token in any progress output");
+  }
+  for (const blob of await imageBytes(env.registry, repo, "b")) {
+    assert.ok(!blob.includes(tokenA) && !blob.includes(tokenB), "no token in manifest, config, history or layers");
+  }
+});
+
+test("secret sources: file, env, binary, id only, function; clear errors", async () => {
+  const ctx = dir("bk-src-");
+  const fileSecret = join(ctx, "..", `secret-${randomUUID()}`);
+  writeFileSync(fileSecret, "from-a-file");
+  const binary = randomBytes(64);
+  const sha = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
+  const ids = ["f", "e", "bin", "ONLY_ID", "fn"];
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${randomUUID()}\n` +
+      ids.map((id) => `RUN --mount=type=secret,id=${id},required=true echo "${id} $(sha256sum /run/secrets/${id} | cut -c1-64)"\n`).join(""),
+  );
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+  const build = client.build({
+    context: ctx,
+    env: { SECRET_ENV: "from-env" },
+    secrets: { f: { file: fileSecret }, e: { env: "SECRET_ENV" }, bin: binary, ONLY_ID: "plain-string", fn: async () => "from-function" },
+  });
+  let logs = "";
+  for await (const s of build.progress) for (const l of s.logs) logs += l.data.toString();
+  await build.result;
+  assert.match(logs, new RegExp(`f ${sha("from-a-file")}`));
+  assert.match(logs, new RegExp(`e ${sha("from-env")}`));
+  assert.match(logs, new RegExp(`bin ${sha(binary)}`));
+  assert.match(logs, new RegExp(`ONLY_ID ${sha("plain-string")}`));
+  assert.match(logs, new RegExp(`fn ${sha("from-function")}`));
+
+  // id only on the CLI: the environment variable if set, else the file of that name.
+  const onlyId = runCli(["build", "--progress", "plain", "--secret", "id=ONLY_ID", "--secret", `id=f,src=${fileSecret}`, "--secret", "id=e,env=SECRET_ENV", "--secret", "id=bin,src=" + fileSecret, "--secret", "id=fn,src=" + fileSecret, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, ONLY_ID: "plain-string", SECRET_ENV: "from-env" },
+  });
+  assert.equal(onlyId.code, 0, onlyId.stderr);
+
+  // Required secret not provided: the step fails naming the id.
+  const missing = runCli(["build", "--progress", "plain", "--no-cache", "--secret", `id=f,src=${fileSecret}`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /warning: the Dockerfile mounts secret "e" \(required\) but no --secret provides it/);
+  assert.match(missing.stderr, /error: .*secret e: not found/);
+
+  // Unset env=VAR: an error naming VAR, before anything runs.
+  const unset = runCli(["build", "--secret", "id=e,env=BK_TEST_UNSET_VAR", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(unset.code, 2);
+  assert.equal(unset.stderr.trim().split("\n").pop(), 'error: secret "e": environment variable BK_TEST_UNSET_VAR is not set; set it, or remove the secret');
+  const noFile = runCli(["build", "--secret", "id=nofile,src=/nonexistent/secret", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(noFile.code, 2);
+  assert.match(noFile.stderr, /error: secret "nofile": cannot read file "\/nonexistent\/secret": no such file/);
+});
+
+test("conformance: a tricky context gives the same layer as buildctl", async () => {
+  const ctx = dir("bk-conf-");
+  const outside = dir("bk-outside-");
+  writeFileSync(join(outside, "secret.txt"), "must never be read");
+  mkdirSync(join(ctx, "empty"));
+  mkdirSync(join(ctx, "a/b/c"), { recursive: true });
+  writeFileSync(join(ctx, "a/b/c/deep.txt"), "deep\n");
+  writeFileSync(join(ctx, "exec.sh"), "#!/bin/sh\necho hi\n");
+  chmodSync(join(ctx, "exec.sh"), 0o755);
+  writeFileSync(join(ctx, "setuid"), "x");
+  chmodSync(join(ctx, "setuid"), 0o4755);
+  writeFileSync(join(ctx, "sticky-dir-file"), "y");
+  writeFileSync(join(ctx, "hard1"), "linked content\n");
+  linkSync(join(ctx, "hard1"), join(ctx, "hard2"));
+  symlinkSync("a/b/c/deep.txt", join(ctx, "link-inside"));
+  symlinkSync(join(outside, "secret.txt"), join(ctx, "link-outside"));
+  symlinkSync("../../etc/passwd", join(ctx, "link-dotdot"));
+  writeFileSync(join(ctx, "ünïcödé-名前.txt"), "unicode\n");
+  writeFileSync(join(ctx, "Zebra"), "z");
+  writeFileSync(join(ctx, "apple"), "a");
+  mkdirSync(join(ctx, "logs/keep"), { recursive: true });
+  writeFileSync(join(ctx, "logs/a.log"), "drop");
+  writeFileSync(join(ctx, "logs/keep/important.log"), "keep");
+  writeFileSync(join(ctx, "logs/keep/other.txt"), "drop too?");
+  mkdirSync(join(ctx, "node_modules/x"), { recursive: true });
+  writeFileSync(join(ctx, "node_modules/x/index.js"), "drop");
+  writeFileSync(join(ctx, ".dockerignore"), "**/*.log\n!logs/keep/important.log\nnode_modules\nlogs/keep/other.txt\n");
+  writeFileSync(join(ctx, "Dockerfile"), "FROM scratch\nCOPY . /ctx\n");
+
+  const tag = randomUUID().slice(0, 8);
+  const ours = `${env.registry}/bk-test/conf:ours-${tag}`;
+  const theirs = `${env.registry}/bk-test/conf:buildctl-${tag}`;
+  const r = runCli(["build", "--progress", "plain", "-o", `type=image,name=${ours},push=true`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(r.code, 0, r.stderr);
+  buildctl(["build", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${ctx}`, "--output", `type=image,name=${theirs},push=true`]);
+  const a = await getManifest(env.registry, "bk-test/conf", `ours-${tag}`);
+  const b = await getManifest(env.registry, "bk-test/conf", `buildctl-${tag}`);
+  assert.equal(a.layers.length, 1);
+  assert.deepEqual(a.layers.map((l) => l.digest), b.layers.map((l) => l.digest), "identical layer digests");
+  const layer = Buffer.concat(await imageBytes(env.registry, "bk-test/conf", `ours-${tag}`));
+  assert.ok(!layer.includes("must never be read"), "the symlink target outside the context was not read");
+  assert.ok(layer.includes("important.log") && !layer.includes("index.js"), ".dockerignore with ! and ** applied");
+});
+
+test("10 concurrent builds on one client each see only their own secret", async () => {
+  const ctx = dir("bk-conc-");
+  const run = randomUUID();
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nARG N\nRUN --mount=type=secret,id=tok,required=true echo "build $N ${run} sees $(sha256sum /run/secrets/tok | cut -c1-64)"\n`,
+  );
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+  const secrets = Array.from({ length: 10 }, () => randomBytes(16).toString("hex"));
+  const results = await Promise.all(
+    secrets.map(async (secret, n) => {
+      const build = client.build({ context: ctx, buildArgs: { N: String(n) }, secrets: { tok: secret } });
+      let logs = "";
+      for await (const s of build.progress) for (const l of s.logs) logs += l.data.toString();
+      await build.result;
+      return logs;
+    }),
+  );
+  results.forEach((logs, n) => {
+    const hash = createHash("sha256").update(secrets[n]!).digest("hex");
+    assert.match(logs, new RegExp(`build ${n} ${run} sees ${hash}`));
+    for (const [m, other] of secrets.entries()) {
+      if (m !== n) assert.ok(!logs.includes(createHash("sha256").update(other).digest("hex")), `build ${n} saw build ${m}'s secret`);
+    }
+  });
+});
+
+test("aborting a build cancels the daemon's step", async () => {
+  const ctx = dir("bk-cancel-");
+  const marker = `/after-sleep-${randomUUID()}`;
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo started-${randomUUID()} && sleep 4 && wget -q -O- http://127.0.0.1:${indexPort}${marker} || true\n`,
+  );
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+  const ac = new AbortController();
+  const build = client.build({ context: ctx, signal: ac.signal });
+  const printer: string[] = [];
+  const p = new PlainPrinter((t) => void printer.push(t));
+  const urls: string[] = [];
+  const track = (req: { url?: string }): void => void urls.push(req.url ?? "");
+  index.on("request", track);
+  const t = Date.now();
+  let aborted = false;
+  for await (const s of build.progress as AsyncIterable<SolveStatus>) {
+    p.update(s);
+    if (!aborted && s.logs.some((l) => l.data.toString().includes("started-"))) {
+      aborted = true;
+      ac.abort();
+    }
+  }
+  await assert.rejects(build.result);
+  assert.ok(aborted, "the step started");
+  assert.ok(Date.now() - t < 4000, `the build ended ${Date.now() - t} ms after starting`);
+  await new Promise((r) => setTimeout(r, 5000));
+  index.off("request", track);
+  assert.ok(!urls.includes(marker), "the step was stopped before its sleep ended");
+});

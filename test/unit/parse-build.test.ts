@@ -1,0 +1,110 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  csvFields,
+  dockerfileSecretIds,
+  metadataJson,
+  parseBuildArgs,
+  parseBuildContexts,
+  parseOutput,
+  parseProgress,
+  parseSecret,
+} from "../../src/cli/parse-build.js";
+import { buildOptionsFromFlags } from "../../src/cli/build-command.js";
+import { UsageError } from "../../src/errors.js";
+
+test("csvFields follows Go's encoding/csv quoting", () => {
+  assert.deepEqual(csvFields("a=1,b=2"), ["a=1", "b=2"]);
+  assert.deepEqual(csvFields('id=x,"src=/path/with,comma"'), ["id=x", "src=/path/with,comma"]);
+  assert.deepEqual(csvFields('a="",b'), ['a=""', "b"]);
+  assert.throws(() => csvFields('"open'), /unterminated quote/);
+});
+
+test("--secret is parsed as buildx parses it", () => {
+  const env = { TOKEN: "x", EMPTY: "" };
+  assert.deepEqual(parseSecret("id=npm,src=.npmrc", env).source, { file: ".npmrc" });
+  assert.deepEqual(parseSecret("id=npm,source=.npmrc", env).source, { file: ".npmrc" });
+  assert.deepEqual(parseSecret("id=t,env=TOKEN", env).source, { env: "TOKEN" });
+  assert.deepEqual(parseSecret("type=env,id=t,src=TOKEN", env).source, { env: "TOKEN" }, "type=env takes src as the variable");
+  assert.deepEqual(parseSecret("id=TOKEN", env).source, { env: "TOKEN" }, "id only: the variable when set");
+  assert.deepEqual(parseSecret("id=EMPTY", env).source, { env: "EMPTY" }, "set but empty still counts");
+  assert.deepEqual(parseSecret("id=creds.json", env).source, { file: "creds.json" }, "id only: else the file");
+  assert.deepEqual(parseSecret("type=file,id=TOKEN", env).source, { env: "TOKEN" }, "type=file alone is not stored, as buildx");
+  assert.deepEqual(parseSecret("ID=a,SRC=b", env).source, { file: "b" }, "keys are case-insensitive");
+  const bad: Array<[string, RegExp]> = [
+    ["src=x", /--secret "src=x" has no id/],
+    ["id=a,foo=b", /unexpected key 'foo' in --secret "id=a,foo=b"/],
+    ["id=a,type=ssh", /unsupported secret type "ssh"/],
+    ["id", /invalid field 'id' in --secret "id": must be a key=value pair/],
+  ];
+  for (const [spec, re] of bad) assert.throws(() => parseSecret(spec, env), (e: unknown) => e instanceof UsageError && re.test(e.message), spec);
+});
+
+test("--build-arg: a bare name takes the environment's value, or is dropped", () => {
+  assert.deepEqual(parseBuildArgs(["A=1", "B", "C", "D=x=y"], { B: "from-env" }), { A: "1", B: "from-env", D: "x=y" });
+  assert.throws(() => parseBuildArgs(["=1"], {}), /invalid --build-arg "=1"/);
+});
+
+test("--output and --build-context", () => {
+  assert.deepEqual(parseOutput("type=image,name=r/x:1,push=true"), { type: "image", attrs: { name: "r/x:1", push: "true" } });
+  assert.deepEqual(parseOutput("type=registry,name=r/x"), { type: "image", attrs: { name: "r/x", push: "true" } });
+  assert.throws(() => parseOutput("name=x"), /has no type/);
+  assert.throws(() => parseOutput("type=local,dest=out"), /type=local is not supported yet/);
+  assert.deepEqual(parseBuildContexts(["base=docker-image://alpine", "src=../src"]), { base: "docker-image://alpine", src: "../src" });
+  assert.throws(() => parseBuildContexts(["nope"]), /invalid --build-context "nope"/);
+});
+
+test("--progress and BUILDKIT_PROGRESS", () => {
+  assert.equal(parseProgress(undefined, {}), "plain");
+  assert.equal(parseProgress(undefined, { BUILDKIT_PROGRESS: "rawjson" }), "rawjson");
+  assert.equal(parseProgress("quiet", { BUILDKIT_PROGRESS: "rawjson" }), "quiet");
+  assert.throws(() => parseProgress(undefined, { BUILDKIT_PROGRESS: "fancy" }), /invalid progress mode "fancy" \(from BUILDKIT_PROGRESS\)/);
+});
+
+test("secret ids mounted by a Dockerfile", () => {
+  const df = [
+    "RUN --mount=type=secret,id=CI_JOB_TOKEN,env=CI_JOB_TOKEN pip install x",
+    "RUN --mount=type=secret,target=/root/.npmrc,required=true \\",
+    "    --mount=type=cache,target=/root/.npm npm ci",
+    "RUN --mount=type=secret,id=a --mount=type=secret,id=a,required npm ci",
+  ].join("\n");
+  assert.deepEqual(dockerfileSecretIds(df), [
+    { id: "CI_JOB_TOKEN", required: false },
+    { id: ".npmrc", required: true },
+    { id: "a", required: true },
+  ]);
+});
+
+test("--metadata-file inlines base64 JSON values", () => {
+  const desc = Buffer.from(JSON.stringify({ digest: "sha256:abc", size: 3 })).toString("base64");
+  assert.deepEqual(metadataJson({ "containerimage.digest": "sha256:abc", "containerimage.descriptor": desc, "image.name": "x" }), {
+    "containerimage.digest": "sha256:abc",
+    "containerimage.descriptor": { digest: "sha256:abc", size: 3 },
+    "image.name": "x",
+  });
+});
+
+test("build flags become frontend attributes", () => {
+  const { options, progress } = buildOptionsFromFlags(
+    {
+      "add-host": ["db:10.0.0.2", "v6:fe80::1"],
+      "shm-size": "64MB",
+      ulimit: ["nofile=1024:2048"],
+      network: "host",
+      "no-cache-filter": ["build"],
+      platform: ["linux/amd64,linux/arm64"],
+      secret: ["id=a,src=x", "id=a,src=y"],
+    },
+    ["."],
+    {},
+  );
+  assert.equal(progress, "plain");
+  assert.deepEqual(options.frontendAttrs, { "add-hosts": "db=10.0.0.2,v6=fe80::1", "shm-size": String(64 * 1024 * 1024), ulimit: "nofile=1024:2048", "force-network-mode": "host" });
+  assert.deepEqual(options.entitlements, ["network.host"]);
+  assert.deepEqual(options.noCache, ["build"]);
+  assert.deepEqual(options.platforms, ["linux/amd64", "linux/arm64"]);
+  assert.deepEqual(options.secrets, { a: { file: "y" } }, "the last --secret with an id wins");
+  assert.throws(() => buildOptionsFromFlags({}, [], {}), /needs a context PATH/);
+  assert.throws(() => buildOptionsFromFlags({ network: "bridge" }, ["."], {}), /invalid --network "bridge"/);
+  assert.throws(() => buildOptionsFromFlags({ ulimit: ["nofile"] }, ["."], {}), /invalid --ulimit "nofile"/);
+});
