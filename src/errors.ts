@@ -58,3 +58,32 @@ export class ConnectionError extends BuildKitError {
 export function isBuildKitError(value: unknown): value is BuildKitError {
   return value instanceof BuildKitError;
 }
+
+/** A place in a source file (Dockerfile) that an error points at; lines are 1-based. */
+export interface SourceSnippet {
+  filename: string;
+  /** The whole file as the daemon saw it. */
+  data: string;
+  ranges: Array<{ start: number; end: number }>;
+}
+
+/** A build failed on the daemon. */
+export class SolveError extends BuildKitError {
+  /** Source locations from the error details, innermost first. */
+  readonly sources: SourceSnippet[];
+  /** Digest of the failing step, when the daemon names it. */
+  readonly vertex: string | undefined;
+  /** Exit code of the failing process, when it is one. */
+  readonly exitCode: number | undefined;
+
+  constructor(message: string, details: { code: string; sources: SourceSnippet[]; vertex?: string | undefined; exitCode?: number | undefined; cause?: unknown }) {
+    super(message, { code: details.code, cause: details.cause });
+    this.sources = details.sources;
+    this.vertex = details.vertex;
+    this.exitCode = details.exitCode;
+  }
+
+  override get name(): string {
+    return "SolveError";
+  }
+}

@@ -8,7 +8,8 @@
  * ```
  */
 export { BuildKitClient, DEFAULT_TIMEOUT_MS, type ConnectOptions } from "./client.js";
-export { BuildKitError, ConnectionError, UsageError, isBuildKitError, type BuildKitErrorOptions } from "./errors.js";
+export { BuildKitError, ConnectionError, SolveError, UsageError, isBuildKitError, type BuildKitErrorOptions, type SourceSnippet } from "./errors.js";
+export { renderSnippet } from "./transport/error-details.js";
 export { DEFAULT_ADDRESS, parseAddress, type ParsedAddress, type TlsOptions } from "./transport/address.js";
 export { formatPlatform } from "./convert.js";
 export type {

@@ -5,7 +5,8 @@ import type { Values } from "./args.js";
 import type { BuildKitClient } from "../client.js";
 import type { BuildOptions } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
-import { UsageError } from "../errors.js";
+import { SolveError, UsageError } from "../errors.js";
+import { renderSnippet } from "../transport/error-details.js";
 import {
   dockerfileSecretIds,
   metadataJson,
@@ -124,6 +125,7 @@ export async function runBuild(client: BuildKitClient, values: Values, positiona
   } catch (e) {
     await consume.catch(() => undefined);
     if (printer) io.err(printer.failures());
+    if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
     throw e;
   }
 }

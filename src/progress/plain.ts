@@ -54,7 +54,7 @@ export class PlainPrinter {
       const since = s.vertex.started && l.timestamp ? (l.timestamp.getTime() - s.vertex.started.getTime()) / 1000 : 0;
       const t = since < 10 ? since.toFixed(3) : since < 100 ? since.toFixed(2) : since.toFixed(1);
       for (const line of parts) {
-        s.lines.push(line);
+        s.lines.push(`${t} ${line}`);
         if (s.lines.length > 10) s.lines.shift();
         this.#write(`#${s.n} ${t} ${line}\n`);
       }
@@ -89,7 +89,7 @@ export class PlainPrinter {
     let out = "";
     for (const s of this.#vertices.values()) {
       if (!s.vertex.error || /context canceled/.test(s.vertex.error)) continue;
-      out += `------\n > ${s.vertex.name}:\n${s.lines.map((l) => `${s.n} ${l}`).join("\n")}${s.lines.length ? "\n" : ""}------\n`;
+      out += `------\n > ${s.vertex.name}:\n${s.lines.join("\n")}${s.lines.length ? "\n" : ""}------\n`;
     }
     return out;
   }

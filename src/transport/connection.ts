@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
-import { BuildKitError, ConnectionError } from "../errors.js";
+import { BuildKitError, ConnectionError, SolveError } from "../errors.js";
+import { decodeErrorDetails } from "./error-details.js";
 import type { ParsedAddress, ResolvedTls } from "./address.js";
 import { serviceDefinition } from "./proto.js";
 
@@ -146,6 +147,10 @@ export function translateError(e: unknown, address: string, method: string): Bui
   const details = e.details ?? "";
   const conn = describeConnectionFailure(e.code, details, address);
   if (conn) return new ConnectionError(conn, address, { cause: e });
+  if (method === "Control.Solve") {
+    const d = decodeErrorDetails(e.metadata);
+    return new SolveError(`failed to solve: ${details || statusName(e.code)}`, { code: statusName(e.code), cause: e, ...d });
+  }
   return new BuildKitError(details || statusName(e.code), { code: statusName(e.code), cause: e });
 }
 

@@ -278,3 +278,14 @@ test("aborting a build cancels the daemon's step", async () => {
   index.off("request", track);
   assert.ok(!urls.includes(marker), "the step was stopped before its sleep ended");
 });
+
+test("a failed step prints its last log lines, the Dockerfile snippet and error:, exit 1", () => {
+  const ctx = dir("bk-fail-");
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ok-${randomUUID()}\nRUN echo 'about to fail' && exit 3\n`);
+  const r = runCli(["build", "--progress", "plain", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /------\n > \[3\/3\] RUN echo 'about to fail' && exit 3:\n\d+\.\d+ about to fail\n------\n/);
+  assert.match(r.stderr, /Dockerfile:3\n-{20}\n +1 \| +FROM .*\n +2 \| +RUN echo ok-.*\n +3 \| >>> RUN echo 'about to fail' && exit 3\n/);
+  assert.match(r.stderr, /\nerror: failed to solve: process "\/bin\/sh -c echo 'about to fail' && exit 3" did not complete successfully: exit code: 3\n$/);
+  assert.ok(!/\n\s+at /.test(r.stderr), "no stack trace without --debug");
+});

@@ -1,0 +1,89 @@
+/**
+ * Typed error details from buildkitd: the grpc-status-details-bin trailer is
+ * a google.rpc.Status whose details are Any values with JSON bodies
+ * (type URLs ending in "+json").
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { codec } from "./proto.js";
+import type { SourceSnippet } from "../errors.js";
+
+interface AnyValue {
+  type_url: string;
+  value: Buffer;
+}
+
+export interface ErrorDetails {
+  sources: SourceSnippet[];
+  vertex?: string;
+  exitCode?: number;
+}
+
+export function decodeErrorDetails(metadata: grpc.Metadata | undefined): ErrorDetails {
+  const out: ErrorDetails = { sources: [] };
+  const raw = metadata?.get("grpc-status-details-bin")[0];
+  if (!raw || typeof raw === "string") return out;
+  let status: { details: AnyValue[] };
+  try {
+    status = codec<{ details: AnyValue[] }>("google.rpc.Status").decode(raw);
+  } catch {
+    return out;
+  }
+  for (const d of status.details) {
+    if (!d.type_url.endsWith("+json")) continue;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(Buffer.from(d.value).toString("utf8")) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (d.type_url.endsWith("errdefs.Source+json")) {
+      const info = (body["info"] ?? {}) as { filename?: string; data?: string };
+      const ranges = ((body["ranges"] ?? []) as Array<{ start?: { line?: number }; end?: { line?: number } }>).map((r) => ({
+        start: r.start?.line ?? 0,
+        end: r.end?.line ?? r.start?.line ?? 0,
+      }));
+      out.sources.push({ filename: info.filename ?? "", data: Buffer.from(info.data ?? "", "base64").toString("utf8"), ranges });
+    } else if (d.type_url.endsWith("errdefs.Vertex+json")) {
+      const digest = body["digest"];
+      if (typeof digest === "string") out.vertex = digest;
+    } else if (d.type_url.endsWith("gatewayapi.ExitMessage+json")) {
+      const code = body["Code"];
+      if (typeof code === "number") out.exitCode = code;
+    }
+  }
+  // Details come outer to inner; print the innermost first, as buildctl does.
+  out.sources.reverse();
+  return out;
+}
+
+/**
+ * A snippet as buildctl prints it: `file:line`, a rule, the lines around the
+ * range with `>>>` on the lines inside it, a rule.
+ */
+export function renderSnippet(s: SourceSnippet): string {
+  const lines = s.data.split("\n");
+  if (!s.ranges.length) return "";
+  let start = Math.min(...s.ranges.map((r) => r.start));
+  let end = Math.max(...s.ranges.map((r) => r.end));
+  if (start < 1 || start > lines.length) return "";
+  end = Math.min(end, lines.length);
+  const header = start;
+  const pad = end === start ? 4 : 2;
+  for (let p = 0; p < pad; ) {
+    if (start > 1) {
+      start--;
+      p++;
+    }
+    if (end !== lines.length) {
+      end++;
+      p++;
+    }
+    p++;
+  }
+  const inRange = (n: number): boolean => s.ranges.some((r) => n >= r.start && n <= r.end);
+  let out = `${s.filename}:${header}\n--------------------\n`;
+  for (let i = start; i <= end; i++) {
+    out += ` ${String(i).padStart(3)} | ${inRange(i) ? ">>>" : "   "} ${lines[i - 1]}\n`;
+  }
+  return out + "--------------------\n";
+}
