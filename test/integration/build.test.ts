@@ -5,7 +5,7 @@ import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuildKitClient, PlainPrinter, type SolveStatus } from "../../src/index.js";
@@ -288,4 +288,53 @@ test("a failed step prints its last log lines, the Dockerfile snippet and error:
   assert.match(r.stderr, /Dockerfile:3\n-{20}\n +1 \| +FROM .*\n +2 \| +RUN echo ok-.*\n +3 \| >>> RUN echo 'about to fail' && exit 3\n/);
   assert.match(r.stderr, /\nerror: failed to solve: process "\/bin\/sh -c echo 'about to fail' && exit 3" did not complete successfully: exit code: 3\n$/);
   assert.ok(!/\n\s+at /.test(r.stderr), "no stack trace without --debug");
+});
+
+test("a 300 MB context in 10,000 files arrives intact; one changed file is all that is sent next", async () => {
+  const ctx = dir("bk-big-");
+  const files = 10_000;
+  const size = 30 * 1024; // 10,000 x 30 KiB = 293 MiB, over 300 MB
+  const all = createHash("sha256");
+  const lines: string[] = [];
+  for (let i = 0; i < files; i++) {
+    const sub = join(ctx, `d${String(i % 100).padStart(2, "0")}`);
+    if (i < 100) mkdirSync(sub);
+    const content = randomBytes(size);
+    const name = `f${String(i).padStart(5, "0")}.bin`;
+    writeFileSync(join(sub, name), content);
+    lines.push(`${createHash("sha256").update(content).digest("hex")}  ./d${String(i % 100).padStart(2, "0")}/${name}`);
+  }
+  lines.sort((a, b) => (a.slice(66) < b.slice(66) ? -1 : 1));
+  all.update(lines.join("\n") + "\n");
+  const expected = all.digest("hex");
+  mkdirSync(join(ctx, "..", `${ctx.split("/").pop()}-df`));
+  const dfDir = join(ctx, "..", `${ctx.split("/").pop()}-df`);
+  writeFileSync(
+    join(dfDir, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=bind,target=/ctx cd /ctx && find . -type f | sort | xargs sha256sum | sha256sum && find . -type f | wc -l\n`,
+  );
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+  const once = async (): Promise<{ logs: string; sent: number; transferred: number }> => {
+    const build = client.build({ context: ctx, dockerfile: join(dfDir, "Dockerfile"), noCache: true });
+    let logs = "";
+    let transferred = 0;
+    for await (const s of build.progress) {
+      for (const l of s.logs) logs += l.data.toString();
+      for (const st of s.statuses) if (/transferring context/.test(st.id)) transferred = Math.max(transferred, st.current);
+    }
+    const r = await build.result;
+    return { logs, sent: r.bytesSent["context"] ?? 0, transferred };
+  };
+  const first = await once();
+  assert.match(first.logs, new RegExp(`${expected}  -`), "every byte arrived");
+  assert.match(first.logs, /\b10000\b/);
+  assert.ok(first.sent >= files * size, `sent ${first.sent}`);
+
+  appendFileSync(join(ctx, "d07", "f00007.bin"), "changed");
+  const second = await once();
+  assert.doesNotMatch(second.logs, new RegExp(expected), "the change arrived");
+  assert.equal(second.sent, size + "changed".length, "only the changed file's bytes were sent");
+  // The daemon's own counter also includes every entry's metadata (~35 bytes each).
+  assert.ok(first.transferred >= files * size, `first transfer ${first.transferred}`);
+  assert.ok(second.transferred < first.transferred / 100, `the daemon reports ${second.transferred} bytes transferred (first: ${first.transferred})`);
 });
