@@ -6,23 +6,28 @@
  * BK_BENCH_RUNS sets the number of runs per command (default 30).
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const runs = Number(process.env["BK_BENCH_RUNS"] ?? 30);
 
-function environment(): { host: string; buildctl: string } {
+function environment(): { host: string; buildctl: string; registry: string } {
   let host = process.env["BUILDKIT_HOST"];
   let buildctl = process.env["BK_BUILDCTL"];
+  let registry = process.env["BK_TEST_REGISTRY"];
   if (!host || !buildctl) {
     const out = execFileSync("bash", [join(root, "scripts", "test-env.sh"), "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
     const get = (k: string): string | undefined => new RegExp(`^export ${k}=(.*)$`, "m").exec(out)?.[1];
     host = get("BUILDKIT_HOST");
     buildctl = get("BK_BUILDCTL");
+    registry = get("BK_TEST_REGISTRY");
   }
-  if (!host || !buildctl) throw new Error("no BUILDKIT_HOST/BK_BUILDCTL: start scripts/test-env.sh up");
-  return { host, buildctl };
+  if (!host || !buildctl || !registry) throw new Error("no BUILDKIT_HOST/BK_BUILDCTL/BK_TEST_REGISTRY: start scripts/test-env.sh up");
+  return { host, buildctl, registry };
 }
 
 function time(cmd: string, args: string[]): number {
@@ -39,40 +44,90 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-interface Case {
-  name: string;
-  goal: number;
-  ours: [string, string[]];
-  theirs: [string, string[]];
+
+const { host, buildctl, registry } = environment();
+const cli = join(root, "dist", "src", "cli", "main.js");
+const buildRuns = Number(process.env["BK_BENCH_BUILD_RUNS"] ?? 3);
+const only = process.env["BK_BENCH_ONLY"];
+
+function row(name: string, goal: number, a: number[], b: number[]): boolean {
+  const ratio = median(a) / median(b);
+  const met = ratio <= goal;
+  console.log([name, median(a).toFixed(1), median(b).toFixed(1), ratio.toFixed(2), `<= ${goal}`, met ? "yes" : "NO"].join("\t"));
+  return met;
 }
 
-const { host, buildctl } = environment();
-const cli = join(root, "dist", "src", "cli", "main.js");
-const cases: Case[] = [
-  {
-    name: "info (whole process)",
-    goal: 2.0,
-    ours: [process.execPath, [cli, "info", "--addr", host]],
-    theirs: [buildctl, ["--addr", host, "debug", "info"]],
-  },
-];
-
-console.log(`runs per command: ${runs}; daemon: ${host}`);
+console.log(`daemon: ${host}`);
 console.log(["case", "bk-build median ms", "buildctl median ms", "ratio", "goal", "met"].join("\t"));
 let failed = false;
-for (const c of cases) {
-  // Warm up both, then interleave so drift affects both alike.
-  time(...c.ours);
-  time(...c.theirs);
+
+if (!only || only === "info") {
+  const ours: [string, string[]] = [process.execPath, [cli, "info", "--addr", host]];
+  const theirs: [string, string[]] = [buildctl, ["--addr", host, "debug", "info"]];
+  time(...ours);
+  time(...theirs);
   const a: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < runs; i++) {
-    a.push(time(...c.ours));
-    b.push(time(...c.theirs));
+    a.push(time(...ours));
+    b.push(time(...theirs));
   }
-  const ratio = median(a) / median(b);
-  const met = ratio <= c.goal;
-  failed ||= !met;
-  console.log([c.name, median(a).toFixed(1), median(b).toFixed(1), ratio.toFixed(2), `<= ${c.goal}`, met ? "yes" : "NO"].join("\t"));
+  failed = !row(`info, whole process (${runs} runs)`, 2.0, a, b) || failed;
+}
+
+if (!only || only === "build") {
+  // 500 MB in 10,000 files, and a Dockerfile that bind-mounts the context.
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-"));
+  const ctx = join(base, "context");
+  const df = join(base, "df");
+  mkdirSync(ctx);
+  mkdirSync(df);
+  for (let d = 0; d < 100; d++) mkdirSync(join(ctx, `d${d}`));
+  for (let i = 0; i < 10_000; i++) writeFileSync(join(ctx, `d${i % 100}`, `f${i}.bin`), randomBytes(50 * 1024));
+  writeFileSync(join(df, "Dockerfile"), `FROM ${registry}/bk-test/busybox:latest\nRUN --mount=type=bind,target=/ctx ls /ctx > /dev/null\n`);
+  const ours: [string, string[]] = [process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", "-f", join(df, "Dockerfile"), ctx]];
+  const theirs: [string, string[]] = [buildctl, ["--addr", host, "build", "--progress", "quiet", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${df}`]];
+  const prune = (): void => void spawnSync(buildctl, ["--addr", host, "prune", "--all"], { stdio: "ignore" });
+
+  const fa: number[] = [];
+  const fb: number[] = [];
+  for (let i = 0; i < buildRuns; i++) {
+    prune();
+    fa.push(time(...ours));
+    prune();
+    fb.push(time(...theirs));
+  }
+  failed = !row(`fresh 500 MB / 10,000-file context (${buildRuns} runs)`, 1.0, fa, fb) || failed;
+
+  const ca: number[] = [];
+  const cb: number[] = [];
+  time(...ours);
+  time(...theirs);
+  for (let i = 0; i < buildRuns; i++) {
+    appendFileSync(join(ctx, "d7", "f7.bin"), "x");
+    ca.push(time(...ours));
+    appendFileSync(join(ctx, "d8", "f8.bin"), "x");
+    cb.push(time(...theirs));
+  }
+  failed = !row(`one changed file (${buildRuns} runs)`, 1.1, ca, cb) || failed;
+
+  const na: number[] = [];
+  const nb: number[] = [];
+  time(...ours);
+  time(...theirs);
+  for (let i = 0; i < Math.max(runs / 3, buildRuns); i++) {
+    na.push(time(...ours));
+    nb.push(time(...theirs));
+  }
+  failed = !row("cached no-op rebuild, whole process", 1.5, na, nb) || failed;
+
+  // Peak RSS of bk-build while it sends the whole context to a pruned daemon.
+  prune();
+  const r = spawnSync("/usr/bin/time", ["-f", "%M", ...[ours[0], ...ours[1]]], { encoding: "utf8" });
+  const kb = Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? NaN);
+  const mb = kb / 1024;
+  console.log(`peak RSS sending 500 MB: ${mb.toFixed(0)} MB (goal <= 200 MB): ${mb <= 200 ? "yes" : "NO"}`);
+  failed = failed || !(mb <= 200);
+  rmSync(base, { recursive: true, force: true });
 }
 process.exitCode = failed ? 1 : 0;

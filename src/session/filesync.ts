@@ -68,8 +68,13 @@ async function diffCopy(call: grpc.ServerDuplexStream<PacketIn, unknown>, dirs: 
     call.emit("error", { code: grpc.status.UNKNOWN, details: message });
   };
 
-  const write = async (packet: object): Promise<void> => {
-    if (!call.write(packet)) {
+  // grpc-js signals backpressure after 16 queued messages, which throttles
+  // thousands of tiny STAT packets to a crawl. Wait for drain only past a
+  // bound on what is queued: 1,024 messages, or 64 when sending 32 KiB
+  // chunks (2 MiB), so memory stays flat however large the context is.
+  const write = async (packet: object, queueLimit = 1024): Promise<void> => {
+    call.write(packet);
+    if (call.writableLength > queueLimit) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           call.off("drain", done);
@@ -159,7 +164,7 @@ async function diffCopy(call: grpc.ServerDuplexStream<PacketIn, unknown>, dirs: 
             if (failed) break;
             const buf = chunk as Buffer;
             stats?.bytesSent.set(name, (stats.bytesSent.get(name) ?? 0) + buf.length);
-            await write({ type: "PACKET_DATA", ID: next, data: buf });
+            await write({ type: "PACKET_DATA", ID: next, data: buf }, 64);
           }
         } catch (e) {
           fail(`cannot read ${path}: ${(e as Error).message}`);

@@ -89,14 +89,46 @@ export class Session {
     for (const m of this.methods) md.add(HEADER_METHOD, m);
     const call = conn.bidi("Control.Session", md);
     this.#call = call;
+    // HTTP/2 writes many small frames; sending each as its own BytesMessage
+    // costs a gRPC message apiece on both sides. Writes made in the same tick
+    // are coalesced into one message (at most 1 MiB).
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let scheduled = false;
+    // Write callbacks held while the Control.Session call is congested.
+    let waiting: Array<() => void> = [];
+    let congested = false;
+    call.on("drain", () => {
+      congested = false;
+      const cbs = waiting;
+      waiting = [];
+      for (const cb of cbs) cb();
+    });
+    const flush = (): void => {
+      scheduled = false;
+      if (!batch.length) return;
+      const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
+      batch = [];
+      batchBytes = 0;
+      if (!call.write({ data })) congested = true;
+    };
     const pipe = new Duplex({
       read() {
         call.resume();
       },
       write(chunk: Buffer, _enc, cb) {
-        call.write({ data: chunk }, cb);
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= 1 << 20) flush();
+        else if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+        if (congested) waiting.push(() => cb());
+        else cb();
       },
       final(cb) {
+        flush();
         call.end();
         cb();
       },

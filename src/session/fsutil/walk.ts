@@ -126,16 +126,28 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
       throw new Error(`cannot read directory ${dirAbs}: ${(e as Error).message}`, { cause: e });
     }
     names.sort(byteCompare);
-    for (const name of names) {
+    // Stat a window of entries ahead concurrently; the walk order stays sorted.
+    const WINDOW = 64;
+    const stats: Array<Promise<BigIntStats | undefined>> = [];
+    const statAt = (i: number): void => {
+      if (i < names.length && stats[i] === undefined) {
+        const abs = join(dirAbs, names[i]!);
+        stats[i] = lstat(abs, { bigint: true }).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === "ENOENT") return undefined; // removed during the walk
+          throw new Error(`cannot stat ${abs}: ${e.message}`, { cause: e });
+        });
+        stats[i].catch(() => undefined);
+      }
+    };
+    for (let i = 0; i < WINDOW; i++) statAt(i);
+    for (let idx = 0; idx < names.length; idx++) {
+      statAt(idx + WINDOW);
+      const name = names[idx]!;
       const rel = dirRel ? `${dirRel}/${name}` : name;
       const abs = join(dirAbs, name);
-      let st: BigIntStats;
-      try {
-        st = await lstat(abs, { bigint: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // removed during the walk
-        throw new Error(`cannot stat ${abs}: ${(e as Error).message}`, { cause: e });
-      }
+      const st = await stats[idx]!;
+      delete stats[idx];
+      if (st === undefined) continue;
       if (st.isSocket()) continue;
       const isDir = st.isDirectory();
 
