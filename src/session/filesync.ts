@@ -7,11 +7,17 @@
  * DATA, FIN answered with FIN.
  */
 import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
 import * as grpc from "@grpc/grpc-js";
 import type { SessionService } from "./session.js";
 import { walk } from "./fsutil/walk.js";
 
-const CHUNK = 32 * 1024;
+/** DATA payload size; the receiver takes any size (Go's sender uses 32 KiB). */
+const CHUNK = 256 * 1024;
+/** Files read and sent at once, as fsutil's sender does (it uses 4). */
+const FILE_WORKERS = 4;
+/** Files up to this size are read with one call instead of a stream. */
+const SMALL_FILE = 1 << 20;
 
 interface PacketIn {
   type: string;
@@ -89,25 +95,27 @@ async function diffCopy(call: grpc.ServerDuplexStream<PacketIn, unknown>, dirs: 
 
   const files = new Map<number, string>();
   const requests: number[] = [];
-  let wake: (() => void) | undefined;
+  const waiters: Array<() => void> = [];
+  const wake = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
   let finished = false;
-  let walkDone = false;
 
   // Reader: REQ / FIN / ERR from the daemon.
   call.on("data", (p: PacketIn) => {
     switch (p.type) {
       case "PACKET_REQ":
         requests.push(p.ID);
-        wake?.();
+        wake();
         break;
       case "PACKET_FIN":
         finished = true;
-        wake?.();
+        wake();
         break;
       case "PACKET_ERR":
         failed = true;
         finished = true;
-        wake?.();
+        wake();
         break;
       default:
         break;
@@ -115,12 +123,12 @@ async function diffCopy(call: grpc.ServerDuplexStream<PacketIn, unknown>, dirs: 
   });
   call.on("end", () => {
     finished = true;
-    wake?.();
+    wake();
   });
   call.on("error", () => {
     failed = true;
     finished = true;
-    wake?.();
+    wake();
   });
 
   // Walker: STAT packets.
@@ -141,51 +149,61 @@ async function diffCopy(call: grpc.ServerDuplexStream<PacketIn, unknown>, dirs: 
     } catch (e) {
       fail((e as Error).message);
     } finally {
-      walkDone = true;
-      wake?.();
+      wake();
     }
   })();
 
-  // Server of requests, one file at a time.
+  // Serve requests with a few workers; each file's chunks stay in order.
   const served = new Set<number>();
-  try {
+  const sendFile = async (id: number, path: string): Promise<void> => {
+    const chunks: AsyncIterable<Buffer> | Buffer[] = await (async () => {
+      const whole = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === "ERR_FS_FILE_TOO_LARGE" || e.code === "EISDIR") return undefined;
+        throw e;
+      });
+      if (whole !== undefined && whole.length <= SMALL_FILE) {
+        const parts: Buffer[] = [];
+        for (let o = 0; o < whole.length; o += CHUNK) parts.push(whole.subarray(o, o + CHUNK));
+        return parts;
+      }
+      return createReadStream(path, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>;
+    })();
+    for await (const buf of chunks) {
+      if (failed) return;
+      stats?.bytesSent.set(name, (stats.bytesSent.get(name) ?? 0) + buf.length);
+      await write({ type: "PACKET_DATA", ID: id, data: buf }, 64);
+    }
+    await write({ type: "PACKET_DATA", ID: id });
+  };
+  const worker = async (): Promise<void> => {
     for (;;) {
-      if (failed) break;
+      if (failed) return;
       const next = requests.shift();
       if (next !== undefined) {
         const path = files.get(next);
         if (path === undefined || served.has(next)) {
           fail(`invalid file request ${next}`);
-          break;
+          return;
         }
         served.add(next);
         try {
-          for await (const chunk of createReadStream(path, { highWaterMark: CHUNK })) {
-            if (failed) break;
-            const buf = chunk as Buffer;
-            stats?.bytesSent.set(name, (stats.bytesSent.get(name) ?? 0) + buf.length);
-            await write({ type: "PACKET_DATA", ID: next, data: buf }, 64);
-          }
+          await sendFile(next, path);
         } catch (e) {
           fail(`cannot read ${path}: ${(e as Error).message}`);
-          break;
+          return;
         }
-        await write({ type: "PACKET_DATA", ID: next });
         continue;
       }
-      if (finished) {
-        if (!failed) {
-          await walker;
-          await write({ type: "PACKET_FIN" });
-          call.end();
-        }
-        break;
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      wake = undefined;
-      void walkDone;
+      if (finished) return;
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: FILE_WORKERS }, worker));
+    if (!failed) {
+      await walker;
+      await write({ type: "PACKET_FIN" });
+      call.end();
     }
   } finally {
     await walker;
