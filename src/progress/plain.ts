@@ -77,7 +77,7 @@ export class PlainPrinter {
         } else if (s.vertex.cached) {
           this.#write(`#${s.n} CACHED\n`);
         } else {
-          const secs = s.vertex.started ? (s.vertex.completed.getTime() - s.vertex.started.getTime()) / 1000 : 0;
+          const secs = s.vertex.started ? Math.max(0, (s.vertex.completed.getTime() - s.vertex.started.getTime()) / 1000) : 0;
           this.#write(`#${s.n} DONE ${secs.toFixed(1)}s\n`);
         }
       }

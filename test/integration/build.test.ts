@@ -338,3 +338,42 @@ test("a 300 MB context in 10,000 files arrives intact; one changed file is all t
   assert.ok(first.transferred >= files * size, `first transfer ${first.transferred}`);
   assert.ok(second.transferred < first.transferred / 100, `the daemon reports ${second.transferred} bytes transferred (first: ${first.transferred})`);
 });
+
+test("named contexts, a Dockerfile outside the context, and no handles left open", async () => {
+  const counts = (): Map<string, number> => {
+    const m = new Map<string, number>();
+    for (const r of process.getActiveResourcesInfo()) if (r !== "Timeout") m.set(r, (m.get(r) ?? 0) + 1);
+    return m;
+  };
+  const baseline = counts();
+  const ctx = dir("bk-named-");
+  const extra = dir("bk-extra-");
+  const dfDir = dir("bk-dfout-");
+  writeFileSync(join(ctx, "main.txt"), "from the main context\n");
+  writeFileSync(join(extra, "extra.txt"), "from a named context\n");
+  writeFileSync(
+    join(dfDir, "build.Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nCOPY main.txt /\nCOPY --from=assets extra.txt /\nRUN cat /main.txt /extra.txt && echo ${randomUUID()}\n`,
+  );
+  {
+    await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+    const build = client.build({ context: ctx, dockerfile: join(dfDir, "build.Dockerfile"), buildContexts: { assets: extra } });
+    let logs = "";
+    for await (const s of build.progress) for (const l of s.logs) logs += l.data.toString();
+    await build.result;
+    assert.match(logs, /from the main context\nfrom a named context/);
+  }
+  const cli = runCli(["build", "--progress", "plain", "-f", join(dfDir, "build.Dockerfile"), "--build-context", `assets=${extra}`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(cli.code, 0, cli.stderr);
+  const bad = runCli(["build", "-f", join(dfDir, "build.Dockerfile"), "--build-context", "assets=/nonexistent/dir", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /error: build context "assets=\/nonexistent\/dir" is not a directory/);
+
+  let open: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    open = [...counts()].filter(([k, n]) => n > (baseline.get(k) ?? 0)).map(([k, n]) => `${k} x${n - (baseline.get(k) ?? 0)}`);
+    if (open.length === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(open, [], "the build and its session left nothing open");
+});
