@@ -102,7 +102,10 @@ install_buildkit() {
 }
 
 static_busybox() { # the base image needs a busybox that runs without shared libraries
-  [[ -x /bin/busybox ]] && /bin/busybox --list >/dev/null 2>&1 && LC_ALL=C ldd /bin/busybox 2>&1 | grep -q 'not a dynamic'
+  [[ -x /bin/busybox ]] && /bin/busybox --list >/dev/null 2>&1 || return 1
+  local out
+  out=$(LC_ALL=C ldd /bin/busybox 2>&1 || true) # ldd exits 1 for static binaries
+  [[ $out == *"not a dynamic"* || $out == *"statically linked"* ]]
 }
 
 install_packages() {
