@@ -53,15 +53,18 @@ function toRegExp(pattern: string): RegExp {
     } else if (ch === "\\") {
       if (i + 1 < chars.length) re += "\\" + chars[++i]!;
       else re += "\\\\";
-    } else if (ch === "[" || ch === "]") {
-      re += ch;
+    } else if (".+()|{}$".includes(ch)) {
+      // Regexp syntax that means nothing in a path pattern is literal.
+      re += "\\" + ch;
     } else {
-      re += ch.replace(/[.+*?()|{}^$\\/-]/g, "\\$&");
+      // Everything else, including "[", "]", "^" and "-" of character
+      // classes, goes through as it is.
+      re += ch;
     }
   }
   re += "$";
   try {
-    return new RegExp(re, "su");
+    return new RegExp(re, "s");
   } catch {
     // An invalid class such as "[" never matches, as in Go where it errors.
     return /(?!)/;
