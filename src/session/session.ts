@@ -62,6 +62,7 @@ export class Session {
   #call: grpc.ClientDuplexStream<unknown, unknown> | undefined;
   #injector: ReturnType<grpc.Server["createConnectionInjector"]> | undefined;
   #done: Promise<void> | undefined;
+  #closing = false;
 
   constructor(options: SessionOptions) {
     this.sharedKey = options.sharedKey;
@@ -151,8 +152,17 @@ export class Session {
     this.#injector.injectConnection(pipe);
   }
 
+  /**
+   * Settles when the pipe ends; `unexpected` is true when that happened
+   * without close() (the daemon dropped the session, or the connection broke).
+   */
+  get ended(): Promise<{ unexpected: boolean }> {
+    return (this.#done ?? Promise.resolve()).then(() => ({ unexpected: !this.#closing }));
+  }
+
   /** Ends the session: half-closes the pipe, stops serving. Idempotent. */
   async close(): Promise<void> {
+    this.#closing = true;
     const call = this.#call;
     if (!call) return;
     this.#call = undefined;

@@ -203,6 +203,14 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
   opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   session.start(conn);
+  // The first failure cancels the rest: a session that ends mid-build makes
+  // the solve fail now, with a reason, instead of at the daemon's next use.
+  let solving = true;
+  void session.ended.then(({ unexpected }) => {
+    if (unexpected && solving) {
+      ac.abort(new BuildKitError("the session with buildkitd ended before the build finished", { code: "UNAVAILABLE" }));
+    }
+  });
   const statusAc = new AbortController();
   const statusDone = (async () => {
     try {
@@ -230,7 +238,12 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
   try {
       const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
       return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
+    } catch (e) {
+      const reason: unknown = ac.signal.reason;
+      if (ac.signal.aborted && reason instanceof BuildKitError && !opts.signal?.aborted) throw reason;
+      throw e;
     } finally {
+      solving = false;
       opts.signal?.removeEventListener("abort", onAbort);
       await session.close();
       // Let the status stream finish on its own; cut it after 5 s.

@@ -377,3 +377,40 @@ test("named contexts, a Dockerfile outside the context, and no handles left open
   }
   assert.deepEqual(open, [], "the build and its session left nothing open");
 });
+
+test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
+  const ctx = dir("bk-sigint-");
+  const marker = `/after-sigint-${randomUUID()}`;
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo started-${randomUUID()} && sleep 4 && wget -q -O- http://127.0.0.1:${indexPort}${marker} || true\n`,
+  );
+  const urls: string[] = [];
+  const track = (req: { url?: string }): void => void urls.push(req.url ?? "");
+  index.on("request", track);
+  const { spawn } = await import("node:child_process");
+  const { repoRoot } = await import("../helpers/env.js");
+  const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "main.js"), "build", "--progress", "plain", ctx], {
+    env: { ...process.env, BUILDKIT_HOST: env.buildkitHost },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  let sent = false;
+  const t = Date.now();
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /started-/.test(stderr.replace(/RUN echo started-/g, ""))) {
+        sent = true; // once: a second Ctrl-C would force an immediate exit
+        child.kill("SIGINT");
+      }
+    });
+    child.on("close", resolve);
+  });
+  assert.equal(code, 130, stderr);
+  assert.ok(Date.now() - t < 4000, `exited ${Date.now() - t} ms after start`);
+  assert.match(stderr, /error: interrupted\n$/);
+  await new Promise((r) => setTimeout(r, 5000));
+  index.off("request", track);
+  assert.ok(!urls.includes(marker), "the step was stopped");
+});
