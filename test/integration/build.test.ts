@@ -414,3 +414,26 @@ test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
   index.off("request", track);
   assert.ok(!urls.includes(marker), "the step was stopped");
 });
+
+test("a failing secret provider's message (which may hold the value) is never passed on", async () => {
+  const ctx = dir("bk-leak-");
+  const value = `leaky-${randomBytes(8).toString("hex")}`;
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=s,required=true echo ${randomUUID()}\n`);
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+  const build = client.build({
+    context: ctx,
+    secrets: {
+      s: async () => {
+        throw new Error(`vault said no for ${value}`);
+      },
+    },
+  });
+  let seen = "";
+  for await (const s of build.progress) seen += JSON.stringify(s, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)) + Buffer.concat(s.logs.map((l) => l.data)).toString();
+  const err = await build.result.then(
+    () => assert.fail("the build should fail"),
+    (e: unknown) => e as Error,
+  );
+  assert.match(err.message, /secret s could not be read/);
+  assert.ok(!err.message.includes(value) && !String(err.stack).includes(value) && !seen.includes(value));
+});
