@@ -75,10 +75,12 @@ async function diffCopy(call: grpc.ServerDuplexStream<PacketIn, unknown>, dirs: 
   };
 
   // grpc-js signals backpressure after 16 queued messages, which throttles
-  // thousands of tiny STAT packets to a crawl. Wait for drain only past a
-  // bound on what is queued: 1,024 messages, or 64 when sending 32 KiB
-  // chunks (2 MiB), so memory stays flat however large the context is.
-  const write = async (packet: object, queueLimit = 1024): Promise<void> => {
+  // thousands of tiny STAT packets to a crawl, and 'drain' fires only once
+  // the queue is empty, so every wait stalls the whole pipeline. Wait only
+  // past a bound on what is queued: 16,384 STATs (about 40 bytes each, a
+  // few MB) or 64 DATA chunks (16 MiB), so memory stays bounded however
+  // large the context is.
+  const write = async (packet: object, queueLimit = 16384): Promise<void> => {
     call.write(packet);
     if (call.writableLength > queueLimit) {
       await new Promise<void>((resolve) => {
