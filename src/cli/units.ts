@@ -57,26 +57,26 @@ export function parseBytes(text: string, flag: string): bigint {
 
 const decimalUnits = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
 
-/** Decimal size with two decimals, as buildctl prints cache records ("4.10kB"). */
-export function formatSize(bytes: bigint): string {
+function scaleDecimal(bytes: bigint): [number, string] {
   let v = Number(bytes);
   let i = 0;
   while (v >= 1000 && i < decimalUnits.length - 1) {
     v /= 1000;
     i++;
   }
-  return `${v.toFixed(2)}${decimalUnits[i]}`;
+  return [v, decimalUnits[i]!];
 }
 
-/** Decimal size with up to four significant digits ("512MB", "51.2GB"), as buildctl prints GC policies. */
+/** Decimal size with two decimals, as buildctl prints cache records ("4.10kB"). */
+export function formatSize(bytes: bigint): string {
+  const [v, unit] = scaleDecimal(bytes);
+  return `${v.toFixed(2)}${unit}`;
+}
+
+/** Decimal size with up to four significant digits ("512MB", "51.23GB"), as buildctl prints GC policies. */
 export function formatSizeShort(bytes: bigint): string {
-  let v = Number(bytes);
-  let i = 0;
-  while (v >= 1000 && i < decimalUnits.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(4))}${decimalUnits[i]}`;
+  const [v, unit] = scaleDecimal(bytes);
+  return `${Number(v.toPrecision(4))}${unit}`;
 }
 
 /** Go's time.Duration String() for a nanosecond count ("48h0m0s", "1.5s"). */

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { BuildKitClient, PlainPrinter, type SolveStatus } from "../../src/index.js";
 import { buildctl, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
+import { trackHandles } from "../helpers/leaks.js";
 
 let env: TestEnv;
 let index: Server;
@@ -340,12 +341,7 @@ test("a 300 MB context in 10,000 files arrives intact; one changed file is all t
 });
 
 test("named contexts, a Dockerfile outside the context, and no handles left open", async () => {
-  const counts = (): Map<string, number> => {
-    const m = new Map<string, number>();
-    for (const r of process.getActiveResourcesInfo()) if (r !== "Timeout") m.set(r, (m.get(r) ?? 0) + 1);
-    return m;
-  };
-  const baseline = counts();
+  const leftOpen = trackHandles();
   const ctx = dir("bk-named-");
   const extra = dir("bk-extra-");
   const dfDir = dir("bk-dfout-");
@@ -369,13 +365,7 @@ test("named contexts, a Dockerfile outside the context, and no handles left open
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /error: build context "assets=\/nonexistent\/dir" is not a directory/);
 
-  let open: string[] = [];
-  for (let i = 0; i < 100; i++) {
-    open = [...counts()].filter(([k, n]) => n > (baseline.get(k) ?? 0)).map(([k, n]) => `${k} x${n - (baseline.get(k) ?? 0)}`);
-    if (open.length === 0) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.deepEqual(open, [], "the build and its session left nothing open");
+  assert.deepEqual(await leftOpen(5000), [], "the build and its session left nothing open");
 });
 
 test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient, ConnectionError } from "../../src/index.js";
 import { buildctl, runCli, testEnv, type TestEnv } from "../helpers/env.js";
+import { trackHandles } from "../helpers/leaks.js";
 
 let env: TestEnv;
 
@@ -180,22 +181,11 @@ test("unreachable addresses fail with one clear line within the timeout", () => 
 });
 
 test("closing a client leaves no open handles", async () => {
-  const counts = (): Map<string, number> => {
-    const m = new Map<string, number>();
-    for (const r of process.getActiveResourcesInfo()) if (r !== "Timeout") m.set(r, (m.get(r) ?? 0) + 1);
-    return m;
-  };
-  const baseline = counts();
+  const leftOpen = trackHandles();
   const client = await BuildKitClient.connect({ address: env.buildkitHost });
   await client.info();
   await client.close();
   await client.close(); // idempotent
   await assert.rejects(client.info(), /this BuildKitClient is closed/);
-  let open: string[] = [];
-  for (let i = 0; i < 50; i++) {
-    open = [...counts()].filter(([k, n]) => n > (baseline.get(k) ?? 0)).map(([k, n]) => `${k} x${n - (baseline.get(k) ?? 0)}`);
-    if (open.length === 0) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.deepEqual(open, []);
+  assert.deepEqual(await leftOpen(), []);
 });
