@@ -5,7 +5,7 @@ import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuildKitClient, PlainPrinter, type SolveStatus } from "../../src/index.js";
@@ -291,8 +291,9 @@ test("a failed step prints its last log lines, the Dockerfile snippet and error:
   assert.ok(!/\n\s+at /.test(r.stderr), "no stack trace without --debug");
 });
 
-test("a 300 MB context in 10,000 files arrives intact; one changed file is all that is sent next", async () => {
+test("a 300 MB context in 10,000 files arrives intact; one changed file is all that is sent next", async (t) => {
   const ctx = dir("bk-big-");
+  t.after(() => rmSync(ctx, { recursive: true, force: true }));
   const files = 10_000;
   const size = 30 * 1024; // 10,000 x 30 KiB = 293 MiB, over 300 MB
   const all = createHash("sha256");
