@@ -15,6 +15,11 @@ export interface SessionService {
   handlers: grpc.UntypedServiceImplementation;
 }
 
+/** Pipe writes are sent as one BytesMessage once this much is buffered... */
+const FLUSH_BYTES = 64 * 1024;
+/** ...or this many milliseconds after the first buffered write. */
+const FLUSH_DELAY_MS = 1;
+
 const HEADER_UUID = "x-docker-expose-session-uuid";
 const HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey";
 const HEADER_METHOD = "x-docker-expose-session-grpc-method";
@@ -91,8 +96,9 @@ export class Session {
     const call = conn.bidi("Control.Session", md);
     this.#call = call;
     // HTTP/2 writes many small frames; sending each as its own BytesMessage
-    // costs a gRPC message apiece on both sides. Writes made in the same tick
-    // are coalesced into one message (at most 1 MiB).
+    // costs a gRPC message apiece on both sides (10,100 STAT packets became
+    // 10,120 messages). Writes are coalesced for up to 1 ms or 64 KiB, as
+    // Go's buffered HTTP/2 writer effectively does.
     let batch: Buffer[] = [];
     let batchBytes = 0;
     let scheduled = false;
@@ -120,10 +126,10 @@ export class Session {
       write(chunk: Buffer, _enc, cb) {
         batch.push(chunk);
         batchBytes += chunk.length;
-        if (batchBytes >= 1 << 20) flush();
+        if (batchBytes >= FLUSH_BYTES) flush();
         else if (!scheduled) {
           scheduled = true;
-          setImmediate(flush);
+          setTimeout(flush, FLUSH_DELAY_MS);
         }
         if (congested) waiting.push(() => cb());
         else cb();
