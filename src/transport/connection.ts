@@ -61,23 +61,21 @@ export class Connection {
         reject(abortError(options.signal));
         return;
       }
-      const callOpts: grpc.CallOptions = {};
-      if (options.deadline) callOpts.deadline = options.deadline;
+      let release = (): void => undefined;
       const call = this.#client.makeUnaryRequest(
         def.path,
         def.requestSerialize,
         def.responseDeserialize,
         request,
         new grpc.Metadata(),
-        callOpts,
+        grpcCallOptions(options),
         (err, value) => {
-          options.signal?.removeEventListener("abort", onAbort);
+          release();
           if (err) reject(translateError(err, this.address, method));
           else resolve(value as Res);
         },
       );
-      const onAbort = (): void => call.cancel();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
+      release = cancelOnAbort(call, options.signal);
     });
   }
 
@@ -85,25 +83,22 @@ export class Connection {
   async *serverStream<Res>(method: string, request: object, options: CallOptions = {}): AsyncGenerator<Res> {
     const def = this.#method(method);
     if (options.signal?.aborted) throw abortError(options.signal);
-    const callOpts: grpc.CallOptions = {};
-    if (options.deadline) callOpts.deadline = options.deadline;
     const call = this.#client.makeServerStreamRequest(
       def.path,
       def.requestSerialize,
       def.responseDeserialize,
       request,
       new grpc.Metadata(),
-      callOpts,
+      grpcCallOptions(options),
     );
-    const onAbort = (): void => call.cancel();
-    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const release = cancelOnAbort(call, options.signal);
     try {
       for await (const item of call) yield item as Res;
     } catch (e) {
       if (options.signal?.aborted) throw abortError(options.signal);
       throw translateError(e, this.address, method);
     } finally {
-      options.signal?.removeEventListener("abort", onAbort);
+      release();
       call.cancel();
     }
   }
@@ -117,6 +112,18 @@ export class Connection {
   close(): void {
     this.#client.close();
   }
+}
+
+function grpcCallOptions(options: CallOptions): grpc.CallOptions {
+  return options.deadline ? { deadline: options.deadline } : {};
+}
+
+/** Cancels `call` when `signal` aborts; returns the function that stops watching. */
+function cancelOnAbort(call: { cancel(): void }, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => undefined;
+  const onAbort = (): void => call.cancel();
+  signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
 }
 
 function abortError(signal: AbortSignal): BuildKitError {
