@@ -174,6 +174,16 @@ export function commandHelp(spec: CommandSpec): string {
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
+/** A string flag's value, if given. */
+export function str(v: Values[string]): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+/** A repeatable flag's values. */
+export function list(v: Values[string]): string[] {
+  return Array.isArray(v) ? v : [];
+}
+
 export type Parsed =
   | { kind: "help"; text: string }
   | { kind: "version" }

@@ -1,7 +1,7 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { resolve } from "node:path";
-import type { Values } from "./args.js";
+import { list, str, type Values } from "./args.js";
 import type { BuildKitClient } from "../client.js";
 import type { BuildOptions } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
@@ -25,14 +25,6 @@ export interface BuildIo {
   out: (text: string) => void;
   err: (text: string) => void;
   env: Record<string, string | undefined>;
-}
-
-function list(v: Values[string]): string[] {
-  return Array.isArray(v) ? v : [];
-}
-
-function str(v: Values[string]): string | undefined {
-  return typeof v === "string" ? v : undefined;
 }
 
 /** Turns flags into BuildOptions; throws UsageError for bad input. */

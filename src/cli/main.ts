@@ -4,7 +4,7 @@
  * and sets the exit code.
  */
 import { readFileSync } from "node:fs";
-import { outputFormat, parseCommandLine, type Values } from "./args.js";
+import { list, outputFormat, parseCommandLine, str, type Values } from "./args.js";
 import type { BuildKitClient, ConnectOptions } from "../client.js";
 import type { CacheRecord, WorkerInfo } from "../types.js";
 
@@ -14,14 +14,6 @@ const EXIT_USAGE = 2;
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
-}
-
-function str(v: Values[string]): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
-
-function list(v: Values[string]): string[] {
-  return Array.isArray(v) ? v : [];
 }
 
 async function connect(values: Values, signal: AbortSignal): Promise<BuildKitClient> {

@@ -121,26 +121,25 @@ export function parseBuildArgs(specs: string[], env: Record<string, string | und
   return out;
 }
 
-/** --label K=V. */
-export function parseLabels(specs: string[]): Record<string, string> {
+/** Repeated NAME=VALUE flags; a name is required, a value when `valueRequired`. */
+function parsePairs(specs: string[], flag: string, usage: string, valueRequired: boolean): Record<string, string> {
   const out: Record<string, string> = {};
   for (const s of specs) {
     const eq = s.indexOf("=");
-    if (eq <= 0) throw new UsageError(`invalid --label "${s}": use KEY=VALUE`);
+    if (eq <= 0 || (valueRequired && eq === s.length - 1)) throw new UsageError(`invalid ${flag} "${s}": use ${usage}`);
     out[s.slice(0, eq)] = s.slice(eq + 1);
   }
   return out;
 }
 
+/** --label K=V. */
+export function parseLabels(specs: string[]): Record<string, string> {
+  return parsePairs(specs, "--label", "KEY=VALUE", false);
+}
+
 /** --build-context NAME=DIR|docker-image://REF|... */
 export function parseBuildContexts(specs: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const s of specs) {
-    const eq = s.indexOf("=");
-    if (eq <= 0 || eq === s.length - 1) throw new UsageError(`invalid --build-context "${s}": use NAME=DIR or NAME=docker-image://REF`);
-    out[s.slice(0, eq)] = s.slice(eq + 1);
-  }
-  return out;
+  return parsePairs(specs, "--build-context", "NAME=DIR or NAME=docker-image://REF", true);
 }
 
 /** --output type=image,name=...,push=true (type=registry means image with push=true). */
