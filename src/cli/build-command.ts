@@ -24,11 +24,16 @@ import { toJson } from "./output.js";
 export interface BuildIo {
   out: (text: string) => void;
   err: (text: string) => void;
-  env: Record<string, string | undefined>;
 }
 
 /** Turns flags into BuildOptions; throws UsageError for bad input. */
-export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>): { options: BuildOptions; progress: ReturnType<typeof parseProgress>; metadataFile: string | undefined } {
+export interface BuildFlags {
+  options: BuildOptions;
+  progress: ReturnType<typeof parseProgress>;
+  metadataFile: string | undefined;
+}
+
+export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>): BuildFlags {
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length ? `'bk-build build' takes one PATH, got ${positionals.length}` : "'bk-build build' needs a context PATH (e.g. '.')");
   }
@@ -78,8 +83,9 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   return { options, progress, metadataFile: str(values["metadata-file"]) };
 }
 
-export async function runBuild(client: BuildKitClient, values: Values, positionals: string[], signal: AbortSignal, io: BuildIo): Promise<void> {
-  const { options, progress, metadataFile } = buildOptionsFromFlags(values, positionals, io.env);
+/** Runs a build from flags already parsed by buildOptionsFromFlags. */
+export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal: AbortSignal, io: BuildIo): Promise<void> {
+  const { options, progress, metadataFile } = flags;
   options.signal = signal;
 
   // Warn about secrets the Dockerfile mounts but nobody provides.

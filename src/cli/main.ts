@@ -184,11 +184,11 @@ async function runPrune(values: Values, signal: AbortSignal, out: Out): Promise<
 
 async function runBuildCommand(values: Values, signal: AbortSignal, out: Out, positionals: string[]): Promise<void> {
   const { runBuild, buildOptionsFromFlags } = await import("./build-command.js");
-  // Check the flags before dialling, so usage errors never wait on a daemon.
-  buildOptionsFromFlags(values, positionals, process.env);
+  // Parse the flags before dialling, so usage errors never wait on a daemon.
+  const flags = buildOptionsFromFlags(values, positionals, process.env);
   const client = await connect(values, signal);
   try {
-    await runBuild(client, values, positionals, signal, { out, err: (t) => void process.stderr.write(t), env: process.env });
+    await runBuild(client, flags, signal, { out, err: (t) => void process.stderr.write(t) });
   } finally {
     await client.close();
   }
