@@ -1,4 +1,4 @@
-import { ConnectionError, UsageError } from "./errors.js";
+import { UsageError } from "./errors.js";
 import { parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
 import { Connection } from "./transport/connection.js";
 import { startBuild, type Build, type BuildOptions } from "./solve/build.js";
@@ -82,12 +82,9 @@ export class BuildKitClient {
         signal: options.signal,
       });
     } catch (e) {
-      if (e instanceof ConnectionError || (e as { code?: string }).code === "CANCELLED") {
-        conn.close();
-        throw e;
-      }
       // UNIMPLEMENTED for Info alone means a daemon older than v0.11: it is
-      // there and answers, so the connection is usable.
+      // there and answers, so the connection is usable. Anything else
+      // (ConnectionError, CANCELLED, ...) fails connect().
       if ((e as { code?: string }).code !== "UNIMPLEMENTED") {
         conn.close();
         throw e;

@@ -236,20 +236,20 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
   };
 
   try {
-      const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
-      return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
-    } catch (e) {
-      const reason: unknown = ac.signal.reason;
-      if (ac.signal.aborted && reason instanceof BuildKitError && !opts.signal?.aborted) throw reason;
-      throw e;
-    } finally {
-      solving = false;
-      opts.signal?.removeEventListener("abort", onAbort);
-      await session.close();
-      // Let the status stream finish on its own; cut it after 5 s.
-      const timer = setTimeout(() => statusAc.abort(), 5000);
-      await statusDone;
-      clearTimeout(timer);
-      progress.close();
+    const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
+    return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
+  } catch (e) {
+    const reason: unknown = ac.signal.reason;
+    if (ac.signal.aborted && reason instanceof BuildKitError && !opts.signal?.aborted) throw reason;
+    throw e;
+  } finally {
+    solving = false;
+    opts.signal?.removeEventListener("abort", onAbort);
+    await session.close();
+    // Let the status stream finish on its own; cut it after 5 s.
+    const timer = setTimeout(() => statusAc.abort(), 5000);
+    await statusDone;
+    clearTimeout(timer);
+    progress.close();
   }
 }
