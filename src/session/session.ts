@@ -68,6 +68,8 @@ export class Session {
   #injector: ReturnType<grpc.Server["createConnectionInjector"]> | undefined;
   #done: Promise<void> | undefined;
   #closing = false;
+  /** Sends what the pipe has buffered but not yet written to the call. */
+  #flush: () => void = () => undefined;
 
   constructor(options: SessionOptions) {
     this.sharedKey = options.sharedKey;
@@ -119,6 +121,7 @@ export class Session {
       batchBytes = 0;
       if (!call.write({ data })) congested = true;
     };
+    this.#flush = flush;
     const pipe = new Duplex({
       read() {
         call.resume();
@@ -173,6 +176,7 @@ export class Session {
     if (!call) return;
     this.#call = undefined;
     this.#injector?.drain(1000);
+    this.#flush();
     call.end();
     const timer = setTimeout(() => call.cancel(), 2000);
     await this.#done;
