@@ -41,6 +41,21 @@ after(() => {
   index.close();
 });
 
+/**
+ * Starts recording the paths requested from the fake index; the returned
+ * function waits `ms` more, stops recording and gives the paths seen.
+ */
+function recordIndexRequests(): (ms: number) => Promise<string[]> {
+  const urls: string[] = [];
+  const track = (req: { url?: string }): void => void urls.push(req.url ?? "");
+  index.on("request", track);
+  return async (ms) => {
+    await new Promise((r) => setTimeout(r, ms));
+    index.off("request", track);
+    return urls;
+  };
+}
+
 function dir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -260,9 +275,7 @@ test("aborting a build cancels the daemon's step", async () => {
   const build = client.build({ context: ctx, signal: ac.signal });
   const printer: string[] = [];
   const p = new PlainPrinter((t) => void printer.push(t));
-  const urls: string[] = [];
-  const track = (req: { url?: string }): void => void urls.push(req.url ?? "");
-  index.on("request", track);
+  const requested = recordIndexRequests();
   const t = Date.now();
   let aborted = false;
   for await (const s of build.progress as AsyncIterable<SolveStatus>) {
@@ -275,9 +288,7 @@ test("aborting a build cancels the daemon's step", async () => {
   await assert.rejects(build.result);
   assert.ok(aborted, "the step started");
   assert.ok(Date.now() - t < 4000, `the build ended ${Date.now() - t} ms after starting`);
-  await new Promise((r) => setTimeout(r, 5000));
-  index.off("request", track);
-  assert.ok(!urls.includes(marker), "the step was stopped before its sleep ended");
+  assert.ok(!(await requested(5000)).includes(marker), "the step was stopped before its sleep ended");
 });
 
 test("a failed step prints its last log lines, the Dockerfile snippet and error:, exit 1", () => {
@@ -376,9 +387,7 @@ test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
     join(ctx, "Dockerfile"),
     `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo started-${randomUUID()} && sleep 4 && wget -q -O- http://127.0.0.1:${indexPort}${marker} || true\n`,
   );
-  const urls: string[] = [];
-  const track = (req: { url?: string }): void => void urls.push(req.url ?? "");
-  index.on("request", track);
+  const requested = recordIndexRequests();
   const { spawn } = await import("node:child_process");
   const { repoRoot } = await import("../helpers/env.js");
   const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "main.js"), "build", "--progress", "plain", ctx], {
@@ -401,9 +410,7 @@ test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
   assert.equal(code, 130, stderr);
   assert.ok(Date.now() - t < 4000, `exited ${Date.now() - t} ms after start`);
   assert.match(stderr, /error: interrupted\n$/);
-  await new Promise((r) => setTimeout(r, 5000));
-  index.off("request", track);
-  assert.ok(!urls.includes(marker), "the step was stopped");
+  assert.ok(!(await requested(5000)).includes(marker), "the step was stopped");
 });
 
 test("a failing secret provider's message (which may hold the value) is never passed on", async () => {
