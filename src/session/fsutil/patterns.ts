@@ -14,6 +14,8 @@ interface Pattern {
   text: string;
   exclusion: boolean;
   re: RegExp;
+  /** One matcher per path segment; "**" where a segment holds a double star. */
+  segments: Array<RegExp | "**">;
 }
 
 /** Go's path.Clean for slash paths. */
@@ -87,7 +89,8 @@ export class PatternMatcher {
         if (p === "") throw new Error(`illegal exclusion pattern: "!"`);
       }
       p = cleanPath(p);
-      this.#patterns.push({ text: p, exclusion, re: toRegExp(p) });
+      const segments = p.split("/").map((seg) => (seg.includes("**") ? ("**" as const) : toRegExp(seg)));
+      this.#patterns.push({ text: p, exclusion, re: toRegExp(p), segments });
     }
     this.hasExclusions = this.#patterns.some((p) => p.exclusion);
   }
@@ -123,16 +126,15 @@ export class PatternMatcher {
     const dirParts = dir.split("/");
     for (const p of this.#patterns) {
       if (exclusionsOnly && !p.exclusion) continue;
-      const parts = p.text.split("/");
       let ok = true;
       for (let i = 0; i < dirParts.length; i++) {
-        const seg = parts[i];
+        const seg = p.segments[i];
         if (seg === undefined) {
           ok = false;
           break;
         }
-        if (seg.includes("**")) break;
-        if (!toRegExp(seg).test(dirParts[i]!)) {
+        if (seg === "**") break;
+        if (!seg.test(dirParts[i]!)) {
           ok = false;
           break;
         }
