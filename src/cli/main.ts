@@ -33,12 +33,21 @@ async function connect(values: Values, signal: AbortSignal): Promise<BuildKitCli
   return BuildKitClient.connect(opts);
 }
 
+/** Connects, runs `fn`, and closes the client however `fn` ends. */
+async function withClient(values: Values, signal: AbortSignal, fn: (client: BuildKitClient) => Promise<void>): Promise<void> {
+  const client = await connect(values, signal);
+  try {
+    await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
 type Out = (text: string) => void;
 
 async function runInfo(values: Values, signal: AbortSignal, out: Out): Promise<void> {
   const format = outputFormat(values);
-  const client = await connect(values, signal);
-  try {
+  await withClient(values, signal, async (client) => {
     const info = await client.info({ signal });
     const { toJson, keyValues } = await import("./output.js");
     if (format === "json") return out(toJson(info));
@@ -49,22 +58,17 @@ async function runInfo(values: Values, signal: AbortSignal, out: Out): Promise<v
     ];
     if (b.dockerfileVersion) pairs.push(["Dockerfile frontend", b.dockerfileVersion]);
     out(keyValues(pairs));
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 async function runWorkers(values: Values, signal: AbortSignal, out: Out): Promise<void> {
   const format = outputFormat(values);
-  const client = await connect(values, signal);
-  try {
+  await withClient(values, signal, async (client) => {
     const workers = await client.workers({ filters: list(values["filter"]), signal });
     const { toJson } = await import("./output.js");
     if (format === "json") return out(toJson(workers));
     out(await renderWorkers(workers));
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 async function renderWorkers(workers: WorkerInfo[]): Promise<string> {
@@ -129,8 +133,7 @@ async function renderRecords(records: CacheRecord[], verbose: boolean): Promise<
 
 async function runDu(values: Values, signal: AbortSignal, out: Out): Promise<void> {
   const format = outputFormat(values);
-  const client = await connect(values, signal);
-  try {
+  await withClient(values, signal, async (client) => {
     const du = await client.diskUsage({ filters: list(values["filter"]), signal });
     const { toJson, keyValues } = await import("./output.js");
     const { formatSize } = await import("./units.js");
@@ -141,9 +144,7 @@ async function runDu(values: Values, signal: AbortSignal, out: Out): Promise<voi
     pairs.push(["Reclaimable", formatSize(du.reclaimable)], ["Total", formatSize(du.total)]);
     text += (values["verbose"] === true && du.records.length ? "\n" : "") + keyValues(pairs);
     out(text);
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 async function runPrune(values: Values, signal: AbortSignal, out: Out): Promise<void> {
@@ -167,8 +168,7 @@ async function runPrune(values: Values, signal: AbortSignal, out: Out): Promise<
     minFreeSpace: values["min-free-space"] === undefined ? undefined : parseBytes(str(values["min-free-space"])!, "--min-free-space"),
     signal,
   };
-  const client = await connect(values, signal);
-  try {
+  await withClient(values, signal, async (client) => {
     const removed: CacheRecord[] = [];
     for await (const r of client.prune(opts)) removed.push(r);
     const reclaimed = removed.reduce((n, r) => n + (r.size > 0n ? r.size : 0n), 0n);
@@ -177,21 +177,16 @@ async function runPrune(values: Values, signal: AbortSignal, out: Out): Promise<
     let text = removed.length ? await renderRecords(removed, values["verbose"] === true) : "";
     text += keyValues([["Total", formatSize(reclaimed)]]);
     out(text);
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 async function runBuildCommand(values: Values, signal: AbortSignal, out: Out, positionals: string[]): Promise<void> {
   const { runBuild, buildOptionsFromFlags } = await import("./build-command.js");
   // Parse the flags before dialling, so usage errors never wait on a daemon.
   const flags = buildOptionsFromFlags(values, positionals, process.env);
-  const client = await connect(values, signal);
-  try {
+  await withClient(values, signal, async (client) => {
     await runBuild(client, flags, signal, { out, err: (t) => void process.stderr.write(t) });
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 const runners: Record<string, (v: Values, s: AbortSignal, out: Out, positionals: string[]) => Promise<void>> = {
