@@ -1,6 +1,5 @@
 /** moby.buildkit.secrets.v1.Secrets: values are produced only when buildkitd asks. */
-import * as grpc from "@grpc/grpc-js";
-import type { SessionService } from "./session.js";
+import { GrpcStatusError, Status, type SessionService } from "./grpc-server.js";
 
 /** Largest secret buildkit's own provider accepts. */
 export const MAX_SECRET_BYTES = 500 * 1024;
@@ -10,25 +9,20 @@ export type SecretProvider = () => Promise<Buffer>;
 export function secretsService(secrets: ReadonlyMap<string, SecretProvider>): SessionService {
   return {
     name: "moby.buildkit.secrets.v1.Secrets",
-    handlers: {
-      GetSecret: (call: grpc.ServerUnaryCall<{ ID: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        const id = call.request.ID;
+    unary: {
+      GetSecret: async (request) => {
+        const id = (request as { ID: string }).ID;
         const provider = secrets.get(id);
-        if (!provider) {
-          cb({ code: grpc.status.NOT_FOUND, details: `secret ${id} not found` });
-          return;
-        }
-        provider().then(
-          (data) => {
-            if (data.length > MAX_SECRET_BYTES) {
-              cb({ code: grpc.status.INVALID_ARGUMENT, details: `secret ${id} is larger than 500 KiB` });
-            } else {
-              cb(null, { data });
-            }
-          },
+        if (!provider) throw new GrpcStatusError(Status.NOT_FOUND, `secret ${id} not found`);
+        let data: Buffer;
+        try {
+          data = await provider();
+        } catch {
           // The message names the id only: a provider's error could quote the value.
-          () => cb({ code: grpc.status.INTERNAL, details: `secret ${id} could not be read` }),
-        );
+          throw new GrpcStatusError(Status.INTERNAL, `secret ${id} could not be read`);
+        }
+        if (data.length > MAX_SECRET_BYTES) throw new GrpcStatusError(Status.INVALID_ARGUMENT, `secret ${id} is larger than 500 KiB`);
+        return { data };
       },
     },
   };

@@ -6,19 +6,13 @@ import { randomBytes } from "node:crypto";
 import { Duplex } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import type { Connection } from "../transport/connection.js";
-import { MAX_MESSAGE_BYTES } from "../transport/connection.js";
-import { serviceDefinition } from "../transport/proto.js";
+import { PreEncoded } from "../transport/proto.js";
+import { SessionServer, type SessionService } from "./grpc-server.js";
 
-/** One service the session serves: its full proto name and handlers. */
-export interface SessionService {
-  name: string;
-  handlers: grpc.UntypedServiceImplementation;
-}
+export type { SessionService } from "./grpc-server.js";
 
-/** Pipe writes are sent as one BytesMessage once this much is buffered... */
-const FLUSH_BYTES = 64 * 1024;
-/** ...or this many milliseconds after the first buffered write. */
-const FLUSH_DELAY_MS = 1;
+/** Pipe bytes are sent as one BytesMessage per event loop turn, or sooner past this size. */
+const FLUSH_BYTES = 256 * 1024;
 
 const HEADER_UUID = "x-docker-expose-session-uuid";
 const HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey";
@@ -39,13 +33,36 @@ export function newId(): string {
 function healthService(): SessionService {
   return {
     name: "grpc.health.v1.Health",
-    handlers: {
-      Check: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: "SERVING" }),
-      Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        call.write({ status: "SERVING" });
+    unary: {
+      Check: () => Promise.resolve({ status: "SERVING" }),
+    },
+    streams: {
+      Watch: async (call) => {
+        await call.send({ status: "SERVING" });
+        await new Promise<void>((resolve) => call.signal.addEventListener("abort", () => resolve(), { once: true }));
       },
     },
   };
+}
+
+/** Encodes a BytesMessage (field 1, bytes) holding `chunks` back to back. */
+function bytesMessage(chunks: readonly Buffer[], size: number): Buffer {
+  let head = 1;
+  for (let n = size; n >= 0x80; n >>>= 7) head++;
+  const out = Buffer.allocUnsafe(1 + head + size);
+  out[0] = 0x0a;
+  let o = 1;
+  let n = size;
+  while (n >= 0x80) {
+    out[o++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[o++] = n;
+  for (const c of chunks) {
+    c.copy(out, o);
+    o += c.length;
+  }
+  return out;
 }
 
 export interface SessionOptions {
@@ -63,9 +80,8 @@ export class Session {
   readonly sharedKey: string;
   /** Advertised methods, derived from the registered services. */
   readonly methods: string[];
-  readonly #server: grpc.Server;
+  readonly #server: SessionServer;
   #call: grpc.ClientDuplexStream<unknown, unknown> | undefined;
-  #injector: ReturnType<grpc.Server["createConnectionInjector"]> | undefined;
   #done: Promise<void> | undefined;
   #closing = false;
   /** Sends what the pipe has buffered but not yet written to the call. */
@@ -73,22 +89,13 @@ export class Session {
 
   constructor(options: SessionOptions) {
     this.sharedKey = options.sharedKey;
-    this.#server = new grpc.Server({
-      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-    });
-    const methods: string[] = [];
-    for (const svc of [healthService(), ...options.services]) {
-      const def = serviceDefinition(svc.name);
-      this.#server.addService(def, svc.handlers);
-      for (const m of Object.values(def)) methods.push(m.path);
-    }
-    this.methods = methods;
+    this.#server = new SessionServer([healthService(), ...options.services]);
+    this.methods = this.#server.methods;
   }
 
   /**
-   * Opens the session on the daemon and serves it. Resolves once the pipe is
-   * established; `done` settles when the daemon or close() ends it.
+   * Opens the session on the daemon and serves it; `ended` settles when the
+   * daemon or close() ends it.
    */
   start(conn: Connection): void {
     const md = new grpc.Metadata();
@@ -97,10 +104,10 @@ export class Session {
     for (const m of this.methods) md.add(HEADER_METHOD, m);
     const call = conn.bidi("Control.Session", md);
     this.#call = call;
-    // HTTP/2 writes many small frames; sending each as its own BytesMessage
-    // costs a gRPC message apiece on both sides (10,100 STAT packets became
-    // 10,120 messages). Writes are coalesced for up to 1 ms or 64 KiB, as
-    // Go's buffered HTTP/2 writer effectively does.
+    // HTTP/2 writes many frames; sending each as its own BytesMessage costs a
+    // gRPC message apiece on both sides. What one event loop turn writes
+    // leaves as one message (sooner past FLUSH_BYTES), encoded here in a
+    // single copy.
     let batch: Buffer[] = [];
     let batchBytes = 0;
     let scheduled = false;
@@ -116,24 +123,32 @@ export class Session {
     const flush = (): void => {
       scheduled = false;
       if (!batch.length) return;
-      const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
+      const bytes = bytesMessage(batch, batchBytes);
       batch = [];
       batchBytes = 0;
-      if (!call.write({ data })) congested = true;
+      if (!call.write(new PreEncoded(bytes))) congested = true;
     };
     this.#flush = flush;
+    const take = (chunk: Buffer): void => {
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      if (batchBytes >= FLUSH_BYTES) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    };
     const pipe = new Duplex({
       read() {
         call.resume();
       },
       write(chunk: Buffer, _enc, cb) {
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes >= FLUSH_BYTES) flush();
-        else if (!scheduled) {
-          scheduled = true;
-          setTimeout(flush, FLUSH_DELAY_MS);
-        }
+        take(chunk);
+        if (congested) waiting.push(() => cb());
+        else cb();
+      },
+      writev(chunks: Array<{ chunk: Buffer }>, cb) {
+        for (const c of chunks) take(c.chunk);
         if (congested) waiting.push(() => cb());
         else cb();
       },
@@ -155,10 +170,9 @@ export class Session {
       call.on("error", finish);
       call.on("status", finish);
     });
-    // grpc-js' http2 server reads a few socket properties.
+    // Node's HTTP/2 reads a few socket properties of the connection.
     Object.assign(pipe, { remoteAddress: "buildkitd", remotePort: 0, setNoDelay: () => pipe, setKeepAlive: () => pipe, setTimeout: () => pipe });
-    this.#injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    this.#injector.injectConnection(pipe);
+    this.#server.serve(pipe);
   }
 
   /**
@@ -169,19 +183,17 @@ export class Session {
     return (this.#done ?? Promise.resolve()).then(() => ({ unexpected: !this.#closing }));
   }
 
-  /** Ends the session: half-closes the pipe, stops serving. Idempotent. */
+  /** Ends the session: stops serving, sends what is buffered, half-closes the pipe. Idempotent. */
   async close(): Promise<void> {
     this.#closing = true;
     const call = this.#call;
     if (!call) return;
     this.#call = undefined;
-    this.#injector?.drain(1000);
+    this.#server.close();
     this.#flush();
     call.end();
     const timer = setTimeout(() => call.cancel(), 2000);
     await this.#done;
     clearTimeout(timer);
-    this.#injector?.destroy();
-    this.#server.forceShutdown();
   }
 }

@@ -26,6 +26,15 @@ const toObjectOptions: protobuf.IConversionOptions = {
   oneofs: true,
 };
 
+/**
+ * A message that is already encoded: codecs pass its bytes through as they
+ * are (the session pipe builds its BytesMessage frames itself, saving a copy
+ * of everything it sends).
+ */
+export class PreEncoded {
+  constructor(readonly bytes: Buffer) {}
+}
+
 export interface Codec<T = unknown> {
   encode(value: object): Buffer;
   decode(bytes: Uint8Array): T;
@@ -40,6 +49,7 @@ export function codec<T = unknown>(fullName: string): Codec<T> {
     const type = getRoot().lookupType(fullName);
     c = {
       encode: (value) => {
+        if (value instanceof PreEncoded) return value.bytes;
         const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
         return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       },
@@ -48,6 +58,19 @@ export function codec<T = unknown>(fullName: string): Codec<T> {
     codecs.set(fullName, c);
   }
   return c as Codec<T>;
+}
+
+/** Request and response types of one method, e.g. ("grpc.health.v1.Health", "Check"). */
+export function methodTypes(service: string, method: string): { requestType: string; responseType: string; requestStream: boolean; responseStream: boolean } {
+  const m = getRoot().lookupService(service).methods[method];
+  if (!m) throw new Error(`${service} has no method ${method}`);
+  m.resolve();
+  return {
+    requestType: m.resolvedRequestType!.fullName.replace(/^\./, ""),
+    responseType: m.resolvedResponseType!.fullName.replace(/^\./, ""),
+    requestStream: m.requestStream === true,
+    responseStream: m.responseStream === true,
+  };
 }
 
 const services = new Map<string, ServiceDefinition>();
@@ -59,13 +82,13 @@ export function serviceDefinition(fullName: string): ServiceDefinition {
     const svc = getRoot().lookupService(fullName);
     const out: Record<string, MethodDefinition<unknown, unknown>> = {};
     for (const m of svc.methodsArray) {
-      m.resolve();
-      const req = codec(m.resolvedRequestType!.fullName.replace(/^\./, ""));
-      const res = codec(m.resolvedResponseType!.fullName.replace(/^\./, ""));
+      const t = methodTypes(fullName, m.name);
+      const req = codec(t.requestType);
+      const res = codec(t.responseType);
       out[m.name] = {
         path: `/${fullName}/${m.name}`,
-        requestStream: m.requestStream === true,
-        responseStream: m.responseStream === true,
+        requestStream: t.requestStream,
+        responseStream: t.responseStream,
         requestSerialize: (v: unknown) => req.encode(v as object),
         requestDeserialize: (b: Buffer) => req.decode(b),
         responseSerialize: (v: unknown) => res.encode(v as object),

@@ -6,23 +6,22 @@
  * uid/gid are sent as 0 like buildctl, which keeps cache keys independent of
  * who runs the build.
  */
-import { lstat, readdir, readlink } from "node:fs/promises";
-import type { BigIntStats } from "node:fs";
+import { lstat, readlink } from "node:fs/promises";
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { PatternMatcher, cleanPath } from "./patterns.js";
 import { goFileMode, isRequestable } from "./mode.js";
+import type { WireStat } from "./wire.js";
 
-export interface WireStat {
-  path: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: string;
-  modTime: string;
-  linkname: string;
-  devmajor: string;
-  devminor: string;
-}
+export type { WireStat } from "./wire.js";
+
+/**
+ * The walk stats synchronously (about three times less CPU than promise
+ * lstat per entry, which matters when 10,000 entries share two cores with
+ * the daemon) and gives the event loop a turn every few milliseconds, so
+ * the session's health checks and transfers keep flowing.
+ */
+const SLICE_MS = 4;
 
 export interface WalkEntry {
   stat: WireStat;
@@ -51,11 +50,11 @@ function toWire(rel: string, st: BigIntStats, linkname: string): WireStat {
     mode,
     uid: 0,
     gid: 0,
-    size: isDir ? "0" : st.size.toString(),
-    modTime: st.mtimeNs.toString(),
+    size: isDir ? 0n : st.size,
+    modTime: st.mtimeNs,
     linkname,
-    devmajor: isDev ? String((rdev >> 8) & 0xfff) : "0",
-    devminor: isDev ? String((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) : "0",
+    devmajor: isDev ? (rdev >> 8) & 0xfff : 0,
+    devminor: isDev ? (rdev & 0xff) | ((rdev >> 12) & 0xfff00) : 0,
   };
 }
 
@@ -118,35 +117,35 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     }
   }
 
+  let sliceStart = performance.now();
+  /** A promise to await when the current slice is used up, else undefined. */
+  const breathe = (): Promise<void> | undefined => {
+    if (performance.now() - sliceStart < SLICE_MS) return undefined;
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      sliceStart = performance.now();
+    });
+  };
+
   async function* visit(dirAbs: string, dirRel: string): AsyncGenerator<WalkEntry> {
     let names: string[];
     try {
-      names = await readdir(dirAbs);
+      names = readdirSync(dirAbs);
     } catch (e) {
       throw new Error(`cannot read directory ${dirAbs}: ${(e as Error).message}`, { cause: e });
     }
     names.sort(byteCompare);
-    // Stat a window of entries ahead concurrently; the walk order stays sorted.
-    const WINDOW = 64;
-    const stats: Array<Promise<BigIntStats | undefined>> = [];
-    const statAt = (i: number): void => {
-      if (i < names.length && stats[i] === undefined) {
-        const abs = join(dirAbs, names[i]!);
-        stats[i] = lstat(abs, { bigint: true }).catch((e: NodeJS.ErrnoException) => {
-          if (e.code === "ENOENT") return undefined; // removed during the walk
-          throw new Error(`cannot stat ${abs}: ${e.message}`, { cause: e });
-        });
-        stats[i].catch(() => undefined);
-      }
-    };
-    for (let i = 0; i < WINDOW; i++) statAt(i);
-    for (let idx = 0; idx < names.length; idx++) {
-      statAt(idx + WINDOW);
-      const name = names[idx]!;
+    for (const name of names) {
+      const pause = breathe();
+      if (pause) await pause;
       const rel = dirRel ? `${dirRel}/${name}` : name;
       const abs = join(dirAbs, name);
-      const st = await stats[idx]!;
-      delete stats[idx];
+      let st: BigIntStats | undefined;
+      try {
+        st = lstatSync(abs, { bigint: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot stat ${abs}: ${(e as Error).message}`, { cause: e });
+        // removed during the walk
+      }
       if (st === undefined) continue;
       if (st.isSocket()) continue;
       const isDir = st.isDirectory();
@@ -166,7 +165,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
       let linkname = "";
       if (st.isSymbolicLink()) {
         try {
-          linkname = await readlink(abs);
+          linkname = readlinkSync(abs);
         } catch (e) {
           throw new Error(`cannot read symlink ${abs}: ${(e as Error).message}`, { cause: e });
         }
@@ -185,7 +184,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
         const first = firstPathOfInode.get(key);
         if (first !== undefined) {
           entry.stat.linkname = first;
-          entry.stat.size = "0";
+          entry.stat.size = 0n;
         } else {
           firstPathOfInode.set(key, rel);
         }

@@ -1,0 +1,145 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { GrpcStatusError, SessionServer, Status, encodeGrpcMessage, type SessionService } from "../../src/session/grpc-server.js";
+import { serviceDefinition } from "../../src/transport/proto.js";
+
+/** Serves `services` on a local TCP port with SessionServer; grpc-js is the client. */
+async function serve(services: SessionService[]): Promise<{ client: grpc.Client; server: SessionServer; close: () => Promise<void> }> {
+  const server = new SessionServer(services);
+  const net: Server = createServer((socket) => server.serve(socket));
+  await new Promise<void>((r) => net.listen(0, "127.0.0.1", r));
+  const port = (net.address() as { port: number }).port;
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return {
+    client,
+    server,
+    close: async () => {
+      client.close();
+      server.close();
+      await new Promise((r) => net.close(r));
+    },
+  };
+}
+
+function unary(client: grpc.Client, service: string, method: string, request: object): Promise<unknown> {
+  const def = serviceDefinition(service)[method]!;
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, (e, v) => (e ? reject(e) : resolve(v))),
+  );
+}
+
+const health: SessionService = { name: "grpc.health.v1.Health", unary: { Check: () => Promise.resolve({ status: "SERVING" }) } };
+
+test("unary calls answer; handler errors become statuses with their message", async () => {
+  const secrets: SessionService = {
+    name: "moby.buildkit.secrets.v1.Secrets",
+    unary: {
+      GetSecret: (req) => {
+        const id = (req as { ID: string }).ID;
+        if (id === "missing") return Promise.reject(new GrpcStatusError(Status.NOT_FOUND, "secret missing not found: ünïcode 100%"));
+        return Promise.resolve({ data: Buffer.from(`value of ${id}`) });
+      },
+    },
+  };
+  const s = await serve([health, secrets]);
+  try {
+    assert.deepEqual(await unary(s.client, "grpc.health.v1.Health", "Check", {}), { status: "SERVING" });
+    const r = (await unary(s.client, "moby.buildkit.secrets.v1.Secrets", "GetSecret", { ID: "a" })) as { data: Buffer };
+    assert.equal(r.data.toString(), "value of a");
+    await assert.rejects(unary(s.client, "moby.buildkit.secrets.v1.Secrets", "GetSecret", { ID: "missing" }), (e: grpc.ServiceError) => {
+      assert.equal(e.code, grpc.status.NOT_FOUND);
+      assert.equal(e.details, "secret missing not found: ünïcode 100%");
+      return true;
+    });
+    await assert.rejects(unary(s.client, "moby.buildkit.v1.Control", "DiskUsage", {}), (e: grpc.ServiceError) => e.code === grpc.status.UNIMPLEMENTED);
+    assert.deepEqual(s.server.methods, ["/grpc.health.v1.Health/Check", "/moby.buildkit.secrets.v1.Secrets/GetSecret"]);
+  } finally {
+    await s.close();
+  }
+});
+
+test("streams: many small messages and large ones arrive whole and in order, both ways", async () => {
+  const echo: SessionService = {
+    name: "moby.sshforward.v1.SSH",
+    streams: {
+      ForwardAgent: async (call) => {
+        for await (const m of call) {
+          const data = (m as { data: Buffer }).data;
+          if (data.length > 100) await call.sendEncoded([Buffer.from([0x0a, ...varint(data.length)]), data]);
+          else await call.send({ data });
+        }
+      },
+    },
+  };
+  const s = await serve([echo]);
+  try {
+    const def = serviceDefinition("moby.sshforward.v1.SSH")["ForwardAgent"]!;
+    const call = s.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize);
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 3000; i++) sent.push(Buffer.from(`m${i}`));
+    sent.push(Buffer.alloc(3 << 20, 7), Buffer.from("last"));
+    const got: Buffer[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      call.on("data", (m: { data: Buffer }) => got.push(m.data));
+      call.on("error", reject);
+      call.on("status", (st: grpc.StatusObject) => (st.code === 0 ? resolve() : reject(new Error(st.details))));
+    });
+    for (const b of sent) call.write({ data: b });
+    call.end();
+    await done;
+    assert.equal(got.length, sent.length);
+    for (let i = 0; i < sent.length; i++) assert.ok(got[i]!.equals(sent[i]!), `message ${i}`);
+  } finally {
+    await s.close();
+  }
+});
+
+test("a handler's plain Error ends the call UNKNOWN with its message; cancelling aborts the handler", async () => {
+  let aborted = false;
+  const failing: SessionService = { name: "moby.sshforward.v1.SSH", streams: { ForwardAgent: () => Promise.reject(new Error("boom")) } };
+  const waiting: SessionService = {
+    name: "moby.filesync.v1.FileSync",
+    streams: {
+      DiffCopy: async (call) => {
+        await call.send({ type: "PACKET_STAT" });
+        await new Promise<void>((r) => call.signal.addEventListener("abort", () => r()));
+        aborted = true;
+      },
+    },
+  };
+  const s = await serve([failing, waiting]);
+  try {
+    const fa = serviceDefinition("moby.sshforward.v1.SSH")["ForwardAgent"]!;
+    const c1 = s.client.makeBidiStreamRequest(fa.path, fa.requestSerialize, fa.responseDeserialize);
+    const st1 = await new Promise<grpc.StatusObject>((r) => c1.on("status", r).on("error", () => undefined));
+    assert.equal(st1.code, grpc.status.UNKNOWN);
+    assert.equal(st1.details, "boom");
+
+    const tu = serviceDefinition("moby.filesync.v1.FileSync")["DiffCopy"]!;
+    const c2 = s.client.makeBidiStreamRequest(tu.path, tu.requestSerialize, tu.responseDeserialize);
+    await new Promise((r) => c2.once("data", r));
+    c2.on("error", () => undefined);
+    c2.cancel();
+    for (let i = 0; i < 100 && !aborted; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(aborted, "the handler saw the cancel");
+  } finally {
+    await s.close();
+  }
+});
+
+test("grpc-message is percent-encoded", () => {
+  assert.equal(encodeGrpcMessage("a b%c"), "a b%25c");
+  assert.equal(encodeGrpcMessage("é\n"), "%C3%A9%0A");
+});
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
