@@ -109,6 +109,7 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
       if (printer) printer.update(s);
       else if (progress === "rawjson") io.err(toJson(s).replace(/\n\s*/g, "") + "\n");
     }
+    printer?.flush();
   })();
   try {
     const result = await build.result;

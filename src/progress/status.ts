@@ -18,6 +18,8 @@ export interface VertexStatus {
   name: string;
   current: number;
   total: number;
+  /** When this update was taken. */
+  timestamp?: Date;
   started?: Date;
   completed?: Date;
 }
@@ -59,8 +61,10 @@ export function statusFromWire(r: StatusResponse__Output): SolveStatus {
     }),
     statuses: r.statuses.map((s) => {
       const out: VertexStatus = { id: s.ID, vertex: s.vertex, name: s.name, current: Number(s.current), total: Number(s.total) };
+      const ts = timestamp(s.timestamp);
       const st = timestamp(s.started);
       const c = timestamp(s.completed);
+      if (ts) out.timestamp = ts;
       if (st) out.started = st;
       if (c) out.completed = c;
       return out;

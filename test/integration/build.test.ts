@@ -285,6 +285,7 @@ test("aborting a build cancels the daemon's step", async () => {
       ac.abort();
     }
   }
+  p.flush();
   await assert.rejects(build.result);
   assert.ok(aborted, "the step started");
   assert.ok(Date.now() - t < 4000, `the build ended ${Date.now() - t} ms after starting`);
