@@ -8,7 +8,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { GrpcStatusError, Status, type CallContext, type SessionService, type StreamCall } from "./grpc-server.js";
-import { walk } from "./fsutil/walk.js";
+import { FIX, fsReason, walk } from "./fsutil/walk.js";
 import { timeSlicer } from "./slices.js";
 import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
 
@@ -140,7 +140,7 @@ async function diffCopy(call: StreamCall, dirs: ReadonlyMap<string, string>, sta
       try {
         await sendFile(next, file.path, file.size);
       } catch (e) {
-        fail(new Error(`cannot read ${file.path}: ${(e as Error).message}`, { cause: e }));
+        fail(new Error(`cannot read ${file.path}: ${fsReason(e)} (${FIX})`, { cause: e }));
         break;
       }
       continue;

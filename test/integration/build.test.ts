@@ -9,9 +9,12 @@ import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuildKitClient, PlainPrinter, type SolveStatus } from "../../src/index.js";
-import { buildctl, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
+import { spawnSync } from "node:child_process";
+import { buildctl, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
 import { trackHandles } from "../helpers/leaks.js";
+
+const cliPath = join(repoRoot, "dist", "src", "cli", "main.js");
 
 let env: TestEnv;
 let index: Server;
@@ -435,4 +438,39 @@ test("a failing secret provider's message (which may hold the value) is never pa
   );
   assert.match(err.message, /secret s could not be read/);
   assert.ok(!err.message.includes(value) && !String(err.stack).includes(value) && !seen.includes(value));
+});
+
+test("an unreadable file in the context fails with one line naming it and what to do", (t) => {
+  const ctx = dir("bk-unreadable-");
+  chmodSync(ctx, 0o755);
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nCOPY . /x\n`);
+  writeFileSync(join(ctx, "locked.txt"), "not for you\n");
+  chmodSync(join(ctx, "locked.txt"), 0o000);
+  let command: string[];
+  let addr: string;
+  if (process.getuid?.() === 0) {
+    // root reads everything: run the CLI as nobody, over the TLS endpoint
+    // (the unix socket is root's), with a copy of the client certificates.
+    if (!env.tlsHost || !env.tlsDir) {
+      t.skip("needs the TLS endpoint of scripts/test-env.sh to run as a non-root user");
+      return;
+    }
+    const tls = dir("bk-unreadable-tls-");
+    chmodSync(tls, 0o755);
+    for (const f of ["ca.pem", "cert.pem", "key.pem"]) {
+      writeFileSync(join(tls, f), readFileSync(join(env.tlsDir, "client", f)));
+      chmodSync(join(tls, f), 0o644);
+    }
+    command = ["runuser", "-u", "nobody", "--", process.execPath, cliPath, "build", "--tlsdir", tls];
+    addr = env.tlsHost;
+  } else {
+    command = [process.execPath, cliPath, "build"];
+    addr = env.buildkitHost;
+  }
+  const r = spawnSync(command[0]!, [...command.slice(1), "--addr", addr, "--progress", "quiet", ctx], { encoding: "utf8" });
+  assert.equal(r.status, 1, r.stderr);
+  const path = join(ctx, "locked.txt");
+  assert.match(r.stderr, new RegExp(`^error: .*cannot read ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: permission denied \\(fix its permissions or exclude it in \\.dockerignore\\)$`, "m"));
+  assert.equal(r.stderr.split(path).length - 1, 1, `the path is named once:\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
 });

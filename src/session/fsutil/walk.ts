@@ -16,6 +16,19 @@ import { timeSlicer } from "../slices.js";
 
 export type { WireStat } from "./wire.js";
 
+/**
+ * An fs error as one short clause, without Node's repeated path:
+ * "EACCES: permission denied, open '/x'" -> "permission denied".
+ */
+export function fsReason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (!err?.code || typeof err.message !== "string") return String((e as Error)?.message ?? e);
+  return err.message.replace(/^[A-Z0-9_]+: /, "").replace(/, \w+ '.*'$/s, "");
+}
+
+/** What to do about a file the context cannot be read without. */
+export const FIX = "fix its permissions or exclude it in .dockerignore";
+
 /** The walk stats synchronously (a third of promise lstat's CPU) in slices this long. */
 const SLICE_MS = 4;
 
@@ -120,7 +133,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     try {
       names = readdirSync(dirAbs);
     } catch (e) {
-      throw new Error(`cannot read directory ${dirAbs}: ${(e as Error).message}`, { cause: e });
+      throw new Error(`cannot read directory ${dirAbs}: ${fsReason(e)} (${FIX})`, { cause: e });
     }
     names.sort(byteCompare);
     for (const name of names) {
@@ -132,7 +145,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
       try {
         st = lstatSync(abs, { bigint: true });
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot stat ${abs}: ${(e as Error).message}`, { cause: e });
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot stat ${abs}: ${fsReason(e)} (${FIX})`, { cause: e });
         // removed during the walk
       }
       if (st === undefined) continue;
@@ -156,7 +169,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
         try {
           linkname = readlinkSync(abs);
         } catch (e) {
-          throw new Error(`cannot read symlink ${abs}: ${(e as Error).message}`, { cause: e });
+          throw new Error(`cannot read symlink ${abs}: ${fsReason(e)} (${FIX})`, { cause: e });
         }
       }
       const entry: WalkEntry = { stat: toWire(rel, st, linkname), absPath: abs, requestable: false };
