@@ -70,6 +70,20 @@ class Writer {
     this.buf[this.pos++] = Number(u);
   }
 
+  /** A varint field, left out when zero. */
+  uint(tag: number, n: number): void {
+    if (!n) return;
+    this.buf[this.pos++] = tag;
+    this.varint(n);
+  }
+
+  /** An int64 varint field, left out when zero. */
+  int64(tag: number, n: bigint): void {
+    if (!n) return;
+    this.buf[this.pos++] = tag;
+    this.varint64(n);
+  }
+
   bytes(tag: number, b: Buffer): void {
     this.buf[this.pos++] = tag;
     this.varint(b.length);
@@ -94,35 +108,14 @@ function statSize(s: WireStat, path: Buffer, link: Buffer): number {
 
 function writeStat(w: Writer, s: WireStat, path: Buffer, link: Buffer): void {
   if (path.length) w.bytes(0x0a, path);
-  if (s.mode) {
-    w.buf[w.pos++] = 0x10;
-    w.varint(s.mode);
-  }
-  if (s.uid) {
-    w.buf[w.pos++] = 0x18;
-    w.varint(s.uid);
-  }
-  if (s.gid) {
-    w.buf[w.pos++] = 0x20;
-    w.varint(s.gid);
-  }
-  if (s.size) {
-    w.buf[w.pos++] = 0x28;
-    w.varint64(s.size);
-  }
-  if (s.modTime) {
-    w.buf[w.pos++] = 0x30;
-    w.varint64(s.modTime);
-  }
+  w.uint(0x10, s.mode);
+  w.uint(0x18, s.uid);
+  w.uint(0x20, s.gid);
+  w.int64(0x28, s.size);
+  w.int64(0x30, s.modTime);
   if (link.length) w.bytes(0x3a, link);
-  if (s.devmajor) {
-    w.buf[w.pos++] = 0x40;
-    w.varint(s.devmajor);
-  }
-  if (s.devminor) {
-    w.buf[w.pos++] = 0x48;
-    w.varint(s.devminor);
-  }
+  w.uint(0x40, s.devmajor);
+  w.uint(0x48, s.devminor);
 }
 
 /** Packet{type: STAT, stat}; `undefined` gives the empty STAT that ends the walk. */
