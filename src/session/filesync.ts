@@ -14,8 +14,6 @@ import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.
 
 /** DATA payload size; the receiver takes any size (Go's sender uses 32 KiB). */
 const CHUNK = 256 * 1024;
-/** Files are read synchronously (half the CPU of async reads) in slices this long. */
-const SLICE_MS = 4;
 
 interface PacketIn {
   type: string;
@@ -66,8 +64,8 @@ async function diffCopy(call: StreamCall, dirs: ReadonlyMap<string, string>, sta
     wake();
   };
 
-  // Reader: REQ / FIN / ERR from the daemon.
-  const reader = (async () => {
+  // Reader: REQ / FIN / ERR from the daemon (it never rejects).
+  void (async () => {
     try {
       for await (const m of call) {
         const p = m as PacketIn;
@@ -105,7 +103,7 @@ async function diffCopy(call: StreamCall, dirs: ReadonlyMap<string, string>, sta
 
   // Requested files, in the order asked for.
   const served = new Set<number>();
-  const breathe = timeSlicer(SLICE_MS);
+  const breathe = timeSlicer();
   const sendFile = async (id: number, path: string, size: number): Promise<void> => {
     const fd = openSync(path, "r");
     try {
@@ -155,5 +153,4 @@ async function diffCopy(call: StreamCall, dirs: ReadonlyMap<string, string>, sta
     throw new GrpcStatusError(Status.UNKNOWN, error.message);
   }
   await call.sendEncoded([finPacket()]);
-  void reader;
 }

@@ -148,12 +148,22 @@ export function headerValues(headers: http2.IncomingHttpHeaders, key: string): s
   return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(", ")).filter((s) => s !== "");
 }
 
-/** A 5-byte gRPC message prefix for a body of `size` bytes. */
+/** A 5-byte gRPC message prefix (uncompressed) for a body of `size` bytes. */
 function prefix(size: number): Buffer {
   const p = Buffer.allocUnsafe(5);
   p[0] = 0;
   p.writeUInt32BE(size, 1);
   return p;
+}
+
+/** One message, prefix and body, in a single buffer. */
+function frame(parts: readonly Buffer[], size: number): Buffer {
+  const f = Buffer.allocUnsafe(5 + size);
+  f[0] = 0;
+  f.writeUInt32BE(size, 1);
+  let o = 5;
+  for (const p of parts) o += p.copy(f, o);
+  return f;
 }
 
 export class SessionServer {
@@ -166,15 +176,17 @@ export class SessionServer {
 
   constructor(services: readonly SessionService[]) {
     for (const svc of services) {
-      for (const [method, handler] of [...Object.entries(svc.unary ?? {}).map(([m, h]) => [m, { unary: h }] as const), ...Object.entries(svc.streams ?? {}).map(([m, h]) => [m, { stream: h }] as const)]) {
+      const add = (method: string, handler: { unary: UnaryHandler } | { stream: StreamHandler }): void => {
         const types = methodTypes(svc.name, method);
-        if ((handler as { unary?: UnaryHandler }).unary && (types.requestStream || types.responseStream)) {
+        if ("unary" in handler && (types.requestStream || types.responseStream)) {
           throw new Error(`${svc.name}/${method} is a streaming method`);
         }
         const path = `/${svc.name}/${method}`;
         this.#routes.set(path, { request: codec(types.requestType), response: codec(types.responseType), ...handler });
         this.methods.push(path);
-      }
+      };
+      for (const [method, unary] of Object.entries(svc.unary ?? {})) add(method, { unary });
+      for (const [method, stream] of Object.entries(svc.streams ?? {})) add(method, { stream });
     }
     this.#server = http2.createServer({
       maxSessionMemory: 64,
@@ -209,10 +221,6 @@ export class SessionServer {
     const ac = new AbortController();
     const onClosed = (): void => ac.abort();
     this.#closed.signal.addEventListener("abort", onClosed, { once: true });
-    stream.on("close", () => {
-      this.#closed.signal.removeEventListener("abort", onClosed);
-      ac.abort();
-    });
     const metadata = (key: string): string[] => headerValues(headers, key);
 
     let headersSent = false;
@@ -264,6 +272,8 @@ export class SessionServer {
       notify();
     });
     stream.on("close", () => {
+      this.#closed.signal.removeEventListener("abort", onClosed);
+      ac.abort();
       inEnded = true;
       notify();
     });
@@ -290,7 +300,7 @@ export class SessionServer {
         const response = await handler(request, { metadata, signal: ac.signal });
         sendHeaders();
         const body = route.response.encode(response);
-        stream.write(Buffer.concat([prefix(body.length), body]));
+        stream.write(frame([body], body.length));
         finish(Status.OK, "");
       })().catch(fail);
       return;
@@ -318,12 +328,7 @@ export class SessionServer {
       for (const p of parts) size += p.length;
       if (size <= SMALL_MESSAGE) {
         // One buffer per small message: fewer chunks for the vectored write.
-        const frame = Buffer.allocUnsafe(5 + size);
-        frame[0] = 0;
-        frame.writeUInt32BE(size, 1);
-        let o = 5;
-        for (const p of parts) o += p.copy(frame, o);
-        stream.write(frame);
+        stream.write(frame(parts, size));
       } else {
         stream.write(prefix(size));
         for (const p of parts) if (p.length) stream.write(p);

@@ -5,7 +5,7 @@
  * the event loop a turn so health checks, window updates and other sessions
  * keep flowing.
  */
-export function timeSlicer(ms: number): () => Promise<void> | undefined {
+export function timeSlicer(ms = 4): () => Promise<void> | undefined {
   let start = performance.now();
   return () => {
     if (performance.now() - start < ms) return undefined;

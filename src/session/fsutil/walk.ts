@@ -29,8 +29,6 @@ export function fsReason(e: unknown): string {
 /** What to do about a file the context cannot be read without. */
 export const FIX = "fix its permissions or exclude it in .dockerignore";
 
-/** The walk stats synchronously (a third of promise lstat's CPU) in slices this long. */
-const SLICE_MS = 4;
 
 export interface WalkEntry {
   stat: WireStat;
@@ -126,7 +124,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     }
   }
 
-  const breathe = timeSlicer(SLICE_MS);
+  const breathe = timeSlicer();
 
   async function* visit(dirAbs: string, dirRel: string): AsyncGenerator<WalkEntry> {
     let names: string[];
