@@ -8,6 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Connection } from "../transport/connection.js";
 import { PreEncoded } from "../transport/proto.js";
 import { SessionServer, type SessionService } from "./grpc-server.js";
+import { Writer, varintSize } from "./protobuf-writer.js";
 
 export type { SessionService } from "./grpc-server.js";
 
@@ -47,22 +48,11 @@ function healthService(): SessionService {
 
 /** Encodes a BytesMessage (field 1, bytes) holding `chunks` back to back. */
 function bytesMessage(chunks: readonly Buffer[], size: number): Buffer {
-  let head = 1;
-  for (let n = size; n >= 0x80; n >>>= 7) head++;
-  const out = Buffer.allocUnsafe(1 + head + size);
-  out[0] = 0x0a;
-  let o = 1;
-  let n = size;
-  while (n >= 0x80) {
-    out[o++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  out[o++] = n;
-  for (const c of chunks) {
-    c.copy(out, o);
-    o += c.length;
-  }
-  return out;
+  const w = new Writer(Buffer.allocUnsafe(1 + varintSize(size) + size));
+  w.buf[w.pos++] = 0x0a;
+  w.varint(size);
+  for (const c of chunks) w.raw(c);
+  return w.buf;
 }
 
 export interface SessionOptions {
@@ -138,19 +128,22 @@ export class Session {
         setImmediate(flush);
       }
     };
+    /** Completes a pipe write now, or once the call drains. */
+    const written = (cb: () => void): void => {
+      if (congested) waiting.push(cb);
+      else cb();
+    };
     const pipe = new Duplex({
       read() {
         call.resume();
       },
       write(chunk: Buffer, _enc, cb) {
         take(chunk);
-        if (congested) waiting.push(() => cb());
-        else cb();
+        written(() => cb());
       },
       writev(chunks: Array<{ chunk: Buffer }>, cb) {
         for (const c of chunks) take(c.chunk);
-        if (congested) waiting.push(() => cb());
-        else cb();
+        written(() => cb());
       },
       final(cb) {
         flush();

@@ -266,13 +266,22 @@ test("10 concurrent builds on one client each see only their own secret", async 
   });
 });
 
-test("aborting a build cancels the daemon's step", async () => {
-  const ctx = dir("bk-cancel-");
-  const marker = `/after-sleep-${randomUUID()}`;
+/**
+ * A context whose step prints "started-...", sleeps 4 s, then asks the fake
+ * index for `marker`: if that request arrives, the step was not stopped.
+ */
+function sleepingStep(prefix: string, markerPrefix: string): { ctx: string; marker: string } {
+  const ctx = dir(prefix);
+  const marker = `/${markerPrefix}${randomUUID()}`;
   writeFileSync(
     join(ctx, "Dockerfile"),
     `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo started-${randomUUID()} && sleep 4 && wget -q -O- http://127.0.0.1:${indexPort}${marker} || true\n`,
   );
+  return { ctx, marker };
+}
+
+test("aborting a build cancels the daemon's step", async () => {
+  const { ctx, marker } = sleepingStep("bk-cancel-", "after-sleep-");
   await using client = await BuildKitClient.connect({ address: env.buildkitHost });
   const ac = new AbortController();
   const build = client.build({ context: ctx, signal: ac.signal });
@@ -385,12 +394,7 @@ test("named contexts, a Dockerfile outside the context, and no handles left open
 });
 
 test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
-  const ctx = dir("bk-sigint-");
-  const marker = `/after-sigint-${randomUUID()}`;
-  writeFileSync(
-    join(ctx, "Dockerfile"),
-    `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo started-${randomUUID()} && sleep 4 && wget -q -O- http://127.0.0.1:${indexPort}${marker} || true\n`,
-  );
+  const { ctx, marker } = sleepingStep("bk-sigint-", "after-sigint-");
   const requested = recordIndexRequests();
   const { spawn } = await import("node:child_process");
   const { repoRoot } = await import("../helpers/env.js");

@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatusError, SessionServer, Status, encodeGrpcMessage, type SessionService } from "../../src/session/grpc-server.js";
 import { serviceDefinition } from "../../src/transport/proto.js";
+import { Writer, varintSize } from "../../src/session/protobuf-writer.js";
 
 /** Serves `services` on a local TCP port with SessionServer; grpc-js is the client. */
 async function serve(services: SessionService[]): Promise<{ client: grpc.Client; server: SessionServer; close: () => Promise<void> }> {
@@ -67,7 +68,7 @@ test("streams: many small messages and large ones arrive whole and in order, bot
       ForwardAgent: async (call) => {
         for await (const m of call) {
           const data = (m as { data: Buffer }).data;
-          if (data.length > 100) await call.sendEncoded([Buffer.from([0x0a, ...varint(data.length)]), data]);
+          if (data.length > 100) await call.sendEncoded([fieldHead(data.length), data]);
           else await call.send({ data });
         }
       },
@@ -134,12 +135,10 @@ test("grpc-message is percent-encoded", () => {
   assert.equal(encodeGrpcMessage("é\n"), "%C3%A9%0A");
 });
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return out;
+/** The tag and length of BytesMessage.data, for sending the data itself uncopied. */
+function fieldHead(length: number): Buffer {
+  const w = new Writer(Buffer.allocUnsafe(1 + varintSize(length)));
+  w.buf[w.pos++] = 0x0a;
+  w.varint(length);
+  return w.buf;
 }

@@ -8,6 +8,8 @@
  * with the generated codec (unit test).
  */
 
+import { Writer, varint64Size, varintSize } from "../protobuf-writer.js";
+
 /** One entry as fsutil sends it. */
 export interface WireStat {
   path: string;
@@ -24,72 +26,6 @@ export interface WireStat {
 
 export const PacketType = { STAT: 0, REQ: 1, DATA: 2, FIN: 3, ERR: 4 } as const;
 
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-/** Size of a 64-bit varint; negative values take ten bytes as in Go. */
-function varint64Size(n: bigint): number {
-  if (n < 0n) return 10;
-  if (n < 0x20000000000000n) return varintSize(Number(n));
-  let size = 1;
-  while (n >= 0x80n) {
-    n >>= 7n;
-    size++;
-  }
-  return size;
-}
-
-class Writer {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
-
-  varint(n: number): void {
-    while (n >= 0x80) {
-      this.buf[this.pos++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    this.buf[this.pos++] = n;
-  }
-
-  varint64(n: bigint): void {
-    if (n >= 0n && n < 0x20000000000000n) {
-      this.varint(Number(n));
-      return;
-    }
-    let u = BigInt.asUintN(64, n);
-    while (u >= 0x80n) {
-      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
-    }
-    this.buf[this.pos++] = Number(u);
-  }
-
-  /** A varint field, left out when zero. */
-  uint(tag: number, n: number): void {
-    if (!n) return;
-    this.buf[this.pos++] = tag;
-    this.varint(n);
-  }
-
-  /** An int64 varint field, left out when zero. */
-  int64(tag: number, n: bigint): void {
-    if (!n) return;
-    this.buf[this.pos++] = tag;
-    this.varint64(n);
-  }
-
-  bytes(tag: number, b: Buffer): void {
-    this.buf[this.pos++] = tag;
-    this.varint(b.length);
-    this.pos += b.copy(this.buf, this.pos);
-  }
-}
 
 /** Encodes a Stat message. */
 function statSize(s: WireStat, path: Buffer, link: Buffer): number {
