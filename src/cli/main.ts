@@ -230,12 +230,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Node warns when TLS is used with an IP address as server name (grpc-js always
-// passes the host as SNI); that warning is noise for a CLI user.
-process.removeAllListeners("warning");
-process.on("warning", (w: Error & { code?: string }) => {
-  if (w.code === "DEP0123") return;
-  process.stderr.write(`${w.name}: ${w.message}\n`);
-});
-
 process.exitCode = await main(process.argv.slice(2));

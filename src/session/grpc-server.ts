@@ -16,31 +16,9 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { codec, type Codec } from "../transport/proto.js";
 import { methodTypes } from "../transport/proto.js";
-import { MAX_MESSAGE_BYTES } from "../transport/connection.js";
+import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix } from "../transport/grpc-frame.js";
 
-/** gRPC status codes used by session services. */
-export const Status = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  NOT_FOUND: 5,
-  RESOURCE_EXHAUSTED: 8,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
-
-/** Thrown by a handler to end its call with this status. */
-export class GrpcStatusError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = "GrpcStatusError";
-  }
-}
+export { GrpcStatusError, Status, encodeGrpcMessage } from "../transport/grpc-frame.js";
 
 /** What every call offers its handler. */
 export interface CallContext {
@@ -86,56 +64,6 @@ interface Route {
   stream?: StreamHandler;
 }
 
-/** Percent-encodes a grpc-message value as the gRPC HTTP/2 spec asks. */
-export function encodeGrpcMessage(message: string): string {
-  let out = "";
-  for (const byte of Buffer.from(message, "utf8")) {
-    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
-  return out;
-}
-
-/** Splits a byte stream into gRPC messages (5-byte prefix: flag, length). */
-export class MessageReader {
-  #chunks: Buffer[] = [];
-  #length = 0;
-
-  /** Takes a chunk; returns the complete messages it finishes. */
-  push(chunk: Buffer): Buffer[] {
-    this.#chunks.push(chunk);
-    this.#length += chunk.length;
-    const out: Buffer[] = [];
-    for (;;) {
-      if (this.#length < 5) return out;
-      const head = this.#peek(5);
-      if (head[0] !== 0) throw new GrpcStatusError(Status.UNIMPLEMENTED, "compressed messages are not supported");
-      const size = head.readUInt32BE(1);
-      if (size > MAX_MESSAGE_BYTES) throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `message of ${size} bytes is over the limit`);
-      if (this.#length < 5 + size) return out;
-      this.#take(5);
-      out.push(this.#take(size));
-    }
-  }
-
-  #peek(n: number): Buffer {
-    const first = this.#chunks[0]!;
-    if (first.length >= n) return first;
-    const all = Buffer.concat(this.#chunks, this.#length);
-    this.#chunks = [all];
-    return all;
-  }
-
-  #take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const buf = this.#peek(n);
-    const out = buf.subarray(0, n);
-    if (buf.length === n) this.#chunks.shift();
-    else this.#chunks[0] = buf.subarray(n);
-    this.#length -= n;
-    return out;
-  }
-}
-
 /**
  * A request header's values. buildkitd sends one header field per value,
  * but Node's HTTP/2 joins repeated fields with ", ", so they are split there
@@ -146,24 +74,6 @@ export function headerValues(headers: http2.IncomingHttpHeaders, key: string): s
   const v = headers[key];
   if (v === undefined) return [];
   return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(", ")).filter((s) => s !== "");
-}
-
-/** A 5-byte gRPC message prefix (uncompressed) for a body of `size` bytes. */
-function prefix(size: number): Buffer {
-  const p = Buffer.allocUnsafe(5);
-  p[0] = 0;
-  p.writeUInt32BE(size, 1);
-  return p;
-}
-
-/** One message, prefix and body, in a single buffer. */
-function frame(parts: readonly Buffer[], size: number): Buffer {
-  const f = Buffer.allocUnsafe(5 + size);
-  f[0] = 0;
-  f.writeUInt32BE(size, 1);
-  let o = 5;
-  for (const p of parts) o += p.copy(f, o);
-  return f;
 }
 
 export class SessionServer {

@@ -4,9 +4,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { Duplex } from "node:stream";
-import * as grpc from "@grpc/grpc-js";
 import type { Connection } from "../transport/connection.js";
-import { PreEncoded } from "../transport/proto.js";
+import type { ClientCall } from "../transport/h2-client.js";
+import { codec } from "../transport/proto.js";
 import { SessionServer, type SessionService } from "./grpc-server.js";
 import { Writer, varintSize } from "./protobuf-writer.js";
 
@@ -71,7 +71,7 @@ export class Session {
   /** Advertised methods, derived from the registered services. */
   readonly methods: string[];
   readonly #server: SessionServer;
-  #call: grpc.ClientDuplexStream<unknown, unknown> | undefined;
+  #call: ClientCall | undefined;
   #done: Promise<void> | undefined;
   #closing = false;
   /** Sends what the pipe has buffered but not yet written to the call. */
@@ -88,11 +88,11 @@ export class Session {
    * daemon or close() ends it.
    */
   start(conn: Connection): void {
-    const md = new grpc.Metadata();
-    md.set(HEADER_UUID, this.id);
-    md.set(HEADER_SHARED_KEY, this.sharedKey);
-    for (const m of this.methods) md.add(HEADER_METHOD, m);
-    const call = conn.bidi("Control.Session", md);
+    const call = conn.bidi("Control.Session", {
+      [HEADER_UUID]: this.id,
+      [HEADER_SHARED_KEY]: this.sharedKey,
+      [HEADER_METHOD]: this.methods,
+    });
     this.#call = call;
     // HTTP/2 writes many frames; sending each as its own BytesMessage costs a
     // gRPC message apiece on both sides. What one event loop turn writes
@@ -104,19 +104,22 @@ export class Session {
     // Write callbacks held while the Control.Session call is congested.
     let waiting: Array<() => void> = [];
     let congested = false;
-    call.on("drain", () => {
+    const drained = (): void => {
       congested = false;
       const cbs = waiting;
       waiting = [];
       for (const cb of cbs) cb();
-    });
+    };
     const flush = (): void => {
       scheduled = false;
       if (!batch.length) return;
       const bytes = bytesMessage(batch, batchBytes);
       batch = [];
       batchBytes = 0;
-      if (!call.write(new PreEncoded(bytes))) congested = true;
+      if (!call.write(bytes) && !congested) {
+        congested = true;
+        call.onceDrained(drained);
+      }
     };
     this.#flush = flush;
     const take = (chunk: Buffer): void => {
@@ -151,17 +154,16 @@ export class Session {
         cb();
       },
     });
-    call.on("data", (m: { data: Buffer }) => {
-      if (m.data.length && !pipe.push(m.data)) call.pause();
+    const bytesCodec = codec<{ data: Buffer }>("moby.buildkit.v1.BytesMessage");
+    call.onMessage((m) => {
+      const { data } = bytesCodec.decode(m);
+      if (data.length && !pipe.push(data)) call.pause();
     });
-    this.#done = new Promise<void>((resolve) => {
-      const finish = (): void => {
-        pipe.push(null);
-        resolve();
-      };
-      call.on("end", finish);
-      call.on("error", finish);
-      call.on("status", finish);
+    this.#done = call.status.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      pipe.push(null);
     });
     // Node's HTTP/2 reads a few socket properties of the connection.
     Object.assign(pipe, { remoteAddress: "buildkitd", remotePort: 0, setNoDelay: () => pipe, setKeepAlive: () => pipe, setTimeout: () => pipe });

@@ -1,129 +1,140 @@
-import * as grpc from "@grpc/grpc-js";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import type { Duplex } from "node:stream";
 import { BuildKitError, ConnectionError, SolveError } from "../errors.js";
 import { decodeErrorDetails } from "./error-details.js";
 import type { ParsedAddress, ResolvedTls } from "./address.js";
-import { serviceDefinition } from "./proto.js";
+import { codec, methodTypes, type Codec } from "./proto.js";
+import { GrpcStatusError, Status, statusName } from "./grpc-frame.js";
+import { H2Channel, type CallOptions, type ClientCall, type Metadata } from "./h2-client.js";
 
-/** Message size limit both ways, as buildctl and buildkitd (containerd's default). */
-export const MAX_MESSAGE_BYTES = 16 << 20;
+export type { CallOptions } from "./h2-client.js";
+export { statusName } from "./grpc-frame.js";
 
-export interface CallOptions {
-  /** Cancels the call. */
-  signal?: AbortSignal | undefined;
-  /** Absolute deadline for the call. */
-  deadline?: Date | undefined;
+const CONTROL = "moby.buildkit.v1.Control";
+
+/** Opens the byte stream to buildkitd for an address (unix socket, TCP, TLS). */
+export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined): () => Duplex {
+  if (addr.kind === "unix") return () => net.connect(addr.path);
+  const host = addr.host.replace(/^\[|\]$/g, "");
+  if (!tlsOptions) return () => net.connect(addr.port, host);
+  const serverName = tlsOptions.serverName;
+  return () =>
+    tls.connect({
+      host,
+      port: addr.port,
+      ...(tlsOptions.ca ? { ca: tlsOptions.ca } : {}),
+      ...(tlsOptions.cert ? { cert: tlsOptions.cert } : {}),
+      ...(tlsOptions.key ? { key: tlsOptions.key } : {}),
+      ALPNProtocols: ["h2"],
+      // SNI only for names (RFC 6066 forbids addresses); the certificate is
+      // always checked against the expected server name.
+      ...(net.isIP(serverName) ? {} : { servername: serverName }),
+      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(serverName, cert),
+    });
 }
 
-type MethodDef = grpc.MethodDefinition<unknown, unknown>;
-
-/** A grpc-js channel to one buildkitd and typed helpers to call it. */
+/** A connection to one buildkitd and typed helpers to call its Control service. */
 export class Connection {
   readonly address: string;
-  readonly #client: grpc.Client;
-  readonly #methods: Map<string, MethodDef>;
+  readonly #channel: H2Channel;
+  readonly #codecs = new Map<string, { request: Codec; response: Codec }>();
 
-  constructor(addr: ParsedAddress, tls: ResolvedTls | undefined) {
+  constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, dial: () => Duplex = dialer(addr, tlsOptions)) {
     this.address = addr.address;
-    const target = addr.kind === "unix" ? `unix://${addr.path}` : `${addr.host}:${addr.port}`;
-    const options: grpc.ChannelOptions = {
-      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-      // Fail calls quickly instead of retrying hidden behind the caller's back.
-      "grpc.enable_retries": 0,
-    };
-    let creds: grpc.ChannelCredentials;
-    if (tls) {
-      creds = grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
-      options["grpc.ssl_target_name_override"] = tls.serverName;
-      options["grpc.default_authority"] = tls.serverName;
-    } else {
-      creds = grpc.credentials.createInsecure();
-    }
-    this.#client = new grpc.Client(target, creds, options);
-    this.#methods = new Map();
-    const control = serviceDefinition("moby.buildkit.v1.Control");
-    for (const [name, def] of Object.entries(control)) {
-      this.#methods.set(`Control.${name}`, def as MethodDef);
-    }
+    const authority = addr.kind === "unix" ? "localhost" : tlsOptions ? tlsOptions.serverName : `${addr.host}:${addr.port}`;
+    this.#channel = new H2Channel(dial, authority);
   }
 
-  #method(name: string): MethodDef {
-    const m = this.#methods.get(name);
-    if (!m) throw new Error(`internal: unknown method ${name}`);
-    return m;
+  #types(method: string): { request: Codec; response: Codec } {
+    let c = this.#codecs.get(method);
+    if (!c) {
+      const t = methodTypes(CONTROL, method.replace(/^Control\./, ""));
+      c = { request: codec(t.requestType), response: codec(t.responseType) };
+      this.#codecs.set(method, c);
+    }
+    return c;
+  }
+
+  #start(method: string, request: object | undefined, metadata: Metadata, options: CallOptions): ClientCall {
+    if (options.signal?.aborted) throw abortError(options.signal);
+    const call = this.#channel.call(`/${CONTROL}/${method.replace(/^Control\./, "")}`, metadata, options);
+    if (request !== undefined) {
+      call.write(this.#types(method).request.encode(request));
+      call.end();
+    }
+    return call;
+  }
+
+  #error(e: unknown, method: string, signal: AbortSignal | undefined): BuildKitError {
+    if (signal?.aborted) return abortError(signal);
+    return translateError(e, this.address, method);
   }
 
   /** Calls a unary Control method. */
-  unary<Res>(method: string, request: object, options: CallOptions = {}): Promise<Res> {
-    const def = this.#method(method);
-    return new Promise<Res>((resolve, reject) => {
-      if (options.signal?.aborted) {
-        reject(abortError(options.signal));
-        return;
-      }
-      let release = (): void => undefined;
-      const call = this.#client.makeUnaryRequest(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize,
-        request,
-        new grpc.Metadata(),
-        grpcCallOptions(options),
-        (err, value) => {
-          release();
-          if (err) reject(translateError(err, this.address, method));
-          else resolve(value as Res);
-        },
-      );
-      release = cancelOnAbort(call, options.signal);
+  async unary<Res>(method: string, request: object, options: CallOptions = {}): Promise<Res> {
+    const call = this.#start(method, request, {}, options);
+    let response: Buffer | undefined;
+    call.onMessage((m) => {
+      response ??= m;
     });
+    try {
+      await call.status;
+    } catch (e) {
+      throw this.#error(e, method, options.signal);
+    }
+    if (!response) throw new BuildKitError(`${method}: buildkitd sent no response message`);
+    return this.#types(method).response.decode(response) as Res;
   }
 
   /** Calls a server-streaming Control method. */
   async *serverStream<Res>(method: string, request: object, options: CallOptions = {}): AsyncGenerator<Res> {
-    const def = this.#method(method);
-    if (options.signal?.aborted) throw abortError(options.signal);
-    const call = this.#client.makeServerStreamRequest(
-      def.path,
-      def.requestSerialize,
-      def.responseDeserialize,
-      request,
-      new grpc.Metadata(),
-      grpcCallOptions(options),
+    const call = this.#start(method, request, {}, options);
+    const { response } = this.#types(method);
+    const queue: Buffer[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const notify = (): void => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    call.onMessage((m) => {
+      queue.push(m);
+      if (queue.length > 64) call.pause();
+      notify();
+    });
+    call.status.then(
+      () => ((done = true), notify()),
+      () => ((done = true), notify()),
     );
-    const release = cancelOnAbort(call, options.signal);
     try {
-      for await (const item of call) yield item as Res;
+      for (;;) {
+        const m = queue.shift();
+        if (m) {
+          if (queue.length < 16) call.resume();
+          yield response.decode(m) as Res;
+          continue;
+        }
+        if (done) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      await call.status;
     } catch (e) {
-      if (options.signal?.aborted) throw abortError(options.signal);
-      throw translateError(e, this.address, method);
+      throw this.#error(e, method, options.signal);
     } finally {
-      release();
       call.cancel();
     }
   }
 
-  /** Opens a bidi-streaming Control method (the session pipe). */
-  bidi(method: string, metadata: grpc.Metadata): grpc.ClientDuplexStream<unknown, unknown> {
-    const def = this.#method(method);
-    return this.#client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, metadata, {});
+  /** Opens a bidi-streaming Control method with raw messages (the session pipe). */
+  bidi(method: string, metadata: Metadata): ClientCall {
+    return this.#start(method, undefined, metadata, {});
   }
 
   close(): void {
-    this.#client.close();
+    this.#channel.close();
   }
-}
-
-function grpcCallOptions(options: CallOptions): grpc.CallOptions {
-  return options.deadline ? { deadline: options.deadline } : {};
-}
-
-/** Cancels `call` when `signal` aborts; returns the function that stops watching. */
-function cancelOnAbort(call: { cancel(): void }, signal: AbortSignal | undefined): () => void {
-  if (!signal) return () => undefined;
-  const onAbort = (): void => call.cancel();
-  signal.addEventListener("abort", onAbort, { once: true });
-  return () => signal.removeEventListener("abort", onAbort);
 }
 
 function abortError(signal: AbortSignal): BuildKitError {
@@ -132,36 +143,27 @@ function abortError(signal: AbortSignal): BuildKitError {
   return new BuildKitError("the operation was aborted", { code: "CANCELLED", cause: reason });
 }
 
-function isServiceError(e: unknown): e is grpc.ServiceError {
-  return typeof e === "object" && e !== null && "code" in e && typeof (e as { code: unknown }).code === "number" && "details" in e;
-}
-
-/** The gRPC status name of a numeric code ("UNAVAILABLE"). */
-export function statusName(code: number): string {
-  return (grpc.status as unknown as Record<number, string>)[code] ?? `CODE_${code}`;
-}
-
 /**
- * Turns a grpc-js error into a BuildKitError with one clear line. Transport
+ * Turns a failed call into a BuildKitError with one clear line. Transport
  * failures (nothing listening, TLS trouble, not buildkitd) become
  * ConnectionErrors that name the address and the likely fix.
  */
 export function translateError(e: unknown, address: string, method: string): BuildKitError {
   if (e instanceof BuildKitError) return e;
-  if (!isServiceError(e)) {
+  if (!(e instanceof GrpcStatusError)) {
     return new BuildKitError(`${method}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  const details = e.details ?? "";
+  const details = e.message;
   const conn = describeConnectionFailure(e.code, details, address);
   if (conn) return new ConnectionError(conn, address, { cause: e });
   if (method === "Control.Solve") {
-    const d = decodeErrorDetails(e.metadata);
+    const d = decodeErrorDetails(e.statusDetails);
     return new SolveError(`failed to solve: ${details || statusName(e.code)}`, { code: statusName(e.code), cause: e, ...d });
   }
   return new BuildKitError(details || statusName(e.code), { code: statusName(e.code), cause: e });
 }
 
-/** A short, actionable reason for a TLS failure reported by grpc-js/OpenSSL, if it is one. */
+/** A short, actionable reason for a TLS failure reported by Node/OpenSSL, if it is one. */
 export function tlsReason(details: string): string | undefined {
   if (/certificate required/i.test(details)) {
     return "buildkitd requires a client certificate; pass --tlscert and --tlskey (or --tlsdir)";
@@ -187,7 +189,7 @@ export function tlsReason(details: string): string | undefined {
 function describeConnectionFailure(code: number, details: string, address: string): string | undefined {
   const isUnix = address.startsWith("unix://");
   const hint = "set --addr or BUILDKIT_HOST to buildkitd's address";
-  if (code === grpc.status.UNAVAILABLE) {
+  if (code === Status.UNAVAILABLE) {
     if (/ENOENT/.test(details)) {
       return `cannot connect to buildkitd at ${address}: no such socket; is buildkitd running? (${hint})`;
     }
@@ -216,16 +218,16 @@ function describeConnectionFailure(code: number, details: string, address: strin
     }
     return `cannot connect to buildkitd at ${address}: ${details} (${hint})`;
   }
-  if (code === grpc.status.DEADLINE_EXCEEDED) {
+  if (code === Status.DEADLINE_EXCEEDED) {
     return `no answer from buildkitd at ${address} before the timeout; is it buildkitd, and is it up? (--timeout raises the limit)`;
   }
   // A buildkitd older than v0.11 has the Control service but not Info; grpc-go
   // words that "unknown method Info for service moby.buildkit.v1.Control".
   // Any other UNIMPLEMENTED means the service itself is missing.
-  if (code === grpc.status.UNIMPLEMENTED && !/unknown method \w+ for service moby\.buildkit\.v1\.Control/i.test(details)) {
+  if (code === Status.UNIMPLEMENTED && !/unknown method \w+ for service moby\.buildkit\.v1\.Control/i.test(details)) {
     return `${address} is a gRPC server but not buildkitd (it has no moby.buildkit.v1.Control service); check the address`;
   }
-  if (code === grpc.status.INTERNAL && /Received RST_STREAM|HTTP status code|content-type/i.test(details)) {
+  if (code === Status.INTERNAL && /Received RST_STREAM|HTTP status code|content-type/i.test(details)) {
     return `${address} did not answer as buildkitd (${details}); check the address`;
   }
   return undefined;

@@ -3,7 +3,6 @@
  * a google.rpc.Status whose details are Any values with JSON bodies
  * (type URLs ending in "+json").
  */
-import type * as grpc from "@grpc/grpc-js";
 import { codec } from "./proto.js";
 import type { SourceSnippet } from "../errors.js";
 
@@ -18,10 +17,10 @@ export interface ErrorDetails {
   exitCode?: number;
 }
 
-export function decodeErrorDetails(metadata: grpc.Metadata | undefined): ErrorDetails {
+/** Decodes the raw google.rpc.Status of grpc-status-details-bin. */
+export function decodeErrorDetails(raw: Buffer | undefined): ErrorDetails {
   const out: ErrorDetails = { sources: [] };
-  const raw = metadata?.get("grpc-status-details-bin")[0];
-  if (!raw || typeof raw === "string") return out;
+  if (!raw || raw.length === 0) return out;
   let status: { details: AnyValue[] };
   try {
     status = codec<{ details: AnyValue[] }>("google.rpc.Status").decode(raw);

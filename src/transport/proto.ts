@@ -1,4 +1,3 @@
-import type { ServiceDefinition, MethodDefinition } from "@grpc/grpc-js";
 import protobuf from "protobufjs/light.js";
 import { descriptor } from "../gen/descriptor.js";
 
@@ -26,15 +25,6 @@ const toObjectOptions: protobuf.IConversionOptions = {
   oneofs: true,
 };
 
-/**
- * A message that is already encoded: codecs pass its bytes through as they
- * are (the session pipe builds its BytesMessage frames itself, saving a copy
- * of everything it sends).
- */
-export class PreEncoded {
-  constructor(readonly bytes: Buffer) {}
-}
-
 export interface Codec<T = unknown> {
   encode(value: object): Buffer;
   decode(bytes: Uint8Array): T;
@@ -49,7 +39,6 @@ export function codec<T = unknown>(fullName: string): Codec<T> {
     const type = getRoot().lookupType(fullName);
     c = {
       encode: (value) => {
-        if (value instanceof PreEncoded) return value.bytes;
         const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
         return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       },
@@ -73,31 +62,7 @@ export function methodTypes(service: string, method: string): { requestType: str
   };
 }
 
-const services = new Map<string, ServiceDefinition>();
-
-/** grpc-js service definition (client and server side) for e.g. "moby.buildkit.v1.Control". */
-export function serviceDefinition(fullName: string): ServiceDefinition {
-  let def = services.get(fullName);
-  if (!def) {
-    const svc = getRoot().lookupService(fullName);
-    const out: Record<string, MethodDefinition<unknown, unknown>> = {};
-    for (const m of svc.methodsArray) {
-      const t = methodTypes(fullName, m.name);
-      const req = codec(t.requestType);
-      const res = codec(t.responseType);
-      out[m.name] = {
-        path: `/${fullName}/${m.name}`,
-        requestStream: t.requestStream,
-        responseStream: t.responseStream,
-        requestSerialize: (v: unknown) => req.encode(v as object),
-        requestDeserialize: (b: Buffer) => req.decode(b),
-        responseSerialize: (v: unknown) => res.encode(v as object),
-        responseDeserialize: (b: Buffer) => res.decode(b),
-        originalName: m.name,
-      };
-    }
-    def = out as ServiceDefinition;
-    services.set(fullName, def);
-  }
-  return def;
+/** The method names of a service, e.g. ["Check", "Watch"] for grpc.health.v1.Health. */
+export function methodNames(service: string): string[] {
+  return getRoot().lookupService(service).methodsArray.map((m) => m.name);
 }

@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { BuildKitClient } from "../../src/client.js";
 import { ConnectionError, UsageError } from "../../src/errors.js";
 import { tlsReason } from "../../src/transport/connection.js";
-import { serviceDefinition } from "../../src/transport/proto.js";
+import { serviceDefinition } from "../helpers/grpc-js.js";
 
 async function listen(server: Server | ReturnType<typeof createHttpServer>): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -1,14 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
 import { decodeErrorDetails, renderSnippet } from "../../src/transport/error-details.js";
 import { codec } from "../../src/transport/proto.js";
 import { translateError } from "../../src/transport/connection.js";
+import { GrpcStatusError } from "../../src/transport/grpc-frame.js";
 import { SolveError } from "../../src/errors.js";
 
 const dockerfile = "FROM busybox\nRUN echo one\nRUN exit 3\n";
 
-function trailer(): grpc.Metadata {
+function trailer(): Buffer {
   const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
   const status = codec("google.rpc.Status").encode({
     code: 2,
@@ -23,9 +23,7 @@ function trailer(): grpc.Metadata {
       { type_url: "github.com/moby/buildkit/stack.Stack", value: Buffer.from([1, 2, 3]) },
     ],
   });
-  const md = new grpc.Metadata();
-  md.set("grpc-status-details-bin", status);
-  return md;
+  return status;
 }
 
 test("error details: source, vertex and exit code are decoded", () => {
@@ -33,11 +31,11 @@ test("error details: source, vertex and exit code are decoded", () => {
   assert.equal(d.vertex, "sha256:aaa");
   assert.equal(d.exitCode, 3);
   assert.deepEqual(d.sources, [{ filename: "Dockerfile", data: dockerfile, ranges: [{ start: 3, end: 3 }] }]);
-  assert.deepEqual(decodeErrorDetails(new grpc.Metadata()), { sources: [] });
+  assert.deepEqual(decodeErrorDetails(undefined), { sources: [] });
 });
 
 test("a failed Solve becomes a SolveError with its snippets", () => {
-  const err = Object.assign(new Error("x"), { code: 2, details: "process did not complete", metadata: trailer() });
+  const err = new GrpcStatusError(2, "process did not complete", trailer());
   const e = translateError(err, "unix:///x", "Control.Solve");
   assert.ok(e instanceof SolveError);
   assert.equal(e.message, "failed to solve: process did not complete");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatusError, SessionServer, Status, encodeGrpcMessage, type SessionService } from "../../src/session/grpc-server.js";
-import { serviceDefinition } from "../../src/transport/proto.js";
+import { serviceDefinition } from "../helpers/grpc-js.js";
 import { Writer, varintSize } from "../../src/session/protobuf-writer.js";
 
 /** Serves `services` on a local TCP port with SessionServer; grpc-js is the client. */

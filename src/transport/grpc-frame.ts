@@ -1,0 +1,139 @@
+/**
+ * gRPC's framing over HTTP/2, shared by the session server and the Control
+ * client: status codes, the 5-byte message prefix, grpc-message encoding.
+ */
+
+/** Message size limit both ways, as buildctl and buildkitd (containerd's default). */
+export const MAX_MESSAGE_BYTES = 16 << 20;
+
+/** gRPC status codes used here. */
+export const Status = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
+
+const STATUS_NAMES = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+];
+
+/** The gRPC status name of a numeric code ("UNAVAILABLE"). */
+export function statusName(code: number): string {
+  return STATUS_NAMES[code] ?? `CODE_${code}`;
+}
+
+/**
+ * A call's final status other than OK: thrown by a server handler to end
+ * its call so, and raised by a client call that ended so.
+ */
+export class GrpcStatusError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    /** The raw google.rpc.Status a server sent in grpc-status-details-bin. */
+    readonly statusDetails?: Buffer,
+  ) {
+    super(message);
+    this.name = "GrpcStatusError";
+  }
+}
+
+/** Percent-encodes a grpc-message value as the gRPC HTTP/2 spec asks. */
+export function encodeGrpcMessage(message: string): string {
+  let out = "";
+  for (const byte of Buffer.from(message, "utf8")) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** Undoes grpc-message percent-encoding; a malformed value is kept as it is. */
+export function decodeGrpcMessage(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/** Splits a byte stream into gRPC messages (5-byte prefix: flag, length). */
+export class MessageReader {
+  #chunks: Buffer[] = [];
+  #length = 0;
+
+  /** Takes a chunk; returns the complete messages it finishes. */
+  push(chunk: Buffer): Buffer[] {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.#length < 5) return out;
+      const head = this.#peek(5);
+      if (head[0] !== 0) throw new GrpcStatusError(Status.UNIMPLEMENTED, "compressed messages are not supported");
+      const size = head.readUInt32BE(1);
+      if (size > MAX_MESSAGE_BYTES) throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `message of ${size} bytes is over the limit`);
+      if (this.#length < 5 + size) return out;
+      this.#take(5);
+      out.push(this.#take(size));
+    }
+  }
+
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) return first;
+    const all = Buffer.concat(this.#chunks, this.#length);
+    this.#chunks = [all];
+    return all;
+  }
+
+  #take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const buf = this.#peek(n);
+    const out = buf.subarray(0, n);
+    if (buf.length === n) this.#chunks.shift();
+    else this.#chunks[0] = buf.subarray(n);
+    this.#length -= n;
+    return out;
+  }
+}
+
+/** A 5-byte gRPC message prefix (uncompressed) for a body of `size` bytes. */
+export function prefix(size: number): Buffer {
+  const p = Buffer.allocUnsafe(5);
+  p[0] = 0;
+  p.writeUInt32BE(size, 1);
+  return p;
+}
+
+/** One message, prefix and body, in a single buffer. */
+export function frame(parts: readonly Buffer[], size: number): Buffer {
+  const f = Buffer.allocUnsafe(5 + size);
+  f[0] = 0;
+  f.writeUInt32BE(size, 1);
+  let o = 5;
+  for (const p of parts) o += p.copy(f, o);
+  return f;
+}
