@@ -1,14 +1,15 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
-import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { list, str, type Values } from "./args.js";
 import type { BuildKitClient } from "../client.js";
 import type { BuildOptions } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
+import type { SshAgentSource } from "../solve/ssh.js";
 import { SolveError, UsageError } from "../errors.js";
 import { renderSnippet } from "../transport/error-details.js";
 import {
-  dockerfileSecretIds,
+  dockerfileMountIds,
   metadataJson,
   parseBuildArgs,
   parseBuildContexts,
@@ -16,6 +17,7 @@ import {
   parseOutput,
   parseProgress,
   parseSecret,
+  parseSsh,
 } from "./parse-build.js";
 import { parseBytes } from "./units.js";
 import { PlainPrinter } from "../progress/plain.js";
@@ -24,6 +26,14 @@ import { toJson } from "./output.js";
 export interface BuildIo {
   out: (text: string) => void;
   err: (text: string) => void;
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 /** Turns flags into BuildOptions; throws UsageError for bad input. */
@@ -42,6 +52,11 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     const p = parseSecret(s, env);
     secrets[p.id] = p.source; // the last one wins, as buildx
   }
+  const ssh: Record<string, SshAgentSource> = {};
+  for (const spec of list(values["ssh"])) {
+    const [id, source] = parseSsh(spec, env, isSocket);
+    ssh[id] = source; // the last one wins, as buildx
+  }
   const options: BuildOptions = {
     context: positionals[0]!,
     dockerfile: str(values["file"]),
@@ -51,6 +66,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     platforms: list(values["platform"]).flatMap((p) => p.split(",")).filter(Boolean),
     buildContexts: parseBuildContexts(list(values["build-context"])),
     secrets,
+    ssh,
     tags: list(values["tag"]),
     push: values["push"] === true,
     outputs: list(values["output"]).map(parseOutput),
@@ -96,9 +112,13 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   } catch {
     // startBuild reports a missing Dockerfile.
   }
-  for (const { id, required } of dockerfileSecretIds(dockerfileText)) {
-    if (!options.secrets || !(id in options.secrets)) {
-      io.err(`warning: the Dockerfile mounts secret "${id}"${required ? " (required)" : ""} but no --secret provides it; pass --secret id=${id},src=FILE or env=VAR\n`);
+  for (const { type, id, required } of dockerfileMountIds(dockerfileText)) {
+    const req = required ? " (required)" : "";
+    if (type === "secret" && !(id in (options.secrets ?? {}))) {
+      io.err(`warning: the Dockerfile mounts secret "${id}"${req} but no --secret provides it; pass --secret id=${id},src=FILE or env=VAR\n`);
+    }
+    if (type === "ssh" && !(id in (options.ssh ?? {}))) {
+      io.err(`warning: the Dockerfile mounts SSH agent "${id}"${req} but no --ssh provides it; pass --ssh ${id === "default" ? "default" : `${id}=SOCKET|KEY`}\n`);
     }
   }
 

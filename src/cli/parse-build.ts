@@ -2,6 +2,7 @@
 import { UsageError } from "../errors.js";
 import type { ExportSpec } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
+import type { SshAgentSource } from "../solve/ssh.js";
 
 /** Splits one CSV record the way Go's encoding/csv does (quotes, "" escapes). */
 export function csvFields(text: string): string[] {
@@ -105,6 +106,55 @@ export function parseSecret(spec: string, env: Record<string, string | undefined
   return { id, source: { file: src }, describe: `file ${src}` };
 }
 
+/**
+ * --ssh default|ID[=PATH[,PATH...]] as buildx: split at the first "=", the
+ * rest at ","; an empty id is "default"; no path is $SSH_AUTH_SOCK. One
+ * socket, or any number of private key files. Also buildctl's raw=true
+ * (pass a socket's bytes unchanged) and our passphrase-env=VAR (the
+ * passphrase of encrypted keys, read from that variable).
+ */
+export function parseSsh(
+  spec: string,
+  env: Record<string, string | undefined>,
+  isSocket: (path: string) => boolean,
+): [string, SshAgentSource] {
+  const eq = spec.indexOf("=");
+  const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || "default";
+  const paths: string[] = [];
+  let raw = false;
+  let passphraseEnv: string | undefined;
+  for (const part of eq < 0 ? [] : spec.slice(eq + 1).split(",")) {
+    if (/^raw=/i.test(part)) {
+      const v = part.slice(4).toLowerCase();
+      if (v !== "true" && v !== "false") throw new UsageError(`invalid raw value "${part.slice(4)}" in --ssh "${spec}": use raw=true or raw=false`);
+      raw = v === "true";
+    } else if (/^passphrase-env=/i.test(part)) {
+      passphraseEnv = part.slice("passphrase-env=".length);
+      if (!passphraseEnv) throw new UsageError(`--ssh "${spec}": passphrase-env needs a variable name`);
+    } else if (part !== "") {
+      paths.push(part);
+    }
+  }
+  if (paths.length === 0) {
+    const sock = env["SSH_AUTH_SOCK"];
+    if (!sock) throw new UsageError(`--ssh "${spec}": SSH_AUTH_SOCK is not set; start an ssh-agent, or pass a socket or key file (--ssh ${id}=PATH)`);
+    paths.push(sock);
+  }
+  const sockets = paths.filter(isSocket);
+  if (sockets.length) {
+    if (paths.length > 1) throw new UsageError(`--ssh "${spec}": give one agent socket, or key files, not both or several sockets`);
+    if (passphraseEnv) throw new UsageError(`--ssh "${spec}": passphrase-env is for key files, not an agent socket`);
+    return [id, { socket: sockets[0]!, raw }];
+  }
+  if (raw) throw new UsageError(`--ssh "${spec}": raw=true needs an agent socket, not key files`);
+  let passphrase: string | undefined;
+  if (passphraseEnv) {
+    passphrase = env[passphraseEnv];
+    if (passphrase === undefined) throw new UsageError(`--ssh "${spec}": environment variable ${passphraseEnv} (passphrase-env) is not set`);
+  }
+  return [id, { keys: paths, passphrase }];
+}
+
 /** --build-arg K=V, or bare K: the value of environment variable K (skipped when unset), as buildx. */
 export function parseBuildArgs(specs: string[], env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -184,11 +234,12 @@ export function parseProgress(value: string | undefined, env: Record<string, str
 }
 
 /**
- * Secret ids a Dockerfile mounts with RUN --mount=type=secret (id defaults to
- * the target's base name), for the warning about secrets nobody provides.
+ * Secret and SSH ids a Dockerfile mounts with RUN --mount=type=secret|ssh,
+ * for warnings about what no flag provides. A secret's id defaults to its
+ * target's base name, an SSH agent's to "default".
  */
-export function dockerfileSecretIds(dockerfile: string): Array<{ id: string; required: boolean }> {
-  const out = new Map<string, boolean>();
+export function dockerfileMountIds(dockerfile: string): Array<{ type: "secret" | "ssh"; id: string; required: boolean }> {
+  const out = new Map<string, { type: "secret" | "ssh"; id: string; required: boolean }>();
   const text = dockerfile.replace(/\\\r?\n/g, " ");
   for (const m of text.matchAll(/--mount=([^\s]+)/g)) {
     let fields: string[];
@@ -201,14 +252,16 @@ export function dockerfileSecretIds(dockerfile: string): Array<{ id: string; req
       const eq = f.indexOf("=");
       return eq < 0 ? [f.toLowerCase(), "true"] as const : [f.slice(0, eq).toLowerCase(), f.slice(eq + 1)] as const;
     }));
-    if (kv.get("type") !== "secret") continue;
+    const type = kv.get("type");
+    if (type !== "secret" && type !== "ssh") continue;
     const target = kv.get("target") ?? kv.get("dst") ?? kv.get("destination");
-    const id = kv.get("id") ?? (target ? target.split("/").pop()! : "");
+    const id = kv.get("id") || (type === "ssh" ? "default" : target ? target.split("/").pop()! : "");
     if (!id) continue;
     const required = kv.get("required") === "true" || kv.get("required") === "";
-    out.set(id, (out.get(id) ?? false) || required);
+    const key = `${type}\0${id}`;
+    out.set(key, { type, id, required: (out.get(key)?.required ?? false) || required });
   }
-  return [...out].map(([id, required]) => ({ id, required }));
+  return [...out.values()];
 }
 
 /**

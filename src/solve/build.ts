@@ -13,6 +13,8 @@ import { Session, newId } from "../session/session.js";
 import { fileSyncService, type FileSyncStats } from "../session/filesync.js";
 import { secretsService } from "../session/secrets.js";
 import { prepareSecrets, type SecretSource } from "./secrets.js";
+import { prepareSsh, type SshAgentSource } from "./ssh.js";
+import { sshService } from "../session/ssh.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
 import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
@@ -37,6 +39,11 @@ export interface BuildOptions {
   /** Named contexts: a directory, or a frontend reference such as docker-image://REF. */
   buildContexts?: Record<string, string> | undefined;
   secrets?: Record<string, SecretSource> | undefined;
+  /**
+   * SSH agents for `RUN --mount=type=ssh[,id=ID]`, by id ("default" when the
+   * mount names none): `true` for $SSH_AUTH_SOCK, `{ socket }`, or `{ keys }`.
+   */
+  ssh?: Record<string, SshAgentSource> | undefined;
   /** Image names; with `push`, they are pushed. */
   tags?: string[] | undefined;
   push?: boolean | undefined;
@@ -185,8 +192,10 @@ interface Prepared {
 async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<BuildResult> {
   const { ref, progress, context, dirs, attrs, exps } = p;
   let secrets;
+  let agents;
   try {
     secrets = await prepareSecrets(opts.secrets, p.env);
+    agents = await prepareSsh(opts.ssh, p.env);
   } catch (e) {
     progress.close();
     throw e;
@@ -196,7 +205,7 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
   const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
   const session = new Session({
     sharedKey,
-    services: [fileSyncService(dirs, stats), secretsService(secrets)],
+    services: [fileSyncService(dirs, stats), secretsService(secrets), ...(agents.size ? [sshService(agents)] : [])],
   });
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(opts.signal?.reason);

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   csvFields,
-  dockerfileSecretIds,
+  dockerfileMountIds,
+  parseSsh,
   metadataJson,
   parseBuildArgs,
   parseBuildContexts,
@@ -61,18 +62,36 @@ test("--progress and BUILDKIT_PROGRESS", () => {
   assert.throws(() => parseProgress(undefined, { BUILDKIT_PROGRESS: "fancy" }), /invalid progress mode "fancy" \(from BUILDKIT_PROGRESS\)/);
 });
 
-test("secret ids mounted by a Dockerfile", () => {
+test("secret and SSH ids mounted by a Dockerfile", () => {
   const df = [
     "RUN --mount=type=secret,id=CI_JOB_TOKEN,env=CI_JOB_TOKEN pip install x",
     "RUN --mount=type=secret,target=/root/.npmrc,required=true \\",
     "    --mount=type=cache,target=/root/.npm npm ci",
     "RUN --mount=type=secret,id=a --mount=type=secret,id=a,required npm ci",
+    "RUN --mount=type=ssh git clone x && true --mount=type=ssh,id=deploy,required=true",
   ].join("\n");
-  assert.deepEqual(dockerfileSecretIds(df), [
-    { id: "CI_JOB_TOKEN", required: false },
-    { id: ".npmrc", required: true },
-    { id: "a", required: true },
+  assert.deepEqual(dockerfileMountIds(df), [
+    { type: "secret", id: "CI_JOB_TOKEN", required: false },
+    { type: "secret", id: ".npmrc", required: true },
+    { type: "secret", id: "a", required: true },
+    { type: "ssh", id: "default", required: false },
+    { type: "ssh", id: "deploy", required: true },
   ]);
+});
+
+test("--ssh is parsed as buildx: id, paths, SSH_AUTH_SOCK, raw and passphrase-env", () => {
+  const env = { SSH_AUTH_SOCK: "/run/agent.sock", PASS: "pw" };
+  const isSocket = (p: string): boolean => p.endsWith(".sock");
+  assert.deepEqual(parseSsh("default", env, isSocket), ["default", { socket: "/run/agent.sock", raw: false }]);
+  assert.deepEqual(parseSsh("=", env, isSocket), ["default", { socket: "/run/agent.sock", raw: false }]);
+  assert.deepEqual(parseSsh("gh=/tmp/other.sock,raw=true", env, isSocket), ["gh", { socket: "/tmp/other.sock", raw: true }]);
+  assert.deepEqual(parseSsh("deploy=/k/a,/k/b", env, isSocket), ["deploy", { keys: ["/k/a", "/k/b"], passphrase: undefined }]);
+  assert.deepEqual(parseSsh("deploy=/k/a,passphrase-env=PASS", env, isSocket), ["deploy", { keys: ["/k/a"], passphrase: "pw" }]);
+  assert.throws(() => parseSsh("default", {}, isSocket), /^UsageError: --ssh "default": SSH_AUTH_SOCK is not set; start an ssh-agent/);
+  assert.throws(() => parseSsh("x=/a.sock,/k/a", env, isSocket), /give one agent socket, or key files, not both/);
+  assert.throws(() => parseSsh("x=/k/a,raw=true", env, isSocket), /raw=true needs an agent socket/);
+  assert.throws(() => parseSsh("x=/k/a,raw=maybe", env, isSocket), /invalid raw value "maybe"/);
+  assert.throws(() => parseSsh("x=/k/a,passphrase-env=NOPE", env, isSocket), /environment variable NOPE \(passphrase-env\) is not set/);
 });
 
 test("--metadata-file inlines base64 JSON values", () => {
