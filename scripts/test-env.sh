@@ -116,6 +116,11 @@ install_packages() {
   command -v openssl >/dev/null || need+=(openssl)
   command -v curl >/dev/null || need+=(curl)
   command -v ss >/dev/null || need+=(iproute2)
+  # SSH forwarding tests: a real sshd and agent, and the client copied into an image.
+  [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
+  command -v ssh-agent >/dev/null || need+=(openssh-client)
+  # The registry that requires a login reads a bcrypt htpasswd file.
+  command -v htpasswd >/dev/null || need+=(apache2-utils)
   if ((${#need[@]})); then apt_install "${need[@]}"; fi
 }
 
@@ -185,7 +190,7 @@ EOF
 }
 
 start_buildkitd() {
-  local regport=$1 tlsport=$2
+  local regport=$1 tlsport=$2 authport=$3
   mkdir -p "$STATE/buildkitd"
   cat >"$STATE/buildkitd.toml" <<EOF
 root = "$STATE/buildkitd"
@@ -205,6 +210,9 @@ root = "$STATE/buildkitd"
   enabled = false
 
 [registry."127.0.0.1:$regport"]
+  http = true
+
+[registry."127.0.0.1:$authport"]
   http = true
 EOF
   log "starting buildkitd $BUILDKIT_TAG (unix://$STATE/buildkitd.sock, TLS on 127.0.0.1:$tlsport)"
@@ -247,6 +255,74 @@ push_busybox() { # registry-port [buildkitd-address]
     die "pushing the busybox base image failed; last lines of $STATE/busybox.log: $(tail -5 "$STATE/busybox.log" | tr '\n' ' ')"
 }
 
+push_ssh_image() { # registry-port: busybox plus OpenSSH's ssh and ssh-add with their libraries
+  local regport=$1 ref=127.0.0.1:$1/bk-test/ssh:latest
+  if curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://127.0.0.1:$regport/v2/bk-test/ssh/manifests/latest" 2>/dev/null; then
+    return 0
+  fi
+  log "building the ssh client image and pushing $ref"
+  local ctx=$STATE/ssh-image f lib
+  rm -rf "$ctx"
+  mkdir -p "$ctx/root/usr/bin"
+  cp /usr/bin/ssh /usr/bin/ssh-add "$ctx/root/usr/bin/"
+  for f in /usr/bin/ssh /usr/bin/ssh-add; do
+    for lib in $(ldd "$f" | grep -o '/[^ ]*'); do
+      mkdir -p "$ctx/root$(dirname "$lib")"
+      cp -L "$lib" "$ctx/root$lib"
+    done
+  done
+  printf 'FROM 127.0.0.1:%s/bk-test/busybox:latest\nCOPY root/ /\nENV PATH=/usr/bin:/bin\n' "$regport" >"$ctx/Dockerfile"
+  "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" build --progress plain \
+    --frontend dockerfile.v0 --local "context=$ctx" --local "dockerfile=$ctx" \
+    --output "type=image,name=$ref,push=true,registry.insecure=true" >"$STATE/ssh-image.log" 2>&1 ||
+    die "pushing the ssh client image failed; last lines of $STATE/ssh-image.log: $(tail -5 "$STATE/ssh-image.log" | tr '\n' ' ')"
+}
+
+AUTH_USER=bk-test-user
+AUTH_PASSWORD=bk-test-password-$(hostname | md5sum | cut -c1-8)
+
+start_auth_registry() { # port: a registry that requires a login (htpasswd), with a private base image
+  local port=$1
+  mkdir -p "$STATE/auth-registry"
+  htpasswd -Bbn "$AUTH_USER" "$AUTH_PASSWORD" >"$STATE/auth-registry.htpasswd"
+  cat >"$STATE/auth-registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/auth-registry
+http:
+  addr: 127.0.0.1:$port
+auth:
+  htpasswd:
+    realm: bk-build-test
+    path: $STATE/auth-registry.htpasswd
+EOF
+  log "starting the login-only registry on 127.0.0.1:$port"
+  setsid docker-registry serve "$STATE/auth-registry.yml" >"$STATE/auth-registry.log" 2>&1 </dev/null &
+  echo $! >"$STATE/auth-registry.pid"
+  local i code=
+  for i in $(seq 1 60); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null || true)
+    [[ $code == 401 ]] && break
+    pid_alive "$STATE/auth-registry.pid" docker-registry || break
+    sleep 0.25
+  done
+  [[ $code == 401 ]] || die "the login-only registry did not come up on 127.0.0.1:$port; last lines of $STATE/auth-registry.log: $(tail -5 "$STATE/auth-registry.log" | tr '\n' ' ')"
+  # The private base image, pushed with buildctl and a docker config login.
+  local cfg=$STATE/auth-docker-config df=$STATE/private-base
+  mkdir -p "$cfg" "$df"
+  printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}\n' "$port" "$(printf '%s:%s' "$AUTH_USER" "$AUTH_PASSWORD" | base64 -w0)" >"$cfg/config.json"
+  printf 'FROM 127.0.0.1:%s/bk-test/busybox:latest\nRUN echo private-base >/private-marker\n' "$(cat "$STATE/registry.port")" >"$df/Dockerfile"
+  DOCKER_CONFIG=$cfg "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" build --progress plain \
+    --frontend dockerfile.v0 --local "context=$df" --local "dockerfile=$df" \
+    --output "type=image,name=127.0.0.1:$port/bk-test/private-base:latest,push=true,registry.insecure=true" >"$STATE/private-base.log" 2>&1 ||
+    die "pushing the private base image failed; last lines of $STATE/private-base.log: $(tail -5 "$STATE/private-base.log" | tr '\n' ' ')"
+}
+
 # --- commands --------------------------------------------------------------
 
 cmd_up() {
@@ -255,7 +331,8 @@ cmd_up() {
   command -v node >/dev/null || die "node is not on PATH"
 
   # Reuse a running environment.
-  if [[ -s $STATE/env ]] && pid_alive "$STATE/buildkitd.pid" buildkitd && pid_alive "$STATE/registry.pid" docker-registry; then
+  if [[ -s $STATE/env ]] && pid_alive "$STATE/buildkitd.pid" buildkitd && pid_alive "$STATE/registry.pid" docker-registry &&
+    pid_alive "$STATE/auth-registry.pid" docker-registry; then
     local rp
     rp=$(cat "$STATE/registry.port")
     if buildkitd_up && registry_up "$rp"; then
@@ -270,15 +347,19 @@ cmd_up() {
   install_buildkit
   make_certs
 
-  local regport tlsport
+  local regport tlsport authport
   regport=$(pick_port BK_TEST_REGISTRY_PORT "${BK_TEST_REGISTRY_PORT:-}")
   tlsport=$(pick_port BK_TEST_TLS_PORT "${BK_TEST_TLS_PORT:-}")
   [[ $regport != "$tlsport" ]] || tlsport=$(free_port)
+  authport=$(free_port)
+  while [[ $authport == "$regport" || $authport == "$tlsport" ]]; do authport=$(free_port); done
   echo "$regport" >"$STATE/registry.port"
 
   start_registry "$regport"
-  start_buildkitd "$regport" "$tlsport"
+  start_buildkitd "$regport" "$tlsport" "$authport"
   push_busybox "$regport"
+  push_ssh_image "$regport"
+  start_auth_registry "$authport"
 
   cat >"$STATE/env.tmp" <<EOF
 export BUILDKIT_HOST=unix://$STATE/buildkitd.sock
@@ -286,6 +367,9 @@ export BK_TEST_REGISTRY=127.0.0.1:$regport
 export BK_BUILDCTL=$BIN/buildctl
 export BK_TEST_TLS_HOST=tcp://127.0.0.1:$tlsport
 export BK_TEST_TLS_DIR=$STATE/tls
+export BK_TEST_AUTH_REGISTRY=127.0.0.1:$authport
+export BK_TEST_AUTH_USER=$AUTH_USER
+export BK_TEST_AUTH_PASSWORD=$AUTH_PASSWORD
 EOF
   mv "$STATE/env.tmp" "$STATE/env"
   log "ready"
@@ -296,6 +380,7 @@ cmd_down() {
   local quiet=${1:-}
   stop_pidfile "$STATE/buildkitd.pid" buildkitd
   stop_pidfile "$STATE/registry.pid" docker-registry
+  stop_pidfile "$STATE/auth-registry.pid" docker-registry
   rm -f "$STATE/env" "$STATE/buildkitd.sock"
   [[ -n $quiet ]] || log "stopped (state kept in $STATE; binaries in $CACHE)"
 }

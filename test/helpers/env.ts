@@ -18,6 +18,8 @@ export interface TestEnv {
   tlsHost: string | undefined;
   /** Directory with ca/, client/, server/, wrong-ca/ subdirectories. */
   tlsDir: string | undefined;
+  /** A registry that requires a login, with bk-test/private-base:latest in it. */
+  authRegistry: { host: string; user: string; password: string } | undefined;
 }
 
 let cached: TestEnv | undefined;
@@ -51,6 +53,9 @@ export function testEnv(): TestEnv {
     buildctl: env["BK_BUILDCTL"] || "buildctl",
     tlsHost: env["BK_TEST_TLS_HOST"] || undefined,
     tlsDir: env["BK_TEST_TLS_DIR"] || undefined,
+    authRegistry: env["BK_TEST_AUTH_REGISTRY"]
+      ? { host: env["BK_TEST_AUTH_REGISTRY"], user: need("BK_TEST_AUTH_USER"), password: need("BK_TEST_AUTH_PASSWORD") }
+      : undefined,
   };
   return cached;
 }
