@@ -6,6 +6,7 @@ import type { BuildKitClient } from "../client.js";
 import type { BuildOptions } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
 import type { SshAgentSource } from "../solve/ssh.js";
+import type { RegistryCredential } from "../solve/registry-auth.js";
 import { SolveError, UsageError } from "../errors.js";
 import { renderSnippet } from "../transport/error-details.js";
 import {
@@ -17,6 +18,7 @@ import {
   parseOutput,
   parseProgress,
   parseSecret,
+  parseRegistryAuth,
   parseSsh,
 } from "./parse-build.js";
 import { parseBytes } from "./units.js";
@@ -57,6 +59,11 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     const [id, source] = parseSsh(spec, env, isSocket);
     ssh[id] = source; // the last one wins, as buildx
   }
+  const logins: Record<string, RegistryCredential> = {};
+  for (const spec of list(values["registry-auth"])) {
+    const [host, cred] = parseRegistryAuth(spec, env);
+    logins[host] = cred;
+  }
   const options: BuildOptions = {
     context: positionals[0]!,
     dockerfile: str(values["file"]),
@@ -67,6 +74,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     buildContexts: parseBuildContexts(list(values["build-context"])),
     secrets,
     ssh,
+    registryAuth: { credentials: logins },
     tags: list(values["tag"]),
     push: values["push"] === true,
     outputs: list(values["output"]).map(parseOutput),

@@ -3,6 +3,7 @@ import { UsageError } from "../errors.js";
 import type { ExportSpec } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
 import type { SshAgentSource } from "../solve/ssh.js";
+import type { RegistryCredential } from "../solve/registry-auth.js";
 
 /** Splits one CSV record the way Go's encoding/csv does (quotes, "" escapes). */
 export function csvFields(text: string): string[] {
@@ -153,6 +154,28 @@ export function parseSsh(
     if (passphrase === undefined) throw new UsageError(`--ssh "${spec}": environment variable ${passphraseEnv} (passphrase-env) is not set`);
   }
   return [id, { keys: paths, passphrase }];
+}
+
+/**
+ * --registry-auth HOST=USER:VAR: a login whose password (or token) is read
+ * from environment variable VAR, never from the command line. An empty
+ * USER makes it an identity token.
+ */
+export function parseRegistryAuth(spec: string, env: Record<string, string | undefined>): [string, RegistryCredential] {
+  const eq = spec.indexOf("=");
+  const colon = spec.lastIndexOf(":");
+  const host = eq < 0 ? "" : spec.slice(0, eq);
+  if (!host || colon < eq) {
+    throw new UsageError(`invalid --registry-auth "${spec}": use HOST=USER:ENV_VAR (the password is read from environment variable ENV_VAR)`);
+  }
+  const user = spec.slice(eq + 1, colon);
+  const name = spec.slice(colon + 1);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    throw new UsageError(`invalid --registry-auth "${spec}": "${name}" is not an environment variable name; pass the password through a variable, not on the command line`);
+  }
+  const value = env[name];
+  if (value === undefined) throw new UsageError(`--registry-auth "${spec}": environment variable ${name} is not set`);
+  return [host, user ? { username: user, password: value } : { token: value }];
 }
 
 /** --build-arg K=V, or bare K: the value of environment variable K (skipped when unset), as buildx. */

@@ -15,6 +15,8 @@ import { secretsService } from "../session/secrets.js";
 import { prepareSecrets, type SecretSource } from "./secrets.js";
 import { prepareSsh, type SshAgentSource } from "./ssh.js";
 import { sshService } from "../session/ssh.js";
+import { authService } from "../session/auth.js";
+import { credentialLookup, type RegistryAuthOptions } from "./registry-auth.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
 import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
@@ -44,6 +46,12 @@ export interface BuildOptions {
    * mount names none): `true` for $SSH_AUTH_SOCK, `{ socket }`, or `{ keys }`.
    */
   ssh?: Record<string, SshAgentSource> | undefined;
+  /**
+   * Registry logins for pulls and pushes. By default the Docker config
+   * (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, with its
+   * credential helpers) is used, as docker does.
+   */
+  registryAuth?: RegistryAuthOptions | undefined;
   /** Image names; with `push`, they are pushed. */
   tags?: string[] | undefined;
   push?: boolean | undefined;
@@ -54,7 +62,11 @@ export interface BuildOptions {
   /** Other frontend attributes, sent as they are. */
   frontendAttrs?: Record<string, string> | undefined;
   signal?: AbortSignal | undefined;
-  /** Environment for `{ env }` secrets. Default: process.env. */
+  /**
+   * Environment for `{ env }` secrets, bare build args, `SSH_AUTH_SOCK`,
+   * `DOCKER_CONFIG`/`HOME` (the Docker config) and credential helpers'
+   * PATH. Default: process.env.
+   */
   env?: Record<string, string | undefined> | undefined;
 }
 
@@ -205,7 +217,12 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
   const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
   const session = new Session({
     sharedKey,
-    services: [fileSyncService(dirs, stats), secretsService(secrets), ...(agents.size ? [sshService(agents)] : [])],
+    services: [
+      fileSyncService(dirs, stats),
+      secretsService(secrets),
+      authService(credentialLookup(opts.registryAuth, p.env)),
+      ...(agents.size ? [sshService(agents)] : []),
+    ],
   });
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(opts.signal?.reason);

@@ -154,7 +154,7 @@ export function translateError(e: unknown, address: string, method: string): Bui
     return new BuildKitError(`${method}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   const details = e.message;
-  const conn = describeConnectionFailure(e.code, details, address);
+  const conn = describeConnectionFailure(e.code, details, address, e.remote);
   if (conn) return new ConnectionError(conn, address, { cause: e });
   if (method === "Control.Solve") {
     const d = decodeErrorDetails(e.statusDetails);
@@ -186,10 +186,12 @@ export function tlsReason(details: string): string | undefined {
   return undefined;
 }
 
-function describeConnectionFailure(code: number, details: string, address: string): string | undefined {
+function describeConnectionFailure(code: number, details: string, address: string, remote: boolean): string | undefined {
   const isUnix = address.startsWith("unix://");
   const hint = "set --addr or BUILDKIT_HOST to buildkitd's address";
-  if (code === Status.UNAVAILABLE) {
+  // An UNAVAILABLE the daemon itself sent (a build step's failure) is not
+  // about the connection.
+  if (code === Status.UNAVAILABLE && !remote) {
     if (/ENOENT/.test(details)) {
       return `cannot connect to buildkitd at ${address}: no such socket; is buildkitd running? (${hint})`;
     }

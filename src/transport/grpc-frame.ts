@@ -14,6 +14,7 @@ export const Status = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  FAILED_PRECONDITION: 9,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -55,6 +56,8 @@ export class GrpcStatusError extends Error {
     message: string,
     /** The raw google.rpc.Status a server sent in grpc-status-details-bin. */
     readonly statusDetails?: Buffer,
+    /** True when the server sent this status; false when the call failed on this side (transport). */
+    readonly remote = false,
   ) {
     super(message);
     this.name = "GrpcStatusError";

@@ -163,7 +163,7 @@ export class ClientCall {
     const raw = headers["grpc-message"];
     const details = raw === undefined ? "" : decodeGrpcMessage(String(raw));
     const bin = headers["grpc-status-details-bin"];
-    this.#settle(new GrpcStatusError(code, details, bin === undefined ? undefined : Buffer.from(String(bin), "base64")));
+    this.#settle(new GrpcStatusError(code, details, bin === undefined ? undefined : Buffer.from(String(bin), "base64"), true));
   }
 }
 
