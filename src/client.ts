@@ -1,6 +1,7 @@
 import { UsageError } from "./errors.js";
 import { parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
 import { Connection } from "./transport/connection.js";
+import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
 import { startBuild, type Build, type BuildOptions } from "./solve/build.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { InfoResponse__Output } from "./gen/types/moby/buildkit/v1/InfoResponse.js";
@@ -20,13 +21,20 @@ import type {
 
 export interface ConnectOptions {
   /**
-   * buildkitd address: `unix:///path` or `tcp://host:port`.
+   * buildkitd address: `unix:///path`, `tcp://host:port` or
+   * `ssh://[user@]host[:port][/path/to/buildkitd.sock]`.
    * Default: the `BUILDKIT_HOST` environment variable, then
    * `unix:///run/buildkit/buildkitd.sock` (as buildctl).
    */
   address?: string | undefined;
   /** TLS for tcp:// addresses (as buildctl's --tlscacert/--tlscert/--tlskey/--tlsservername/--tlsdir). */
   tls?: TlsOptions | undefined;
+  /**
+   * For ssh:// addresses: login key, known_hosts file, host key checking.
+   * Defaults follow OpenSSH: the agent at SSH_AUTH_SOCK, ~/.ssh/id_*,
+   * ~/.ssh/known_hosts (HOME and SSH_AUTH_SOCK come from `env`).
+   */
+  ssh?: SshOptions | undefined;
   /** How long connect() may take to reach the daemon, in milliseconds. Default 5000 (buildctl's --timeout). */
   timeoutMs?: number | undefined;
   /** Cancels connect(). */
@@ -74,7 +82,13 @@ export class BuildKitClient {
     }
     const addr = parseAddress(resolveAddress(options.address, env));
     const tls = resolveTls(options.tls, addr);
-    const conn = new Connection(addr, tls);
+    let conn: Connection;
+    if (addr.kind === "ssh") {
+      const ssh = sshDialer(addr, options.ssh ?? {}, env, timeoutMs);
+      conn = new Connection(addr, tls, ssh.dial, ssh.close);
+    } else {
+      conn = new Connection(addr, tls);
+    }
     const client = new BuildKitClient(conn);
     try {
       await conn.unary<InfoResponse__Output>("Control.Info", {}, {

@@ -13,6 +13,9 @@ export const globalOptions: OptionSpec = {
   tlsservername: { type: "string" },
   tlsdir: { type: "string" },
   timeout: { type: "string" },
+  "ssh-key": { type: "string" },
+  "ssh-known-hosts": { type: "string" },
+  "ssh-insecure-ignore-host-key": { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 };
@@ -143,7 +146,7 @@ export const commands: CommandSpec[] = [
 
 export const globalHelp = [
   "Global options:",
-  "  --addr ADDR               buildkitd address: unix:///path or tcp://host:port",
+  "  --addr ADDR               buildkitd address: unix:///path, tcp://host:port or ssh://[user@]host[:port][/socket]",
   "                            (default $BUILDKIT_HOST, else unix:///run/buildkit/buildkitd.sock)",
   "  --tlscacert FILE          CA certificate to verify buildkitd with",
   "  --tlscert FILE            client certificate",
@@ -151,6 +154,9 @@ export const globalHelp = [
   "  --tlsservername NAME      server name to verify (default: the address's host)",
   "  --tlsdir DIR              directory with ca.pem, cert.pem, key.pem (or ca.crt, tls.crt, tls.key)",
   "  --timeout T               how long to wait for buildkitd: seconds or a duration (default 5)",
+  "  --ssh-key FILE            ssh:// login key (default: $SSH_AUTH_SOCK's agent and ~/.ssh/id_*)",
+  "  --ssh-known-hosts FILE    ssh:// host keys (default ~/.ssh/known_hosts)",
+  "  --ssh-insecure-ignore-host-key  accept any ssh:// host key (insecure)",
   "  --debug                   show stack traces on errors",
   "  -h, --help                show help",
 ];

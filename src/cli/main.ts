@@ -30,6 +30,12 @@ async function connect(values: Values, signal: AbortSignal): Promise<BuildKitCli
     dir: str(values["tlsdir"]),
   };
   if (Object.values(tls).some((x) => x !== undefined)) opts.tls = tls;
+  const ssh = {
+    identityFile: str(values["ssh-key"]),
+    knownHostsFile: str(values["ssh-known-hosts"]),
+    insecureIgnoreHostKey: values["ssh-insecure-ignore-host-key"] === true ? true : undefined,
+  };
+  if (Object.values(ssh).some((x) => x !== undefined)) opts.ssh = ssh;
   return BuildKitClient.connect(opts);
 }
 

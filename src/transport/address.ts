@@ -7,15 +7,19 @@ export const DEFAULT_ADDRESS = "unix:///run/buildkit/buildkitd.sock";
 
 export type ParsedAddress =
   | { kind: "unix"; path: string; address: string }
-  | { kind: "tcp"; host: string; port: number; address: string };
+  | { kind: "tcp"; host: string; port: number; address: string }
+  | { kind: "ssh"; user: string | undefined; host: string; port: number; socketPath: string; address: string };
 
-/** Parses a buildkitd address (`unix:///path`, `tcp://host:port`). */
+/** The socket an ssh:// address reaches when it names none (buildctl's remote default). */
+export const DEFAULT_SSH_SOCKET = "/run/buildkit/buildkitd.sock";
+
+/** Parses a buildkitd address (`unix:///path`, `tcp://host:port`, `ssh://[user@]host[:port][/socket]`). */
 export function parseAddress(address: string): ParsedAddress {
   const trimmed = address.trim();
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(trimmed);
   if (!m) {
     throw new UsageError(
-      `invalid buildkitd address "${address}": expected unix:///path/to/buildkitd.sock or tcp://host:port`,
+      `invalid buildkitd address "${address}": expected unix:///path/to/buildkitd.sock, tcp://host:port or ssh://[user@]host[:port][/path/to/buildkitd.sock]`,
     );
   }
   const scheme = m[1]!.toLowerCase();
@@ -37,8 +41,28 @@ export function parseAddress(address: string): ParsedAddress {
     }
     return { kind: "tcp", host: hp[1]!, port, address: `tcp://${hp[1]}:${port}` };
   }
+  if (scheme === "ssh") {
+    if (rest.includes("?")) throw new UsageError(`invalid buildkitd address "${address}": ssh:// addresses take no query string`);
+    const m2 = /^(?:([^@/]+)@)?(\[[0-9a-fA-F:.]+\]|[^:/@[\]]+)(?::(\d+))?(\/.*)?$/.exec(rest);
+    if (!m2) throw new UsageError(`invalid buildkitd address "${address}": expected ssh://[user@]host[:port][/path/to/buildkitd.sock]`);
+    const port = m2[3] === undefined ? 22 : Number(m2[3]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new UsageError(`invalid buildkitd address "${address}": port must be between 1 and 65535`);
+    }
+    const socketPath = m2[4] && m2[4] !== "/" ? m2[4] : DEFAULT_SSH_SOCKET;
+    const user = m2[1];
+    const host = m2[2]!;
+    return {
+      kind: "ssh",
+      user,
+      host,
+      port,
+      socketPath,
+      address: `ssh://${user ? `${user}@` : ""}${host}${m2[3] === undefined ? "" : `:${port}`}${socketPath}`,
+    };
+  }
   throw new UsageError(
-    `unsupported buildkitd address scheme "${scheme}://" in "${address}": use unix:// or tcp://`,
+    `unsupported buildkitd address scheme "${scheme}://" in "${address}": use unix://, tcp:// or ssh://`,
   );
 }
 

@@ -16,6 +16,7 @@ const CONTROL = "moby.buildkit.v1.Control";
 /** Opens the byte stream to buildkitd for an address (unix socket, TCP, TLS). */
 export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined): () => Duplex {
   if (addr.kind === "unix") return () => net.connect(addr.path);
+  if (addr.kind === "ssh") throw new Error("internal: ssh:// addresses dial through sshDialer");
   const host = addr.host.replace(/^\[|\]$/g, "");
   if (!tlsOptions) return () => net.connect(addr.port, host);
   const serverName = tlsOptions.serverName;
@@ -40,9 +41,13 @@ export class Connection {
   readonly #channel: H2Channel;
   readonly #codecs = new Map<string, { request: Codec; response: Codec }>();
 
-  constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, dial: () => Duplex = dialer(addr, tlsOptions)) {
+  readonly #onClose: (() => void) | undefined;
+
+  constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, dial?: () => Duplex, onClose?: () => void) {
     this.address = addr.address;
-    const authority = addr.kind === "unix" ? "localhost" : tlsOptions ? tlsOptions.serverName : `${addr.host}:${addr.port}`;
+    this.#onClose = onClose;
+    dial ??= dialer(addr, tlsOptions);
+    const authority = addr.kind === "tcp" ? (tlsOptions ? tlsOptions.serverName : `${addr.host}:${addr.port}`) : "localhost";
     this.#channel = new H2Channel(dial, authority);
   }
 
@@ -134,6 +139,7 @@ export class Connection {
 
   close(): void {
     this.#channel.close();
+    this.#onClose?.();
   }
 }
 
@@ -150,6 +156,8 @@ function abortError(signal: AbortSignal): BuildKitError {
  */
 export function translateError(e: unknown, address: string, method: string): BuildKitError {
   if (e instanceof BuildKitError) return e;
+  // A dialer's own error (ssh://) already says what went wrong.
+  if (e instanceof GrpcStatusError && e.cause instanceof BuildKitError) return e.cause;
   if (!(e instanceof GrpcStatusError)) {
     return new BuildKitError(`${method}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }

@@ -84,7 +84,8 @@ export class ClientCall {
         const cause = sessionError() ?? causeOf(streamError);
         if (cause) {
           const code = (cause as { code?: string }).code;
-          this.#settle(new GrpcStatusError(Status.UNAVAILABLE, code && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message));
+          const err = new GrpcStatusError(Status.UNAVAILABLE, code && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message);
+          this.#settle(Object.assign(err, { cause }));
         } else if (stream.session?.destroyed !== false && !responded) {
           this.#settle(new GrpcStatusError(Status.UNAVAILABLE, "the connection closed before the server answered"));
         } else if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
