@@ -255,8 +255,8 @@ push_busybox() { # registry-port [buildkitd-address]
     die "pushing the busybox base image failed; last lines of $STATE/busybox.log: $(tail -5 "$STATE/busybox.log" | tr '\n' ' ')"
 }
 
-push_ssh_image() { # registry-port: busybox plus OpenSSH's ssh and ssh-add with their libraries
-  local regport=$1 ref=127.0.0.1:$1/bk-test/ssh:latest
+push_ssh_image() { # registry-port [buildkitd-address]: busybox plus OpenSSH's ssh and ssh-add with their libraries
+  local regport=$1 addr=${2:-unix://$STATE/buildkitd.sock} ref=127.0.0.1:$1/bk-test/ssh:latest
   if curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://127.0.0.1:$regport/v2/bk-test/ssh/manifests/latest" 2>/dev/null; then
@@ -274,7 +274,7 @@ push_ssh_image() { # registry-port: busybox plus OpenSSH's ssh and ssh-add with 
     done
   done
   printf 'FROM 127.0.0.1:%s/bk-test/busybox:latest\nCOPY root/ /\nENV PATH=/usr/bin:/bin\n' "$regport" >"$ctx/Dockerfile"
-  "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" build --progress plain \
+  "$BIN/buildctl" --addr "$addr" build --progress plain \
     --frontend dockerfile.v0 --local "context=$ctx" --local "dockerfile=$ctx" \
     --output "type=image,name=$ref,push=true,registry.insecure=true" >"$STATE/ssh-image.log" 2>&1 ||
     die "pushing the ssh client image failed; last lines of $STATE/ssh-image.log: $(tail -5 "$STATE/ssh-image.log" | tr '\n' ' ')"
@@ -401,8 +401,10 @@ cmd_seed() {
   mkdir -p "$STATE" "$CACHE"
   static_busybox || apt_install busybox-static
   install_buildkit
+  command -v ssh >/dev/null || apt_install openssh-client
   push_busybox "${BK_TEST_REGISTRY#127.0.0.1:}" "$BUILDKIT_HOST"
-  log "pushed $BK_TEST_REGISTRY/bk-test/busybox:latest"
+  push_ssh_image "${BK_TEST_REGISTRY#127.0.0.1:}" "$BUILDKIT_HOST"
+  log "pushed $BK_TEST_REGISTRY/bk-test/busybox:latest and bk-test/ssh:latest"
 }
 
 case ${1:-} in
