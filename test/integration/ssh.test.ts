@@ -131,3 +131,25 @@ test("the forwarded agent is read-only: ssh-add inside the build is refused, the
     agent.stop();
   }
 });
+
+test("several agents in one build, by id; raw=true forwards a socket's bytes unchanged", async () => {
+  const s = await server();
+  const agent = await startAgent([s.clientKey]);
+  try {
+    const token = `fetched-${randomUUID()}`;
+    writeFileSync(join(s.dir, "served.txt"), token);
+    const ctx = mkdtempSync(join(tmpdir(), "bk-ssh-ctx-"));
+    const ssh = `ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p ${s.port} root@127.0.0.1`;
+    writeFileSync(
+      join(ctx, "Dockerfile"),
+      `FROM ${env.registry}/bk-test/ssh:latest\n` +
+        `RUN --mount=type=ssh,id=viaraw,required=true echo ${token} >/dev/null && ${ssh} cat ${join(s.dir, "served.txt")} > /a.txt\n` +
+        `RUN --mount=type=ssh,id=deploy,required=true ${ssh} cat ${join(s.dir, "served.txt")} > /b.txt && cat /a.txt /b.txt\n`,
+    );
+    const r = await build(ctx, ["--ssh", `viaraw=${agent.socket},raw=true`, "--ssh", `deploy=${s.clientKey}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr.split(token).length - 1 >= 3, true, "both steps fetched the file");
+  } finally {
+    agent.stop();
+  }
+});
