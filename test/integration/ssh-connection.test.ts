@@ -4,13 +4,13 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient } from "../../src/index.js";
 import { runCliAsync, testEnv } from "../helpers/env.js";
-import { keygen, startSshd, type Sshd } from "../helpers/sshd.js";
+import { keygen, startAgent, startSshd, type Sshd } from "../helpers/sshd.js";
 
 const env = testEnv();
 let sshd: Sshd | undefined;
@@ -83,4 +83,22 @@ test("ssh:// refuses unknown and changed host keys unless told to ignore them; a
   const missing = await runCliAsync(["info", "--addr", noSocket, "--ssh-key", s.clientKey, "--ssh-known-hosts", knownHosts], { env: { SSH_AUTH_SOCK: undefined } });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /the SSH server could not open .*no-such\.sock .*is buildkitd running there/);
+});
+
+test("ssh:// logs in with the agent at SSH_AUTH_SOCK and reads ~/.ssh/known_hosts by default", async () => {
+  const { s, address } = await setup();
+  const home = mkdtempSync(join(tmpdir(), "bk-home-"));
+  mkdirSync(join(home, ".ssh"));
+  writeFileSync(join(home, ".ssh", "known_hosts"), `${s.hostKeyLine}\n`);
+  const agent = await startAgent([s.clientKey]);
+  try {
+    const r = await runCliAsync(["info", "--addr", address], { env: { HOME: home, SSH_AUTH_SOCK: agent.socket } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /BuildKit: +github\.com\/moby\/buildkit/);
+    const none = await runCliAsync(["info", "--addr", address], { env: { HOME: home, SSH_AUTH_SOCK: undefined } });
+    assert.equal(none.code, 1);
+    assert.equal(none.stderr, `error: cannot connect to buildkitd at ${address}: SSH login as root was refused (tried no keys: set SSH_AUTH_SOCK or pass --ssh-key)\n`);
+  } finally {
+    agent.stop();
+  }
 });
