@@ -2,6 +2,8 @@ import { UsageError } from "./errors.js";
 import { parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
 import { Connection } from "./transport/connection.js";
 import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
+import type { ComposeLoadOptions } from "./compose/load.js";
+import type { ComposeBuildOptions, ComposeServiceResult } from "./compose/build.js";
 import { startBuild, type Build, type BuildOptions } from "./solve/build.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { InfoResponse__Output } from "./gen/types/moby/buildkit/v1/InfoResponse.js";
@@ -167,6 +169,23 @@ export class BuildKitClient {
   build(options: BuildOptions): Build {
     this.#check();
     return startBuild(this.#conn, options);
+  }
+
+  /**
+   * Builds a compose project's services (`docker compose build`): loads the
+   * files (discovery, .env, interpolation, merging, profiles), then builds
+   * each selected service's `build:` section, in parallel where they do not
+   * depend on each other. Resolves with one result per service; a failed
+   * service does not reject (its result carries the error), but bad input
+   * (YAML, undefined secrets, ...) throws UsageError before any build.
+   */
+  async composeBuild(options: ComposeLoadOptions & ComposeBuildOptions = {}): Promise<ComposeServiceResult[]> {
+    this.#check();
+    const { loadCompose } = await import("./compose/load.js");
+    const { planCompose, runCompose } = await import("./compose/build.js");
+    const project = loadCompose(options);
+    const plan = planCompose(project, options.services);
+    return runCompose(project, plan, (o) => startBuild(this.#conn, o), options);
   }
 
   /** Closes the connection. Safe to call more than once. */

@@ -29,3 +29,11 @@ export type { Build, BuildOptions, BuildResult, ExportSpec } from "./solve/build
 export type { SecretSource } from "./solve/secrets.js";
 export type { SolveStatus, Vertex, VertexLog, VertexStatus, VertexWarning } from "./progress/status.js";
 export { PlainPrinter } from "./progress/plain.js";
+export type { SshAgentSource } from "./solve/ssh.js";
+export type { RegistryAuthOptions, RegistryCredential } from "./solve/registry-auth.js";
+export type { CacheEntry } from "./solve/cache.js";
+export type { SshOptions } from "./transport/ssh-dial.js";
+export type { ComposeLoadOptions, ComposeProject, ComposeService, ComposeBuild, ComposeSecret, ComposeBuildSecret } from "./compose/load.js";
+export type { ComposeBuildOptions, ComposeServiceResult } from "./compose/build.js";
+export { loadCompose } from "./compose/load.js";
+export { InterpolationError } from "./compose/interpolate.js";

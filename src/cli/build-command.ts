@@ -1,5 +1,5 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
-import { readFileSync, writeFileSync, renameSync, statSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { resolve } from "node:path";
 import { list, str, type Values } from "./args.js";
 import type { BuildKitClient } from "../client.js";
@@ -30,14 +30,6 @@ export interface BuildIo {
   err: (text: string) => void;
 }
 
-function isSocket(path: string): boolean {
-  try {
-    return statSync(path).isSocket();
-  } catch {
-    return false;
-  }
-}
-
 /** Turns flags into BuildOptions; throws UsageError for bad input. */
 export interface BuildFlags {
   options: BuildOptions;
@@ -56,7 +48,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   }
   const ssh: Record<string, SshAgentSource> = {};
   for (const spec of list(values["ssh"])) {
-    const [id, source] = parseSsh(spec, env, isSocket);
+    const [id, source] = parseSsh(spec, env);
     ssh[id] = source; // the last one wins, as buildx
   }
   const logins: Record<string, RegistryCredential> = {};

@@ -195,8 +195,18 @@ async function runBuildCommand(values: Values, signal: AbortSignal, out: Out, po
   });
 }
 
+async function runComposeCommand(values: Values, signal: AbortSignal, out: Out, positionals: string[]): Promise<void> {
+  const { composePlanFromFlags, runComposeBuild } = await import("./compose-command.js");
+  // Load and check the project before dialling: its mistakes are usage errors.
+  const plan = composePlanFromFlags(values, positionals, process.env, process.cwd());
+  await withClient(values, signal, async (client) => {
+    await runComposeBuild(client, plan, signal, { out, err: (t) => void process.stderr.write(t) });
+  });
+}
+
 const runners: Record<string, (v: Values, s: AbortSignal, out: Out, positionals: string[]) => Promise<void>> = {
   build: runBuildCommand,
+  compose: runComposeCommand,
   info: runInfo,
   workers: runWorkers,
   du: runDu,

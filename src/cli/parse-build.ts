@@ -1,55 +1,11 @@
 /** Pure parsers for `bk-build build` flags, following buildx. */
 import { UsageError } from "../errors.js";
+export { parseSsh } from "../solve/ssh.js";
+import { csvFields } from "../csv.js";
+export { csvFields } from "../csv.js";
 import type { ExportSpec } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
-import type { SshAgentSource } from "../solve/ssh.js";
 import type { RegistryCredential } from "../solve/registry-auth.js";
-
-/** Splits one CSV record the way Go's encoding/csv does (quotes, "" escapes). */
-export function csvFields(text: string): string[] {
-  const out: string[] = [];
-  let field = "";
-  let i = 0;
-  let quoted = false;
-  let atStart = true;
-  while (i < text.length) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i += 2;
-          continue;
-        }
-        quoted = false;
-        i++;
-        continue;
-      }
-      field += ch;
-      i++;
-      continue;
-    }
-    if (ch === '"' && atStart) {
-      quoted = true;
-      atStart = false;
-      i++;
-      continue;
-    }
-    if (ch === ",") {
-      out.push(field);
-      field = "";
-      atStart = true;
-      i++;
-      continue;
-    }
-    field += ch;
-    atStart = false;
-    i++;
-  }
-  if (quoted) throw new UsageError(`unterminated quote in "${text}"`);
-  out.push(field);
-  return out;
-}
 
 function keyValue(field: string, flag: string, whole: string): [string, string] {
   const eq = field.indexOf("=");
@@ -105,55 +61,6 @@ export function parseSecret(spec: string, env: Record<string, string | undefined
   }
   if (envName) return { id, source: { env: envName }, describe: `environment variable ${envName}` };
   return { id, source: { file: src }, describe: `file ${src}` };
-}
-
-/**
- * --ssh default|ID[=PATH[,PATH...]] as buildx: split at the first "=", the
- * rest at ","; an empty id is "default"; no path is $SSH_AUTH_SOCK. One
- * socket, or any number of private key files. Also buildctl's raw=true
- * (pass a socket's bytes unchanged) and our passphrase-env=VAR (the
- * passphrase of encrypted keys, read from that variable).
- */
-export function parseSsh(
-  spec: string,
-  env: Record<string, string | undefined>,
-  isSocket: (path: string) => boolean,
-): [string, SshAgentSource] {
-  const eq = spec.indexOf("=");
-  const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || "default";
-  const paths: string[] = [];
-  let raw = false;
-  let passphraseEnv: string | undefined;
-  for (const part of eq < 0 ? [] : spec.slice(eq + 1).split(",")) {
-    if (/^raw=/i.test(part)) {
-      const v = part.slice(4).toLowerCase();
-      if (v !== "true" && v !== "false") throw new UsageError(`invalid raw value "${part.slice(4)}" in --ssh "${spec}": use raw=true or raw=false`);
-      raw = v === "true";
-    } else if (/^passphrase-env=/i.test(part)) {
-      passphraseEnv = part.slice("passphrase-env=".length);
-      if (!passphraseEnv) throw new UsageError(`--ssh "${spec}": passphrase-env needs a variable name`);
-    } else if (part !== "") {
-      paths.push(part);
-    }
-  }
-  if (paths.length === 0) {
-    const sock = env["SSH_AUTH_SOCK"];
-    if (!sock) throw new UsageError(`--ssh "${spec}": SSH_AUTH_SOCK is not set; start an ssh-agent, or pass a socket or key file (--ssh ${id}=PATH)`);
-    paths.push(sock);
-  }
-  const sockets = paths.filter(isSocket);
-  if (sockets.length) {
-    if (paths.length > 1) throw new UsageError(`--ssh "${spec}": give one agent socket, or key files, not both or several sockets`);
-    if (passphraseEnv) throw new UsageError(`--ssh "${spec}": passphrase-env is for key files, not an agent socket`);
-    return [id, { socket: sockets[0]!, raw }];
-  }
-  if (raw) throw new UsageError(`--ssh "${spec}": raw=true needs an agent socket, not key files`);
-  let passphrase: string | undefined;
-  if (passphraseEnv) {
-    passphrase = env[passphraseEnv];
-    if (passphrase === undefined) throw new UsageError(`--ssh "${spec}": environment variable ${passphraseEnv} (passphrase-env) is not set`);
-  }
-  return [id, { keys: paths, passphrase }];
 }
 
 /**

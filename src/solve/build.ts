@@ -17,6 +17,7 @@ import { prepareSsh, type SshAgentSource } from "./ssh.js";
 import { sshService } from "../session/ssh.js";
 import { authService } from "../session/auth.js";
 import { credentialLookup, type RegistryAuthOptions } from "./registry-auth.js";
+import type { CacheEntry } from "./cache.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
 import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
@@ -52,6 +53,10 @@ export interface BuildOptions {
    * credential helpers) is used, as docker does.
    */
   registryAuth?: RegistryAuthOptions | undefined;
+  /** Cache sources (buildx --cache-from), e.g. { type: "registry", attrs: { ref } }. */
+  cacheFrom?: CacheEntry[] | undefined;
+  /** Cache exports (buildx --cache-to), e.g. { type: "inline", attrs: {} }. */
+  cacheTo?: CacheEntry[] | undefined;
   /** Image names; with `push`, they are pushed. */
   tags?: string[] | undefined;
   push?: boolean | undefined;
@@ -130,6 +135,8 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
     const local = namedDirs.get(name);
     attrs[`context:${name}`] = local !== undefined ? `local:${local}` : value;
   }
+  // The frontend resolves its own cache sources from this attribute (as buildctl sends it).
+  if (opts.cacheFrom?.length) attrs["cache-imports"] = JSON.stringify(opts.cacheFrom.map((c) => ({ Type: c.type, Attrs: c.attrs })));
   return { ...attrs, ...(opts.frontendAttrs ?? {}) };
 }
 
@@ -257,7 +264,10 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
     Exporters: exps.map((e) => ({ Type: e.type, Attrs: e.attrs })),
     ExporterDeprecated: first?.type ?? "",
     ExporterAttrsDeprecated: first?.attrs ?? {},
-    Cache: {},
+    Cache: {
+      Imports: (opts.cacheFrom ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
+      Exports: (opts.cacheTo ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
+    },
     Entitlements: opts.entitlements ?? [],
   };
 

@@ -21,7 +21,7 @@ export type SshAgentSource =
   | { socket: string; raw?: boolean | undefined }
   | { keys: string[]; passphrase?: string | undefined };
 
-function isSocket(path: string): boolean {
+export function isSocket(path: string): boolean {
   try {
     return statSync(path).isSocket();
   } catch {
@@ -97,4 +97,53 @@ function loadKey(parseKey: ParseKey, id: string, path: string, passphrase: strin
   const key: ParsedKey | undefined = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
   if (!key || !key.isPrivateKey()) throw new UsageError(`SSH agent "${id}": "${path}" holds no private key`);
   return { key, comment: key.comment || path };
+}
+
+/**
+ * --ssh default|ID[=PATH[,PATH...]] as buildx: split at the first "=", the
+ * rest at ","; an empty id is "default"; no path is $SSH_AUTH_SOCK. One
+ * socket, or any number of private key files. Also buildctl's raw=true
+ * (pass a socket's bytes unchanged) and our passphrase-env=VAR (the
+ * passphrase of encrypted keys, read from that variable).
+ */
+export function parseSsh(
+  spec: string,
+  env: Record<string, string | undefined>,
+  isSocketPath: (path: string) => boolean = isSocket,
+): [string, SshAgentSource] {
+  const eq = spec.indexOf("=");
+  const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || "default";
+  const paths: string[] = [];
+  let raw = false;
+  let passphraseEnv: string | undefined;
+  for (const part of eq < 0 ? [] : spec.slice(eq + 1).split(",")) {
+    if (/^raw=/i.test(part)) {
+      const v = part.slice(4).toLowerCase();
+      if (v !== "true" && v !== "false") throw new UsageError(`invalid raw value "${part.slice(4)}" in --ssh "${spec}": use raw=true or raw=false`);
+      raw = v === "true";
+    } else if (/^passphrase-env=/i.test(part)) {
+      passphraseEnv = part.slice("passphrase-env=".length);
+      if (!passphraseEnv) throw new UsageError(`--ssh "${spec}": passphrase-env needs a variable name`);
+    } else if (part !== "") {
+      paths.push(part);
+    }
+  }
+  if (paths.length === 0) {
+    const sock = env["SSH_AUTH_SOCK"];
+    if (!sock) throw new UsageError(`--ssh "${spec}": SSH_AUTH_SOCK is not set; start an ssh-agent, or pass a socket or key file (--ssh ${id}=PATH)`);
+    paths.push(sock);
+  }
+  const sockets = paths.filter(isSocketPath);
+  if (sockets.length) {
+    if (paths.length > 1) throw new UsageError(`--ssh "${spec}": give one agent socket, or key files, not both or several sockets`);
+    if (passphraseEnv) throw new UsageError(`--ssh "${spec}": passphrase-env is for key files, not an agent socket`);
+    return [id, { socket: sockets[0]!, raw }];
+  }
+  if (raw) throw new UsageError(`--ssh "${spec}": raw=true needs an agent socket, not key files`);
+  let passphrase: string | undefined;
+  if (passphraseEnv) {
+    passphrase = env[passphraseEnv];
+    if (passphrase === undefined) throw new UsageError(`--ssh "${spec}": environment variable ${passphraseEnv} (passphrase-env) is not set`);
+  }
+  return [id, { keys: paths, passphrase }];
 }

@@ -1,0 +1,86 @@
+/** `bk-build compose [...] build [...] [SERVICE...]`: docker compose build, without a Docker engine. */
+import { list, str, type Values } from "./args.js";
+import type { BuildKitClient } from "../client.js";
+import { UsageError, SolveError } from "../errors.js";
+import { loadCompose, type ComposeProject, type ComposeService } from "../compose/load.js";
+import { planCompose, runCompose, type ComposeBuildOptions } from "../compose/build.js";
+import { parseProgress } from "./parse-build.js";
+import { PlainPrinter } from "../progress/plain.js";
+import { renderSnippet } from "../transport/error-details.js";
+import { toJson } from "./output.js";
+
+export interface ComposePlan {
+  project: ComposeProject;
+  plan: ComposeService[];
+  options: ComposeBuildOptions;
+  progress: ReturnType<typeof parseProgress>;
+}
+
+/** Loads and checks everything a compose build needs, before any connection. */
+export function composePlanFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>, cwd: string): ComposePlan {
+  const [sub, ...services] = positionals;
+  if (sub !== "build") {
+    throw new UsageError(sub === undefined ? "'bk-build compose' needs a subcommand: build" : `unknown compose subcommand "${sub}": only build is supported`);
+  }
+  const project = loadCompose({
+    files: list(values["file"]),
+    envFiles: list(values["env-file"]),
+    projectDirectory: str(values["project-directory"]),
+    projectName: str(values["project-name"]),
+    profiles: list(values["profile"]).length ? list(values["profile"]) : undefined,
+    env,
+    workingDir: cwd,
+  });
+  const parallelText = str(values["parallel"]);
+  let parallel: number | undefined;
+  if (parallelText !== undefined) {
+    parallel = Number(parallelText);
+    if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid --parallel "${parallelText}": use a whole number of at least 1`);
+  }
+  const plan = planCompose(project, services);
+  if (plan.length === 0) throw new UsageError(`no service to build: none of ${project.files.join(", ")}'s active services has a build section`);
+  return {
+    project,
+    plan,
+    options: { push: values["push"] === true, noCache: values["no-cache"] === true, pull: values["pull"] === true, parallel },
+    progress: values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env),
+  };
+}
+
+/** Runs the builds; progress per service, prefixed with its name in plain mode. */
+export async function runComposeBuild(client: BuildKitClient, p: ComposePlan, signal: AbortSignal, io: { out: (t: string) => void; err: (t: string) => void }): Promise<void> {
+  const width = Math.max(...p.plan.map((s) => s.name.length));
+  const printers = new Map<string, PlainPrinter>();
+  const prefixed = (service: string) => (text: string): void => {
+    const tag = `${service.padEnd(width)} | `;
+    io.err(text.replace(/^(?=.)/gm, tag));
+  };
+  const results = await runCompose(p.project, p.plan, (o) => client.build(o), {
+    ...p.options,
+    signal,
+    onStart: (service) => {
+      if (p.progress === "plain") printers.set(service, new PlainPrinter(prefixed(service)));
+    },
+    onStatus: (service, status) => {
+      if (p.progress === "plain") printers.get(service)?.update(status);
+      else if (p.progress === "rawjson") io.err(toJson({ service, ...status }).replace(/\n\s*/g, "") + "\n");
+    },
+  });
+  for (const pr of printers.values()) pr.flush();
+  const failed = results.filter((r) => r.outcome !== "built");
+  for (const r of results) {
+    if (r.outcome === "built") {
+      const name = r.images[0];
+      if (p.progress === "quiet") io.out(`${r.service} ${r.digest ?? ""}\n`);
+      else io.err(`service "${r.service}": built${name ? ` ${name}` : ""}${r.digest ? ` ${r.digest}` : ""}\n`);
+      continue;
+    }
+    const printer = printers.get(r.service);
+    if (printer && r.outcome === "failed") prefixed(r.service)(printer.failures());
+    if (r.error instanceof SolveError) for (const src of r.error.sources) prefixed(r.service)(renderSnippet(src));
+    io.err(`service "${r.service}": ${r.outcome}: ${r.error?.message ?? "unknown error"}\n`);
+  }
+  if (failed.length) {
+    throw Object.assign(new Error(`${failed.length} of ${results.length} services did not build: ${failed.map((r) => r.service).join(", ")}`), { code: "BUILD" });
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * Builds a compose project's services on one connection: independent
+ * services in parallel (bounded), services used as `service:NAME` contexts
+ * first, a failure stopping only the services that depend on it.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { BuildKitError, UsageError } from "../errors.js";
+import { parseBytes } from "../cli/units.js";
+import type { Build, BuildOptions, BuildResult } from "../solve/build.js";
+import { parseCacheEntry } from "../solve/cache.js";
+import type { SecretSource } from "../solve/secrets.js";
+import { parseSsh, type SshAgentSource } from "../solve/ssh.js";
+import type { RegistryAuthOptions } from "../solve/registry-auth.js";
+import type { SolveStatus } from "../progress/status.js";
+import type { ComposeProject, ComposeService } from "./load.js";
+
+export interface ComposeBuildOptions {
+  /** Services to build (named ones are built even when their profile is off). Default: every active service with a build section. */
+  services?: string[] | undefined;
+  /** Push every built image that has a name. */
+  push?: boolean | undefined;
+  /** Build without cache, for every service. */
+  noCache?: boolean | undefined;
+  /** Always pull base images. */
+  pull?: boolean | undefined;
+  /** How many builds run at once. Default 4. */
+  parallel?: number | undefined;
+  signal?: AbortSignal | undefined;
+  registryAuth?: RegistryAuthOptions | undefined;
+  /** Each service's progress, as it arrives. */
+  onStatus?: ((service: string, status: SolveStatus) => void) | undefined;
+  /** Called when a service starts building. */
+  onStart?: ((service: string) => void) | undefined;
+}
+
+export interface ComposeServiceResult {
+  service: string;
+  /** built; failed (its own build failed); skipped (a service it needs failed). */
+  outcome: "built" | "failed" | "skipped";
+  /** Image names it was built as (`image` first, then `build.tags`). */
+  images: string[];
+  /** containerimage.digest, when the exporter reported one. */
+  digest?: string | undefined;
+  error?: BuildKitError | undefined;
+  result?: BuildResult | undefined;
+}
+
+type StartBuild = (options: BuildOptions) => Build;
+
+function imagesOf(svc: ComposeService): string[] {
+  const names = [svc.image, ...(svc.build?.tags ?? [])].filter((x): x is string => Boolean(x));
+  return [...new Set(names)];
+}
+
+/** service:NAME contexts: the services each one needs first. */
+function dependencies(svc: ComposeService): string[] {
+  return Object.values(svc.build?.additionalContexts ?? {})
+    .filter((v) => v.startsWith("service:"))
+    .map((v) => v.slice("service:".length));
+}
+
+/** Picks the services to build and checks the graph before anything runs. */
+export function planCompose(project: ComposeProject, names: string[] | undefined): ComposeService[] {
+  const byName = new Map(project.services.map((s) => [s.name, s]));
+  const wanted = new Set<string>();
+  const add = (name: string, from?: string): void => {
+    const svc = byName.get(name);
+    if (!svc) {
+      throw new UsageError(from ? `service "${from}" uses service:${name} as a context, but there is no service "${name}"` : `no such service: ${name} (services: ${[...byName.keys()].join(", ")})`);
+    }
+    if (!svc.build) {
+      if (from) throw new UsageError(`service "${from}" uses service:${name} as a context, but "${name}" has no build section`);
+      return; // a service with only an image is not built
+    }
+    if (wanted.has(name)) return;
+    wanted.add(name);
+    for (const d of dependencies(svc)) {
+      const dep = byName.get(d);
+      if (dep && imagesOf(dep).length === 0) {
+        throw new UsageError(`service "${name}" uses service:${d} as a context; give "${d}" an image: name, through which its result is passed (pushed to that registry)`);
+      }
+      add(d, name);
+    }
+  };
+  if (names?.length) for (const n of names) add(n);
+  else for (const s of project.services) if (s.active && s.build) add(s.name);
+  // Cycles would never start; find them now.
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (n: string, path: string[]): void => {
+    if (state.get(n) === "done") return;
+    if (state.get(n) === "visiting") throw new UsageError(`services depend on each other through service: contexts: ${[...path, n].join(" -> ")}`);
+    state.set(n, "visiting");
+    for (const d of dependencies(byName.get(n)!)) visit(d, [...path, n]);
+    state.set(n, "done");
+  };
+  for (const n of wanted) visit(n, []);
+  return project.services.filter((s) => wanted.has(s.name));
+}
+
+/** Turns one service's build section into BuildOptions. */
+export function serviceBuildOptions(
+  project: ComposeProject,
+  svc: ComposeService,
+  opts: ComposeBuildOptions,
+  built: ReadonlyMap<string, ComposeServiceResult>,
+  push: boolean,
+): { options: BuildOptions; cleanup: () => void } {
+  const b = svc.build!;
+  const where = `service "${svc.name}"`;
+  if (!isAbsolute(b.context)) throw new UsageError(`${where}: remote build contexts (${b.context}) are not supported yet; use a directory`);
+  let cleanup = (): void => undefined;
+  let dockerfile = b.dockerfile === undefined ? undefined : resolve(b.context, b.dockerfile);
+  if (b.dockerfileInline !== undefined) {
+    const dir = mkdtempSync(join(tmpdir(), "bk-compose-inline-"));
+    dockerfile = join(dir, "Dockerfile");
+    writeFileSync(dockerfile, b.dockerfileInline);
+    cleanup = () => rmSync(dir, { recursive: true, force: true });
+  }
+  const secrets: Record<string, SecretSource> = {};
+  for (const s of b.secrets) {
+    const def = project.secrets[s.source]!;
+    const id = s.target ?? s.source;
+    if (def.external) throw new UsageError(`${where}: secret "${s.source}" is external; external secrets do not exist at build time; define it with file: or environment:`);
+    if (def.file !== undefined) secrets[id] = { file: def.file };
+    else if (def.environment !== undefined) secrets[id] = { env: def.environment };
+    else throw new UsageError(`${where}: secret "${s.source}" has neither file: nor environment:`);
+  }
+  const ssh: Record<string, SshAgentSource> = {};
+  for (const [id, path] of Object.entries(b.ssh)) {
+    const [sid, source] = parseSsh(path === null ? id : `${id}=${path}`, project.environment);
+    ssh[sid] = source;
+  }
+  const buildContexts: Record<string, string> = {};
+  for (const [name, value] of Object.entries(b.additionalContexts)) {
+    if (value.startsWith("service:")) {
+      const dep = built.get(value.slice("service:".length))!;
+      const image = dep.images[0]!;
+      buildContexts[name] = `docker-image://${dep.digest ? `${image.replace(/@.*$/, "")}@${dep.digest}` : image}`;
+    } else {
+      buildContexts[name] = value;
+    }
+  }
+  const attrs: Record<string, string> = {};
+  if (b.extraHosts.length) attrs["add-hosts"] = b.extraHosts.map((h) => h.replace(/^([^:=]+)[:=]/, "$1=")).join(",");
+  if (b.shmSize !== undefined) attrs["shm-size"] = parseBytes(b.shmSize, `${where} build.shm_size`).toString();
+  if (b.ulimits.length) attrs["ulimit"] = b.ulimits.join(",");
+  if (b.pull || opts.pull) attrs["image-resolve-mode"] = "pull";
+  const options: BuildOptions = {
+    context: b.context,
+    dockerfile,
+    target: b.target,
+    buildArgs: b.args,
+    labels: b.labels,
+    platforms: b.platforms,
+    buildContexts,
+    secrets,
+    ssh,
+    tags: imagesOf(svc),
+    push,
+    cacheFrom: b.cacheFrom.map((c) => parseCacheEntry(c, `${where} build.cache_from`)),
+    cacheTo: b.cacheTo.map((c) => parseCacheEntry(c, `${where} build.cache_to`)),
+    env: project.environment,
+    registryAuth: opts.registryAuth,
+    signal: opts.signal,
+    frontendAttrs: attrs,
+  };
+  if (b.noCache || opts.noCache) options.noCache = true;
+  if (b.network !== undefined && b.network !== "default") {
+    if (b.network !== "host" && b.network !== "none") throw new UsageError(`${where}: build.network "${b.network}" is not supported: use default, none or host`);
+    attrs["force-network-mode"] = b.network;
+    if (b.network === "host") options.entitlements = ["network.host"];
+  }
+  return { options, cleanup };
+}
+
+/**
+ * Runs the planned builds. Resolves with one result per planned service;
+ * never rejects for a failed build (the results say which failed).
+ */
+export async function runCompose(project: ComposeProject, plan: ComposeService[], startBuild: StartBuild, opts: ComposeBuildOptions): Promise<ComposeServiceResult[]> {
+  const parallel = opts.parallel ?? 4;
+  if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
+  // Everything is checked before the first build starts.
+  const neededAsContext = new Set(plan.flatMap(dependencies));
+  for (const svc of plan) serviceBuildOptions(project, svc, opts, new Map(plan.map((s) => [s.name, { service: s.name, outcome: "built" as const, images: imagesOf(s) }])), false).cleanup();
+
+  const results = new Map<string, ComposeServiceResult>();
+  const pending = [...plan];
+  const running = new Set<Promise<void>>();
+  const runOne = async (svc: ComposeService): Promise<void> => {
+    // A service used as a context is pushed: that is how the next build gets it.
+    const push = Boolean(opts.push) || neededAsContext.has(svc.name);
+    const { options, cleanup } = serviceBuildOptions(project, svc, opts, results, push && imagesOf(svc).length > 0);
+    opts.onStart?.(svc.name);
+    try {
+      const build = startBuild(options);
+      const consume = (async () => {
+        for await (const s of build.progress) opts.onStatus?.(svc.name, s);
+      })();
+      const result = await build.result;
+      await consume;
+      results.set(svc.name, { service: svc.name, outcome: "built", images: imagesOf(svc), digest: result.exporterResponse["containerimage.digest"], result });
+    } catch (e) {
+      const error = e instanceof BuildKitError ? e : new BuildKitError(e instanceof Error ? e.message : String(e), { cause: e });
+      results.set(svc.name, { service: svc.name, outcome: "failed", images: imagesOf(svc), error });
+    } finally {
+      cleanup();
+    }
+  };
+  while (pending.length || running.size) {
+    // Skip what can no longer build; start what is ready.
+    for (let i = 0; i < pending.length; ) {
+      const svc = pending[i]!;
+      const deps = dependencies(svc);
+      const broken = deps.find((d) => results.get(d) && results.get(d)!.outcome !== "built");
+      if (broken) {
+        results.set(svc.name, {
+          service: svc.name,
+          outcome: "skipped",
+          images: imagesOf(svc),
+          error: new BuildKitError(`not built: service "${broken}", which it uses as a context, did not build`),
+        });
+        pending.splice(i, 1);
+        continue;
+      }
+      if (running.size < parallel && deps.every((d) => results.get(d)?.outcome === "built") && !opts.signal?.aborted) {
+        pending.splice(i, 1);
+        const p: Promise<void> = runOne(svc).finally(() => running.delete(p));
+        running.add(p);
+        continue;
+      }
+      i++;
+    }
+    if (opts.signal?.aborted && running.size === 0) {
+      for (const svc of pending.splice(0)) {
+        results.set(svc.name, { service: svc.name, outcome: "skipped", images: imagesOf(svc), error: new BuildKitError("not built: the build was aborted", { code: "CANCELLED" }) });
+      }
+      break;
+    }
+    if (running.size) await Promise.race(running);
+    else if (pending.length) throw new Error("internal: compose services cannot start");
+  }
+  return plan.map((s) => results.get(s.name)!);
+}

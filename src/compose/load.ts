@@ -1,0 +1,426 @@
+/**
+ * Loads a compose project the way docker compose does, as far as builds
+ * need: file discovery, .env and --env-file, interpolation, merging several
+ * files, profiles, and the `build` section with `secrets` and `ssh`.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { LineCounter, parseDocument } from "yaml";
+import { UsageError } from "../errors.js";
+import { InterpolationError, interpolate } from "./interpolate.js";
+
+/** Names compose looks for, in its order of preference. */
+export const COMPOSE_FILE_NAMES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+const OVERRIDE_NAMES = ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml", "docker-compose.override.yml"];
+
+export interface ComposeLoadOptions {
+  /** Compose files (-f), merged in order. Default: discovered from `workingDir` upwards, plus its override file. */
+  files?: string[] | undefined;
+  /** Where discovery starts and relative -f paths are read from. Default: process.cwd(). */
+  workingDir?: string | undefined;
+  /** Base for relative paths and .env. Default: the first file's directory. */
+  projectDirectory?: string | undefined;
+  /** -p. Default: COMPOSE_PROJECT_NAME, the top-level `name`, else the project directory's name. */
+  projectName?: string | undefined;
+  /** --env-file, in order (later files win). Default: `.env` in the project directory, if present. */
+  envFiles?: string[] | undefined;
+  /** Active profiles (--profile). Default: COMPOSE_PROFILES. */
+  profiles?: string[] | undefined;
+  /** The shell environment. Default: process.env. */
+  env?: Record<string, string | undefined> | undefined;
+}
+
+/** A build secret reference: the id the Dockerfile mounts is `target` or `source`. */
+export interface ComposeBuildSecret {
+  source: string;
+  target?: string | undefined;
+}
+
+export interface ComposeBuild {
+  /** An absolute directory, or a URL (git, https) handed to the frontend. */
+  context: string;
+  dockerfile?: string | undefined;
+  dockerfileInline?: string | undefined;
+  args: Record<string, string>;
+  target?: string | undefined;
+  labels: Record<string, string>;
+  tags: string[];
+  platforms: string[];
+  cacheFrom: string[];
+  cacheTo: string[];
+  /** name -> absolute directory, docker-image://REF, service:NAME, or a URL. */
+  additionalContexts: Record<string, string>;
+  network?: string | undefined;
+  extraHosts: string[];
+  shmSize?: string | undefined;
+  ulimits: string[];
+  noCache: boolean;
+  pull: boolean;
+  secrets: ComposeBuildSecret[];
+  /** id -> absolute path(s) joined by ",", or null for the default agent. */
+  ssh: Record<string, string | null>;
+}
+
+export interface ComposeService {
+  name: string;
+  image?: string | undefined;
+  profiles: string[];
+  /** No profiles, or one of them is active. Inactive services are built only when named. */
+  active: boolean;
+  build?: ComposeBuild | undefined;
+}
+
+export interface ComposeSecret {
+  file?: string | undefined;
+  environment?: string | undefined;
+  external: boolean;
+}
+
+export interface ComposeProject {
+  name: string;
+  directory: string;
+  files: string[];
+  /** Shell environment over the .env values: what interpolation and `environment` secrets read. */
+  environment: Record<string, string>;
+  /** Every service, in file order. */
+  services: ComposeService[];
+  secrets: Record<string, ComposeSecret>;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Reads a .env file: KEY=VALUE lines, comments, `export `, single and double quotes. */
+export function parseEnvFile(text: string, file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) return;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) throw new UsageError(`${file}:${i + 1}: expected KEY=VALUE, got "${line.slice(0, 40)}"`);
+    let v = m[2]!;
+    if (v.startsWith('"')) {
+      const end = v.lastIndexOf('"');
+      v = v.slice(1, end > 0 ? end : undefined).replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+    } else if (v.startsWith("'")) {
+      const end = v.lastIndexOf("'");
+      v = v.slice(1, end > 0 ? end : undefined);
+    } else {
+      v = v.replace(/\s+#.*$/, "").trim();
+    }
+    out[m[1]!] = v;
+  });
+  return out;
+}
+
+/** compose's default discovery: the nearest directory (upwards) holding a compose file. */
+export function discoverFiles(workingDir: string): string[] {
+  for (let dir = resolve(workingDir); ; dir = dirname(dir)) {
+    const found = COMPOSE_FILE_NAMES.find((n) => existsSync(join(dir, n)));
+    if (found) {
+      const files = [join(dir, found)];
+      const override = OVERRIDE_NAMES.find((n) => existsSync(join(dir, n)));
+      if (override) files.push(join(dir, override));
+      return files;
+    }
+    if (dirname(dir) === dir) break;
+  }
+  throw new UsageError(`no compose file found in ${resolve(workingDir)} or its parents (looked for ${COMPOSE_FILE_NAMES.join(", ")}); pass -f FILE`);
+}
+
+interface Parsed {
+  file: string;
+  data: Obj;
+  /** "line L" of a key path, when the YAML has it. */
+  where: (path: Array<string | number>) => string;
+}
+
+function parseFile(file: string): Parsed {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`compose file ${file}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
+  const err = doc.errors[0];
+  if (err) {
+    const pos = lines.linePos(err.pos[0]);
+    throw new UsageError(`${file}:${pos.line}:${pos.col}: invalid YAML: ${err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`);
+  }
+  const data: unknown = doc.toJS({ maxAliasCount: 1000 });
+  if (data === null || data === undefined) return { file, data: {}, where: () => file };
+  if (!isObj(data)) throw new UsageError(`${file}: the top level must be a mapping (services:, secrets:, ...)`);
+  const where = (path: Array<string | number>): string => {
+    for (let n = path.length; n > 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return `${file}:${lines.linePos(node.range[0]).line}`;
+    }
+    return file;
+  };
+  return { file, data, where };
+}
+
+/** Interpolates every string value (not keys), naming the file and key path on failure. */
+function interpolateAll(value: unknown, lookup: (n: string) => string | undefined, p: Parsed, path: Array<string | number>): unknown {
+  if (typeof value === "string") {
+    try {
+      return interpolate(value, lookup);
+    } catch (e) {
+      if (e instanceof InterpolationError) throw new UsageError(`${p.where(path)}: ${path.join(".")}: ${e.message}`);
+      throw e;
+    }
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateAll(v, lookup, p, [...path, i]));
+  if (isObj(value)) {
+    const out: Obj = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateAll(v, lookup, p, [...path, k]);
+    return out;
+  }
+  return value;
+}
+
+/** `KEY=VALUE` lists and mappings both become mappings; a bare KEY takes the environment's value (skipped if unset). */
+function toMap(v: unknown, env: Record<string, string>, what: string): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  if (v === undefined || v === null) return out;
+  if (Array.isArray(v)) {
+    for (const item of v) {
+      const s = String(item);
+      const eq = s.indexOf("=");
+      if (eq < 0) out[s] = env[s] ?? null;
+      else out[s.slice(0, eq)] = s.slice(eq + 1);
+    }
+    return out;
+  }
+  if (isObj(v)) {
+    for (const [k, val] of Object.entries(v)) out[k] = val === null || val === undefined ? env[k] ?? null : String(val);
+    return out;
+  }
+  throw new UsageError(`${what} must be a list of KEY=VALUE or a mapping`);
+}
+
+const BUILD_KEYS = new Set([
+  "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "tags", "platforms", "cache_from", "cache_to",
+  "additional_contexts", "network", "extra_hosts", "shm_size", "ulimits", "no_cache", "pull", "secrets", "ssh",
+  "privileged", "isolation", "entitlements", "provenance", "sbom",
+]);
+
+/** Deep merge with compose's rules for the parts a build uses. */
+function mergeValue(base: unknown, over: unknown, key: string): unknown {
+  if (over === undefined) return base;
+  if (base === undefined) return over;
+  if (isObj(base) && isObj(over)) {
+    const out: Obj = { ...base };
+    for (const [k, v] of Object.entries(over)) out[k] = mergeValue(base[k], v, k);
+    return out;
+  }
+  if (Array.isArray(base) && Array.isArray(over)) {
+    if (key === "secrets") {
+      // By source: a later file's entry replaces the earlier one.
+      const src = (x: unknown): string => (isObj(x) ? String(x["source"]) : String(x));
+      const out = base.filter((b) => !over.some((o) => src(o) === src(b)));
+      return [...out, ...over];
+    }
+    // tags, platforms, cache_from, profiles, ...: the union, in order.
+    const out = [...base];
+    for (const o of over) if (!out.some((b) => JSON.stringify(b) === JSON.stringify(o))) out.push(o);
+    return out;
+  }
+  return over;
+}
+
+/** Lists and mappings that merge by key are made mappings before merging. */
+function normalizeService(svc: Obj, env: Record<string, string>, where: string): Obj {
+  const out: Obj = { ...svc };
+  let build = svc["build"];
+  if (typeof build === "string") build = { context: build };
+  if (build !== undefined && build !== null) {
+    if (!isObj(build)) throw new UsageError(`${where}: build must be a path or a mapping`);
+    const b: Obj = { ...build };
+    for (const k of Object.keys(b)) {
+      if (!BUILD_KEYS.has(k) && !k.startsWith("x-")) throw new UsageError(`${where}: build has no key "${k}" (see the compose-spec build section)`);
+    }
+    if (b["args"] !== undefined) b["args"] = toMap(b["args"], env, `${where}: build.args`);
+    if (b["labels"] !== undefined) b["labels"] = toMap(b["labels"], env, `${where}: build.labels`);
+    if (b["ssh"] !== undefined) b["ssh"] = sshMap(b["ssh"], where);
+    out["build"] = b;
+  }
+  return out;
+}
+
+function sshMap(v: unknown, where: string): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  if (Array.isArray(v)) {
+    for (const item of v) {
+      const s = String(item);
+      const eq = s.indexOf("=");
+      if (eq < 0) {
+        if (s !== "default") throw new UsageError(`${where}: invalid ssh entry "${s}": use default or ID=PATH`);
+        out["default"] = null;
+      } else {
+        out[s.slice(0, eq) || "default"] = s.slice(eq + 1) || null;
+      }
+    }
+    return out;
+  }
+  if (isObj(v)) {
+    for (const [k, val] of Object.entries(v)) out[k] = val === null || val === undefined || val === "" ? null : String(val);
+    return out;
+  }
+  throw new UsageError(`${where}: build.ssh must be a list (default, ID=PATH) or a mapping`);
+}
+
+function expandPath(p: string, base: string, env: Record<string, string>): string {
+  const home = env["HOME"] ?? homedir();
+  const t = p === "~" ? home : p.startsWith("~/") ? join(home, p.slice(2)) : p;
+  return isAbsolute(t) ? t : resolve(base, t);
+}
+
+function isUrl(s: string): boolean {
+  return /^(https?|git|ssh):\/\//i.test(s) || /^git@/.test(s) || /\.git(#|$)/.test(s);
+}
+
+function strings(v: unknown, where: string, what: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new UsageError(`${where}: ${what} must be a list`);
+  return v.map(String);
+}
+
+function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string): ComposeBuild {
+  const ctx = b["context"] === undefined ? "." : String(b["context"]);
+  const context = isUrl(ctx) ? ctx : expandPath(ctx, dir, env);
+  const args: Record<string, string> = {};
+  for (const [k, v] of Object.entries((b["args"] ?? {}) as Record<string, string | null>)) if (v !== null) args[k] = v;
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries((b["labels"] ?? {}) as Record<string, string | null>)) labels[k] = v ?? "";
+  const additional: Record<string, string> = {};
+  const ac = b["additional_contexts"];
+  if (ac !== undefined && ac !== null) {
+    for (const [k, v] of Object.entries(toMap(ac, {}, `${where}: build.additional_contexts`))) {
+      if (v === null) throw new UsageError(`${where}: additional context "${k}" has no value`);
+      additional[k] = /^[a-z][a-z0-9+.-]*:/i.test(v) && !/^[a-z]:[\\/]/i.test(v) ? v : expandPath(v, dir, env);
+    }
+  }
+  const secrets: ComposeBuildSecret[] = [];
+  for (const s of (b["secrets"] ?? []) as unknown[]) {
+    if (typeof s === "string") secrets.push({ source: s });
+    else if (isObj(s) && typeof s["source"] === "string") secrets.push({ source: s["source"], target: s["target"] === undefined ? undefined : String(s["target"]) });
+    else throw new UsageError(`${where}: each build.secrets entry is a name or { source, target }`);
+  }
+  const ssh: Record<string, string | null> = {};
+  for (const [id, p] of Object.entries((b["ssh"] ?? {}) as Record<string, string | null>)) {
+    ssh[id] = p === null ? null : p.split(",").map((x) => expandPath(x, dir, env)).join(",");
+  }
+  const ulimits: string[] = [];
+  const ul = b["ulimits"];
+  if (isObj(ul)) {
+    for (const [k, v] of Object.entries(ul)) {
+      if (isObj(v)) ulimits.push(`${k}=${String(v["soft"])}:${String(v["hard"])}`);
+      else ulimits.push(`${k}=${String(v)}`);
+    }
+  }
+  const extraHosts: string[] = [];
+  const eh = b["extra_hosts"];
+  if (Array.isArray(eh)) extraHosts.push(...eh.map(String));
+  else if (isObj(eh)) for (const [h, ip] of Object.entries(eh)) extraHosts.push(`${h}=${String(ip)}`);
+  return {
+    context,
+    dockerfile: b["dockerfile"] === undefined ? undefined : String(b["dockerfile"]),
+    dockerfileInline: b["dockerfile_inline"] === undefined ? undefined : String(b["dockerfile_inline"]),
+    args,
+    target: b["target"] === undefined ? undefined : String(b["target"]),
+    labels,
+    tags: strings(b["tags"], where, "build.tags"),
+    platforms: strings(b["platforms"], where, "build.platforms"),
+    cacheFrom: strings(b["cache_from"], where, "build.cache_from"),
+    cacheTo: strings(b["cache_to"], where, "build.cache_to"),
+    additionalContexts: additional,
+    network: b["network"] === undefined ? undefined : String(b["network"]),
+    extraHosts,
+    shmSize: b["shm_size"] === undefined ? undefined : String(b["shm_size"]),
+    ulimits,
+    noCache: b["no_cache"] === true,
+    pull: b["pull"] === true,
+    secrets,
+    ssh,
+  };
+}
+
+/** Loads, interpolates, merges and validates a compose project for building. */
+export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
+  const shell = options.env ?? process.env;
+  const cwd = options.workingDir ?? process.cwd();
+  const files = options.files?.length ? options.files.map((f) => resolve(cwd, f)) : discoverFiles(cwd);
+  const directory = resolve(cwd, options.projectDirectory ?? dirname(files[0]!));
+
+  const dotenv: Record<string, string> = {};
+  const envFiles = options.envFiles?.length ? options.envFiles.map((f) => resolve(cwd, f)) : [join(directory, ".env")].filter((f) => existsSync(f));
+  for (const f of envFiles) {
+    let text: string;
+    try {
+      text = readFileSync(f, "utf8");
+    } catch {
+      throw new UsageError(`env file ${f} (--env-file): no such file`);
+    }
+    Object.assign(dotenv, parseEnvFile(text, f));
+  }
+  const environment: Record<string, string> = { ...dotenv };
+  for (const [k, v] of Object.entries(shell)) if (v !== undefined) environment[k] = v;
+  const lookup = (n: string): string | undefined => environment[n];
+
+  let merged: Obj = {};
+  const whereOf = new Map<string, string>();
+  for (const f of files) {
+    const p = parseFile(f);
+    const data = interpolateAll(p.data, lookup, p, []) as Obj;
+    const services = data["services"];
+    if (services !== undefined && services !== null && !isObj(services)) throw new UsageError(`${p.where(["services"])}: services must be a mapping`);
+    const norm: Obj = { ...data };
+    if (isObj(services)) {
+      const ns: Obj = {};
+      for (const [name, svc] of Object.entries(services)) {
+        const where = p.where(["services", name]);
+        if (svc !== null && !isObj(svc)) throw new UsageError(`${where}: service "${name}" must be a mapping`);
+        ns[name] = normalizeService((svc ?? {}) as Obj, environment, `${where}: service "${name}"`);
+        if (!whereOf.has(name)) whereOf.set(name, where);
+      }
+      norm["services"] = ns;
+    }
+    merged = mergeValue(merged, norm, "") as Obj;
+  }
+
+  const secrets: Record<string, ComposeSecret> = {};
+  for (const [name, def] of Object.entries((merged["secrets"] ?? {}) as Obj)) {
+    if (!isObj(def)) throw new UsageError(`secret "${name}" must be a mapping (file:, environment: or external:)`);
+    secrets[name] = {
+      file: typeof def["file"] === "string" ? expandPath(def["file"], directory, environment) : undefined,
+      environment: typeof def["environment"] === "string" ? def["environment"] : undefined,
+      external: def["external"] === true || isObj(def["external"]),
+    };
+  }
+
+  const profilesOn = new Set(options.profiles ?? (environment["COMPOSE_PROFILES"] ?? "").split(",").filter(Boolean));
+  const services: ComposeService[] = [];
+  for (const [name, raw] of Object.entries((merged["services"] ?? {}) as Obj)) {
+    const svc = raw as Obj;
+    const where = `${whereOf.get(name) ?? files[0]}: service "${name}"`;
+    const profiles = strings(svc["profiles"], where, "profiles");
+    const build = isObj(svc["build"]) ? toBuild(svc["build"], directory, environment, where) : undefined;
+    for (const s of build?.secrets ?? []) {
+      if (!secrets[s.source]) throw new UsageError(`${where} refers to undefined build secret ${s.source}; define it under the top-level secrets:`);
+    }
+    const active = profiles.length === 0 || profiles.some((p) => profilesOn.has(p)) || profilesOn.has("*");
+    services.push({ name, image: typeof svc["image"] === "string" ? svc["image"] : undefined, profiles, active, build });
+  }
+  const name = (options.projectName ?? environment["COMPOSE_PROJECT_NAME"] ?? (typeof merged["name"] === "string" ? merged["name"] : basename(directory)))
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, "");
+  return { name, directory, files, environment, services, secrets };
+}

@@ -1,0 +1,156 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { interpolate } from "../../src/compose/interpolate.js";
+import { loadCompose, parseEnvFile } from "../../src/compose/load.js";
+import { planCompose, serviceBuildOptions } from "../../src/compose/build.js";
+
+test("interpolation: every form, nesting, $$, and errors", () => {
+  const env: Record<string, string> = { SET: "v", EMPTY: "", OTHER: "o" };
+  const look = (n: string): string | undefined => env[n];
+  const table: Array<[string, string]> = [
+    ["$SET", "v"],
+    ["${SET}", "v"],
+    ["a${SET}b$SET.c", "av" + "bv.c"],
+    ["${UNSET}", ""],
+    ["$UNSET-x", "-x"],
+    ["${SET:-d}", "v"],
+    ["${EMPTY:-d}", "d"],
+    ["${UNSET:-d}", "d"],
+    ["${SET-d}", "v"],
+    ["${EMPTY-d}", ""],
+    ["${UNSET-d}", "d"],
+    ["${SET:+alt}", "alt"],
+    ["${EMPTY:+alt}", ""],
+    ["${UNSET:+alt}", ""],
+    ["${SET+alt}", "alt"],
+    ["${EMPTY+alt}", "alt"],
+    ["${UNSET+alt}", ""],
+    ["${SET:?boom}", "v"],
+    ["${EMPTY?boom}", ""],
+    ["${UNSET:-${OTHER}}", "o"],
+    ["${UNSET:-${ALSO_UNSET:-deep}}", "deep"],
+    ["${UNSET:-a-$OTHER-b}", "a-o-b"],
+    ["$$SET", "$SET"],
+    ["$${SET}", "${SET}"],
+    ["cost: 5$", "cost: 5$"],
+    ["$ alone", "$ alone"],
+    ["${SET:-}", "v"],
+    ["${UNSET:-}", ""],
+  ];
+  for (const [input, want] of table) assert.equal(interpolate(input, look), want, input);
+  assert.throws(() => interpolate("${UNSET:?set it in .env}", look), /^InterpolationError: required variable UNSET is missing a value: set it in \.env$/);
+  assert.throws(() => interpolate("${EMPTY:?}", look), /^InterpolationError: required variable EMPTY is missing a value$/);
+  assert.throws(() => interpolate("${UNSET?no ${OTHER}}", look), /required variable UNSET is missing a value: no o/);
+  assert.throws(() => interpolate("${SET", look), /a "\$\{" is never closed/);
+  assert.throws(() => interpolate("${1BAD}", look), /invalid interpolation format/);
+  assert.throws(() => interpolate("${SET%x}", look), /invalid interpolation format/);
+});
+
+test(".env files: quotes, comments, export, bad lines named", () => {
+  assert.deepEqual(parseEnvFile('A=1\n# c\nexport B="two words"\nC=\'$raw\'\nD=x # comment\nE=\n', ".env"), { A: "1", B: "two words", C: "$raw", D: "x", E: "" });
+  assert.throws(() => parseEnvFile("A=1\nnot a line\n", "/p/.env"), /^UsageError: \/p\/\.env:2: expected KEY=VALUE/);
+});
+
+function project(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "bk-compose-"));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+test("discovery upwards, .env interpolation, args as list and map, ssh list and map, paths against the project", () => {
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  app:",
+      "    image: reg/app:${TAG:-dev}",
+      "    build:",
+      "      context: ./app",
+      "      dockerfile: Containerfile",
+      "      args: [GREETING, FROM_SHELL, MISSING, 'FIXED=1']",
+      "      ssh: [default, 'deploy=./keys/id']",
+      "      tags: ['reg/app:extra']",
+      "  other:",
+      "    build:",
+      "      context: .",
+      "      args: { A: '${GREETING}', B: }",
+      "      ssh: { default: , deploy: '~/k' }",
+      "      extra_hosts: ['a.example:10.0.0.1']",
+      "",
+    ].join("\n"),
+    ".env": "GREETING=hello\nTAG=1.2\n",
+    "app/sub/.keep": "",
+  });
+  const p = loadCompose({ workingDir: join(dir, "app", "sub"), env: { FROM_SHELL: "sh", HOME: "/home/u", TAG: "shell-wins" } });
+  assert.equal(p.directory, dir);
+  const [app, other] = p.services;
+  assert.equal(app!.image, "reg/app:shell-wins");
+  assert.equal(app!.build!.context, join(dir, "app"));
+  assert.deepEqual(app!.build!.args, { GREETING: "hello", FROM_SHELL: "sh", FIXED: "1" });
+  assert.deepEqual(app!.build!.ssh, { default: null, deploy: join(dir, "keys", "id") });
+  assert.deepEqual(other!.build!.args, { A: "hello" });
+  assert.deepEqual(other!.build!.ssh, { default: null, deploy: "/home/u/k" });
+  assert.deepEqual(other!.build!.extraHosts, ["a.example:10.0.0.1"]);
+  assert.equal(p.name, join(dir).split("/").pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, ""));
+});
+
+test("several -f files merge: build keys override, args merge by key, tags union, secrets by source", () => {
+  const dir = project({
+    "a.yaml": "services:\n  app:\n    build:\n      context: .\n      target: one\n      args: {X: '1', Y: '1'}\n      tags: [t1]\n      secrets: [s1]\nsecrets:\n  s1: {file: ./s1.txt}\n  s2: {environment: TOKEN}\n",
+    "b.yaml": "services:\n  app:\n    build:\n      target: two\n      args: [Y=2, Z=3]\n      tags: [t2, t1]\n      secrets: [{source: s1, target: renamed}, s2]\n",
+  });
+  const p = loadCompose({ files: ["a.yaml", "b.yaml"], workingDir: dir, env: {} });
+  const b = p.services[0]!.build!;
+  assert.equal(b.target, "two");
+  assert.deepEqual(b.args, { X: "1", Y: "2", Z: "3" });
+  assert.deepEqual(b.tags, ["t1", "t2"]);
+  assert.deepEqual(b.secrets, [{ source: "s1", target: "renamed" }, { source: "s2" }]);
+  assert.equal(p.secrets["s1"]!.file, join(dir, "s1.txt"));
+});
+
+test("profiles: inactive services are built only when active or named; only-image services are not built", () => {
+  const dir = project({
+    "compose.yaml": "services:\n  web: {build: .}\n  debug: {build: ., profiles: [dev]}\n  db: {image: postgres}\n",
+  });
+  const names = (profiles: string[] | undefined, wanted?: string[]): string[] =>
+    planCompose(loadCompose({ workingDir: dir, env: {}, profiles }), wanted).map((s) => s.name);
+  assert.deepEqual(names(undefined), ["web"]);
+  assert.deepEqual(names(["dev"]), ["web", "debug"]);
+  assert.deepEqual(names(undefined, ["debug"]), ["debug"]);
+  assert.deepEqual(names(undefined, ["db"]), []);
+  assert.deepEqual(planCompose(loadCompose({ workingDir: dir, env: { COMPOSE_PROFILES: "dev" } }), undefined).map((s) => s.name), ["web", "debug"]);
+  assert.throws(() => names(undefined, ["nope"]), /no such service: nope \(services: web, debug, db\)/);
+});
+
+test("loader errors: missing file, bad YAML with its line, undefined and external secrets, missing variable, unknown build key", () => {
+  const dir = project({
+    "bad.yaml": "services:\n  app:\n    build: .\n    image: [unclosed\n",
+    "undef.yaml": "services:\n  app:\n    build:\n      context: .\n      secrets: [nope]\n",
+    "ext.yaml": "services:\n  app:\n    build:\n      context: .\n      secrets: [ext]\nsecrets:\n  ext: {external: true}\n",
+    "req.yaml": "services:\n  app:\n    image: 'x:${VERSION:?set VERSION}'\n    build: .\n",
+    "key.yaml": "services:\n  app:\n    build:\n      context: .\n      dockerfil: x\n",
+  });
+  assert.throws(() => loadCompose({ files: ["missing.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: compose file ${dir}/missing\\.yaml: no such file$`));
+  assert.throws(() => loadCompose({ files: ["bad.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: ${dir}/bad\\.yaml:[45]:\\d+: invalid YAML: `));
+  assert.throws(() => loadCompose({ files: ["undef.yaml"], workingDir: dir, env: {} }), /service "app" refers to undefined build secret nope; define it under the top-level secrets:/);
+  const ext = loadCompose({ files: ["ext.yaml"], workingDir: dir, env: {} });
+  assert.throws(() => serviceBuildOptions(ext, ext.services[0]!, {}, new Map(), false), /service "app": secret "ext" is external; external secrets do not exist at build time/);
+  assert.throws(() => loadCompose({ files: ["req.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: ${dir}/req\\.yaml:3: services\\.app\\.image: required variable VERSION is missing a value: set VERSION$`));
+  assert.throws(() => loadCompose({ files: ["key.yaml"], workingDir: dir, env: {} }), /service "app": build has no key "dockerfil"/);
+  assert.throws(() => loadCompose({ workingDir: mkdtempSync(join(tmpdir(), "bk-empty-")), env: {} }), /no compose file found in .* or its parents/);
+});
+
+test("a build secret's id is its target, else its source; file and environment sources", () => {
+  const dir = project({
+    "compose.yaml": "services:\n  app:\n    build:\n      context: .\n      secrets: [{source: tok, target: CI_JOB_TOKEN}, npmrc]\nsecrets:\n  tok: {environment: CI_JOB_TOKEN_VALUE}\n  npmrc: {file: ~/.npmrc}\n",
+  });
+  const p = loadCompose({ workingDir: dir, env: { HOME: "/home/u", CI_JOB_TOKEN_VALUE: "x" } });
+  const { options } = serviceBuildOptions(p, p.services[0]!, {}, new Map(), false);
+  assert.deepEqual(options.secrets, { CI_JOB_TOKEN: { env: "CI_JOB_TOKEN_VALUE" }, npmrc: { file: "/home/u/.npmrc" } });
+  assert.equal(options.env, p.environment);
+});
