@@ -24,7 +24,7 @@ test("global flags may come before or after the command", () => {
 test("help and version", () => {
   const h = parseCommandLine(["--help"]);
   assert.equal(h.kind, "help");
-  assert.match(h.kind === "help" ? h.text : "", /Commands:\n  build .*\n  info .*\n  workers .*\n  du .*\n  prune /);
+  assert.match(h.kind === "help" ? h.text : "", /Commands:\n  build .*\n  info .*\n  compose .*\n  workers .*\n  du .*\n  prune /);
   const ch = parseCommandLine(["prune", "--help"]);
   assert.match(ch.kind === "help" ? ch.text : "", /Usage: bk-build prune .*\n[\s\S]*--keep-storage N/);
   assert.equal(parseCommandLine(["--version"]).kind, "version");
@@ -32,7 +32,7 @@ test("help and version", () => {
 
 test("mistakes give one line naming the input and what to do", () => {
   usage([], /no command given; run 'bk-build --help'/);
-  usage(["frob"], /unknown command "frob"; commands are: build, info, workers, du, prune/);
+  usage(["frob"], /unknown command "frob"; commands are: build, info, compose, workers, du, prune/);
   usage(["du", "--bogus"], /unknown flag --bogus; run 'bk-build du --help'/);
   usage(["info", "--all"], /unknown flag --all; run 'bk-build info --help'/);
   usage(["prune", "--keep-duration"], /flag --keep-duration needs a value; run 'bk-build prune --help'/);
