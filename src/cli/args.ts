@@ -283,7 +283,7 @@ export function parseCommandLine(argv: string[]): Parsed {
     throw new UsageError(`${describeParseError(e)}; run 'bk-build ${spec.name} --help'`, { cause: e });
   }
   if (parsed.values["help"]) return { kind: "help", text: commandHelp(spec) };
-  if (spec.name !== "build" && parsed.positionals.length) {
+  if (spec.name !== "build" && spec.name !== "compose" && parsed.positionals.length) {
     throw new UsageError(`'bk-build ${spec.name}' takes no arguments, got "${parsed.positionals[0]}"`);
   }
   return { kind: "command", spec, values: parsed.values, positionals: parsed.positionals };

@@ -3,7 +3,7 @@
  * services in parallel (bounded), services used as `service:NAME` contexts
  * first, a failure stopping only the services that depend on it.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { BuildKitError, UsageError } from "../errors.js";
@@ -123,8 +123,15 @@ export function serviceBuildOptions(
     const def = project.secrets[s.source]!;
     const id = s.target ?? s.source;
     if (def.external) throw new UsageError(`${where}: secret "${s.source}" is external; external secrets do not exist at build time; define it with file: or environment:`);
-    if (def.file !== undefined) secrets[id] = { file: def.file };
-    else if (def.environment !== undefined) secrets[id] = { env: def.environment };
+    if (def.file !== undefined) {
+      if (!existsSync(def.file)) throw new UsageError(`${where}: secret "${s.source}": file ${def.file} does not exist`);
+      secrets[id] = { file: def.file };
+    } else if (def.environment !== undefined) {
+      if (project.environment[def.environment] === undefined) {
+        throw new UsageError(`${where}: secret "${s.source}": environment variable ${def.environment} is not set; set it or put it in .env`);
+      }
+      secrets[id] = { env: def.environment };
+    }
     else throw new UsageError(`${where}: secret "${s.source}" has neither file: nor environment:`);
   }
   const ssh: Record<string, SshAgentSource> = {};
@@ -175,6 +182,12 @@ export function serviceBuildOptions(
   return { options, cleanup };
 }
 
+/** Checks every planned service's options (secrets, ssh, sizes, ...) before the first build starts. */
+export function checkPlan(project: ComposeProject, plan: ComposeService[], opts: ComposeBuildOptions): void {
+  const assumed = new Map(plan.map((s) => [s.name, { service: s.name, outcome: "built" as const, images: imagesOf(s) }]));
+  for (const svc of plan) serviceBuildOptions(project, svc, opts, assumed, false).cleanup();
+}
+
 /**
  * Runs the planned builds. Resolves with one result per planned service;
  * never rejects for a failed build (the results say which failed).
@@ -182,9 +195,8 @@ export function serviceBuildOptions(
 export async function runCompose(project: ComposeProject, plan: ComposeService[], startBuild: StartBuild, opts: ComposeBuildOptions): Promise<ComposeServiceResult[]> {
   const parallel = opts.parallel ?? 4;
   if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
-  // Everything is checked before the first build starts.
+  checkPlan(project, plan, opts);
   const neededAsContext = new Set(plan.flatMap(dependencies));
-  for (const svc of plan) serviceBuildOptions(project, svc, opts, new Map(plan.map((s) => [s.name, { service: s.name, outcome: "built" as const, images: imagesOf(s) }])), false).cleanup();
 
   const results = new Map<string, ComposeServiceResult>();
   const pending = [...plan];

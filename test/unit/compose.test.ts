@@ -149,8 +149,14 @@ test("a build secret's id is its target, else its source; file and environment s
   const dir = project({
     "compose.yaml": "services:\n  app:\n    build:\n      context: .\n      secrets: [{source: tok, target: CI_JOB_TOKEN}, npmrc]\nsecrets:\n  tok: {environment: CI_JOB_TOKEN_VALUE}\n  npmrc: {file: ~/.npmrc}\n",
   });
-  const p = loadCompose({ workingDir: dir, env: { HOME: "/home/u", CI_JOB_TOKEN_VALUE: "x" } });
+  const home = mkdtempSync(join(tmpdir(), "bk-home-"));
+  writeFileSync(join(home, ".npmrc"), "//registry/:_authToken=x");
+  const p = loadCompose({ workingDir: dir, env: { HOME: home, CI_JOB_TOKEN_VALUE: "x" } });
   const { options } = serviceBuildOptions(p, p.services[0]!, {}, new Map(), false);
-  assert.deepEqual(options.secrets, { CI_JOB_TOKEN: { env: "CI_JOB_TOKEN_VALUE" }, npmrc: { file: "/home/u/.npmrc" } });
+  assert.deepEqual(options.secrets, { CI_JOB_TOKEN: { env: "CI_JOB_TOKEN_VALUE" }, npmrc: { file: join(home, ".npmrc") } });
   assert.equal(options.env, p.environment);
+  const noFile = loadCompose({ workingDir: dir, env: { HOME: "/nonexistent", CI_JOB_TOKEN_VALUE: "x" } });
+  assert.throws(() => serviceBuildOptions(noFile, noFile.services[0]!, {}, new Map(), false), /service "app": secret "npmrc": file \/nonexistent\/\.npmrc does not exist/);
+  const noVar = loadCompose({ workingDir: dir, env: { HOME: home } });
+  assert.throws(() => serviceBuildOptions(noVar, noVar.services[0]!, {}, new Map(), false), /secret "tok": environment variable CI_JOB_TOKEN_VALUE is not set; set it or put it in \.env/);
 });

@@ -1,0 +1,175 @@
+/**
+ * Compose projects built on the real buildkitd: the CI-token scenario as
+ * compose, ssh in map form, a service built FROM another through
+ * additional_contexts, .env feeding build args.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { BuildKitClient } from "../../src/index.js";
+import { runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
+import { getManifest, imageBytes } from "../helpers/registry.js";
+import { startSshd, type Sshd } from "../helpers/sshd.js";
+
+const env = testEnv();
+let sshd: Sshd | undefined;
+after(() => sshd?.stop());
+
+function project(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "bk-compose-it-"));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+function compose(dir: string, args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<RunResult> {
+  return runCliAsync(["compose", "-f", join(dir, "compose.yaml"), ...args], { env: { SSH_AUTH_SOCK: undefined, ...extraEnv }, timeoutMs: 180_000 });
+}
+
+test("the CI-token scenario as compose: a rotated token keeps the secret step CACHED and never shows", async () => {
+  const run = randomUUID();
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  api:",
+      `    image: ${env.registry}/bk-test/compose-api:${run}`,
+      "    build:",
+      "      context: .",
+      "      secrets:",
+      "        - source: ci_token",
+      "          target: CI_JOB_TOKEN",
+      "secrets:",
+      "  ci_token:",
+      "    environment: TOKEN_FROM_CI",
+      "",
+    ].join("\n"),
+    Dockerfile: [
+      `FROM ${env.registry}/bk-test/busybox:latest`,
+      `RUN --mount=type=secret,id=CI_JOB_TOKEN,required=true wc -c < /run/secrets/CI_JOB_TOKEN > /token-length && echo ${run} > /run-id`,
+      "RUN cat /token-length",
+      "",
+    ].join("\n"),
+  });
+  const tokenA = `token-A-${randomUUID()}`;
+  const first = await compose(dir, ["build", "--progress", "plain", "--push"], { TOKEN_FROM_CI: tokenA });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /^api \| #\d+ \[stage-0 2\/3\] RUN --mount=type=secret,id=CI_JOB_TOKEN/m);
+  assert.match(first.stderr, /service "api": built .*compose-api:.* sha256:[0-9a-f]{64}/);
+
+  const tokenB = `token-B-${randomUUID()}`;
+  const second = await compose(dir, ["build", "--progress", "plain"], { TOKEN_FROM_CI: tokenB });
+  assert.equal(second.code, 0, second.stderr);
+  const secretStep = /^api \| (#\d+) \[stage-0 2\/3\] RUN --mount=type=secret/m.exec(second.stderr);
+  assert.ok(secretStep, second.stderr);
+  assert.match(second.stderr, new RegExp(`^api \\| ${secretStep[1]} CACHED$`, "m"));
+  for (const out of [first.stdout, first.stderr, second.stdout, second.stderr]) {
+    assert.ok(!out.includes(tokenA) && !out.includes(tokenB), "no token in any output");
+  }
+  const blobs = await imageBytes(env.registry, "bk-test/compose-api", run);
+  assert.ok(blobs.every((b) => !b.includes(tokenA)), "no token in the pushed image");
+
+  const unset = await compose(dir, ["build"], { TOKEN_FROM_CI: undefined });
+  assert.equal(unset.code, 2);
+  assert.equal(unset.stderr, 'error: service "api": secret "ci_token": environment variable TOKEN_FROM_CI is not set; set it or put it in .env\n');
+});
+
+test("ssh in map form with a key file relative to the project", async () => {
+  sshd ??= await startSshd();
+  const s = sshd;
+  const token = `compose-ssh-${randomUUID()}`;
+  writeFileSync(join(s.dir, "served.txt"), token);
+  const dir = project({
+    "compose.yaml": ["services:", "  fetch:", "    build:", "      context: .", "      ssh:", "        deploy: ./keys/deploy_key", ""].join("\n"),
+    Dockerfile: [
+      `FROM ${env.registry}/bk-test/ssh:latest`,
+      `RUN --mount=type=ssh,id=deploy,required=true echo ${token} > /dev/null && ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p ${s.port} root@127.0.0.1 cat ${join(s.dir, "served.txt")}`,
+      "",
+    ].join("\n"),
+  });
+  mkdirSync(join(dir, "keys"));
+  copyFileSync(s.clientKey, join(dir, "keys", "deploy_key"));
+  chmodSync(join(dir, "keys", "deploy_key"), 0o600);
+  const r = await compose(dir, ["build", "--progress", "plain"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stderr.split(token).length - 1 >= 2, "the step printed the fetched file");
+});
+
+test("a second service builds FROM the first through additional_contexts: service:first, with .env build args", async () => {
+  const run = randomUUID();
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  second:",
+      `    image: ${env.registry}/bk-test/compose-second:${run}`,
+      "    build:",
+      "      context: ./second",
+      "      additional_contexts:",
+      "        base: service:first",
+      "      args:",
+      "        - GREETING",
+      "  first:",
+      `    image: ${env.registry}/bk-test/compose-first:${run}`,
+      "    build:",
+      "      context: ./first",
+      "      args:",
+      "        MARK: ${MARK:?set MARK in .env}",
+      "",
+    ].join("\n"),
+    ".env": `MARK=first-${run}\nGREETING=hello-from-dotenv\n`,
+    "first/Dockerfile": `FROM ${env.registry}/bk-test/busybox:latest\nARG MARK\nRUN echo "$MARK" > /first.txt\n`,
+    "second/Dockerfile": "FROM base\nARG GREETING\nRUN cat /first.txt && echo \"$GREETING\" > /greeting.txt\n",
+  });
+  const r = await compose(dir, ["build", "--progress", "plain", "--push"]);
+  assert.equal(r.code, 0, r.stderr);
+  // first ran before second and second saw first's file.
+  assert.ok(r.stderr.indexOf("first  | ") < r.stderr.indexOf("second | "), "first builds first");
+  assert.match(r.stderr, new RegExp(`^second \\| #\\d+ [0-9.]+ first-${run}$`, "m"));
+  const second = await imageBytes(env.registry, "bk-test/compose-second", run);
+  assert.ok(second.some((b) => b.includes("hello-from-dotenv") && b.includes("greeting.txt")));
+  const firstManifest = await getManifest(env.registry, "bk-test/compose-first", run);
+  assert.ok(firstManifest.layers.length >= 2);
+});
+
+test("composeBuild through the API: results per service; a failure stops its dependents only", async () => {
+  const run = randomUUID();
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  broken:",
+      `    image: ${env.registry}/bk-test/compose-broken:${run}`,
+      "    build: ./broken",
+      "  needs-broken:",
+      "    build:",
+      "      context: ./ok",
+      "      additional_contexts: { base: 'service:broken' }",
+      "  fine:",
+      "    build: ./ok",
+      "",
+    ].join("\n"),
+    "broken/Dockerfile": `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo failing-${run} && exit 7\n`,
+    "ok/Dockerfile": `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo fine-${run}\n`,
+  });
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost, env: {} });
+  const seen = new Set<string>();
+  const results = await client.composeBuild({ files: [join(dir, "compose.yaml")], env: {}, parallel: 2, onStatus: (service) => seen.add(service) });
+  const by = Object.fromEntries(results.map((r) => [r.service, r]));
+  assert.equal(by["broken"]!.outcome, "failed");
+  assert.match(by["broken"]!.error!.message, /exit code: 7/);
+  assert.equal(by["needs-broken"]!.outcome, "skipped");
+  assert.match(by["needs-broken"]!.error!.message, /service "broken", which it uses as a context, did not build/);
+  assert.equal(by["fine"]!.outcome, "built");
+  assert.deepEqual([...seen].sort(), ["broken", "fine"]);
+
+  const cli = await compose(dir, ["build", "--progress", "quiet", "fine"]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /^fine $/m);
+  const failing = await compose(dir, ["build", "--progress", "plain"]);
+  assert.equal(failing.code, 1);
+  assert.match(failing.stderr, /^error: 2 of 3 services did not build: broken, needs-broken$/m);
+  assert.match(failing.stderr, /^broken {7}\| Dockerfile:2$/m);
+});
