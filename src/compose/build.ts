@@ -109,9 +109,9 @@ export function serviceBuildOptions(
 ): { options: BuildOptions; cleanup: () => void } {
   const b = svc.build!;
   const where = `service "${svc.name}"`;
-  if (!isAbsolute(b.context)) throw new UsageError(`${where}: remote build contexts (${b.context}) are not supported yet; use a directory`);
   let cleanup = (): void => undefined;
-  let dockerfile = b.dockerfile === undefined ? undefined : resolve(b.context, b.dockerfile);
+  // A remote context (git, https) keeps its Dockerfile path as written: it is a path inside the context.
+  let dockerfile = b.dockerfile === undefined ? undefined : isAbsolute(b.context) ? resolve(b.context, b.dockerfile) : b.dockerfile;
   if (b.dockerfileInline !== undefined) {
     const dir = mkdtempSync(join(tmpdir(), "bk-compose-inline-"));
     dockerfile = join(dir, "Dockerfile");

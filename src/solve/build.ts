@@ -29,7 +29,10 @@ export interface ExportSpec {
 }
 
 export interface BuildOptions {
-  /** Build context directory. */
+  /**
+   * Build context: a directory (sent through the session), or a git/http(s)
+   * URL that buildkitd fetches itself (then `dockerfile` is a path inside it).
+   */
   context: string;
   /** Dockerfile path (default: <context>/Dockerfile); may lie outside the context. */
   dockerfile?: string | undefined;
@@ -157,25 +160,37 @@ export function exporters(opts: BuildOptions): ExportSpec[] {
   return out;
 }
 
+/** A context the frontend fetches itself: a git repository or an http(s) URL. */
+export function isRemoteContext(context: string): boolean {
+  return /^(https?|git|ssh):\/\//i.test(context) || /^git@[^:]+:/.test(context);
+}
+
 /**
  * Validates the options synchronously (throws UsageError before any I/O on
  * the daemon), then runs the build; failures after that reject `result`.
  */
 export function startBuild(conn: Connection, opts: BuildOptions): Build {
   const env = opts.env ?? process.env;
-  const context = resolve(opts.context);
-  if (!isDir(context)) throw new UsageError(`build context "${opts.context}" is not a directory`);
-  const dockerfilePath = resolve(opts.dockerfile ?? `${context}/Dockerfile`);
-  const dockerfileDir = dirname(dockerfilePath);
-  try {
-    if (!statSync(dockerfilePath).isFile()) throw new Error("not a file");
-  } catch {
-    throw new UsageError(`Dockerfile "${opts.dockerfile ?? `${opts.context}/Dockerfile`}" not found; pass its path with -f/--file`);
+  const remote = isRemoteContext(opts.context);
+  const context = remote ? opts.context : resolve(opts.context);
+  const dirs = new Map<string, string>();
+  let dockerfileName: string;
+  if (remote) {
+    // The frontend fetches the context itself (git or an HTTP tarball) and
+    // reads the Dockerfile from it: `dockerfile` is a path inside it.
+    dockerfileName = opts.dockerfile ?? "Dockerfile";
+  } else {
+    if (!isDir(context)) throw new UsageError(`build context "${opts.context}" is not a directory`);
+    const dockerfilePath = resolve(opts.dockerfile ?? `${context}/Dockerfile`);
+    try {
+      if (!statSync(dockerfilePath).isFile()) throw new Error("not a file");
+    } catch {
+      throw new UsageError(`Dockerfile "${opts.dockerfile ?? `${opts.context}/Dockerfile`}" not found; pass its path with -f/--file`);
+    }
+    dirs.set("context", context);
+    dirs.set("dockerfile", dirname(dockerfilePath));
+    dockerfileName = basename(dockerfilePath);
   }
-  const dirs = new Map<string, string>([
-    ["context", context],
-    ["dockerfile", dockerfileDir],
-  ]);
   const namedDirs = new Map<string, string>();
   for (const [name, value] of Object.entries(opts.buildContexts ?? {})) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) continue;
@@ -186,7 +201,8 @@ export function startBuild(conn: Connection, opts: BuildOptions): Build {
     namedDirs.set(name, local);
   }
   const exps = exporters(opts);
-  const attrs = frontendAttrs(opts, basename(dockerfilePath), namedDirs);
+  const attrs = frontendAttrs(opts, dockerfileName, namedDirs);
+  if (remote) attrs["context"] = opts.context;
 
   if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED" });
   const ref = newId();

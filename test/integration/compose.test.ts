@@ -173,3 +173,55 @@ test("composeBuild through the API: results per service; a failure stops its dep
   assert.match(failing.stderr, /^error: 2 of 3 services did not build: broken, needs-broken$/m);
   assert.match(failing.stderr, /^broken {7}\| Dockerfile:2$/m);
 });
+
+test("a remote context: an HTTP tarball the daemon fetches itself", async () => {
+  const { createServer } = await import("node:http");
+  const { spawnSync } = await import("node:child_process");
+  const run = randomUUID();
+  const ctx = project({ Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n`, "hello.txt": `remote-${run}\n` });
+  const tar = spawnSync("tar", ["-C", ctx, "-cf", "-", "Dockerfile", "hello.txt"]).stdout;
+  let requests = 0;
+  const server = createServer((_req, res) => {
+    requests++;
+    res.writeHead(200, { "Content-Type": "application/x-tar" });
+    res.end(tar);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const dir = project({ "compose.yaml": `services:\n  remote:\n    build:\n      context: http://127.0.0.1:${port}/context.tar\n` });
+    const r = await compose(dir, ["build", "--progress", "plain"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`remote \\| #\\d+ [0-9.]+ remote-${run}`));
+    assert.ok(requests >= 1, "buildkitd fetched the context");
+  } finally {
+    server.close();
+  }
+});
+
+test("cache_to a registry, then cache_from it after the daemon's cache is pruned: the step is CACHED", async () => {
+  const { buildctl } = await import("../helpers/env.js");
+  const run = randomUUID();
+  const cacheRef = `${env.registry}/bk-test/compose-cache:${run}`;
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  cached:",
+      "    build:",
+      "      context: .",
+      `      cache_from: ["type=registry,ref=${cacheRef},registry.insecure=true"]`,
+      `      cache_to: ["type=registry,ref=${cacheRef},mode=max,registry.insecure=true"]`,
+      "",
+    ].join("\n"),
+    Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${run} > /run-id && sleep 1\n`,
+  });
+  const first = await compose(dir, ["build", "--progress", "plain"]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /exporting cache to registry/);
+  buildctl(["prune", "--all"]);
+  const second = await compose(dir, ["build", "--progress", "plain"]);
+  assert.equal(second.code, 0, second.stderr);
+  const step = /^cached \| (#\d+) \[(?:stage-0 )?2\/2\] RUN echo/m.exec(second.stderr);
+  assert.ok(step, second.stderr);
+  assert.match(second.stderr, new RegExp(`^cached \\| ${step[1]} CACHED$`, "m"));
+});
