@@ -228,13 +228,15 @@ EOF
   die "buildkitd did not come up; last lines of $STATE/buildkitd.log: $(tail -8 "$STATE/buildkitd.log" | tr '\n' ' ')"
 }
 
+image_present() { # registry-port repository: is REPO:latest in the registry already?
+  curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://127.0.0.1:$1/v2/$2/manifests/latest" 2>/dev/null
+}
+
 push_busybox() { # registry-port [buildkitd-address]
   local regport=$1 addr=${2:-unix://$STATE/buildkitd.sock} ref=127.0.0.1:$1/bk-test/busybox:latest
-  if curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://127.0.0.1:$regport/v2/bk-test/busybox/manifests/latest" 2>/dev/null; then
-    return 0
-  fi
+  image_present "$regport" bk-test/busybox && return 0
   log "building the busybox base image and pushing $ref"
   local root=$STATE/busybox/rootfs df=$STATE/busybox/dockerfile
   rm -rf "$STATE/busybox"
@@ -257,11 +259,7 @@ push_busybox() { # registry-port [buildkitd-address]
 
 push_ssh_image() { # registry-port [buildkitd-address]: busybox plus OpenSSH's ssh and ssh-add with their libraries
   local regport=$1 addr=${2:-unix://$STATE/buildkitd.sock} ref=127.0.0.1:$1/bk-test/ssh:latest
-  if curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://127.0.0.1:$regport/v2/bk-test/ssh/manifests/latest" 2>/dev/null; then
-    return 0
-  fi
+  image_present "$regport" bk-test/ssh && return 0
   log "building the ssh client image and pushing $ref"
   local ctx=$STATE/ssh-image f lib
   rm -rf "$ctx"
