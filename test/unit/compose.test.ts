@@ -160,3 +160,99 @@ test("a build secret's id is its target, else its source; file and environment s
   const noVar = loadCompose({ workingDir: dir, env: { HOME: home } });
   assert.throws(() => serviceBuildOptions(noVar, noVar.services[0]!, {}, new Map(), false), /secret "tok": environment variable CI_JOB_TOKEN_VALUE is not set; set it or put it in \.env/);
 });
+
+test("files shaped like the compose-spec's build examples load as documented", () => {
+  const home = mkdtempSync(join(tmpdir(), "bk-home-"));
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  frontend:",
+      "    image: example/webapp",
+      "    build: ./webapp",
+      "  backend:",
+      "    image: example/database",
+      "    build:",
+      "      context: backend",
+      "      dockerfile: ../backend.Dockerfile",
+      "  custom:",
+      "    build: ~/custom",
+      "  full:",
+      "    build:",
+      "      context: .",
+      "      args:",
+      "        - GIT_COMMIT=cdc3b19",
+      "      labels:",
+      "        com.example.description: \"Accounting webapp\"",
+      "      ssh:",
+      "        - default",
+      "        - myproject=~/.ssh/myproject.pem",
+      "      secrets:",
+      "        - server-certificate",
+      "        - source: server-certificate",
+      "          target: cert",
+      "          uid: \"103\"",
+      "          gid: \"103\"",
+      "          mode: 0440",
+      "      tags:",
+      "        - \"myimage:mytag\"",
+      "        - \"registry/username/myrepos:my-other-tag\"",
+      "      platforms:",
+      "        - \"linux/amd64\"",
+      "        - \"linux/arm64\"",
+      "      extra_hosts:",
+      "        - \"somehost=162.242.195.82\"",
+      "        - \"otherhost:50.31.209.229\"",
+      "      cache_from:",
+      "        - alpine:latest",
+      "        - type=local,src=path/to/cache",
+      "      cache_to:",
+      "        - type=inline",
+      "      shm_size: '2gb'",
+      "      ulimits:",
+      "        nproc: 65535",
+      "        nofile: { soft: 20000, hard: 40000 }",
+      "      network: host",
+      "      target: prod",
+      "secrets:",
+      "  server-certificate:",
+      "    file: ./server.cert",
+      "",
+    ].join("\n"),
+    "server.cert": "cert",
+  });
+  const p = loadCompose({ workingDir: dir, env: { HOME: home } });
+  const by = Object.fromEntries(p.services.map((s) => [s.name, s]));
+  assert.equal(by["frontend"]!.build!.context, join(dir, "webapp"));
+  assert.equal(by["backend"]!.build!.context, join(dir, "backend"));
+  assert.equal(by["custom"]!.build!.context, join(home, "custom"));
+  const full = by["full"]!;
+  const b = full.build!;
+  assert.deepEqual(b.args, { GIT_COMMIT: "cdc3b19" });
+  assert.deepEqual(b.labels, { "com.example.description": "Accounting webapp" });
+  assert.deepEqual(b.ssh, { default: null, myproject: join(home, ".ssh", "myproject.pem") });
+  assert.deepEqual(b.secrets, [{ source: "server-certificate" }, { source: "server-certificate", target: "cert" }]);
+  const { options } = serviceBuildOptions(
+    p,
+    { ...full, build: { ...b, ssh: {} } },
+    {},
+    new Map(),
+    false,
+  );
+  assert.deepEqual(options.secrets, { "server-certificate": { file: join(dir, "server.cert") }, cert: { file: join(dir, "server.cert") } });
+  assert.deepEqual(options.tags, ["myimage:mytag", "registry/username/myrepos:my-other-tag"]);
+  assert.deepEqual(options.platforms, ["linux/amd64", "linux/arm64"]);
+  assert.deepEqual(options.cacheFrom, [{ type: "registry", attrs: { ref: "alpine:latest" } }, { type: "local", attrs: { src: "path/to/cache" } }]);
+  assert.deepEqual(options.cacheTo, [{ type: "inline", attrs: {} }]);
+  assert.equal(options.target, "prod");
+  assert.deepEqual(options.entitlements, ["network.host"]);
+  assert.deepEqual(options.frontendAttrs, {
+    "add-hosts": "somehost=162.242.195.82,otherhost=50.31.209.229",
+    "shm-size": String(2 * 1024 * 1024 * 1024),
+    ulimit: "nproc=65535,nofile=20000:40000",
+    "force-network-mode": "host",
+  });
+  // The backend's Dockerfile path is relative to its context.
+  const be = serviceBuildOptions(p, by["backend"]!, {}, new Map(), false).options;
+  assert.equal(be.dockerfile, join(dir, "backend.Dockerfile"));
+  assert.deepEqual(be.tags, ["example/database"]);
+});
