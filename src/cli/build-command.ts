@@ -21,7 +21,7 @@ import {
   parseRegistryAuth,
   parseSsh,
 } from "./parse-build.js";
-import { parseBytes } from "./units.js";
+import { parseBytes } from "../units.js";
 import { PlainPrinter } from "../progress/plain.js";
 import { toJson } from "./output.js";
 

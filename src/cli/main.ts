@@ -18,7 +18,7 @@ function version(): string {
 
 async function connect(values: Values, signal: AbortSignal): Promise<BuildKitClient> {
   const { BuildKitClient } = await import("../client.js");
-  const { parseTimeout } = await import("./units.js");
+  const { parseTimeout } = await import("../units.js");
   const opts: ConnectOptions = { address: str(values["addr"]), signal };
   const timeout = str(values["timeout"]);
   if (timeout !== undefined) opts.timeoutMs = parseTimeout(timeout);
@@ -79,7 +79,7 @@ async function runWorkers(values: Values, signal: AbortSignal, out: Out): Promis
 
 async function renderWorkers(workers: WorkerInfo[]): Promise<string> {
   const { keyValues } = await import("./output.js");
-  const { formatGoDuration, formatSizeShort } = await import("./units.js");
+  const { formatGoDuration, formatSizeShort } = await import("../units.js");
   const { formatPlatform } = await import("../convert.js");
   const blocks = workers.map((w) => {
     let text = keyValues([
@@ -104,7 +104,7 @@ async function renderWorkers(workers: WorkerInfo[]): Promise<string> {
 
 async function renderRecords(records: CacheRecord[], verbose: boolean): Promise<string> {
   const { table, keyValues } = await import("./output.js");
-  const { formatSize, humanDuration } = await import("./units.js");
+  const { formatSize, humanDuration } = await import("../units.js");
   if (verbose) {
     return records
       .map((r) => {
@@ -142,7 +142,7 @@ async function runDu(values: Values, signal: AbortSignal, out: Out): Promise<voi
   await withClient(values, signal, async (client) => {
     const du = await client.diskUsage({ filters: list(values["filter"]), signal });
     const { toJson, keyValues } = await import("./output.js");
-    const { formatSize } = await import("./units.js");
+    const { formatSize } = await import("../units.js");
     if (format === "json") return out(toJson(du));
     let text = await renderRecords(du.records, values["verbose"] === true);
     const pairs: Array<[string, string]> = [];
@@ -155,7 +155,7 @@ async function runDu(values: Values, signal: AbortSignal, out: Out): Promise<voi
 
 async function runPrune(values: Values, signal: AbortSignal, out: Out): Promise<void> {
   const format = outputFormat(values);
-  const { parseBytes, parseGoDuration, formatSize } = await import("./units.js");
+  const { parseBytes, parseGoDuration, formatSize } = await import("../units.js");
   const { UsageError } = await import("../errors.js");
   const keepStorage = str(values["keep-storage"]);
   const reserved = str(values["reserved-space"]);

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { BuildKitError, UsageError } from "../errors.js";
-import { parseBytes } from "../cli/units.js";
+import { parseBytes } from "../units.js";
 import type { Build, BuildOptions, BuildResult } from "../solve/build.js";
 import { parseCacheEntry } from "../solve/cache.js";
 import type { SecretSource } from "../solve/secrets.js";

@@ -8,7 +8,7 @@ import {
   parseBytes,
   parseGoDuration,
   parseTimeout,
-} from "../../src/cli/units.js";
+} from "../../src/units.js";
 
 test("parseGoDuration follows Go's time.ParseDuration", () => {
   assert.equal(parseGoDuration("24h", "--x"), 86_400_000);

@@ -1,5 +1,5 @@
 /** Pure parsers and formatters for CLI values (durations, sizes, times). */
-import { UsageError } from "../errors.js";
+import { UsageError } from "./errors.js";
 
 const durationUnits: Record<string, number> = {
   ns: 1e-6,
