@@ -7,6 +7,7 @@ import type { BuildOptions } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
 import type { SshAgentSource } from "../solve/ssh.js";
 import type { RegistryCredential } from "../solve/registry-auth.js";
+import { parseCacheEntry } from "../solve/cache.js";
 import { SolveError, UsageError } from "../errors.js";
 import { renderSnippet } from "../transport/error-details.js";
 import {
@@ -67,6 +68,8 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     secrets,
     ssh,
     registryAuth: { credentials: logins },
+    cacheFrom: list(values["cache-from"]).map((c) => parseCacheEntry(c, "--cache-from")),
+    cacheTo: list(values["cache-to"]).map((c) => parseCacheEntry(c, "--cache-to")),
     tags: list(values["tag"]),
     push: values["push"] === true,
     outputs: list(values["output"]).map(parseOutput),

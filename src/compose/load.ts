@@ -186,7 +186,11 @@ function interpolateAll(value: unknown, lookup: (n: string) => string | undefine
   return value;
 }
 
-/** `KEY=VALUE` lists and mappings both become mappings; a bare KEY takes the environment's value (skipped if unset). */
+/**
+ * `KEY=VALUE` lists and mappings both become mappings. A bare KEY (or a
+ * null value) takes the value of `env` (null when unset): pass the project
+ * environment for args, and {} where a bare key just means "no value".
+ */
 function toMap(v: unknown, env: Record<string, string>, what: string): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   if (v === undefined || v === null) return out;
@@ -248,7 +252,7 @@ function normalizeService(svc: Obj, env: Record<string, string>, where: string):
       if (!BUILD_KEYS.has(k) && !k.startsWith("x-")) throw new UsageError(`${where}: build has no key "${k}" (see the compose-spec build section)`);
     }
     if (b["args"] !== undefined) b["args"] = toMap(b["args"], env, `${where}: build.args`);
-    if (b["labels"] !== undefined) b["labels"] = toMap(b["labels"], env, `${where}: build.labels`);
+    if (b["labels"] !== undefined) b["labels"] = toMap(b["labels"], {}, `${where}: build.labels`);
     if (b["ssh"] !== undefined) b["ssh"] = sshMap(b["ssh"], where);
     out["build"] = b;
   }

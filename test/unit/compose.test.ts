@@ -81,6 +81,7 @@ test("discovery upwards, .env interpolation, args as list and map, ssh list and 
       "      args: { A: '${GREETING}', B: }",
       "      ssh: { default: , deploy: '~/k' }",
       "      extra_hosts: ['a.example:10.0.0.1']",
+      "      labels: [FROM_SHELL, 'k=v']",
       "",
     ].join("\n"),
     ".env": "GREETING=hello\nTAG=1.2\n",
@@ -96,6 +97,8 @@ test("discovery upwards, .env interpolation, args as list and map, ssh list and 
   assert.deepEqual(other!.build!.args, { A: "hello" });
   assert.deepEqual(other!.build!.ssh, { default: null, deploy: "/home/u/k" });
   assert.deepEqual(other!.build!.extraHosts, ["a.example:10.0.0.1"]);
+  // A bare label is a label without a value, not an environment lookup.
+  assert.deepEqual(other!.build!.labels, { FROM_SHELL: "", k: "v" });
   assert.equal(p.name, join(dir).split("/").pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, ""));
 });
 
@@ -255,4 +258,50 @@ test("files shaped like the compose-spec's build examples load as documented", (
   const be = serviceBuildOptions(p, by["backend"]!, {}, new Map(), false).options;
   assert.equal(be.dockerfile, join(dir, "backend.Dockerfile"));
   assert.deepEqual(be.tags, ["example/database"]);
+});
+
+test("the runner: at most --parallel builds at once, service: contexts first, failures skip only dependents", async () => {
+  const { runCompose } = await import("../../src/compose/build.js");
+  type BuildOptions = import("../../src/solve/build.js").BuildOptions;
+  type Build = import("../../src/solve/build.js").Build;
+  type BuildResult = import("../../src/solve/build.js").BuildResult;
+  const svc = (name: string, extra = ""): string => `  ${name}: {${extra}build: {context: ., args: {SVC: ${name}}${name.startsWith("app") ? ", additional_contexts: {b: 'service:base'}" : name === "after-bad" ? ", additional_contexts: {x: 'service:bad'}" : ""}}}`;
+  const dir = project({
+    "compose.yaml": ["services:", svc("base", "image: reg/base, "), svc("app1"), svc("app2"), svc("bad", "image: reg/bad, "), svc("after-bad"), svc("solo1"), svc("solo2"), ""].join("\n"),
+    Dockerfile: "FROM scratch\n",
+  });
+  const p = loadCompose({ workingDir: dir, env: {} });
+  const plan = planCompose(p, undefined);
+  let running = 0;
+  let peak = 0;
+  const order: string[] = [];
+  const seen = new Map<string, BuildOptions>();
+  const fakeBuild = (o: BuildOptions): Build => {
+    const service = o.buildArgs!["SVC"]!;
+    order.push(service);
+    seen.set(service, o);
+    running++;
+    peak = Math.max(peak, running);
+    const result = new Promise<BuildResult>((resolve, reject) =>
+      setTimeout(() => {
+        running--;
+        if (service === "bad") reject(new Error("failed to solve: exit code: 1"));
+        else resolve({ exporterResponse: { "containerimage.digest": `sha256:${service}` }, bytesSent: {} });
+      }, 20),
+    );
+    result.catch(() => undefined);
+    return { ref: service, progress: (async function* () {})(), result };
+  };
+  const results = await runCompose(p, plan, fakeBuild, { parallel: 2 });
+  assert.ok(peak === 2, `peak ${peak}`);
+  const by = Object.fromEntries(results.map((r) => [r.service, r]));
+  assert.equal(by["bad"]!.outcome, "failed");
+  assert.match(by["bad"]!.error!.message, /exit code: 1/);
+  assert.equal(by["after-bad"]!.outcome, "skipped");
+  for (const s of ["base", "app1", "app2", "solo1", "solo2"]) assert.equal(by[s]!.outcome, "built", s);
+  assert.ok(order.indexOf("base") < order.indexOf("app1") && order.indexOf("base") < order.indexOf("app2"));
+  assert.ok(!order.includes("after-bad"));
+  assert.equal(seen.get("base")!.push, true, "a service used as a context is pushed");
+  assert.equal(seen.get("solo1")!.push, false);
+  assert.deepEqual(seen.get("app1")!.buildContexts, { b: "docker-image://reg/base@sha256:base" });
 });
