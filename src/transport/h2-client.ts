@@ -50,12 +50,12 @@ export class ClientCall {
       responded = true;
       const http = Number(headers[":status"]);
       if (http !== 200) {
-        this.#fail(Status.INTERNAL, `unexpected HTTP status code ${http} from the server`);
+        this.cancel(Status.INTERNAL, `unexpected HTTP status code ${http} from the server`);
         return;
       }
       const type = String(headers["content-type"] ?? "");
       if (!type.startsWith("application/grpc")) {
-        this.#fail(Status.INTERNAL, `unexpected content-type "${type}" from the server`);
+        this.cancel(Status.INTERNAL, `unexpected content-type "${type}" from the server`);
         return;
       }
       if (headers["grpc-status"] !== undefined) this.#finish(headers);
@@ -65,7 +65,7 @@ export class ClientCall {
       try {
         messages = this.#reader.push(chunk);
       } catch (e) {
-        this.#fail(Status.INTERNAL, (e as Error).message);
+        this.cancel(Status.INTERNAL, (e as Error).message);
         return;
       }
       for (const m of messages) this.#onMessage(m);
@@ -146,11 +146,6 @@ export class ClientCall {
 
   /** Ends the call from this side with `code`. */
   cancel(code: number = Status.CANCELLED, details = "the call was cancelled"): void {
-    this.#settle(new GrpcStatusError(code, details));
-    if (!this.#stream.closed) this.#stream.close(http2.constants.NGHTTP2_CANCEL);
-  }
-
-  #fail(code: number, details: string): void {
     this.#settle(new GrpcStatusError(code, details));
     if (!this.#stream.closed) this.#stream.close(http2.constants.NGHTTP2_CANCEL);
   }
