@@ -16,6 +16,7 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { codec, type Codec } from "../transport/proto.js";
 import { methodTypes } from "../transport/proto.js";
+import { Queue } from "../queue.js";
 import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix } from "../transport/grpc-frame.js";
 
 export { GrpcStatusError, Status, encodeGrpcMessage } from "../transport/grpc-frame.js";
@@ -159,51 +160,26 @@ export class SessionServer {
 
     // Inbound messages, decoded, as an async queue.
     const reader = new MessageReader();
-    const inbox: unknown[] = [];
-    let inEnded = false;
-    let inError: unknown;
-    let wake: (() => void) | undefined;
-    const notify = (): void => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
+    const inbox = new Queue<unknown>();
     stream.on("data", (chunk: Buffer) => {
       try {
         for (const m of reader.push(chunk)) inbox.push(route.request.decode(m));
       } catch (e) {
-        inError = e;
+        inbox.close(e);
         stream.pause();
       }
-      notify();
     });
-    stream.on("end", () => {
-      inEnded = true;
-      notify();
-    });
+    stream.on("end", () => inbox.close());
     stream.on("close", () => {
       this.#closed.signal.removeEventListener("abort", onClosed);
       ac.abort();
-      inEnded = true;
-      notify();
+      inbox.close();
     });
-    async function* messages(): AsyncGenerator<unknown> {
-      for (;;) {
-        if (inbox.length) {
-          yield inbox.shift();
-          continue;
-        }
-        if (inError !== undefined) throw inError;
-        if (inEnded) return;
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    }
-
     if (route.unary) {
       const handler = route.unary;
       void (async () => {
         let request: unknown;
-        for await (const m of messages()) {
+        for await (const m of inbox) {
           if (request === undefined) request = m;
         }
         if (request === undefined) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "no request message");
@@ -263,7 +239,7 @@ export class SessionServer {
     const call: StreamCall = {
       metadata,
       signal: ac.signal,
-      [Symbol.asyncIterator]: messages,
+      [Symbol.asyncIterator]: () => inbox[Symbol.asyncIterator](),
       sendEncoded,
       send: (message) => sendEncoded([route.response.encode(message)]),
     };

@@ -18,6 +18,7 @@ import { sshService } from "../session/ssh.js";
 import { authService } from "../session/auth.js";
 import { credentialLookup, type RegistryAuthOptions } from "./registry-auth.js";
 import type { CacheEntry } from "./cache.js";
+import { Queue } from "../queue.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
 import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
@@ -89,33 +90,6 @@ export interface Build {
   readonly ref: string;
   readonly progress: AsyncIterable<SolveStatus>;
   readonly result: Promise<BuildResult>;
-}
-
-/** An unbounded queue consumed as an async iterable. */
-class Queue<T> implements AsyncIterable<T> {
-  #items: T[] = [];
-  #wait: (() => void) | undefined;
-  #closed = false;
-  push(item: T): void {
-    this.#items.push(item);
-    this.#wait?.();
-  }
-  close(): void {
-    this.#closed = true;
-    this.#wait?.();
-  }
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      const item = this.#items.shift();
-      if (item !== undefined) {
-        yield item;
-        continue;
-      }
-      if (this.#closed) return;
-      await new Promise<void>((r) => (this.#wait = r));
-      this.#wait = undefined;
-    }
-  }
 }
 
 function isDir(path: string): boolean {

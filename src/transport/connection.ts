@@ -6,6 +6,7 @@ import { decodeErrorDetails } from "./error-details.js";
 import type { ParsedAddress, ResolvedTls } from "./address.js";
 import { codec, methodTypes, type Codec } from "./proto.js";
 import { GrpcStatusError, Status, statusName } from "./grpc-frame.js";
+import { Queue } from "../queue.js";
 import { H2Channel, type CallOptions, type ClientCall, type Metadata } from "./h2-client.js";
 
 export type { CallOptions } from "./h2-client.js";
@@ -39,7 +40,7 @@ export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined)
 export class Connection {
   readonly address: string;
   readonly #channel: H2Channel;
-  readonly #codecs = new Map<string, { request: Codec; response: Codec }>();
+  readonly #methods = new Map<string, { path: string; request: Codec; response: Codec }>();
 
   readonly #onClose: (() => void) | undefined;
 
@@ -51,21 +52,24 @@ export class Connection {
     this.#channel = new H2Channel(dial, authority);
   }
 
-  #types(method: string): { request: Codec; response: Codec } {
-    let c = this.#codecs.get(method);
-    if (!c) {
-      const t = methodTypes(CONTROL, method.replace(/^Control\./, ""));
-      c = { request: codec(t.requestType), response: codec(t.responseType) };
-      this.#codecs.set(method, c);
+  /** Path and codecs of a Control method named "Control.Info" style. */
+  #method(method: string): { path: string; request: Codec; response: Codec } {
+    let m = this.#methods.get(method);
+    if (!m) {
+      const name = method.replace(/^Control\./, "");
+      const t = methodTypes(CONTROL, name);
+      m = { path: `/${CONTROL}/${name}`, request: codec(t.requestType), response: codec(t.responseType) };
+      this.#methods.set(method, m);
     }
-    return c;
+    return m;
   }
 
   #start(method: string, request: object | undefined, metadata: Metadata, options: CallOptions): ClientCall {
     if (options.signal?.aborted) throw abortError(options.signal);
-    const call = this.#channel.call(`/${CONTROL}/${method.replace(/^Control\./, "")}`, metadata, options);
+    const m = this.#method(method);
+    const call = this.#channel.call(m.path, metadata, options);
     if (request !== undefined) {
-      call.write(this.#types(method).request.encode(request));
+      call.write(m.request.encode(request));
       call.end();
     }
     return call;
@@ -89,40 +93,26 @@ export class Connection {
       throw this.#error(e, method, options.signal);
     }
     if (!response) throw new BuildKitError(`${method}: buildkitd sent no response message`);
-    return this.#types(method).response.decode(response) as Res;
+    return this.#method(method).response.decode(response) as Res;
   }
 
   /** Calls a server-streaming Control method. */
   async *serverStream<Res>(method: string, request: object, options: CallOptions = {}): AsyncGenerator<Res> {
     const call = this.#start(method, request, {}, options);
-    const { response } = this.#types(method);
-    const queue: Buffer[] = [];
-    let wake: (() => void) | undefined;
-    let done = false;
-    const notify = (): void => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
+    const { response } = this.#method(method);
+    const queue = new Queue<Buffer>();
     call.onMessage((m) => {
       queue.push(m);
       if (queue.length > 64) call.pause();
-      notify();
     });
     call.status.then(
-      () => ((done = true), notify()),
-      () => ((done = true), notify()),
+      () => queue.close(),
+      () => queue.close(),
     );
     try {
-      for (;;) {
-        const m = queue.shift();
-        if (m) {
-          if (queue.length < 16) call.resume();
-          yield response.decode(m) as Res;
-          continue;
-        }
-        if (done) break;
-        await new Promise<void>((resolve) => (wake = resolve));
+      for await (const m of queue) {
+        if (queue.length < 16) call.resume();
+        yield response.decode(m) as Res;
       }
       await call.status;
     } catch (e) {
