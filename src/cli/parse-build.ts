@@ -1,17 +1,12 @@
 /** Pure parsers for `bk-build build` flags, following buildx. */
 import { UsageError } from "../errors.js";
 export { parseSsh } from "../solve/ssh.js";
-import { csvFields } from "../csv.js";
+import { csvFields, keyValue, typedFields } from "../csv.js";
 export { csvFields } from "../csv.js";
 import type { ExportSpec } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
 import type { RegistryCredential } from "../solve/registry-auth.js";
 
-function keyValue(field: string, flag: string, whole: string): [string, string] {
-  const eq = field.indexOf("=");
-  if (eq < 0) throw new UsageError(`invalid field '${field}' in ${flag} "${whole}": must be a key=value pair`);
-  return [field.slice(0, eq).trim().toLowerCase(), field.slice(eq + 1)];
-}
 
 export interface ParsedSecret {
   id: string;
@@ -124,13 +119,9 @@ export function parseBuildContexts(specs: string[]): Record<string, string> {
 
 /** --output type=image,name=...,push=true (type=registry means image with push=true). */
 export function parseOutput(spec: string): ExportSpec {
-  const attrs: Record<string, string> = {};
-  let type = "";
-  for (const f of csvFields(spec)) {
-    const [k, v] = keyValue(f, "--output", spec);
-    if (k === "type") type = v;
-    else attrs[k] = v;
-  }
+  const parsed = typedFields(spec, "--output");
+  let type = parsed.type;
+  const attrs = parsed.attrs;
   if (!type) {
     throw new UsageError(`--output "${spec}" has no type: use type=image,name=NAME[,push=true] or type=registry,name=NAME`);
   }

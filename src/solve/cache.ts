@@ -1,6 +1,6 @@
 /** Build cache import/export entries, as buildx's --cache-from/--cache-to. */
 import { UsageError } from "../errors.js";
-import { csvFields } from "../csv.js";
+import { typedFields } from "../csv.js";
 
 export interface CacheEntry {
   /** registry, inline, local, gha, s3, ... (the daemon decides what it supports). */
@@ -11,15 +11,7 @@ export interface CacheEntry {
 /** `type=registry,ref=R[,mode=max]`, `type=inline`, or a bare `R` (a registry ref), as buildx. */
 export function parseCacheEntry(spec: string, flag: string): CacheEntry {
   if (!spec.includes("=")) return { type: "registry", attrs: { ref: spec } };
-  const attrs: Record<string, string> = {};
-  let type = "";
-  for (const f of csvFields(spec)) {
-    const eq = f.indexOf("=");
-    if (eq < 0) throw new UsageError(`invalid field '${f}' in ${flag} "${spec}": must be a key=value pair`);
-    const k = f.slice(0, eq).trim().toLowerCase();
-    if (k === "type") type = f.slice(eq + 1);
-    else attrs[k] = f.slice(eq + 1);
-  }
+  const { type, attrs } = typedFields(spec, flag);
   if (!type) throw new UsageError(`${flag} "${spec}" has no type: use type=registry,ref=REF or type=inline`);
   return { type, attrs };
 }
