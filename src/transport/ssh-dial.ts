@@ -215,7 +215,6 @@ export function sshDialer(
 
   const dial = (): Duplex => {
     const stream = new PendingStream();
-    Object.assign(stream, { remoteAddress: target.host, remotePort: target.port, setNoDelay: () => stream, setKeepAlive: () => stream, setTimeout: () => stream });
     client ??= connect();
     client.then(
       (c) => {
