@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { resolve } from "node:path";
 import { list, str, type Values } from "./args.js";
 import type { BuildKitClient } from "../client.js";
-import type { BuildOptions } from "../solve/build.js";
+import { runEnvironmentAttrs, type BuildOptions } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
 import type { SshAgentSource } from "../solve/ssh.js";
 import type { RegistryCredential } from "../solve/registry-auth.js";
@@ -22,7 +22,6 @@ import {
   parseRegistryAuth,
   parseSsh,
 } from "./parse-build.js";
-import { parseBytes } from "../units.js";
 import { PlainPrinter } from "../progress/plain.js";
 import { toJson } from "./output.js";
 
@@ -77,26 +76,11 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   };
   if (values["no-cache"] === true) options.noCache = true;
   else if (list(values["no-cache-filter"]).length) options.noCache = list(values["no-cache-filter"]);
-  const attrs: Record<string, string> = {};
-  const hosts = list(values["add-host"]).map((h) => {
-    const i = h.search(/[:=]/);
-    if (i <= 0 || i === h.length - 1) throw new UsageError(`invalid --add-host "${h}": use HOST:IP`);
-    return `${h.slice(0, i)}=${h.slice(i + 1)}`;
-  });
-  if (hosts.length) attrs["add-hosts"] = hosts.join(",");
-  const shm = str(values["shm-size"]);
-  if (shm !== undefined) attrs["shm-size"] = parseBytes(shm, "--shm-size").toString();
-  const ulimits = list(values["ulimit"]);
-  for (const u of ulimits) {
-    if (!/^[a-z]+=-?\d+(:-?\d+)?$/.test(u)) throw new UsageError(`invalid --ulimit "${u}": use NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
-  }
-  if (ulimits.length) attrs["ulimit"] = ulimits.join(",");
-  const network = str(values["network"]);
-  if (network !== undefined && network !== "default") {
-    if (network !== "none" && network !== "host") throw new UsageError(`invalid --network "${network}": use default, none or host`);
-    attrs["force-network-mode"] = network;
-    if (network === "host") options.entitlements = ["network.host"];
-  }
+  const { attrs, entitlements } = runEnvironmentAttrs(
+    { addHosts: list(values["add-host"]), shmSize: str(values["shm-size"]), ulimits: list(values["ulimit"]), network: str(values["network"]) },
+    (flag) => `--${flag}`,
+  );
+  if (entitlements.length) options.entitlements = entitlements;
   options.frontendAttrs = attrs;
   const progress = values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env);
   return { options, progress, metadataFile: str(values["metadata-file"]) };

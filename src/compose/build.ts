@@ -7,8 +7,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { BuildKitError, UsageError } from "../errors.js";
-import { parseBytes } from "../units.js";
-import type { Build, BuildOptions, BuildResult } from "../solve/build.js";
+import { runEnvironmentAttrs, type Build, type BuildOptions, type BuildResult } from "../solve/build.js";
 import { parseCacheEntry } from "../solve/cache.js";
 import type { SecretSource } from "../solve/secrets.js";
 import { parseSsh, type SshAgentSource } from "../solve/ssh.js";
@@ -149,10 +148,11 @@ export function serviceBuildOptions(
       buildContexts[name] = value;
     }
   }
-  const attrs: Record<string, string> = {};
-  if (b.extraHosts.length) attrs["add-hosts"] = b.extraHosts.map((h) => h.replace(/^([^:=]+)[:=]/, "$1=")).join(",");
-  if (b.shmSize !== undefined) attrs["shm-size"] = parseBytes(b.shmSize, `${where} build.shm_size`).toString();
-  if (b.ulimits.length) attrs["ulimit"] = b.ulimits.join(",");
+  const composeKey = { "add-host": "extra_hosts", "shm-size": "shm_size", ulimit: "ulimits", network: "network" } as const;
+  const { attrs, entitlements } = runEnvironmentAttrs(
+    { addHosts: b.extraHosts, shmSize: b.shmSize, ulimits: b.ulimits, network: b.network },
+    (setting) => `${where} build.${composeKey[setting]}`,
+  );
   if (b.pull || opts.pull) attrs["image-resolve-mode"] = "pull";
   const options: BuildOptions = {
     context: b.context,
@@ -174,11 +174,7 @@ export function serviceBuildOptions(
     frontendAttrs: attrs,
   };
   if (b.noCache || opts.noCache) options.noCache = true;
-  if (b.network !== undefined && b.network !== "default") {
-    if (b.network !== "host" && b.network !== "none") throw new UsageError(`${where}: build.network "${b.network}" is not supported: use default, none or host`);
-    attrs["force-network-mode"] = b.network;
-    if (b.network === "host") options.entitlements = ["network.host"];
-  }
+  if (entitlements.length) options.entitlements = entitlements;
   return { options, cleanup };
 }
 

@@ -19,6 +19,7 @@ import { authService } from "../session/auth.js";
 import { credentialLookup, type RegistryAuthOptions } from "./registry-auth.js";
 import type { CacheEntry } from "./cache.js";
 import { Queue } from "../queue.js";
+import { parseBytes } from "../units.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
 import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
@@ -132,6 +133,49 @@ export function exporters(opts: BuildOptions): ExportSpec[] {
     }
   }
   return out;
+}
+
+/** The RUN-environment settings that `build` flags and compose's build section share. */
+export interface RunEnvironment {
+  /** HOST:IP or HOST=IP entries for /etc/hosts. */
+  addHosts: string[];
+  /** Size of /dev/shm, in docker's units (64MB, 2gb). */
+  shmSize?: string | undefined;
+  /** NAME=SOFT[:HARD] entries. */
+  ulimits: string[];
+  /** default, none or host. */
+  network?: string | undefined;
+}
+
+/**
+ * Checks the shared RUN-environment settings and turns them into frontend
+ * attributes (and the network.host entitlement). `name` says how each
+ * setting is spelled where the user wrote it, for error messages.
+ */
+export function runEnvironmentAttrs(
+  env: RunEnvironment,
+  name: (setting: "add-host" | "shm-size" | "ulimit" | "network") => string,
+): { attrs: Record<string, string>; entitlements: string[] } {
+  const attrs: Record<string, string> = {};
+  const entitlements: string[] = [];
+  const hosts = env.addHosts.map((h) => {
+    const i = h.search(/[:=]/);
+    if (i <= 0 || i === h.length - 1) throw new UsageError(`invalid ${name("add-host")} "${h}": use HOST:IP`);
+    return `${h.slice(0, i)}=${h.slice(i + 1)}`;
+  });
+  if (hosts.length) attrs["add-hosts"] = hosts.join(",");
+  if (env.shmSize !== undefined) attrs["shm-size"] = parseBytes(env.shmSize, name("shm-size")).toString();
+  for (const u of env.ulimits) {
+    if (!/^[a-z]+=-?\d+(:-?\d+)?$/.test(u)) throw new UsageError(`invalid ${name("ulimit")} "${u}": use NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
+  }
+  if (env.ulimits.length) attrs["ulimit"] = env.ulimits.join(",");
+  const network = env.network;
+  if (network !== undefined && network !== "default") {
+    if (network !== "none" && network !== "host") throw new UsageError(`invalid ${name("network")} "${network}": use default, none or host`);
+    attrs["force-network-mode"] = network;
+    if (network === "host") entitlements.push("network.host");
+  }
+  return { attrs, entitlements };
 }
 
 /** A context the frontend fetches itself: a git repository or an http(s) URL. */
