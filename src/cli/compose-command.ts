@@ -3,7 +3,7 @@ import { list, str, type Values } from "./args.js";
 import type { BuildKitClient } from "../client.js";
 import { UsageError, SolveError } from "../errors.js";
 import { loadCompose, type ComposeProject, type ComposeService } from "../compose/load.js";
-import { checkPlan, planCompose, runCompose, type ComposeBuildOptions } from "../compose/build.js";
+import { planCompose, runCompose, type ComposeBuildOptions } from "../compose/build.js";
 import { parseProgress } from "./parse-build.js";
 import { PlainPrinter } from "../progress/plain.js";
 import { renderSnippet } from "../transport/error-details.js";
@@ -40,7 +40,6 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
   const plan = planCompose(project, services);
   if (plan.length === 0) throw new UsageError(`no service to build: none of ${project.files.join(", ")}'s active services has a build section`);
   const options: ComposeBuildOptions = { push: values["push"] === true, noCache: values["no-cache"] === true, pull: values["pull"] === true, parallel };
-  checkPlan(project, plan, options);
   return {
     project,
     plan,

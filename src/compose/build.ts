@@ -60,7 +60,7 @@ function dependencies(svc: ComposeService): string[] {
     .map((v) => v.slice("service:".length));
 }
 
-/** Picks the services to build and checks the graph before anything runs. */
+/** Picks the services to build and checks the graph and every service's options before anything runs. */
 export function planCompose(project: ComposeProject, names: string[] | undefined): ComposeService[] {
   const byName = new Map(project.services.map((s) => [s.name, s]));
   const wanted = new Set<string>();
@@ -95,7 +95,11 @@ export function planCompose(project: ComposeProject, names: string[] | undefined
     state.set(n, "done");
   };
   for (const n of wanted) visit(n, []);
-  return project.services.filter((s) => wanted.has(s.name));
+  const plan = project.services.filter((s) => wanted.has(s.name));
+  // Every service's options (secrets, ssh, sizes, ...) are checked before the first build starts.
+  const assumed = new Map(plan.map((s) => [s.name, { service: s.name, outcome: "built" as const, images: imagesOf(s) }]));
+  for (const svc of plan) serviceBuildOptions(project, svc, {}, assumed, false).cleanup();
+  return plan;
 }
 
 /** Turns one service's build section into BuildOptions. */
@@ -178,20 +182,14 @@ export function serviceBuildOptions(
   return { options, cleanup };
 }
 
-/** Checks every planned service's options (secrets, ssh, sizes, ...) before the first build starts. */
-export function checkPlan(project: ComposeProject, plan: ComposeService[], opts: ComposeBuildOptions): void {
-  const assumed = new Map(plan.map((s) => [s.name, { service: s.name, outcome: "built" as const, images: imagesOf(s) }]));
-  for (const svc of plan) serviceBuildOptions(project, svc, opts, assumed, false).cleanup();
-}
-
 /**
- * Runs the planned builds. Resolves with one result per planned service;
- * never rejects for a failed build (the results say which failed).
+ * Runs builds planned (and so checked) by planCompose. Resolves with one
+ * result per planned service; never rejects for a failed build (the
+ * results say which failed).
  */
 export async function runCompose(project: ComposeProject, plan: ComposeService[], startBuild: StartBuild, opts: ComposeBuildOptions): Promise<ComposeServiceResult[]> {
   const parallel = opts.parallel ?? 4;
   if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
-  checkPlan(project, plan, opts);
   const neededAsContext = new Set(plan.flatMap(dependencies));
 
   const results = new Map<string, ComposeServiceResult>();
