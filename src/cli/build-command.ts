@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { list, str, type Values } from "./args.js";
 import type { BuildKitClient } from "../client.js";
 import { runEnvironmentAttrs, type BuildOptions } from "../solve/build.js";
+import { DEFAULT_SSH_ID } from "../session/ssh.js";
 import type { SecretSource } from "../solve/secrets.js";
 import type { SshAgentSource } from "../solve/ssh.js";
 import type { RegistryCredential } from "../solve/registry-auth.js";
@@ -105,7 +106,7 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
       io.err(`warning: the Dockerfile mounts secret "${id}"${req} but no --secret provides it; pass --secret id=${id},src=FILE or env=VAR\n`);
     }
     if (type === "ssh" && !(id in (options.ssh ?? {}))) {
-      io.err(`warning: the Dockerfile mounts SSH agent "${id}"${req} but no --ssh provides it; pass --ssh ${id === "default" ? "default" : `${id}=SOCKET|KEY`}\n`);
+      io.err(`warning: the Dockerfile mounts SSH agent "${id}"${req} but no --ssh provides it; pass --ssh ${id === DEFAULT_SSH_ID ? id : `${id}=SOCKET|KEY`}\n`);
     }
   }
 

@@ -2,6 +2,7 @@
 import { UsageError } from "../errors.js";
 export { parseSsh } from "../solve/ssh.js";
 import { csvFields, keyValue, typedFields } from "../csv.js";
+import { DEFAULT_SSH_ID } from "../session/ssh.js";
 export { csvFields } from "../csv.js";
 import type { ExportSpec } from "../solve/build.js";
 import type { SecretSource } from "../solve/secrets.js";
@@ -176,7 +177,7 @@ export function dockerfileMountIds(dockerfile: string): Array<{ type: "secret" |
     const type = kv.get("type");
     if (type !== "secret" && type !== "ssh") continue;
     const target = kv.get("target") ?? kv.get("dst") ?? kv.get("destination");
-    const id = kv.get("id") || (type === "ssh" ? "default" : target ? target.split("/").pop()! : "");
+    const id = kv.get("id") || (type === "ssh" ? DEFAULT_SSH_ID : target ? target.split("/").pop()! : "");
     if (!id) continue;
     const required = kv.get("required") === "true" || kv.get("required") === "";
     const key = `${type}\0${id}`;

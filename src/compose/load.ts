@@ -9,6 +9,7 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { UsageError } from "../errors.js";
 import { InterpolationError, interpolate } from "./interpolate.js";
+import { DEFAULT_SSH_ID } from "../session/ssh.js";
 
 /** Names compose looks for, in its order of preference. */
 export const COMPOSE_FILE_NAMES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
@@ -266,10 +267,10 @@ function sshMap(v: unknown, where: string): Record<string, string | null> {
       const s = String(item);
       const eq = s.indexOf("=");
       if (eq < 0) {
-        if (s !== "default") throw new UsageError(`${where}: invalid ssh entry "${s}": use default or ID=PATH`);
-        out["default"] = null;
+        if (s !== DEFAULT_SSH_ID) throw new UsageError(`${where}: invalid ssh entry "${s}": use default or ID=PATH`);
+        out[DEFAULT_SSH_ID] = null;
       } else {
-        out[s.slice(0, eq) || "default"] = s.slice(eq + 1) || null;
+        out[s.slice(0, eq) || DEFAULT_SSH_ID] = s.slice(eq + 1) || null;
       }
     }
     return out;

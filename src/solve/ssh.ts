@@ -112,7 +112,7 @@ export function parseSsh(
   isSocketPath: (path: string) => boolean = isSocket,
 ): [string, SshAgentSource] {
   const eq = spec.indexOf("=");
-  const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || "default";
+  const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || DEFAULT_SSH_ID;
   const paths: string[] = [];
   let raw = false;
   let passphraseEnv: string | undefined;
