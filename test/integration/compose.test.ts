@@ -5,26 +5,21 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient } from "../../src/index.js";
 import { runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
 import { startSshd, type Sshd } from "../helpers/sshd.js";
+import { fileTree } from "../helpers/files.js";
 
 const env = testEnv();
 let sshd: Sshd | undefined;
 after(() => sshd?.stop());
 
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "bk-compose-it-"));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(dir, name, ".."), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
-  return dir;
+  return fileTree("bk-compose-it-", files);
 }
 
 function compose(dir: string, args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<RunResult> {

@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { interpolate } from "../../src/compose/interpolate.js";
 import { loadCompose, parseEnvFile } from "../../src/compose/load.js";
 import { planCompose, serviceBuildOptions } from "../../src/compose/build.js";
+import { fileTree } from "../helpers/files.js";
 
 test("interpolation: every form, nesting, $$, and errors", () => {
   const env: Record<string, string> = { SET: "v", EMPTY: "", OTHER: "o" };
@@ -55,12 +56,7 @@ test(".env files: quotes, comments, export, bad lines named", () => {
 });
 
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "bk-compose-"));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(dir, name, ".."), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
-  return dir;
+  return fileTree("bk-compose-", files);
 }
 
 test("discovery upwards, .env interpolation, args as list and map, ssh list and map, paths against the project", () => {
