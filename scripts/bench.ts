@@ -46,7 +46,7 @@ function median(xs: number[]): number {
 
 
 const { host, buildctl, registry } = environment();
-const cli = join(root, "dist", "src", "cli", "main.js");
+const cli = join(root, "dist", "src", "cli", "bin.js");
 const buildRuns = Number(process.env["BK_BENCH_BUILD_RUNS"] ?? 3);
 const only = process.env["BK_BENCH_ONLY"];
 

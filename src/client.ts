@@ -4,7 +4,8 @@ import { Connection } from "./transport/connection.js";
 import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
 import type { ComposeLoadOptions } from "./compose/load.js";
 import type { ComposeBuildOptions, ComposeServiceResult } from "./compose/build.js";
-import { startBuild, type Build, type BuildOptions } from "./solve/build.js";
+import { startBuild, type Build } from "./solve/solve.js";
+import type { BuildOptions } from "./solve/options.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { InfoResponse__Output } from "./gen/types/moby/buildkit/v1/InfoResponse.js";
 import type { DiskUsageResponse__Output } from "./gen/types/moby/buildkit/v1/DiskUsageResponse.js";
@@ -17,6 +18,7 @@ import type {
   DiskUsageOptions,
   InfoOptions,
   PruneOptions,
+  PruneResult,
   WorkerInfo,
   WorkersOptions,
 } from "./types.js";
@@ -143,10 +145,19 @@ export class BuildKitClient {
   }
 
   /**
-   * Removes build cache; yields each removed record as the daemon reports it.
-   * Sizes are bytes; keepDurationMs is converted to the daemon's nanoseconds.
+   * Removes build cache and resolves when the daemon is done, with the
+   * removed records and the bytes they held. Sizes are bytes;
+   * keepDurationMs is converted to the daemon's nanoseconds.
    */
-  async *prune(options: PruneOptions = {}): AsyncGenerator<CacheRecord> {
+  async prune(options: PruneOptions = {}): Promise<PruneResult> {
+    const records: CacheRecord[] = [];
+    for await (const r of this.pruneRecords(options)) records.push(r);
+    const reclaimed = records.reduce((n, r) => n + (r.size > 0n ? r.size : 0n), 0n);
+    return { records, reclaimed };
+  }
+
+  /** Removes build cache like prune(), yielding each removed record as the daemon reports it. */
+  async *pruneRecords(options: PruneOptions = {}): AsyncGenerator<CacheRecord, void, undefined> {
     this.#check();
     const req = {
       filter: options.filters ?? [],

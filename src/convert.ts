@@ -1,4 +1,4 @@
-/** The one place where wire messages become public types. */
+/** Control API responses (Info, ListWorkers, DiskUsage, Prune) as public types. */
 import type { InfoResponse__Output } from "./gen/types/moby/buildkit/v1/InfoResponse.js";
 import type { UsageRecord__Output } from "./gen/types/moby/buildkit/v1/UsageRecord.js";
 import type { WorkerRecord__Output } from "./gen/types/moby/buildkit/v1/types/WorkerRecord.js";
@@ -87,9 +87,4 @@ export function summarize(records: CacheRecord[]): DiskUsage {
     if (!r.inUse) reclaimable += r.size;
   }
   return { records, total, reclaimable, shared };
-}
-
-/** "linux/amd64/v2" form of a platform. */
-export function formatPlatform(p: Platform): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }

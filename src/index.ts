@@ -9,9 +9,9 @@
  */
 export { BuildKitClient, DEFAULT_TIMEOUT_MS, type ConnectOptions } from "./client.js";
 export { BuildKitError, ConnectionError, SolveError, UsageError, isBuildKitError, type BuildKitErrorOptions, type SourceSnippet } from "./errors.js";
-export { renderSnippet } from "./transport/error-details.js";
+export { renderSnippet } from "./progress/snippet.js";
 export { DEFAULT_ADDRESS, parseAddress, type ParsedAddress, type TlsOptions } from "./transport/address.js";
-export { formatPlatform } from "./convert.js";
+export { formatPlatform } from "./types.js";
 export type {
   BuildKitVersion,
   CacheRecord,
@@ -22,10 +22,12 @@ export type {
   InfoOptions,
   Platform,
   PruneOptions,
+  PruneResult,
   WorkerInfo,
   WorkersOptions,
 } from "./types.js";
-export type { Build, BuildOptions, BuildResult, ExportSpec } from "./solve/build.js";
+export type { BuildOptions, ExportSpec } from "./solve/options.js";
+export type { Build, BuildResult } from "./solve/solve.js";
 export type { SecretSource } from "./solve/secrets.js";
 export type { SolveStatus, Vertex, VertexLog, VertexStatus, VertexWarning } from "./progress/status.js";
 export { PlainPrinter } from "./progress/plain.js";

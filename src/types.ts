@@ -92,6 +92,13 @@ export interface PruneOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** What prune() removed. */
+export interface PruneResult {
+  records: CacheRecord[];
+  /** Bytes the removed records held. */
+  reclaimed: bigint;
+}
+
 export interface WorkersOptions {
   filters?: string[] | undefined;
   signal?: AbortSignal | undefined;
@@ -99,4 +106,9 @@ export interface WorkersOptions {
 
 export interface InfoOptions {
   signal?: AbortSignal | undefined;
+}
+
+/** "linux/amd64/v2" form of a platform. */
+export function formatPlatform(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }

@@ -1,6 +1,6 @@
 /** Command-line parsing: pure, no I/O. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "../errors.js";
+import { UsageError } from "../internal.js";
 
 type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 

@@ -1,13 +1,6 @@
 /** Pure parsers for `bk-build build` flags, following buildx. */
-import { UsageError } from "../errors.js";
-export { parseSsh } from "../solve/ssh.js";
-import { csvFields, keyValue, typedFields } from "../csv.js";
-import { DEFAULT_SSH_ID } from "../session/ssh.js";
-export { csvFields } from "../csv.js";
-import type { ExportSpec } from "../solve/build.js";
-import type { SecretSource } from "../solve/secrets.js";
-import type { RegistryCredential } from "../solve/registry-auth.js";
-
+import { DEFAULT_SSH_ID, UsageError, csvFields, keyValue, typedFields } from "../internal.js";
+import type { ExportSpec, RegistryCredential, SecretSource } from "../index.js";
 
 export interface ParsedSecret {
   id: string;

@@ -4,17 +4,12 @@
  *   #N DONE 0.3s / #N CACHED / #N ERROR: ...
  */
 import type { SolveStatus, Vertex, VertexStatus } from "./status.js";
+import { scaleDecimal } from "../units.js";
 
 /** A byte count as buildctl prints it: "135B", "340.18kB", "1.20GB" (powers of 1000). */
 export function formatProgressBytes(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-  let i = 0;
-  let v = n;
-  while (Math.abs(v) >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n}B` : `${v.toFixed(2)}${units[i]}`;
+  const [v, unit] = scaleDecimal(n);
+  return unit === "B" ? `${n}B` : `${v.toFixed(2)}${unit}`;
 }
 
 /**

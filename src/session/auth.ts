@@ -5,7 +5,7 @@
  * are left unregistered, so they answer UNIMPLEMENTED, which buildkitd
  * takes as "use Credentials".
  */
-import { GrpcStatusError, Status, type SessionService } from "./grpc-server.js";
+import { GrpcStatusError, Status, type SessionService } from "../grpc/server.js";
 
 export type CredentialsLookup = (host: string) => Promise<{ username: string; secret: string } | undefined>;
 

@@ -7,7 +7,7 @@
  * DATA, FIN answered with FIN.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { GrpcStatusError, Status, type CallContext, type SessionService, type StreamCall } from "./grpc-server.js";
+import { GrpcStatusError, Status, type CallContext, type SessionService, type StreamCall } from "../grpc/server.js";
 import { FIX, fsReason, walk } from "./fsutil/walk.js";
 import { timeSlicer } from "./slices.js";
 import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";

@@ -1,5 +1,5 @@
 /** moby.buildkit.secrets.v1.Secrets: values are produced only when buildkitd asks. */
-import { GrpcStatusError, Status, type SessionService } from "./grpc-server.js";
+import { GrpcStatusError, Status, type SessionService } from "../grpc/server.js";
 
 /** Largest secret buildkit's own provider accepts. */
 export const MAX_SECRET_BYTES = 500 * 1024;

@@ -5,11 +5,12 @@
  */
 import * as net from "node:net";
 import { once } from "node:events";
-import { GrpcStatusError, Status, type SessionService, type StreamCall } from "./grpc-server.js";
+import { GrpcStatusError, Status, type SessionService, type StreamCall } from "../grpc/server.js";
 import { keyAgent, readOnlyAgent, serveAgent, type AgentKey } from "./ssh-agent.js";
 
-/** The id buildkit uses when none is given. */
-export const DEFAULT_SSH_ID = "default";
+import { DEFAULT_SSH_ID } from "./ssh-id.js";
+
+export { DEFAULT_SSH_ID } from "./ssh-id.js";
 
 /** An agent the session forwards, by id. */
 export type ForwardedAgent =

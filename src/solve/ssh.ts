@@ -2,7 +2,8 @@
 import { readFileSync, statSync } from "node:fs";
 import type { ParsedKey } from "ssh2";
 import { UsageError } from "../errors.js";
-import { DEFAULT_SSH_ID, type ForwardedAgent } from "../session/ssh.js";
+import type { ForwardedAgent } from "../session/ssh.js";
+import { DEFAULT_SSH_ID } from "../session/ssh-id.js";
 import type { AgentKey } from "../session/ssh-agent.js";
 
 /** buildkit reads at most this much of a key file. */

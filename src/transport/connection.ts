@@ -4,13 +4,13 @@ import type { Duplex } from "node:stream";
 import { BuildKitError, ConnectionError, SolveError } from "../errors.js";
 import { decodeErrorDetails } from "./error-details.js";
 import type { ParsedAddress, ResolvedTls } from "./address.js";
-import { codec, methodTypes, type Codec } from "./proto.js";
-import { GrpcStatusError, Status, statusName } from "./grpc-frame.js";
+import { codec, methodTypes, type Codec } from "../grpc/codec.js";
+import { GrpcStatusError, Status, statusName } from "../grpc/frame.js";
 import { Queue } from "../queue.js";
-import { H2Channel, type CallOptions, type ClientCall, type Metadata } from "./h2-client.js";
+import { H2Channel, type CallOptions, type ClientCall, type Metadata } from "../grpc/client.js";
 
-export type { CallOptions } from "./h2-client.js";
-export { statusName } from "./grpc-frame.js";
+export type { CallOptions } from "../grpc/client.js";
+export { statusName } from "../grpc/frame.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
 

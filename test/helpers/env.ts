@@ -70,7 +70,7 @@ export interface RunResult {
 /** Runs the built bk-build CLI as a user would. */
 export function runCli(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): RunResult {
   const t = Date.now();
-  const r = spawnSync(process.execPath, [join(repoRoot, "dist", "src", "cli", "main.js"), ...args], {
+  const r = spawnSync(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), ...args], {
     encoding: "utf8",
     env: { ...process.env, ...(options.env ?? {}) },
     timeout: options.timeoutMs ?? 60_000,
@@ -95,7 +95,7 @@ export function buildctl(args: string[], input?: string): string {
 export function runCliAsync(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<RunResult> {
   const t = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "main.js"), ...args], {
+    const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), ...args], {
       env: { ...process.env, ...(options.env ?? {}) },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -4,7 +4,7 @@
  * client and server against.
  */
 import type { ServiceDefinition, MethodDefinition } from "@grpc/grpc-js";
-import { codec, methodNames, methodTypes } from "../../src/transport/proto.js";
+import { codec, methodNames, methodTypes } from "../../src/grpc/codec.js";
 
 const services = new Map<string, ServiceDefinition>();
 

@@ -14,7 +14,7 @@ import { buildctl, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "
 import { getManifest, imageBytes } from "../helpers/registry.js";
 import { trackHandles } from "../helpers/leaks.js";
 
-const cliPath = join(repoRoot, "dist", "src", "cli", "main.js");
+const cliPath = join(repoRoot, "dist", "src", "cli", "bin.js");
 
 let env: TestEnv;
 let index: Server;
@@ -398,7 +398,7 @@ test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
   const requested = recordIndexRequests();
   const { spawn } = await import("node:child_process");
   const { repoRoot } = await import("../helpers/env.js");
-  const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "main.js"), "build", "--progress", "plain", ctx], {
+  const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), "build", "--progress", "plain", ctx], {
     env: { ...process.env, BUILDKIT_HOST: env.buildkitHost },
     stdio: ["ignore", "pipe", "pipe"],
   });

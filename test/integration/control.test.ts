@@ -117,11 +117,17 @@ test("prune: keep-duration keeps fresh cache; --all removes it", async () => {
   assert.ok(total && total !== "0.00B", `reclaimed: ${removed.stdout}`);
   assert.deepEqual(buildctlRecordIds(), [], "buildctl sees no records left");
 
-  // The library form yields records as they are removed.
+  // The library: `await prune()` removes and reports; pruneRecords() yields records as they are removed.
   seedCache();
   await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+  const pruned = await client.prune({ all: true });
+  assert.ok(pruned.records.length > 0);
+  assert.equal(pruned.reclaimed, pruned.records.reduce((n, r) => n + (r.size > 0n ? r.size : 0n), 0n));
+  assert.ok(pruned.reclaimed > 0n);
+  assert.equal((await client.diskUsage()).records.length, 0);
+  seedCache();
   const records = [];
-  for await (const r of client.prune({ all: true })) records.push(r);
+  for await (const r of client.pruneRecords({ all: true })) records.push(r);
   assert.ok(records.length > 0);
   assert.ok(records.some((r) => r.size > 0n));
   assert.equal((await client.diskUsage()).records.length, 0);

@@ -258,9 +258,9 @@ test("files shaped like the compose-spec's build examples load as documented", (
 
 test("the runner: at most --parallel builds at once, service: contexts first, failures skip only dependents", async () => {
   const { runCompose } = await import("../../src/compose/build.js");
-  type BuildOptions = import("../../src/solve/build.js").BuildOptions;
-  type Build = import("../../src/solve/build.js").Build;
-  type BuildResult = import("../../src/solve/build.js").BuildResult;
+  type BuildOptions = import("../../src/solve/options.js").BuildOptions;
+  type Build = import("../../src/solve/solve.js").Build;
+  type BuildResult = import("../../src/solve/solve.js").BuildResult;
   const svc = (name: string, extra = ""): string => `  ${name}: {${extra}build: {context: ., args: {SVC: ${name}}${name.startsWith("app") ? ", additional_contexts: {b: 'service:base'}" : name === "after-bad" ? ", additional_contexts: {x: 'service:bad'}" : ""}}}`;
   const dir = project({
     "compose.yaml": ["services:", svc("base", "image: reg/base, "), svc("app1"), svc("app2"), svc("bad", "image: reg/bad, "), svc("after-bad"), svc("solo1"), svc("solo2"), ""].join("\n"),

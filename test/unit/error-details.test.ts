@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeErrorDetails, renderSnippet } from "../../src/transport/error-details.js";
-import { codec } from "../../src/transport/proto.js";
+import { decodeErrorDetails } from "../../src/transport/error-details.js";
+import { renderSnippet } from "../../src/progress/snippet.js";
+import { codec } from "../../src/grpc/codec.js";
 import { translateError } from "../../src/transport/connection.js";
-import { GrpcStatusError } from "../../src/transport/grpc-frame.js";
+import { GrpcStatusError } from "../../src/grpc/frame.js";
 import { SolveError } from "../../src/errors.js";
 
 const dockerfile = "FROM busybox\nRUN echo one\nRUN exit 3\n";

@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { GrpcStatusError, SessionServer, Status, encodeGrpcMessage, type SessionService } from "../../src/session/grpc-server.js";
+import { GrpcStatusError, SessionServer, Status, encodeGrpcMessage, type SessionService } from "../../src/grpc/server.js";
 import { serviceDefinition } from "../helpers/grpc-js.js";
-import { Writer, varintSize } from "../../src/session/protobuf-writer.js";
+import { Writer, varintSize } from "../../src/grpc/protobuf-writer.js";
 
 /** Serves `services` on a local TCP port with SessionServer; grpc-js is the client. */
 async function serve(services: SessionService[]): Promise<{ client: grpc.Client; server: SessionServer; close: () => Promise<void> }> {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { Connection } from "../../src/transport/connection.js";
 import { parseAddress } from "../../src/transport/address.js";
-import { codec } from "../../src/transport/proto.js";
+import { codec } from "../../src/grpc/codec.js";
 import { SolveError, BuildKitError } from "../../src/errors.js";
 import { serviceDefinition } from "../helpers/grpc-js.js";
 

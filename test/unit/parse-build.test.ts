@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { csvFields } from "../../src/csv.js";
+import { parseSsh } from "../../src/solve/ssh.js";
 import {
-  csvFields,
   dockerfileMountIds,
-  parseSsh,
   metadataJson,
   parseBuildArgs,
   parseBuildContexts,
@@ -11,7 +11,7 @@ import {
   parseProgress,
   parseSecret,
 } from "../../src/cli/parse-build.js";
-import { buildOptionsFromFlags } from "../../src/cli/build-command.js";
+import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
 import { UsageError } from "../../src/errors.js";
 
 test("csvFields follows Go's encoding/csv quoting", () => {

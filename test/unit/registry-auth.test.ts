@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { credentialLookup } from "../../src/solve/registry-auth.js";
 import { parseRegistryAuth } from "../../src/cli/parse-build.js";
 import { translateError } from "../../src/transport/connection.js";
-import { GrpcStatusError } from "../../src/transport/grpc-frame.js";
+import { GrpcStatusError } from "../../src/grpc/frame.js";
 
 function configDir(config: object | string): string {
   const d = mkdtempSync(join(tmpdir(), "bk-cfg-"));

@@ -1,10 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { formatGoDuration, formatSize, formatSizeShort, humanDuration } from "../../src/cli/format.js";
 import {
-  formatGoDuration,
-  formatSize,
-  formatSizeShort,
-  humanDuration,
   parseBytes,
   parseGoDuration,
   parseTimeout,

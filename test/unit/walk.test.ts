@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from "node:http2";
 import { walk, type WalkOptions } from "../../src/session/fsutil/walk.js";
 import { ModeDir, ModeSetuid, ModeSymlink } from "../../src/session/fsutil/mode.js";
 import { mdValues } from "../../src/session/filesync.js";
-import { headerValues } from "../../src/session/grpc-server.js";
+import { headerValues } from "../../src/grpc/server.js";
 
 async function paths(root: string, opts: WalkOptions = {}): Promise<string[]> {
   const out: string[] = [];

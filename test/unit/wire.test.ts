@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { codec } from "../../src/transport/proto.js";
+import { codec } from "../../src/grpc/codec.js";
 import { dataPacketHead, errPacket, finPacket, statPacket, type WireStat } from "../../src/session/fsutil/wire.js";
 
 interface Decoded {

@@ -8,7 +8,7 @@
  * with the generated codec (unit test).
  */
 
-import { Writer, varint64Size, varintSize } from "../protobuf-writer.js";
+import { Writer, varint64Size, varintSize } from "../../grpc/protobuf-writer.js";
 
 /** One entry as fsutil sends it. */
 export interface WireStat {

@@ -1,16 +1,11 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { resolve } from "node:path";
-import { list, str, type Values } from "./args.js";
-import type { BuildKitClient } from "../client.js";
-import { runEnvironmentAttrs, type BuildOptions } from "../solve/build.js";
-import { DEFAULT_SSH_ID } from "../session/ssh.js";
-import type { SecretSource } from "../solve/secrets.js";
-import type { SshAgentSource } from "../solve/ssh.js";
-import type { RegistryCredential } from "../solve/registry-auth.js";
-import { parseCacheEntry } from "../solve/cache.js";
-import { SolveError, UsageError } from "../errors.js";
-import { renderSnippet } from "../transport/error-details.js";
+import { list, str, type Values } from "../args.js";
+import { withClient } from "../connect.js";
+import type { CliIo } from "../io.js";
+import { PlainPrinter, renderSnippet, type BuildKitClient, type BuildOptions, type RegistryCredential, type SecretSource, type SshAgentSource } from "../../index.js";
+import { DEFAULT_SSH_ID, SolveError, UsageError, parseCacheEntry, parseSsh, rawJsonLine, runEnvironmentAttrs } from "../../internal.js";
 import {
   dockerfileMountIds,
   metadataJson,
@@ -21,23 +16,21 @@ import {
   parseProgress,
   parseSecret,
   parseRegistryAuth,
-  parseSsh,
-} from "./parse-build.js";
-import { PlainPrinter } from "../progress/plain.js";
-import { toJson } from "./output.js";
+} from "../parse-build.js";
 
 export interface BuildIo {
   out: (text: string) => void;
   err: (text: string) => void;
 }
 
-/** Turns flags into BuildOptions; throws UsageError for bad input. */
+/** A build's flags, checked and mapped. */
 export interface BuildFlags {
   options: BuildOptions;
   progress: ReturnType<typeof parseProgress>;
   metadataFile: string | undefined;
 }
 
+/** Turns flags into BuildOptions; throws UsageError for bad input. */
 export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>): BuildFlags {
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length ? `'bk-build build' takes one PATH, got ${positionals.length}` : "'bk-build build' needs a context PATH (e.g. '.')");
@@ -115,7 +108,7 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   const consume = (async () => {
     for await (const s of build.progress) {
       if (printer) printer.update(s);
-      else if (progress === "rawjson") io.err(toJson(s).replace(/\n\s*/g, "") + "\n");
+      else if (progress === "rawjson") io.err(rawJsonLine(s));
     }
     printer?.flush();
   })();
@@ -135,4 +128,10 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
     throw e;
   }
+}
+
+/** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
+export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
+  const flags = buildOptionsFromFlags(values, positionals, io.env);
+  await withClient(values, io, (client) => runBuild(client, flags, io.signal, io));
 }

@@ -1,13 +1,10 @@
 /** `bk-build compose [...] build [...] [SERVICE...]`: docker compose build, without a Docker engine. */
-import { list, str, type Values } from "./args.js";
-import type { BuildKitClient } from "../client.js";
-import { UsageError, SolveError } from "../errors.js";
-import { loadCompose, type ComposeProject, type ComposeService } from "../compose/load.js";
-import { planCompose, runCompose, type ComposeBuildOptions } from "../compose/build.js";
-import { parseProgress } from "./parse-build.js";
-import { PlainPrinter } from "../progress/plain.js";
-import { renderSnippet } from "../transport/error-details.js";
-import { toJson } from "./output.js";
+import { list, str, type Values } from "../args.js";
+import { withClient } from "../connect.js";
+import type { CliIo } from "../io.js";
+import { parseProgress } from "../parse-build.js";
+import { BuildKitError, UsageError, SolveError, planCompose, rawJsonLine, runCompose } from "../../internal.js";
+import { PlainPrinter, loadCompose, renderSnippet, type BuildKitClient, type ComposeBuildOptions, type ComposeProject, type ComposeService } from "../../index.js";
 
 export interface ComposePlan {
   project: ComposeProject;
@@ -64,7 +61,7 @@ export async function runComposeBuild(client: BuildKitClient, p: ComposePlan, si
     },
     onStatus: (service, status) => {
       if (p.progress === "plain") printers.get(service)?.update(status);
-      else if (p.progress === "rawjson") io.err(toJson({ service, ...status }).replace(/\n\s*/g, "") + "\n");
+      else if (p.progress === "rawjson") io.err(rawJsonLine(status, { service }));
     },
   });
   for (const pr of printers.values()) pr.flush();
@@ -82,6 +79,12 @@ export async function runComposeBuild(client: BuildKitClient, p: ComposePlan, si
     io.err(`service "${r.service}": ${r.outcome}: ${r.error?.message ?? "unknown error"}\n`);
   }
   if (failed.length) {
-    throw Object.assign(new Error(`${failed.length} of ${results.length} services did not build: ${failed.map((r) => r.service).join(", ")}`), { code: "BUILD" });
+    throw new BuildKitError(`${failed.length} of ${results.length} services did not build: ${failed.map((r) => r.service).join(", ")}`, { code: "BUILD" });
   }
+}
+
+/** `bk-build compose ... build`: the project is loaded and checked before the daemon is dialled. */
+export async function runComposeCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
+  const plan = composePlanFromFlags(values, positionals, io.env, io.cwd);
+  await withClient(values, io, (client) => runComposeBuild(client, plan, io.signal, io));
 }

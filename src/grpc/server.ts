@@ -14,12 +14,12 @@
  */
 import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
-import { codec, type Codec } from "../transport/proto.js";
-import { methodTypes } from "../transport/proto.js";
+import { codec, type Codec } from "./codec.js";
+import { methodTypes } from "./codec.js";
 import { Queue } from "../queue.js";
-import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix } from "../transport/grpc-frame.js";
+import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix } from "./frame.js";
 
-export { GrpcStatusError, Status, encodeGrpcMessage } from "../transport/grpc-frame.js";
+export { GrpcStatusError, Status, encodeGrpcMessage } from "./frame.js";
 
 /** What every call offers its handler. */
 export interface CallContext {

@@ -10,7 +10,7 @@
  */
 import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
-import { GrpcStatusError, MessageReader, Status, decodeGrpcMessage, prefix } from "./grpc-frame.js";
+import { GrpcStatusError, MessageReader, Status, decodeGrpcMessage, prefix } from "./frame.js";
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;

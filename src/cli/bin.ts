@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+/**
+ * The `bk-build` executable: binds main() to this process. SIGINT, SIGTERM
+ * and SIGHUP cancel the running command (the daemon's solve is cancelled
+ * too) and exit with 130, 143 or 129; a second signal exits at once.
+ */
+import { main } from "./main.js";
+
+const codes: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+const ac = new AbortController();
+let code = 130;
+const onSignal = (sig: NodeJS.Signals): void => {
+  if (ac.signal.aborted) {
+    process.stderr.write("error: interrupted again; exiting now\n");
+    process.exit(codes[sig] ?? 130);
+  }
+  code = codes[sig] ?? 130;
+  ac.abort(new Error(sig === "SIGINT" ? "interrupted" : `terminated by ${sig}`));
+};
+for (const sig of Object.keys(codes) as NodeJS.Signals[]) process.on(sig, onSignal);
+
+process.exitCode = await main(
+  process.argv.slice(2),
+  {
+    out: (t) => void process.stdout.write(t),
+    err: (t) => void process.stderr.write(t),
+    env: process.env,
+    cwd: process.cwd(),
+    signal: ac.signal,
+  },
+  () => code,
+);
+for (const sig of Object.keys(codes) as NodeJS.Signals[]) process.off(sig, onSignal);

@@ -1,0 +1,20 @@
+/** `bk-build info`: the daemon's address and version. */
+import { outputFormat, type Values } from "../args.js";
+import { withClient } from "../connect.js";
+import { keyValues, toJson } from "../output.js";
+import type { CliIo } from "../io.js";
+
+export async function runInfo(values: Values, _positionals: string[], io: CliIo): Promise<void> {
+  const format = outputFormat(values);
+  await withClient(values, io, async (client) => {
+    const info = await client.info({ signal: io.signal });
+    if (format === "json") return io.out(toJson(info));
+    const b = info.buildkit;
+    const pairs: Array<[string, string]> = [
+      ["Address", info.address],
+      ["BuildKit", [b.package, b.version, b.revision].filter(Boolean).join(" ")],
+    ];
+    if (b.dockerfileVersion) pairs.push(["Dockerfile frontend", b.dockerfileVersion]);
+    io.out(keyValues(pairs));
+  });
+}

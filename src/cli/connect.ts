@@ -1,0 +1,37 @@
+/** Dialling buildkitd from the global flags, and closing the client however a command ends. */
+import { str, type Values } from "./args.js";
+import { parseTimeout } from "../internal.js";
+import type { BuildKitClient, ConnectOptions } from "../index.js";
+import type { CliIo } from "./io.js";
+
+async function connect(values: Values, io: CliIo): Promise<BuildKitClient> {
+  const { BuildKitClient } = await import("../index.js");
+  const opts: ConnectOptions = { address: str(values["addr"]), signal: io.signal, env: io.env };
+  const timeout = str(values["timeout"]);
+  if (timeout !== undefined) opts.timeoutMs = parseTimeout(timeout);
+  const tls = {
+    caFile: str(values["tlscacert"]),
+    certFile: str(values["tlscert"]),
+    keyFile: str(values["tlskey"]),
+    serverName: str(values["tlsservername"]),
+    dir: str(values["tlsdir"]),
+  };
+  if (Object.values(tls).some((x) => x !== undefined)) opts.tls = tls;
+  const ssh = {
+    identityFile: str(values["ssh-key"]),
+    knownHostsFile: str(values["ssh-known-hosts"]),
+    insecureIgnoreHostKey: values["ssh-insecure-ignore-host-key"] === true ? true : undefined,
+  };
+  if (Object.values(ssh).some((x) => x !== undefined)) opts.ssh = ssh;
+  return BuildKitClient.connect(opts);
+}
+
+/** Connects, runs `fn`, and closes the client however `fn` ends. */
+export async function withClient(values: Values, io: CliIo, fn: (client: BuildKitClient) => Promise<void>): Promise<void> {
+  const client = await connect(values, io);
+  try {
+    await fn(client);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * bk-build's internal entry point, for its own CLI.
+ *
+ * @private Internal code: it does not follow semantic versioning and may
+ * change in any release. Use the public API in index.ts.
+ *
+ * It holds what only the CLI needs (buildx's flag grammars, the mapping of
+ * RUN-environment flags, compose planning, rawjson lines) and re-exports the
+ * error classes, so that `--help` and usage errors are answered without
+ * loading the client (start-up time: the CLI loads index.js only when a
+ * command needs the daemon).
+ */
+export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors.js";
+export { runEnvironmentAttrs } from "./solve/options.js";
+export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
+export { parseCacheEntry } from "./solve/cache.js";
+export { parseSsh, isSocket } from "./solve/ssh.js";
+export { csvFields, keyValue, typedFields } from "./csv.js";
+export { parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
+export { planCompose, runCompose } from "./compose/build.js";
+export { rawJsonLine } from "./progress/rawjson.js";

@@ -1,0 +1,17 @@
+/** grpc.health.v1.Health: buildkitd checks that the session is alive while it uses it. */
+import type { SessionService } from "../grpc/server.js";
+
+export function healthService(): SessionService {
+  return {
+    name: "grpc.health.v1.Health",
+    unary: {
+      Check: () => Promise.resolve({ status: "SERVING" }),
+    },
+    streams: {
+      Watch: async (call) => {
+        await call.send({ status: "SERVING" });
+        await new Promise<void>((resolve) => call.signal.addEventListener("abort", () => resolve(), { once: true }));
+      },
+    },
+  };
+}

@@ -1,0 +1,2 @@
+/** The SSH agent id buildkit uses when a mount or flag names none. */
+export const DEFAULT_SSH_ID = "default";
