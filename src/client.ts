@@ -1,4 +1,6 @@
-import { UsageError } from "./errors.js";
+import { BuildKitError, ConnectionError, UsageError } from "./errors.js";
+import { MAX_TIMER_MS } from "./grpc/client.js";
+import { linkSignals } from "./signals.js";
 import { parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
 import { Connection } from "./transport/connection.js";
 import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
@@ -39,8 +41,23 @@ export interface ConnectOptions {
    * ~/.ssh/known_hosts (HOME and SSH_AUTH_SOCK come from `env`).
    */
   ssh?: SshOptions | undefined;
-  /** How long connect() may take to reach the daemon, in milliseconds. Default 5000 (buildctl's --timeout). */
+  /**
+   * How long connect() may take to reach the daemon, in milliseconds; also
+   * the default deadline of info(), workers() and diskUsage() (builds and
+   * prunes have none). Default 5000 (buildctl's --timeout); at most
+   * 2^31-1.
+   */
   timeoutMs?: number | undefined;
+  /**
+   * HTTP/2 keepalive: while calls are open and the daemon has sent nothing
+   * for `intervalMs`, a ping is sent; no answer within `timeoutMs` fails
+   * the calls as a lost connection instead of hanging (a NAT or load
+   * balancer that dropped the connection, a frozen host). Default for
+   * tcp:// and ssh://: 30 s and 20 s; for unix sockets: off. `false` turns
+   * it off. Pings back off so that buildkitd's (grpc-go's) ping policy is
+   * never tripped.
+   */
+  keepalive?: { intervalMs?: number | undefined; timeoutMs?: number | undefined } | false | undefined;
   /** Cancels connect(). */
   signal?: AbortSignal | undefined;
   /**
@@ -51,6 +68,7 @@ export interface ConnectOptions {
 }
 
 export const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_KEEPALIVE = { intervalMs: 30_000, timeoutMs: 20_000 };
 
 /**
  * A connection to one buildkitd.
@@ -62,10 +80,15 @@ export const DEFAULT_TIMEOUT_MS = 5000;
  */
 export class BuildKitClient {
   readonly #conn: Connection;
-  #closed = false;
+  readonly #timeoutMs: number;
+  /** Aborted by close(): cancels the builds still running. */
+  readonly #closing = new AbortController();
+  readonly #builds = new Set<Promise<unknown>>();
+  #closed: Promise<void> | undefined;
 
-  private constructor(conn: Connection) {
+  private constructor(conn: Connection, timeoutMs: number) {
     this.#conn = conn;
+    this.#timeoutMs = timeoutMs;
   }
 
   /** The address this client talks to (normalised, e.g. `unix:///run/buildkit/buildkitd.sock`). */
@@ -80,20 +103,25 @@ export class BuildKitClient {
    */
   static async connect(options: ConnectOptions = {}): Promise<BuildKitClient> {
     const env = options.env ?? process.env;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new UsageError(`invalid timeout ${String(options.timeoutMs)}: must be a positive number of milliseconds`);
-    }
+    const timeoutMs = checkMs(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeout");
     const addr = parseAddress(resolveAddress(options.address, env));
     const tls = resolveTls(options.tls, addr);
+    const ka = options.keepalive;
+    const keepalive =
+      ka === false || (ka === undefined && addr.kind === "unix")
+        ? undefined
+        : {
+            intervalMs: checkMs(ka?.intervalMs ?? DEFAULT_KEEPALIVE.intervalMs, "keepalive interval"),
+            timeoutMs: checkMs(ka?.timeoutMs ?? DEFAULT_KEEPALIVE.timeoutMs, "keepalive timeout"),
+          };
     let conn: Connection;
     if (addr.kind === "ssh") {
       const ssh = sshDialer(addr, options.ssh ?? {}, env, timeoutMs);
-      conn = new Connection(addr, tls, ssh.dial, ssh.close);
+      conn = new Connection(addr, tls, { dial: ssh.dial, onClose: ssh.close, keepalive });
     } else {
-      conn = new Connection(addr, tls);
+      conn = new Connection(addr, tls, { keepalive });
     }
-    const client = new BuildKitClient(conn);
+    const client = new BuildKitClient(conn, timeoutMs);
     try {
       await conn.unary<InfoResponse__Output>("Control.Info", {}, {
         deadline: new Date(Date.now() + timeoutMs),
@@ -103,8 +131,8 @@ export class BuildKitClient {
       // UNIMPLEMENTED for Info alone means a daemon older than v0.11: it is
       // there and answers, so the connection is usable. Anything else
       // (ConnectionError, CANCELLED, ...) fails connect().
-      if ((e as { code?: string }).code !== "UNIMPLEMENTED") {
-        conn.close();
+      if (e instanceof ConnectionError || (e as { code?: string }).code !== "UNIMPLEMENTED") {
+        await conn.close(0);
         throw e;
       }
     }
@@ -115,32 +143,34 @@ export class BuildKitClient {
     if (this.#closed) throw new UsageError("this BuildKitClient is closed");
   }
 
+  /** A unary call with the caller's signal linked to the client's, and a deadline (the client's timeout unless given). */
+  async #unary<Res>(method: string, request: object, o: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined }): Promise<Res> {
+    this.#check();
+    const timeout = checkMs(o.timeoutMs ?? this.#timeoutMs, "timeoutMs");
+    const ac = new AbortController();
+    const unlink = linkSignals(ac, [o.signal, this.#closing.signal]);
+    try {
+      return await this.#conn.unary<Res>(method, request, { signal: ac.signal, deadline: new Date(Date.now() + timeout) });
+    } finally {
+      unlink();
+    }
+  }
+
   /** buildkitd's version. */
   async info(options: InfoOptions = {}): Promise<DaemonInfo> {
-    this.#check();
-    const res = await this.#conn.unary<InfoResponse__Output>("Control.Info", {}, { signal: options.signal });
+    const res = await this.#unary<InfoResponse__Output>("Control.Info", {}, options);
     return { address: this.address, buildkit: versionFromWire(res) };
   }
 
   /** The daemon's workers with their platforms, labels and GC policies. */
   async workers(options: WorkersOptions = {}): Promise<WorkerInfo[]> {
-    this.#check();
-    const res = await this.#conn.unary<ListWorkersResponse__Output>(
-      "Control.ListWorkers",
-      { filter: options.filters ?? [] },
-      { signal: options.signal },
-    );
+    const res = await this.#unary<ListWorkersResponse__Output>("Control.ListWorkers", { filter: options.filters ?? [] }, options);
     return res.record.map(workerFromWire);
   }
 
   /** Build cache records and their totals. */
   async diskUsage(options: DiskUsageOptions = {}): Promise<DiskUsage> {
-    this.#check();
-    const res = await this.#conn.unary<DiskUsageResponse__Output>(
-      "Control.DiskUsage",
-      { filter: options.filters ?? [] },
-      { signal: options.signal },
-    );
+    const res = await this.#unary<DiskUsageResponse__Output>("Control.DiskUsage", { filter: options.filters ?? [] }, options);
     return summarize(res.record.map(recordFromWire));
   }
 
@@ -167,19 +197,37 @@ export class BuildKitClient {
       maxUsedSpace: bytes(options.maxUsedSpace, "maxUsedSpace"),
       minFreeSpace: bytes(options.minFreeSpace, "minFreeSpace"),
     };
-    for await (const r of this.#conn.serverStream<UsageRecord__Output>("Control.Prune", req, { signal: options.signal })) {
-      yield recordFromWire(r);
+    const ac = new AbortController();
+    const unlink = linkSignals(ac, [options.signal, this.#closing.signal]);
+    try {
+      for await (const r of this.#conn.serverStream<UsageRecord__Output>("Control.Prune", req, { signal: ac.signal })) {
+        yield recordFromWire(r);
+      }
+    } finally {
+      unlink();
     }
   }
 
   /**
    * Starts a Dockerfile build. Progress arrives on `build.progress`; the
-   * exporters' response on `build.result`. Each build has its own session,
-   * so concurrent builds never see each other's secrets or files.
+   * exporters' response on `build.result`; `build.cancel()` or the
+   * options' `signal` cancels it. Each build has its own session, which
+   * serves only that build's secrets, SSH agents and files. Bad options
+   * throw a UsageError at once.
    */
   build(options: BuildOptions): Build {
     this.#check();
-    return startBuild(this.#conn, options);
+    return this.#track(startBuild(this.#conn, options, this.#closing.signal));
+  }
+
+  #track(build: Build): Build {
+    const settled = build.result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#builds.add(settled);
+    void settled.then(() => this.#builds.delete(settled));
+    return build;
   }
 
   /**
@@ -196,20 +244,35 @@ export class BuildKitClient {
     const { planCompose, runCompose } = await import("./compose/build.js");
     const project = loadCompose(options);
     const plan = planCompose(project, options.services);
-    return runCompose(project, plan, (o) => startBuild(this.#conn, o), options);
+    return runCompose(project, plan, (o) => this.#track(startBuild(this.#conn, o, this.#closing.signal)), options);
   }
 
-  /** Closes the connection. Safe to call more than once. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#conn.close();
+  /**
+   * Closes the client: builds and calls still running are cancelled (their
+   * errors say the client was closed), then the connection is closed.
+   * Resolves once the builds have ended and the socket is closed. Safe to
+   * call more than once.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing.abort(new BuildKitError("the BuildKitClient was closed", { code: "CANCELLED" }));
+      await Promise.all(this.#builds);
+      await this.#conn.close();
+    })();
+    return this.#closed;
   }
 
   /** Alias of close(), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** A duration option in milliseconds: positive, and within setTimeout's range. */
+function checkMs(ms: number, what: string): number {
+  if (!Number.isFinite(ms) || ms <= 0) throw new UsageError(`invalid ${what} ${String(ms)}: must be a positive number of milliseconds`);
+  if (ms > MAX_TIMER_MS) throw new UsageError(`invalid ${what} ${String(ms)}: must be at most ${MAX_TIMER_MS} milliseconds (about 24.8 days)`);
+  return ms;
 }
 
 function msToNs(ms: number | undefined, name: string): string {

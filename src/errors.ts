@@ -1,7 +1,7 @@
 /**
  * The error hierarchy of bk-build. Every error the library throws is a
  * BuildKitError; `code` is a gRPC status name (e.g. "UNAVAILABLE") or one of
- * our own ("USAGE", "CONNECTION").
+ * our own ("USAGE").
  */
 
 const brand = Symbol.for("bk-build.BuildKitError");
@@ -43,11 +43,16 @@ export class UsageError extends BuildKitError {
   }
 }
 
-/** buildkitd could not be reached, or what answered is not buildkitd. */
+/**
+ * The connection to buildkitd failed: it could not be reached, what
+ * answered is not buildkitd, or an established connection was lost.
+ * `code` is the gRPC status name (usually UNAVAILABLE, DEADLINE_EXCEEDED
+ * for a daemon that did not answer in time).
+ */
 export class ConnectionError extends BuildKitError {
   readonly address: string;
   constructor(message: string, address: string, options: BuildKitErrorOptions = {}) {
-    super(message, { code: "CONNECTION", ...options });
+    super(message, { code: "UNAVAILABLE", ...options });
     this.address = address;
   }
   override get name(): string {

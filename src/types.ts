@@ -74,6 +74,8 @@ export interface DiskUsage {
 export interface DiskUsageOptions {
   /** containerd-style filters, e.g. "type==regular", "until=24h" (as buildctl). */
   filters?: string[] | undefined;
+  /** Deadline in milliseconds. Default: the client's `timeoutMs`. */
+  timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -101,10 +103,14 @@ export interface PruneResult {
 
 export interface WorkersOptions {
   filters?: string[] | undefined;
+  /** Deadline in milliseconds. Default: the client's `timeoutMs`. */
+  timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
 export interface InfoOptions {
+  /** Deadline in milliseconds. Default: the client's `timeoutMs`. */
+  timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 

@@ -6,21 +6,7 @@
 /** Message size limit both ways, as buildctl and buildkitd (containerd's default). */
 export const MAX_MESSAGE_BYTES = 16 << 20;
 
-/** gRPC status codes used here. */
-export const Status = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  FAILED_PRECONDITION: 9,
-  RESOURCE_EXHAUSTED: 8,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
-
+/** gRPC status names, indexed by code. */
 const STATUS_NAMES = [
   "OK",
   "CANCELLED",
@@ -39,7 +25,28 @@ const STATUS_NAMES = [
   "UNAVAILABLE",
   "DATA_LOSS",
   "UNAUTHENTICATED",
-];
+] as const;
+
+/** gRPC status codes by name. */
+export const Status = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const satisfies Record<(typeof STATUS_NAMES)[number], number>;
 
 /** The gRPC status name of a numeric code ("UNAVAILABLE"). */
 export function statusName(code: number): string {

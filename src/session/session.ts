@@ -3,6 +3,7 @@
  * Control.Session byte pipe (buildkitd is the HTTP/2 client on that pipe).
  */
 import { randomBytes } from "node:crypto";
+import type { BuildKitError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import type { ClientCall } from "../grpc/client.js";
 import { SessionServer, type SessionService } from "../grpc/server.js";
@@ -46,6 +47,8 @@ export class Session {
   #call: ClientCall | undefined;
   #done: Promise<void> | undefined;
   #closing = false;
+  /** Why the Control.Session call failed, as the connection words it. */
+  #error: BuildKitError | undefined;
   /** Sends what the pipe has buffered but not yet written to the call. */
   #flush: () => void = () => undefined;
 
@@ -66,6 +69,9 @@ export class Session {
       [HEADER_METHOD]: this.methods,
     });
     this.#call = call;
+    call.status.catch((e: unknown) => {
+      this.#error = conn.translate(e, "Control.Session");
+    });
     const { pipe, flush, done } = hijack(call);
     this.#flush = flush;
     this.#done = done;
@@ -74,10 +80,11 @@ export class Session {
 
   /**
    * Settles when the pipe ends; `unexpected` is true when that happened
-   * without close() (the daemon dropped the session, or the connection broke).
+   * without close() (the daemon dropped the session, or the connection
+   * broke: then `error` says how).
    */
-  get ended(): Promise<{ unexpected: boolean }> {
-    return (this.#done ?? Promise.resolve()).then(() => ({ unexpected: !this.#closing }));
+  get ended(): Promise<{ unexpected: boolean; error: BuildKitError | undefined }> {
+    return (this.#done ?? Promise.resolve()).then(() => ({ unexpected: !this.#closing, error: this.#error }));
   }
 
   /** Ends the session: stops serving, sends what is buffered, half-closes the pipe. Idempotent. */

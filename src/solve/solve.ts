@@ -1,8 +1,9 @@
 /**
  * A Dockerfile build: the session (file sync, secrets, health), Control.Solve
  * with the dockerfile.v0 frontend, and the Control.Status stream run side by
- * side. The first failure cancels the rest; status drains (bounded) after
- * Solve returns.
+ * side. The first failure cancels the rest. Every path after the build
+ * starts ends in one teardown: the session closed, the status stream
+ * drained (buildkit's inactivity rule), progress closed, listeners removed.
  */
 import { createHash } from "node:crypto";
 import { BuildKitError } from "../errors.js";
@@ -16,8 +17,9 @@ import { sshService } from "../session/ssh.js";
 import { authService } from "../session/auth.js";
 import { credentialLookup } from "./registry-auth.js";
 import { Queue } from "../queue.js";
+import { linkSignals } from "../signals.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
-import { resolveBuild, type BuildOptions, type ExportSpec } from "./options.js";
+import { resolveBuild, type BuildOptions, type ResolvedBuild } from "./options.js";
 import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
 import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
 
@@ -28,118 +30,185 @@ export interface BuildResult {
   bytesSent: Record<string, number>;
 }
 
-export interface Build {
+/** A running build. `await using build = client.build(...)` cancels it if the scope is left early. */
+export interface Build extends AsyncDisposable {
   readonly ref: string;
+  /**
+   * The daemon's progress updates, for one reader (a second concurrent
+   * reader gets a UsageError). While the build runs, a reader that falls
+   * behind slows the daemon's status stream instead of buffering without
+   * bound; leaving the loop early does not cancel the build.
+   */
   readonly progress: AsyncIterable<SolveStatus>;
+  /** The exporters' response; rejects with a BuildKitError. */
   readonly result: Promise<BuildResult>;
+  /** Cancels the build on the daemon; `result` rejects with `reason` (default: a CANCELLED BuildKitError). */
+  cancel(reason?: unknown): void;
+  /** Cancels the build (if it still runs) and waits until it has ended. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
+
+/** Status updates buffered before the status stream is paused, and the level at which it resumes. */
+const PROGRESS_HIGH_WATER = 64;
+const PROGRESS_LOW_WATER = 16;
+/** After Solve returns, status is cut once it has been silent this long (buildkit's client does the same). */
+const STATUS_INACTIVITY_MS = 5000;
+/** ...or this long when no update ever arrived: a job that never reported has nothing left to say. */
+const STATUS_NEVER_STARTED_MS = 250;
 
 /**
  * Validates the options synchronously (throws UsageError before any I/O on
  * the daemon), then runs the build; failures after that reject `result`.
+ * `closing` is the client's: when it aborts, the build is cancelled.
  */
-export function startBuild(conn: Connection, opts: BuildOptions): Build {
-  const env = opts.env ?? process.env;
-  const { context, dirs, attrs, exps } = resolveBuild(opts);
-
-  if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED" });
+export function startBuild(conn: Connection, opts: BuildOptions, closing?: AbortSignal): Build {
+  const resolved = resolveBuild(opts);
+  if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED", cause: opts.signal.reason });
+  if (closing?.aborted) throw new BuildKitError("the BuildKitClient is closed", { code: "CANCELLED" });
   const ref = newId();
-  const progress = new Queue<SolveStatus>();
-  const result = run(conn, opts, { ref, progress, env, context, dirs, attrs, exps });
+  const progress = new Queue<SolveStatus>("build.progress");
+  const ac = new AbortController();
+  const unlink = linkSignals(ac, [opts.signal, closing]);
+  const result = run(conn, opts, { ref, progress, resolved, ac }).finally(unlink);
   // The caller may read progress before awaiting result; keep an early
   // failure from counting as an unhandled rejection in the meantime.
   result.catch(() => undefined);
-  return { ref, progress, result };
+  const cancel = (reason?: unknown): void => {
+    ac.abort(reason ?? new BuildKitError("the build was cancelled", { code: "CANCELLED" }));
+  };
+  return {
+    ref,
+    progress,
+    result,
+    cancel,
+    async [Symbol.asyncDispose]() {
+      cancel();
+      await result.catch(() => undefined);
+    },
+  };
 }
 
-interface Prepared {
+interface Running {
   ref: string;
   progress: Queue<SolveStatus>;
-  env: Record<string, string | undefined>;
-  context: string;
-  dirs: Map<string, string>;
-  attrs: Record<string, string>;
-  exps: ExportSpec[];
+  resolved: ResolvedBuild;
+  /** Aborted by cancel(), the caller's signal, the client's close, or the session ending. */
+  ac: AbortController;
 }
 
-async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<BuildResult> {
-  const { ref, progress, context, dirs, attrs, exps } = p;
-  let secrets;
-  let agents;
-  try {
-    secrets = await prepareSecrets(opts.secrets, p.env);
-    agents = await prepareSsh(opts.ssh, p.env);
-  } catch (e) {
-    progress.close();
-    throw e;
-  }
-  const stats: FileSyncStats = { bytesSent: new Map() };
-  // Stable per context directory, so buildkitd reuses what it already has.
-  const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
-  const session = new Session({
-    sharedKey,
-    services: [
-      fileSyncService(dirs, stats),
-      secretsService(secrets),
-      authService(credentialLookup(opts.registryAuth, p.env)),
-      ...(agents.size ? [sshService(agents)] : []),
-    ],
-  });
-  const ac = new AbortController();
-  const onAbort = (): void => ac.abort(opts.signal?.reason);
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
+/** The error a build ends with once `ac` has aborted. */
+function abortReason(ac: AbortController): BuildKitError {
+  const reason: unknown = ac.signal.reason;
+  if (reason instanceof BuildKitError) return reason;
+  return new BuildKitError("the build was aborted", { code: "CANCELLED", cause: reason });
+}
 
-  session.start(conn);
-  // The first failure cancels the rest: a session that ends mid-build makes
-  // the solve fail now, with a reason, instead of at the daemon's next use.
-  let solving = true;
-  void session.ended.then(({ unexpected }) => {
-    if (unexpected && solving) {
-      ac.abort(new BuildKitError("the session with buildkitd ended before the build finished", { code: "UNAVAILABLE" }));
-    }
-  });
-  const statusAc = new AbortController();
-  const statusDone = (async () => {
+async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<BuildResult> {
+  const { ref, progress, ac } = r;
+  const { context, dirs, attrs, exps } = r.resolved;
+  const env = opts.env ?? process.env;
+  let session: Session | undefined;
+  let status: StatusPump | undefined;
+  let solving = false;
+  try {
+    const secrets = await prepareSecrets(opts.secrets, env);
+    const agents = await prepareSsh(opts.ssh, env);
+    if (ac.signal.aborted) throw abortReason(ac);
+    const stats: FileSyncStats = { bytesSent: new Map() };
+    // Stable per context directory, so buildkitd reuses what it already has.
+    const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
+    session = new Session({
+      sharedKey,
+      services: [
+        fileSyncService(dirs, stats),
+        secretsService(secrets),
+        authService(credentialLookup(opts.registryAuth, env)),
+        ...(agents.size ? [sshService(agents)] : []),
+      ],
+    });
+    session.start(conn);
+    solving = true;
+    // The first failure cancels the rest: a session that ends mid-build makes
+    // the solve fail now, with its reason, instead of at the daemon's next use.
+    void session.ended.then(({ unexpected, error }) => {
+      if (unexpected && solving) {
+        ac.abort(error ?? new BuildKitError("the session with buildkitd ended before the build finished", { code: "UNAVAILABLE" }));
+      }
+    });
+    status = pumpStatus(conn, ref, progress);
+
+    const first = exps[0];
+    const request = {
+      Ref: ref,
+      Session: session.id,
+      Frontend: "dockerfile.v0",
+      FrontendAttrs: attrs,
+      Exporters: exps.map((e) => ({ Type: e.type, Attrs: e.attrs })),
+      ExporterDeprecated: first?.type ?? "",
+      ExporterAttrsDeprecated: first?.attrs ?? {},
+      Cache: {
+        Imports: (opts.cacheFrom ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
+        Exports: (opts.cacheTo ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
+      },
+      Entitlements: opts.entitlements ?? [],
+    };
+    const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
+    return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
+  } catch (e) {
+    if (ac.signal.aborted) throw abortReason(ac);
+    throw e;
+  } finally {
+    solving = false;
+    await session?.close();
+    await status?.drain(ac.signal);
+    progress.close();
+  }
+}
+
+interface StatusPump {
+  /** Lets the stream finish: cut after STATUS_INACTIVITY_MS without an update (at once if `signal` aborted). */
+  drain(signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * Reads Control.Status into `progress`. While the solve runs, a reader that
+ * falls behind pauses the stream (HTTP/2 flow control reaches the daemon);
+ * once the solve has returned, what is left is read out without waiting on
+ * the reader, so `result` never depends on whether progress is read.
+ */
+function pumpStatus(conn: Connection, ref: string, progress: Queue<SolveStatus>): StatusPump {
+  const cut = new AbortController();
+  let received = 0;
+  let solved = false;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let onUpdate: () => void = () => undefined;
+  const done = (async () => {
     try {
-      for await (const r of conn.serverStream<StatusResponse__Output>("Control.Status", { Ref: ref }, { signal: statusAc.signal })) {
+      for await (const r of conn.serverStream<StatusResponse__Output>("Control.Status", { Ref: ref }, { signal: cut.signal })) {
+        received++;
+        onUpdate();
         progress.push(statusFromWire(r));
+        if (!solved && progress.length >= PROGRESS_HIGH_WATER) await Promise.race([progress.waitBelow(PROGRESS_LOW_WATER), released]);
       }
     } catch {
       // Status is best effort; Solve's outcome decides the build.
     }
   })();
-
-  const first = exps[0];
-  const request = {
-    Ref: ref,
-    Session: session.id,
-    Frontend: "dockerfile.v0",
-    FrontendAttrs: attrs,
-    Exporters: exps.map((e) => ({ Type: e.type, Attrs: e.attrs })),
-    ExporterDeprecated: first?.type ?? "",
-    ExporterAttrsDeprecated: first?.attrs ?? {},
-    Cache: {
-      Imports: (opts.cacheFrom ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
-      Exports: (opts.cacheTo ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
+  return {
+    async drain(signal) {
+      solved = true;
+      release();
+      if (signal.aborted) cut.abort();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const arm = (ms: number): void => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => cut.abort(), ms);
+      };
+      onUpdate = () => arm(STATUS_INACTIVITY_MS);
+      arm(received === 0 ? STATUS_NEVER_STARTED_MS : STATUS_INACTIVITY_MS);
+      await done;
+      clearTimeout(timer);
     },
-    Entitlements: opts.entitlements ?? [],
   };
-
-  try {
-    const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
-    return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
-  } catch (e) {
-    const reason: unknown = ac.signal.reason;
-    if (ac.signal.aborted && reason instanceof BuildKitError && !opts.signal?.aborted) throw reason;
-    throw e;
-  } finally {
-    solving = false;
-    opts.signal?.removeEventListener("abort", onAbort);
-    await session.close();
-    // Let the status stream finish on its own; cut it after 5 s.
-    const timer = setTimeout(() => statusAc.abort(), 5000);
-    await statusDone;
-    clearTimeout(timer);
-    progress.close();
-  }
 }

@@ -1,24 +1,43 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
-import { BuildKitError, ConnectionError, SolveError } from "../errors.js";
+import { BuildKitError, ConnectionError, SolveError, UsageError } from "../errors.js";
 import { decodeErrorDetails } from "./error-details.js";
 import type { ParsedAddress, ResolvedTls } from "./address.js";
 import { codec, methodTypes, type Codec } from "../grpc/codec.js";
-import { GrpcStatusError, Status, statusName } from "../grpc/frame.js";
+import { GrpcStatusError, MAX_MESSAGE_BYTES, Status, statusName } from "../grpc/frame.js";
 import { Queue } from "../queue.js";
-import { H2Channel, type CallOptions, type ClientCall, type Metadata } from "../grpc/client.js";
-
-export type { CallOptions } from "../grpc/client.js";
-export { statusName } from "../grpc/frame.js";
+import { H2Channel, TransportError, type CallOptions, type ClientCall, type KeepaliveOptions, type Metadata } from "../grpc/client.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
+
+/** How often a refused call (the server going away) is tried again on a new connection. */
+const REFUSED_RETRIES = 2;
+
+/**
+ * Calls that change nothing on the daemon: one that was lost before any
+ * answer (a connection the daemon had already closed, noticed too late) is
+ * tried once more on a new connection, as HTTP clients do for idempotent
+ * requests on a reused connection.
+ */
+const IDEMPOTENT = new Set(["Control.Info", "Control.ListWorkers", "Control.DiskUsage"]);
+
+function retryable(e: unknown, method: string, attempt: number): boolean {
+  if (!(e instanceof TransportError)) return false;
+  if (e.kind === "refused") return attempt < REFUSED_RETRIES;
+  return e.kind === "lost" && !e.facts.answered && IDEMPOTENT.has(method) && attempt === 0;
+}
+
+/** Strips the brackets of an IPv6 literal ("[::1]" -> "::1"). */
+export function bareHost(host: string): string {
+  return host.replace(/^\[|\]$/g, "");
+}
 
 /** Opens the byte stream to buildkitd for an address (unix socket, TCP, TLS). */
 export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined): () => Duplex {
   if (addr.kind === "unix") return () => net.connect(addr.path);
   if (addr.kind === "ssh") throw new Error("internal: ssh:// addresses dial through sshDialer");
-  const host = addr.host.replace(/^\[|\]$/g, "");
+  const host = bareHost(addr.host);
   if (!tlsOptions) return () => net.connect(addr.port, host);
   const serverName = tlsOptions.serverName;
   return () =>
@@ -36,24 +55,38 @@ export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined)
     });
 }
 
+export interface ConnectionOptions {
+  /** Replaces the address's own dialer (ssh:// uses this). */
+  dial?: (() => Duplex) | undefined;
+  /** Called once the connection is closed (ssh:// closes its SSH client). */
+  onClose?: (() => void) | undefined;
+  /** HTTP/2 keepalive pings; off when undefined. */
+  keepalive?: KeepaliveOptions | undefined;
+}
+
+interface Method {
+  path: string;
+  request: Codec;
+  response: Codec;
+}
+
 /** A connection to one buildkitd and typed helpers to call its Control service. */
 export class Connection {
   readonly address: string;
   readonly #channel: H2Channel;
-  readonly #methods = new Map<string, { path: string; request: Codec; response: Codec }>();
-
+  readonly #methods = new Map<string, Method>();
   readonly #onClose: (() => void) | undefined;
 
-  constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, dial?: () => Duplex, onClose?: () => void) {
+  constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, options: ConnectionOptions = {}) {
     this.address = addr.address;
-    this.#onClose = onClose;
-    dial ??= dialer(addr, tlsOptions);
+    this.#onClose = options.onClose;
+    const dial = options.dial ?? dialer(addr, tlsOptions);
     const authority = addr.kind === "tcp" ? (tlsOptions ? tlsOptions.serverName : `${addr.host}:${addr.port}`) : "localhost";
-    this.#channel = new H2Channel(dial, authority);
+    this.#channel = new H2Channel(dial, authority, options.keepalive);
   }
 
   /** Path and codecs of a Control method named "Control.Info" style. */
-  #method(method: string): { path: string; request: Codec; response: Codec } {
+  #method(method: string): Method {
     let m = this.#methods.get(method);
     if (!m) {
       const name = method.replace(/^Control\./, "");
@@ -64,72 +97,106 @@ export class Connection {
     return m;
   }
 
-  #start(method: string, request: object | undefined, metadata: Metadata, options: CallOptions): ClientCall {
+  /** Encodes a request, refusing one over the message limit before anything is sent. */
+  #encode(method: string, request: object): Buffer {
+    const bytes = this.#method(method).request.encode(request);
+    if (bytes.length > MAX_MESSAGE_BYTES) {
+      throw new BuildKitError(
+        `the ${method.replace(/^Control\./, "")} request is ${bytes.length} bytes, over buildkitd's ${MAX_MESSAGE_BYTES >> 20} MiB message limit (large build arguments, labels or attributes?)`,
+        { code: "RESOURCE_EXHAUSTED" },
+      );
+    }
+    return bytes;
+  }
+
+  #start(method: string, body: Buffer | undefined, metadata: Metadata, options: CallOptions): ClientCall {
     if (options.signal?.aborted) throw abortError(options.signal);
-    const m = this.#method(method);
-    const call = this.#channel.call(m.path, metadata, options);
-    if (request !== undefined) {
-      call.write(m.request.encode(request));
+    const call = this.#channel.call(this.#method(method).path, metadata, options);
+    if (body !== undefined) {
+      call.write(body);
       call.end();
     }
     return call;
   }
 
-  #error(e: unknown, method: string, signal: AbortSignal | undefined): BuildKitError {
+  /** The error to throw for a failed call. */
+  translate(e: unknown, method: string, signal?: AbortSignal): BuildKitError {
     if (signal?.aborted) return abortError(signal);
     return translateError(e, this.address, method);
   }
 
-  /** Calls a unary Control method. */
+  /** Calls a unary Control method; a refused call is tried again on a new connection. */
   async unary<Res>(method: string, request: object, options: CallOptions = {}): Promise<Res> {
-    const call = this.#start(method, request, {}, options);
-    let response: Buffer | undefined;
-    call.onMessage((m) => {
-      response ??= m;
-    });
-    try {
-      await call.status;
-    } catch (e) {
-      throw this.#error(e, method, options.signal);
+    const body = this.#encode(method, request);
+    for (let attempt = 0; ; attempt++) {
+      let response: Buffer | undefined;
+      try {
+        const call = this.#start(method, body, {}, options);
+        call.onMessage((m) => {
+          response ??= m;
+        });
+        await call.status;
+      } catch (e) {
+        if (retryable(e, method, attempt) && !options.signal?.aborted) continue;
+        throw this.translate(e, method, options.signal);
+      }
+      if (!response) throw new BuildKitError(`${method}: buildkitd sent no response message`, { code: "INTERNAL" });
+      return this.#method(method).response.decode(response) as Res;
     }
-    if (!response) throw new BuildKitError(`${method}: buildkitd sent no response message`);
-    return this.#method(method).response.decode(response) as Res;
   }
 
   /** Calls a server-streaming Control method. */
-  async *serverStream<Res>(method: string, request: object, options: CallOptions = {}): AsyncGenerator<Res> {
-    const call = this.#start(method, request, {}, options);
+  async *serverStream<Res>(method: string, request: object, options: CallOptions = {}): AsyncGenerator<Res, void, undefined> {
+    const body = this.#encode(method, request);
     const { response } = this.#method(method);
-    const queue = new Queue<Buffer>();
-    call.onMessage((m) => {
-      queue.push(m);
-      if (queue.length > 64) call.pause();
-    });
-    call.status.then(
-      () => queue.close(),
-      () => queue.close(),
-    );
-    try {
-      for await (const m of queue) {
-        if (queue.length < 16) call.resume();
-        yield response.decode(m) as Res;
+    for (let attempt = 0; ; attempt++) {
+      let received = 0;
+      let call: ClientCall | undefined;
+      try {
+        const c = this.#start(method, body, {}, options);
+        call = c;
+        const queue = new Queue<Buffer>();
+        c.onMessage((m) => {
+          queue.push(m);
+          if (queue.length > 64) c.pause();
+        });
+        c.status.then(
+          () => queue.close(),
+          () => queue.close(),
+        );
+        for await (const m of queue) {
+          if (queue.length < 16) c.resume();
+          received++;
+          yield response.decode(m) as Res;
+        }
+        await c.status;
+        return;
+      } catch (e) {
+        const refused = e instanceof TransportError && e.kind === "refused";
+        if (refused && received === 0 && attempt < REFUSED_RETRIES && !options.signal?.aborted) continue;
+        throw this.translate(e, method, options.signal);
+      } finally {
+        call?.cancel();
       }
-      await call.status;
-    } catch (e) {
-      throw this.#error(e, method, options.signal);
-    } finally {
-      call.cancel();
     }
   }
 
   /** Opens a bidi-streaming Control method with raw messages (the session pipe). */
   bidi(method: string, metadata: Metadata): ClientCall {
-    return this.#start(method, undefined, metadata, {});
+    try {
+      return this.#start(method, undefined, metadata, {});
+    } catch (e) {
+      throw this.translate(e, method);
+    }
   }
 
-  close(): void {
-    this.#channel.close();
-    this.#onClose?.();
+  /** Closes the connection; resolves when the socket is closed (calls still open are cut after `graceMs`). */
+  async close(graceMs?: number): Promise<void> {
+    try {
+      await this.#channel.close(graceMs);
+    } finally {
+      this.#onClose?.();
+    }
   }
 }
 
@@ -140,33 +207,127 @@ function abortError(signal: AbortSignal): BuildKitError {
 }
 
 /**
- * Turns a failed call into a BuildKitError with one clear line. Transport
- * failures (nothing listening, TLS trouble, not buildkitd) become
- * ConnectionErrors that name the address and the likely fix.
+ * Turns a failed call into a BuildKitError with one clear line, from the
+ * facts of the failure: a dial that failed or reached something that is not
+ * buildkitd is a ConnectionError naming the address and the likely fix; a
+ * connection lost later says so; statuses the daemon sent keep its message.
  */
 export function translateError(e: unknown, address: string, method: string): BuildKitError {
   if (e instanceof BuildKitError) return e;
-  // A dialer's own error (ssh://) already says what went wrong.
-  if (e instanceof GrpcStatusError && e.cause instanceof BuildKitError) return e.cause;
+  if (e instanceof TransportError) return transportFailure(e, address, method);
   if (!(e instanceof GrpcStatusError)) {
     return new BuildKitError(`${method}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   const details = e.message;
-  const conn = describeConnectionFailure(e.code, details, address, e.remote);
-  if (conn) return new ConnectionError(conn, address, { cause: e });
+  const code = statusName(e.code);
+  if (!e.remote) {
+    if (e.code === Status.DEADLINE_EXCEEDED) {
+      return new ConnectionError(`no answer from buildkitd at ${address} before the timeout; is it buildkitd, and is it up? (--timeout raises the limit)`, address, {
+        code,
+        cause: e,
+      });
+    }
+    return new BuildKitError(details || code, { code, cause: e });
+  }
+  // A buildkitd older than v0.11 has the Control service but not Info; grpc-go
+  // words that "unknown method Info for service moby.buildkit.v1.Control".
+  // Any other UNIMPLEMENTED from the server means the service itself is missing.
+  if (e.code === Status.UNIMPLEMENTED && !/unknown method \w+ for service moby\.buildkit\.v1\.Control/i.test(details)) {
+    return new ConnectionError(`${address} is a gRPC server but not buildkitd (it has no moby.buildkit.v1.Control service); check the address`, address, {
+      code,
+      cause: e,
+    });
+  }
   if (method === "Control.Solve") {
     const d = decodeErrorDetails(e.statusDetails);
-    return new SolveError(`failed to solve: ${details || statusName(e.code)}`, { code: statusName(e.code), cause: e, ...d });
+    return new SolveError(`failed to solve: ${details || code}`, { code, cause: e, ...d });
   }
-  return new BuildKitError(details || statusName(e.code), { code: statusName(e.code), cause: e });
+  return new BuildKitError(details || code, { code, cause: e });
 }
 
-/** A short, actionable reason for a TLS failure reported by Node/OpenSSL, if it is one. */
+function transportFailure(e: TransportError, address: string, method: string): BuildKitError {
+  const cause = e.facts.cause;
+  const code = statusName(e.code);
+  const hint = "set --addr or BUILDKIT_HOST to buildkitd's address";
+  const fail = (message: string): ConnectionError => new ConnectionError(message, address, { code, cause: e });
+  switch (e.kind) {
+    case "connect": {
+      // A dialer's own error (ssh://) already says what went wrong.
+      if (cause instanceof BuildKitError) return cause;
+      const why = dialReason(e.facts.nodeCode);
+      if (why) return fail(`cannot connect to buildkitd at ${address}: ${why}${/refused|no such socket|not a socket|not found|unreachable|timed out/.test(why) ? ` (${hint})` : ""}`);
+      const tlsWhy = tlsReason(`${e.facts.nodeCode ?? ""} ${e.message}`);
+      if (tlsWhy) return fail(`TLS connection to buildkitd at ${address} failed: ${tlsWhy}`);
+      if (e.facts.nodeCode === "ECONNRESET" || e.facts.nodeCode === "EPIPE") return closedEarly(address, code, e);
+      return fail(`cannot connect to buildkitd at ${address}: ${e.message} (${hint})`);
+    }
+    case "protocol": {
+      const tlsWhy = e.facts.nodeCode ? tlsReason(`${e.facts.nodeCode} ${e.message}`) : undefined;
+      if (tlsWhy) return fail(`TLS connection to buildkitd at ${address} failed: ${tlsWhy}`);
+      if (e.facts.cause === undefined && /closed (the (connection|call) )?before/.test(e.message)) return closedEarly(address, code, e);
+      return fail(`${address} did not answer as buildkitd (${e.message}); check the address`);
+    }
+    case "lost":
+      return fail(`connection to buildkitd at ${address} lost${during(method)}: ${e.message}`);
+    case "refused":
+      return fail(`buildkitd at ${address} refused the call${during(method)}: it is shutting down or restarting; try again`);
+    case "reset":
+      return new BuildKitError(`buildkitd at ${address} reset the call${during(method)} (${e.message})`, { code, cause: e });
+    case "closed":
+      return new UsageError("this BuildKitClient is closed", { cause: e });
+  }
+}
+
+function during(method: string): string {
+  return method === "Control.Solve" || method === "Control.Session" || method === "Control.Status" ? " during the build" : "";
+}
+
+function closedEarly(address: string, code: string, cause: unknown): ConnectionError {
+  const isUnix = address.startsWith("unix://");
+  return new ConnectionError(
+    `${address} closed the connection before answering as buildkitd; ${isUnix ? "check the address" : "if buildkitd there uses TLS, pass --tlscacert (or --tlsdir); otherwise check the address"}`,
+    address,
+    { code, cause },
+  );
+}
+
+/** The reason a dial failed, from Node's error code. */
+function dialReason(code: string | undefined): string | undefined {
+  switch (code) {
+    case "ENOENT":
+      return "no such socket; is buildkitd running?";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied on the socket; run as a user who may use it";
+    case "ECONNREFUSED":
+      return "connection refused; is buildkitd running and listening there?";
+    case "ENOTSOCK":
+    case "ENOTDIR":
+      return "not a socket";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "host name not found";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "EADDRNOTAVAIL":
+      return "host unreachable";
+    case "ETIMEDOUT":
+      return "timed out";
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A short, actionable reason for a TLS failure reported by Node/OpenSSL, if
+ * it is one. OpenSSL's alerts have no codes of their own in Node, so the
+ * text is what there is.
+ */
 export function tlsReason(details: string): string | undefined {
   if (/certificate required/i.test(details)) {
     return "buildkitd requires a client certificate; pass --tlscert and --tlskey (or --tlsdir)";
   }
-  if (/unable to verify|self[- ]signed|unable to get (local )?issuer|UNABLE_TO_VERIFY|CERT_UNTRUSTED/i.test(details)) {
+  if (/unable to verify|self[- ]signed|unable to get (local )?issuer|UNABLE_TO_VERIFY|CERT_UNTRUSTED|DEPTH_ZERO/i.test(details)) {
     return "buildkitd's certificate is not signed by the trusted CA; check --tlscacert (or --tlsdir)";
   }
   if (/does not match|altnames|ERR_TLS_CERT_ALTNAME/i.test(details)) {
@@ -175,60 +336,11 @@ export function tlsReason(details: string): string | undefined {
   if (/unknown ca|bad certificate|certificate unknown|decrypt error/i.test(details)) {
     return "buildkitd rejected the client certificate (not signed by a CA it trusts); check --tlscert and --tlskey";
   }
-  if (/certificate has expired|CERT_HAS_EXPIRED|not yet valid/i.test(details)) {
+  if (/certificate has expired|CERT_HAS_EXPIRED|not yet valid|CERT_NOT_YET_VALID/i.test(details)) {
     return "a certificate has expired or is not yet valid; check the certificates and the clock";
   }
   if (/wrong version number|SSL routines|ERR_SSL|handshake|alert/i.test(details)) {
     return "the TLS handshake failed (is TLS enabled on buildkitd at this address?); check the TLS options";
-  }
-  return undefined;
-}
-
-function describeConnectionFailure(code: number, details: string, address: string, remote: boolean): string | undefined {
-  const isUnix = address.startsWith("unix://");
-  const hint = "set --addr or BUILDKIT_HOST to buildkitd's address";
-  // An UNAVAILABLE the daemon itself sent (a build step's failure) is not
-  // about the connection.
-  if (code === Status.UNAVAILABLE && !remote) {
-    if (/ENOENT/.test(details)) {
-      return `cannot connect to buildkitd at ${address}: no such socket; is buildkitd running? (${hint})`;
-    }
-    if (/EACCES|EPERM/.test(details)) {
-      return `cannot connect to buildkitd at ${address}: permission denied on the socket; run as a user who may use it`;
-    }
-    if (/ECONNREFUSED/.test(details)) {
-      return `cannot connect to buildkitd at ${address}: connection refused; is buildkitd running and listening there? (${hint})`;
-    }
-    if (/ENOTSOCK|ENOTDIR/.test(details)) {
-      return `cannot connect to buildkitd at ${address}: not a socket (${hint})`;
-    }
-    if (/ENOTFOUND|EAI_AGAIN/.test(details)) {
-      return `cannot connect to buildkitd at ${address}: host name not found (${hint})`;
-    }
-    if (/EHOSTUNREACH|ENETUNREACH/.test(details)) {
-      return `cannot connect to buildkitd at ${address}: host unreachable (${hint})`;
-    }
-    const tls = tlsReason(details);
-    if (tls) return `TLS connection to buildkitd at ${address} failed: ${tls}`;
-    if (/Protocol error|PROTOCOL_ERROR|ERR_HTTP2|preface|socket hang up/i.test(details)) {
-      return `${address} did not answer as buildkitd (it spoke another protocol); check the address`;
-    }
-    if (/ECONNRESET|Failed to connect|closed/i.test(details)) {
-      return `${address} closed the connection before answering as buildkitd; ${isUnix ? "check the address" : "if buildkitd there uses TLS, pass --tlscacert (or --tlsdir); otherwise check the address"}`;
-    }
-    return `cannot connect to buildkitd at ${address}: ${details} (${hint})`;
-  }
-  if (code === Status.DEADLINE_EXCEEDED) {
-    return `no answer from buildkitd at ${address} before the timeout; is it buildkitd, and is it up? (--timeout raises the limit)`;
-  }
-  // A buildkitd older than v0.11 has the Control service but not Info; grpc-go
-  // words that "unknown method Info for service moby.buildkit.v1.Control".
-  // Any other UNIMPLEMENTED means the service itself is missing.
-  if (code === Status.UNIMPLEMENTED && !/unknown method \w+ for service moby\.buildkit\.v1\.Control/i.test(details)) {
-    return `${address} is a gRPC server but not buildkitd (it has no moby.buildkit.v1.Control service); check the address`;
-  }
-  if (code === Status.INTERNAL && /Received RST_STREAM|HTTP status code|content-type/i.test(details)) {
-    return `${address} did not answer as buildkitd (${details}); check the address`;
   }
   return undefined;
 }

@@ -286,7 +286,13 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
       }, 20),
     );
     result.catch(() => undefined);
-    return { ref: service, progress: (async function* () {})(), result };
+    return {
+      ref: service,
+      progress: (async function* () {})(),
+      result,
+      cancel: () => undefined,
+      [Symbol.asyncDispose]: () => result.then(() => undefined, () => undefined),
+    };
   };
   const results = await runCompose(p, plan, fakeBuild, { parallel: 2 });
   assert.ok(peak === 2, `peak ${peak}`);

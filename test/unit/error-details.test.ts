@@ -36,7 +36,7 @@ test("error details: source, vertex and exit code are decoded", () => {
 });
 
 test("a failed Solve becomes a SolveError with its snippets", () => {
-  const err = new GrpcStatusError(2, "process did not complete", trailer());
+  const err = new GrpcStatusError(2, "process did not complete", trailer(), true);
   const e = translateError(err, "unix:///x", "Control.Solve");
   assert.ok(e instanceof SolveError);
   assert.equal(e.message, "failed to solve: process did not complete");

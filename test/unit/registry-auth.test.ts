@@ -7,6 +7,7 @@ import { credentialLookup } from "../../src/solve/registry-auth.js";
 import { parseRegistryAuth } from "../../src/cli/parse-build.js";
 import { translateError } from "../../src/transport/connection.js";
 import { GrpcStatusError } from "../../src/grpc/frame.js";
+import { TransportError } from "../../src/grpc/client.js";
 
 function configDir(config: object | string): string {
   const d = mkdtempSync(join(tmpdir(), "bk-cfg-"));
@@ -93,6 +94,6 @@ test("--registry-auth HOST=USER:VAR reads the password from the environment only
 test("an UNAVAILABLE that buildkitd sends is a build failure, not a connection failure", () => {
   const remote = translateError(new GrpcStatusError(14, "registry credentials for r: helper broke", undefined, true), "unix:///x", "Control.Solve");
   assert.equal(remote.message, "failed to solve: registry credentials for r: helper broke");
-  const local = translateError(new GrpcStatusError(14, "connect ECONNREFUSED 127.0.0.1:1"), "tcp://127.0.0.1:1", "Control.Solve");
+  const local = translateError(new TransportError(14, "connect ECONNREFUSED 127.0.0.1:1", "connect", { nodeCode: "ECONNREFUSED" }), "tcp://127.0.0.1:1", "Control.Solve");
   assert.match(local.message, /^cannot connect to buildkitd at tcp:\/\/127\.0\.0\.1:1: connection refused/);
 });
