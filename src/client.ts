@@ -7,10 +7,7 @@ import type { ComposeBuildOptions, ComposeServiceResult } from "./compose/build.
 import { startBuild, type Build } from "./solve/solve.js";
 import type { BuildOptions } from "./solve/options.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
-import type { InfoResponse__Output } from "./gen/types/moby/buildkit/v1/InfoResponse.js";
-import type { DiskUsageResponse__Output } from "./gen/types/moby/buildkit/v1/DiskUsageResponse.js";
-import type { ListWorkersResponse__Output } from "./gen/types/moby/buildkit/v1/ListWorkersResponse.js";
-import type { UsageRecord__Output } from "./gen/types/moby/buildkit/v1/UsageRecord.js";
+import type { PruneRequest } from "./gen/types/moby/buildkit/v1/PruneRequest.js";
 import type {
   CacheRecord,
   DaemonInfo,
@@ -95,7 +92,7 @@ export class BuildKitClient {
     }
     const client = new BuildKitClient(conn);
     try {
-      await conn.unary<InfoResponse__Output>("Control.Info", {}, {
+      await conn.unary("Control.Info", {}, {
         deadline: new Date(Date.now() + timeoutMs),
         signal: options.signal,
       });
@@ -118,14 +115,14 @@ export class BuildKitClient {
   /** buildkitd's version. */
   async info(options: InfoOptions = {}): Promise<DaemonInfo> {
     this.#check();
-    const res = await this.#conn.unary<InfoResponse__Output>("Control.Info", {}, { signal: options.signal });
+    const res = await this.#conn.unary("Control.Info", {}, { signal: options.signal });
     return { address: this.address, buildkit: versionFromWire(res) };
   }
 
   /** The daemon's workers with their platforms, labels and GC policies. */
   async workers(options: WorkersOptions = {}): Promise<WorkerInfo[]> {
     this.#check();
-    const res = await this.#conn.unary<ListWorkersResponse__Output>(
+    const res = await this.#conn.unary(
       "Control.ListWorkers",
       { filter: options.filters ?? [] },
       { signal: options.signal },
@@ -136,7 +133,7 @@ export class BuildKitClient {
   /** Build cache records and their totals. */
   async diskUsage(options: DiskUsageOptions = {}): Promise<DiskUsage> {
     this.#check();
-    const res = await this.#conn.unary<DiskUsageResponse__Output>(
+    const res = await this.#conn.unary(
       "Control.DiskUsage",
       { filter: options.filters ?? [] },
       { signal: options.signal },
@@ -159,7 +156,7 @@ export class BuildKitClient {
   /** Removes build cache like prune(), yielding each removed record as the daemon reports it. */
   async *pruneRecords(options: PruneOptions = {}): AsyncGenerator<CacheRecord, void, undefined> {
     this.#check();
-    const req = {
+    const req: PruneRequest = {
       filter: options.filters ?? [],
       all: options.all ?? false,
       keepDuration: msToNs(options.keepDurationMs, "keepDurationMs"),
@@ -167,7 +164,7 @@ export class BuildKitClient {
       maxUsedSpace: bytes(options.maxUsedSpace, "maxUsedSpace"),
       minFreeSpace: bytes(options.minFreeSpace, "minFreeSpace"),
     };
-    for await (const r of this.#conn.serverStream<UsageRecord__Output>("Control.Prune", req, { signal: options.signal })) {
+    for await (const r of this.#conn.serverStream("Control.Prune", req, { signal: options.signal })) {
       yield recordFromWire(r);
     }
   }

@@ -8,11 +8,22 @@ import { codec, methodTypes, type Codec } from "../grpc/codec.js";
 import { GrpcStatusError, Status, statusName } from "../grpc/frame.js";
 import { Queue } from "../queue.js";
 import { H2Channel, type CallOptions, type ClientCall, type Metadata } from "../grpc/client.js";
+import type { ControlMethods, MethodKind } from "../gen/methods.js";
 
 export type { CallOptions } from "../grpc/client.js";
 export { statusName } from "../grpc/frame.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
+
+/** A Control method of the given kinds, named "Control.Info" style. */
+export type ControlMethod<K extends MethodKind = MethodKind> = {
+  [N in keyof ControlMethods]: ControlMethods[N]["kind"] extends K ? `Control.${N}` : never;
+}[keyof ControlMethods];
+type ControlSpec<M extends ControlMethod> = ControlMethods[M extends `Control.${infer N extends keyof ControlMethods}` ? N : never];
+/** What a Control method is sent (the generated input type). */
+export type ControlRequest<M extends ControlMethod> = ControlSpec<M>["req"];
+/** What a Control method answers (the generated __Output type). */
+export type ControlResponse<M extends ControlMethod> = ControlSpec<M>["res"];
 
 /** Opens the byte stream to buildkitd for an address (unix socket, TCP, TLS). */
 export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined): () => Duplex {
@@ -40,7 +51,7 @@ export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined)
 export class Connection {
   readonly address: string;
   readonly #channel: H2Channel;
-  readonly #methods = new Map<string, { path: string; request: Codec; response: Codec }>();
+  readonly #methods = new Map<ControlMethod, { path: string; request: Codec; response: Codec }>();
 
   readonly #onClose: (() => void) | undefined;
 
@@ -53,7 +64,7 @@ export class Connection {
   }
 
   /** Path and codecs of a Control method named "Control.Info" style. */
-  #method(method: string): { path: string; request: Codec; response: Codec } {
+  #method(method: ControlMethod): { path: string; request: Codec; response: Codec } {
     let m = this.#methods.get(method);
     if (!m) {
       const name = method.replace(/^Control\./, "");
@@ -64,7 +75,7 @@ export class Connection {
     return m;
   }
 
-  #start(method: string, request: object | undefined, metadata: Metadata, options: CallOptions): ClientCall {
+  #start(method: ControlMethod, request: object | undefined, metadata: Metadata, options: CallOptions): ClientCall {
     if (options.signal?.aborted) throw abortError(options.signal);
     const m = this.#method(method);
     const call = this.#channel.call(m.path, metadata, options);
@@ -81,7 +92,7 @@ export class Connection {
   }
 
   /** Calls a unary Control method. */
-  async unary<Res>(method: string, request: object, options: CallOptions = {}): Promise<Res> {
+  async unary<M extends ControlMethod<"unary">>(method: M, request: ControlRequest<M>, options: CallOptions = {}): Promise<ControlResponse<M>> {
     const call = this.#start(method, request, {}, options);
     let response: Buffer | undefined;
     call.onMessage((m) => {
@@ -93,11 +104,11 @@ export class Connection {
       throw this.#error(e, method, options.signal);
     }
     if (!response) throw new BuildKitError(`${method}: buildkitd sent no response message`);
-    return this.#method(method).response.decode(response) as Res;
+    return this.#method(method).response.decode(response) as ControlResponse<M>;
   }
 
   /** Calls a server-streaming Control method. */
-  async *serverStream<Res>(method: string, request: object, options: CallOptions = {}): AsyncGenerator<Res> {
+  async *serverStream<M extends ControlMethod<"server">>(method: M, request: ControlRequest<M>, options: CallOptions = {}): AsyncGenerator<ControlResponse<M>> {
     const call = this.#start(method, request, {}, options);
     const { response } = this.#method(method);
     const queue = new Queue<Buffer>();
@@ -112,7 +123,7 @@ export class Connection {
     try {
       for await (const m of queue) {
         if (queue.length < 16) call.resume();
-        yield response.decode(m) as Res;
+        yield response.decode(m) as ControlResponse<M>;
       }
       await call.status;
     } catch (e) {
@@ -123,7 +134,7 @@ export class Connection {
   }
 
   /** Opens a bidi-streaming Control method with raw messages (the session pipe). */
-  bidi(method: string, metadata: Metadata): ClientCall {
+  bidi(method: ControlMethod<"bidi">, metadata: Metadata): ClientCall {
     return this.#start(method, undefined, metadata, {});
   }
 

@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { defineService } from "../../src/grpc/server.js";
+import type { Connection } from "../../src/transport/connection.js";
 
 /** Never run: it only has to compile (or fail to, where marked). */
 export function typeChecks(): void {
@@ -65,6 +66,35 @@ export function typeChecks(): void {
   defineService("moby.sshforward.v1.SSHH", {});
   // The correct spellings compile.
   defineService("moby.filesync.v1.Auth", { unary: { Credentials: async (req) => ({ Username: req.Host, Secret: "" }) } });
+}
+
+/** Never run, as typeChecks. */
+export async function controlTypeChecks(conn: Connection): Promise<void> {
+  await conn.unary("Control.Solve", {
+    Ref: "r",
+    // @ts-expect-error -- 'Entitlement' does not exist in type 'SolveRequest'
+    Entitlement: ["network.host"],
+  });
+  await conn.unary("Control.Solve", {
+    // @ts-expect-error -- 'Atrs' does not exist in type 'Exporter'
+    Exporters: [{ Type: "image", Atrs: {} }],
+  });
+  // @ts-expect-error -- Argument of type '"Control.Infoo"' is not assignable
+  await conn.unary("Control.Infoo", {});
+  // @ts-expect-error -- Argument of type '"Control.Solve"' is not assignable
+  conn.serverStream("Control.Solve", {});
+  // @ts-expect-error -- Argument of type '"Control.Status"' is not assignable
+  await conn.unary("Control.Status", { Ref: "r" });
+  const info = await conn.unary("Control.Info", {});
+  // @ts-expect-error -- Property 'buildkitVersio' does not exist on type 'InfoResponse__Output'
+  void info.buildkitVersio;
+  for await (const s of conn.serverStream("Control.Status", { Ref: "r" })) {
+    // @ts-expect-error -- Property 'vertex' does not exist on type 'StatusResponse__Output'
+    void s.vertex;
+  }
+  // The correct spellings compile.
+  await conn.unary("Control.Solve", { Ref: "r", Entitlements: ["network.host"], Exporters: [{ Type: "image", Attrs: {} }] });
+  void info.buildkitVersion?.version;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
