@@ -159,15 +159,26 @@ interface Route {
 }
 
 /**
- * A request header's values. buildkitd sends one header field per value,
- * but Node's HTTP/2 joins repeated fields with ", ", so they are split there
- * again. (A value that itself contains ", " cannot be told apart; buildkitd
- * escapes commas only in its `-encoded` lists.)
+ * A request header's values, in order, from the raw header list
+ * ([name, value, name, value, ...]). buildkitd sends one header field per
+ * value, and a value may itself contain ", " (an ASCII .dockerignore pattern
+ * is sent as it is), so Node's joined `headers` object cannot be used.
  */
-export function headerValues(headers: http2.IncomingHttpHeaders, key: string): string[] {
-  const v = headers[key];
-  if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(", ")).filter((s) => s !== "");
+export function headerValues(rawHeaders: readonly string[], key: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === key && rawHeaders[i + 1] !== "") out.push(rawHeaders[i + 1]!);
+  }
+  return out;
+}
+
+/** A raw header list from Node's joined headers object, should a Node not pass one. */
+function rawFromJoined(headers: http2.IncomingHttpHeaders): string[] {
+  const raw: string[] = [];
+  for (const [name, v] of Object.entries(headers)) {
+    for (const value of Array.isArray(v) ? v : [v]) if (value !== undefined) raw.push(name, String(value));
+  }
+  return raw;
 }
 
 export class SessionServer {
@@ -200,7 +211,10 @@ export class SessionServer {
       s.on("close", () => this.#sessions.delete(s));
       s.on("error", () => undefined);
     });
-    this.#server.on("stream", (stream, headers) => this.#dispatch(stream, headers));
+    // Node passes the raw header list as a fourth argument (not in @types/node 20).
+    this.#server.on("stream", (stream, headers, _flags, rawHeaders?: string[]) =>
+      this.#dispatch(stream, headers, rawHeaders ?? rawFromJoined(headers)),
+    );
   }
 
   /** Serves one HTTP/2 connection arriving over `pipe`. */
@@ -214,7 +228,7 @@ export class SessionServer {
     for (const s of this.#sessions) s.close();
   }
 
-  #dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  #dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[]): void {
     const path = String(headers[":path"] ?? "");
     const route = this.#routes.get(path);
     stream.on("error", () => undefined);
@@ -225,7 +239,7 @@ export class SessionServer {
     const ac = new AbortController();
     const onClosed = (): void => ac.abort();
     this.#closed.signal.addEventListener("abort", onClosed, { once: true });
-    const metadata = (key: string): string[] => headerValues(headers, key);
+    const metadata = (key: string): string[] => headerValues(rawHeaders, key);
 
     let headersSent = false;
     const sendHeaders = (): void => {

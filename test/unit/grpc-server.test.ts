@@ -24,10 +24,10 @@ async function serve(services: SessionService[]): Promise<{ client: grpc.Client;
   };
 }
 
-function unary(client: grpc.Client, service: string, method: string, request: object): Promise<unknown> {
+function unary(client: grpc.Client, service: string, method: string, request: object, metadata = new grpc.Metadata()): Promise<unknown> {
   const def = serviceDefinition(service)[method]!;
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, (e, v) => (e ? reject(e) : resolve(v))),
+    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, metadata, (e, v) => (e ? reject(e) : resolve(v))),
   );
 }
 
@@ -55,6 +55,37 @@ test("unary calls answer; handler errors become statuses with their message", as
     });
     await assert.rejects(unary(s.client, "moby.buildkit.v1.Control", "DiskUsage", {}), (e: grpc.ServiceError) => e.code === grpc.status.UNIMPLEMENTED);
     assert.deepEqual(s.server.methods, ["/grpc.health.v1.Health/Check", "/moby.buildkit.secrets.v1.Secrets/GetSecret"]);
+  } finally {
+    await s.close();
+  }
+});
+
+test("repeated request headers arrive as sent, also values containing \", \"", async () => {
+  const seen: Record<string, string[]> = {};
+  const secrets = defineService("moby.buildkit.secrets.v1.Secrets", {
+    unary: {
+      GetSecret: (_req, call) => {
+        for (const k of ["exclude-patterns", "followpaths", "dir-name", "absent"]) seen[k] = call.metadata(k);
+        return Promise.resolve({});
+      },
+    },
+  });
+  const s = await serve([secrets]);
+  try {
+    const md = new grpc.Metadata();
+    // .dockerignore patterns may contain ", " (ASCII, so sent unescaped).
+    md.add("exclude-patterns", "a, b");
+    md.add("exclude-patterns", "c");
+    md.add("exclude-patterns", "d,e, f");
+    md.add("followpaths", "x, y");
+    md.add("dir-name", "context");
+    await unary(s.client, "moby.buildkit.secrets.v1.Secrets", "GetSecret", { ID: "a" }, md);
+    assert.deepEqual(seen, {
+      "exclude-patterns": ["a, b", "c", "d,e, f"],
+      followpaths: ["x, y"],
+      "dir-name": ["context"],
+      absent: [],
+    });
   } finally {
     await s.close();
   }
