@@ -118,18 +118,7 @@ export class SessionService {
     this.streams = streams;
   }
 
-  /**
-   * A session service with handlers checked against the proto
-   * (SessionMethods): a method that does not exist, or is under the wrong
-   * kind, does not compile, nor does a handler taking or returning the wrong
-   * messages.
-   *
-   * ```ts
-   * defineService("moby.buildkit.secrets.v1.Secrets", {
-   *   unary: { GetSecret: async (req) => ({ data: await read(req.ID) }) },
-   * });
-   * ```
-   */
+  /** See defineService. */
   static define<S extends SessionServiceName, H extends ServiceHandlers<S>>(name: S, handlers: H & NoInfer<ExactReturns<S, H>>): SessionService {
     // The one place the handlers' types are erased: the server decodes each
     // request with the method's own message type (the matching __Output
@@ -143,7 +132,18 @@ export class SessionService {
   }
 }
 
-/** SessionService.define: see there. */
+/**
+ * A session service with handlers checked against the proto
+ * (SessionMethods): a method that does not exist, or is under the wrong
+ * kind, does not compile, nor does a handler taking or returning the wrong
+ * messages.
+ *
+ * ```ts
+ * defineService("moby.buildkit.secrets.v1.Secrets", {
+ *   unary: { GetSecret: async (req) => ({ data: await read(req.ID) }) },
+ * });
+ * ```
+ */
 export const defineService = SessionService.define;
 
 /** Messages up to this size are copied into one buffer with their prefix. */
