@@ -2,7 +2,12 @@
 // Regenerates src/gen from proto/:
 //   src/gen/descriptor.ts  the protobufjs JSON descriptor, loaded at run time
 //                          (no .proto parsing when the CLI starts)
-//   src/gen/types/**       TypeScript interfaces from proto-loader-gen-types
+//   src/gen/types/**       TypeScript interfaces of the messages, from
+//                          proto-loader-gen-types
+//   src/gen/methods.ts     every service's methods with their kind, path and
+//                          message types (what the RPC boundary is typed on)
+// Nothing generated imports @grpc/*: the .d.ts files built from src/gen ship
+// to users, who have neither grpc-js nor proto-loader.
 // With --check, generates into a temporary directory and fails if the
 // checked-in files differ (run by the test suite).
 import { execFileSync } from "node:child_process";
@@ -50,22 +55,113 @@ writeFileSync(
     "export const descriptor: Record<string, unknown> = " + json + ";\n",
 );
 
-// 2. TypeScript interfaces.
+// 2. TypeScript interfaces of the messages. Without --grpcLib there are no
+// per-.proto aggregator files; the service files (proto-loader's
+// MethodDefinition types) are replaced by methods.ts below.
 const bin = join(root, "node_modules", "@grpc", "proto-loader", "build", "bin", "proto-loader-gen-types.js");
 execFileSync(process.execPath, [
   bin,
   "--keepCase", "--longs=String", "--enums=String", "--defaults", "--oneofs",
-  "--grpcLib=@grpc/grpc-js", "--importFileExtension=.js",
+  "--importFileExtension=.js",
   "-I", protoDir, "-O", join(out, "types"),
   ...protoFiles,
 ], { stdio: ["ignore", "ignore", "inherit"] });
+
+/** Every service in proto/, by full name without the leading dot. */
+const services = [];
+(function collect(ns) {
+  for (const nested of ns.nestedArray) {
+    if (nested instanceof protobuf.Service) services.push(nested);
+    else if (nested instanceof protobuf.Namespace && !(nested instanceof protobuf.Type)) collect(nested);
+  }
+})(pbRoot);
+const fullName = (t) => t.fullName.replace(/^\./, "");
+services.sort((a, b) => (fullName(a) < fullName(b) ? -1 : 1));
+for (const svc of services) rmSync(join(out, "types", ...fullName(svc).split(".")) + ".ts");
+
+// Types proto-loader imports from itself, given here instead: protobufjs
+// (a dependency) has the Long shape its fromObject takes; AnyExtension is
+// proto-loader's one-field interface.
+const replacements = [
+  ["import type { Long } from '@grpc/proto-loader';", "import type { Long } from 'protobufjs';"],
+  [
+    "import type { AnyExtension } from '@grpc/proto-loader';",
+    "/** An Any given as the message itself, named by its full type name in '@type'. */\n" +
+      "export interface AnyExtension {\n  '@type': string;\n}",
+  ],
+];
 for (const f of walk(join(out, "types"))) {
   // Keep output independent of where the checkout lives.
-  const text = readFileSync(f, "utf8").split(protoDir + "/").join("proto/");
-  // The per-.proto aggregator files import names they do not use, which our
-  // strict noUnusedLocals rejects; the message and service files stay checked.
-  const aggregator = dirname(f) === join(out, "types");
-  writeFileSync(f, header + (aggregator ? "// @ts-nocheck\n" : "") + text);
+  let text = readFileSync(f, "utf8").split(protoDir + "/").join("proto/");
+  for (const [from, to] of replacements) text = text.split(from).join(to);
+  writeFileSync(f, header + text);
+}
+
+// 3. methods.ts: one interface per service in the caller's view (`req` is
+// what the caller sends, `res` what it receives), and SessionMethods, the
+// services buildkitd calls on a session, in the server's view (`req` is what
+// a handler receives, `res` what it returns), keyed by service then method.
+// Control is the one service bk-build calls; every other service in proto/
+// is one that buildkitd calls on a session.
+const CALLED = new Set(["moby.buildkit.v1.Control"]);
+const imports = new Map(); // file -> Set of imported names
+/** The alias of a message type's input (or __Output) interface, imported once. */
+function typeRef(type, output) {
+  // Messages nested in a message live in their parent's file.
+  let fileOwner = type;
+  while (fileOwner.parent instanceof protobuf.Type) fileOwner = fileOwner.parent;
+  const file = "./types/" + fullName(fileOwner).split(".").join("/") + ".js";
+  const name = fileOwner === type ? type.name : fullName(type).replace(/\./g, "_");
+  const alias = "_" + fullName(type).replace(/\./g, "_") + (output ? "__Output" : "");
+  if (!imports.has(file)) imports.set(file, new Set());
+  imports.get(file).add(`${name}${output ? "__Output" : ""} as ${alias}`);
+  return alias;
+}
+const kindOf = (m) => (m.requestStream ? (m.responseStream ? "bidi" : "client") : m.responseStream ? "server" : "unary");
+function methodEntries(svc, served, indent) {
+  const lines = [];
+  for (const m of svc.methodsArray) {
+    m.resolve();
+    const req = typeRef(m.resolvedRequestType, served);
+    const res = typeRef(m.resolvedResponseType, !served);
+    lines.push(`${indent}${m.name}: { kind: "${kindOf(m)}"; path: "/${fullName(svc)}/${m.name}"; req: ${req}; res: ${res} };`);
+  }
+  return lines;
+}
+const body = [];
+const seen = new Set();
+for (const svc of services) {
+  if (seen.has(svc.name)) throw new Error(`two services named ${svc.name}: methods.ts names its interfaces by the short name`);
+  seen.add(svc.name);
+  body.push(`/** ${fullName(svc)}, as called: \`req\` is sent, \`res\` received. */`);
+  body.push(`export interface ${svc.name}Methods {`, ...methodEntries(svc, false, "  "), "}", "");
+}
+body.push(
+  "/**",
+  " * The services buildkitd calls on a session, as served: `req` is what a",
+  " * handler receives, `res` what it returns. Keyed by full service name, then",
+  " * method name.",
+  " */",
+  "export interface SessionMethods {",
+);
+for (const svc of services) {
+  if (CALLED.has(fullName(svc))) continue;
+  body.push(`  "${fullName(svc)}": {`, ...methodEntries(svc, true, "    "), "  };");
+}
+body.push("}", "");
+const importLines = [...imports.keys()].sort().map((file) => `import type { ${[...imports.get(file)].sort().join(", ")} } from "${file}";`);
+writeFileSync(
+  join(out, "methods.ts"),
+  header +
+    "// The methods of every service in proto/: kind, path and message types.\n" +
+    importLines.join("\n") + "\n\n" +
+    "/** unary; client: client-streaming; server: server-streaming; bidi: both. */\n" +
+    'export type MethodKind = "unary" | "client" | "server" | "bidi";\n\n' +
+    body.join("\n"),
+);
+
+for (const f of walk(out)) {
+  if (readFileSync(f, "utf8").includes("@grpc/")) throw new Error(`${relative(out, f)} imports @grpc/*, which users do not have`);
 }
 
 if (check) {

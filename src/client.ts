@@ -2,17 +2,14 @@ import { BuildKitError, ConnectionError, UsageError } from "./errors.js";
 import { MAX_TIMER_MS } from "./grpc/client.js";
 import { linkSignals } from "./signals.js";
 import { parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
-import { Connection } from "./transport/connection.js";
+import { Connection, type ControlMethod, type ControlRequest, type ControlResponse } from "./transport/connection.js";
 import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
 import type { ComposeLoadOptions } from "./compose/load.js";
 import type { ComposeBuildOptions, ComposeServiceResult } from "./compose/build.js";
 import { startBuild, type Build } from "./solve/solve.js";
 import type { BuildOptions } from "./solve/options.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
-import type { InfoResponse__Output } from "./gen/types/moby/buildkit/v1/InfoResponse.js";
-import type { DiskUsageResponse__Output } from "./gen/types/moby/buildkit/v1/DiskUsageResponse.js";
-import type { ListWorkersResponse__Output } from "./gen/types/moby/buildkit/v1/ListWorkersResponse.js";
-import type { UsageRecord__Output } from "./gen/types/moby/buildkit/v1/UsageRecord.js";
+import type { PruneRequest } from "./gen/types/moby/buildkit/v1/PruneRequest.js";
 import type {
   CacheRecord,
   DaemonInfo,
@@ -123,7 +120,7 @@ export class BuildKitClient {
     }
     const client = new BuildKitClient(conn, timeoutMs);
     try {
-      await conn.unary<InfoResponse__Output>("Control.Info", {}, {
+      await conn.unary("Control.Info", {}, {
         deadline: new Date(Date.now() + timeoutMs),
         signal: options.signal,
       });
@@ -144,13 +141,17 @@ export class BuildKitClient {
   }
 
   /** A unary call with the caller's signal linked to the client's, and a deadline (the client's timeout unless given). */
-  async #unary<Res>(method: string, request: object, o: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined }): Promise<Res> {
+  async #unary<M extends ControlMethod<"unary">>(
+    method: M,
+    request: ControlRequest<M>,
+    o: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined },
+  ): Promise<ControlResponse<M>> {
     this.#check();
     const timeout = checkMs(o.timeoutMs ?? this.#timeoutMs, "timeoutMs");
     const ac = new AbortController();
     const unlink = linkSignals(ac, [o.signal, this.#closing.signal]);
     try {
-      return await this.#conn.unary<Res>(method, request, { signal: ac.signal, deadline: new Date(Date.now() + timeout) });
+      return await this.#conn.unary(method, request, { signal: ac.signal, deadline: new Date(Date.now() + timeout) });
     } finally {
       unlink();
     }
@@ -158,19 +159,19 @@ export class BuildKitClient {
 
   /** buildkitd's version. */
   async info(options: InfoOptions = {}): Promise<DaemonInfo> {
-    const res = await this.#unary<InfoResponse__Output>("Control.Info", {}, options);
+    const res = await this.#unary("Control.Info", {}, options);
     return { address: this.address, buildkit: versionFromWire(res) };
   }
 
   /** The daemon's workers with their platforms, labels and GC policies. */
   async workers(options: WorkersOptions = {}): Promise<WorkerInfo[]> {
-    const res = await this.#unary<ListWorkersResponse__Output>("Control.ListWorkers", { filter: options.filters ?? [] }, options);
+    const res = await this.#unary("Control.ListWorkers", { filter: options.filters ?? [] }, options);
     return res.record.map(workerFromWire);
   }
 
   /** Build cache records and their totals. */
   async diskUsage(options: DiskUsageOptions = {}): Promise<DiskUsage> {
-    const res = await this.#unary<DiskUsageResponse__Output>("Control.DiskUsage", { filter: options.filters ?? [] }, options);
+    const res = await this.#unary("Control.DiskUsage", { filter: options.filters ?? [] }, options);
     return summarize(res.record.map(recordFromWire));
   }
 
@@ -189,7 +190,7 @@ export class BuildKitClient {
   /** Removes build cache like prune(), yielding each removed record as the daemon reports it. */
   async *pruneRecords(options: PruneOptions = {}): AsyncGenerator<CacheRecord, void, undefined> {
     this.#check();
-    const req = {
+    const req: PruneRequest = {
       filter: options.filters ?? [],
       all: options.all ?? false,
       keepDuration: msToNs(options.keepDurationMs, "keepDurationMs"),
@@ -200,7 +201,7 @@ export class BuildKitClient {
     const ac = new AbortController();
     const unlink = linkSignals(ac, [options.signal, this.#closing.signal]);
     try {
-      for await (const r of this.#conn.serverStream<UsageRecord__Output>("Control.Prune", req, { signal: ac.signal })) {
+      for await (const r of this.#conn.serverStream("Control.Prune", req, { signal: ac.signal })) {
         yield recordFromWire(r);
       }
     } finally {

@@ -16,8 +16,13 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { codec, type Codec } from "./codec.js";
 import { methodTypes } from "./codec.js";
+import type { MethodKind, SessionMethods } from "../gen/methods.js";
 import { Queue } from "../queue.js";
-import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix } from "./frame.js";
+import { debuglog } from "node:util";
+import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix, statusName } from "./frame.js";
+
+/** NODE_DEBUG=bk-build: calls the daemon makes on the session and how they end (paths and codes, never payloads). */
+const debug = debuglog("bk-build");
 
 export { GrpcStatusError, Status, encodeGrpcMessage } from "./frame.js";
 
@@ -29,13 +34,16 @@ export interface CallContext {
   readonly signal: AbortSignal;
 }
 
-/** A streaming call (client, server or both directions). */
-export interface StreamCall<In = unknown> extends CallContext, AsyncIterable<In> {
+/**
+ * A streaming call (client, server or both directions): `In` is what the
+ * handler receives, `Out` what it sends.
+ */
+export interface StreamCall<In, Out> extends CallContext, AsyncIterable<In> {
   /**
    * Sends one message. Resolves at once unless much is still queued, so a
    * producer may loop without waiting on every message.
    */
-  send(message: object): Promise<void>;
+  send(message: Out): Promise<void>;
   /**
    * Sends one message given as encoded parts, concatenated on the wire but
    * never copied here (for large payloads).
@@ -43,15 +51,104 @@ export interface StreamCall<In = unknown> extends CallContext, AsyncIterable<In>
   sendEncoded(parts: readonly Buffer[]): Promise<void>;
 }
 
-export type UnaryHandler = (request: unknown, call: CallContext) => Promise<object>;
-export type StreamHandler = (call: StreamCall) => Promise<void>;
+/** A service buildkitd may call on a session, by full name. */
+export type SessionServiceName = keyof SessionMethods;
+type MethodsOf<S extends SessionServiceName> = SessionMethods[S];
+/** The names of a service's methods of the given kinds. */
+export type MethodName<S extends SessionServiceName, K extends MethodKind> = {
+  [M in keyof MethodsOf<S>]: MethodsOf<S>[M] extends { kind: K } ? M : never;
+}[keyof MethodsOf<S>];
+type Method<S extends SessionServiceName, M> = MethodsOf<S>[M & keyof MethodsOf<S>] & { req: unknown; res: unknown };
+type StreamingKind = Exclude<MethodKind, "unary">;
 
-/** One service: its full proto name and a handler per method it implements. */
-export interface SessionService {
-  name: string;
-  unary?: Record<string, UnaryHandler>;
-  streams?: Record<string, StreamHandler>;
+export type UnaryHandler<Req, Res> = (request: Req, call: CallContext) => Promise<Res>;
+export type StreamHandler<In, Out> = (call: StreamCall<In, Out>) => Promise<void>;
+/** The call a streaming method's handler gets, e.g. ServiceCall<"moby.sshforward.v1.SSH", "ForwardAgent">. */
+export type ServiceCall<S extends SessionServiceName, M extends MethodName<S, StreamingKind>> = StreamCall<Method<S, M>["req"], Method<S, M>["res"]>;
+
+type UnaryHandlers<S extends SessionServiceName> = {
+  [M in MethodName<S, "unary">]?: UnaryHandler<Method<S, M>["req"], Method<S, M>["res"]>;
+};
+type StreamHandlers<S extends SessionServiceName> = {
+  [M in MethodName<S, StreamingKind>]?: StreamHandler<Method<S, M>["req"], Method<S, M>["res"]>;
+};
+
+/**
+ * Handlers for some of a service's methods, typed from the proto: a request
+ * is the decoded message (`X__Output`), a unary handler returns the response
+ * message (`X`). Methods left out answer UNIMPLEMENTED. A service without
+ * methods of a kind takes no handlers of that kind.
+ */
+export interface ServiceHandlers<S extends SessionServiceName> {
+  unary?: [MethodName<S, "unary">] extends [never] ? never : UnaryHandlers<S>;
+  streams?: [MethodName<S, StreamingKind>] extends [never] ? never : StreamHandlers<S>;
 }
+
+/** Keys of any member of T that Shape does not have. */
+type ExcessKeys<T, Shape> = T extends unknown ? Exclude<keyof T, keyof Shape> : never;
+/**
+ * TypeScript does not check a returned object literal for properties its
+ * declared return type lacks, so `{ Username, Secrett }` would pass as a
+ * CredentialsResponse (and the secret be dropped by the encoder). This turns
+ * such a property's type into never, so it fails to compile.
+ */
+type ExactReturns<S extends SessionServiceName, H> = H extends { unary?: infer U }
+  ? {
+      unary?: {
+        [M in keyof U]: M extends MethodName<S, "unary">
+          ? U[M] extends (...args: infer A) => Promise<infer R>
+            ? [ExcessKeys<R, Method<S, M>["res"]>] extends [never]
+              ? U[M]
+              : (...args: A) => Promise<{ [K in ExcessKeys<R, Method<S, M>["res"]>]: never }>
+            : U[M]
+          : U[M];
+      };
+    }
+  : unknown;
+
+type AnyUnary = UnaryHandler<unknown, object>;
+type AnyStream = StreamHandler<unknown, object>;
+
+/** One service: its full proto name and a handler per method it implements. Made by defineService. */
+export class SessionService {
+  readonly name: SessionServiceName;
+  /** Handlers by method name, their types erased (defineService checked them). */
+  readonly unary: ReadonlyMap<string, AnyUnary>;
+  readonly streams: ReadonlyMap<string, AnyStream>;
+
+  private constructor(name: SessionServiceName, unary: ReadonlyMap<string, AnyUnary>, streams: ReadonlyMap<string, AnyStream>) {
+    this.name = name;
+    this.unary = unary;
+    this.streams = streams;
+  }
+
+  /** See defineService. */
+  static define<S extends SessionServiceName, H extends ServiceHandlers<S>>(name: S, handlers: H & NoInfer<ExactReturns<S, H>>): SessionService {
+    // The one place the handlers' types are erased: the server decodes each
+    // request with the method's own message type (the matching __Output
+    // shape) and encodes what the handler returns with the response type.
+    const entries = (o: object | undefined): Array<[string, unknown]> => Object.entries(o ?? {}).filter(([, h]) => h !== undefined);
+    return new SessionService(
+      name,
+      new Map(entries(handlers.unary) as Array<[string, AnyUnary]>),
+      new Map(entries(handlers.streams) as Array<[string, AnyStream]>),
+    );
+  }
+}
+
+/**
+ * A session service with handlers checked against the proto
+ * (SessionMethods): a method that does not exist, or is under the wrong
+ * kind, does not compile, nor does a handler taking or returning the wrong
+ * messages.
+ *
+ * ```ts
+ * defineService("moby.buildkit.secrets.v1.Secrets", {
+ *   unary: { GetSecret: async (req) => ({ data: await read(req.ID) }) },
+ * });
+ * ```
+ */
+export const defineService = SessionService.define;
 
 /** Messages up to this size are copied into one buffer with their prefix. */
 const SMALL_MESSAGE = 4096;
@@ -61,20 +158,31 @@ const QUEUE_LIMIT = 1 << 20;
 interface Route {
   request: Codec;
   response: Codec;
-  unary?: UnaryHandler;
-  stream?: StreamHandler;
+  unary?: AnyUnary;
+  stream?: AnyStream;
 }
 
 /**
- * A request header's values. buildkitd sends one header field per value,
- * but Node's HTTP/2 joins repeated fields with ", ", so they are split there
- * again. (A value that itself contains ", " cannot be told apart; buildkitd
- * escapes commas only in its `-encoded` lists.)
+ * A request header's values, in order, from the raw header list
+ * ([name, value, name, value, ...]). buildkitd sends one header field per
+ * value, and a value may itself contain ", " (an ASCII .dockerignore pattern
+ * is sent as it is), so Node's joined `headers` object cannot be used.
  */
-export function headerValues(headers: http2.IncomingHttpHeaders, key: string): string[] {
-  const v = headers[key];
-  if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(", ")).filter((s) => s !== "");
+export function headerValues(rawHeaders: readonly string[], key: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === key && rawHeaders[i + 1] !== "") out.push(rawHeaders[i + 1]!);
+  }
+  return out;
+}
+
+/** A raw header list from Node's joined headers object, should a Node not pass one. */
+function rawFromJoined(headers: http2.IncomingHttpHeaders): string[] {
+  const raw: string[] = [];
+  for (const [name, v] of Object.entries(headers)) {
+    for (const value of Array.isArray(v) ? v : [v]) if (value !== undefined) raw.push(name, String(value));
+  }
+  return raw;
 }
 
 export class SessionServer {
@@ -87,7 +195,7 @@ export class SessionServer {
 
   constructor(services: readonly SessionService[]) {
     for (const svc of services) {
-      const add = (method: string, handler: { unary: UnaryHandler } | { stream: StreamHandler }): void => {
+      const add = (method: string, handler: { unary: AnyUnary } | { stream: AnyStream }): void => {
         const types = methodTypes(svc.name, method);
         if ("unary" in handler && (types.requestStream || types.responseStream)) {
           throw new Error(`${svc.name}/${method} is a streaming method`);
@@ -96,8 +204,8 @@ export class SessionServer {
         this.#routes.set(path, { request: codec(types.requestType), response: codec(types.responseType), ...handler });
         this.methods.push(path);
       };
-      for (const [method, unary] of Object.entries(svc.unary ?? {})) add(method, { unary });
-      for (const [method, stream] of Object.entries(svc.streams ?? {})) add(method, { stream });
+      for (const [method, unary] of svc.unary) add(method, { unary });
+      for (const [method, stream] of svc.streams) add(method, { stream });
     }
     this.#server = http2.createServer({
       maxSessionMemory: 64,
@@ -105,9 +213,12 @@ export class SessionServer {
     this.#server.on("session", (s) => {
       this.#sessions.add(s);
       s.on("close", () => this.#sessions.delete(s));
-      s.on("error", () => undefined);
+      s.on("error", (e: Error) => debug("session server: connection error: %s", e.message));
     });
-    this.#server.on("stream", (stream, headers) => this.#dispatch(stream, headers));
+    // Node passes the raw header list as a fourth argument (not in @types/node 20).
+    this.#server.on("stream", (stream, headers, _flags, rawHeaders?: string[]) =>
+      this.#dispatch(stream, headers, rawHeaders ?? rawFromJoined(headers)),
+    );
   }
 
   /** Serves one HTTP/2 connection arriving over `pipe`. */
@@ -121,10 +232,11 @@ export class SessionServer {
     for (const s of this.#sessions) s.close();
   }
 
-  #dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  #dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[]): void {
     const path = String(headers[":path"] ?? "");
     const route = this.#routes.get(path);
-    stream.on("error", () => undefined);
+    stream.on("error", (e: Error) => debug("session server: %s: stream error: %s", path, e.message));
+    debug("session server: %s", path);
     if (!route) {
       this.#trailersOnly(stream, Status.UNIMPLEMENTED, `unknown method ${path}`);
       return;
@@ -132,7 +244,7 @@ export class SessionServer {
     const ac = new AbortController();
     const onClosed = (): void => ac.abort();
     this.#closed.signal.addEventListener("abort", onClosed, { once: true });
-    const metadata = (key: string): string[] => headerValues(headers, key);
+    const metadata = (key: string): string[] => headerValues(rawHeaders, key);
 
     let headersSent = false;
     const sendHeaders = (): void => {
@@ -141,6 +253,7 @@ export class SessionServer {
       stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
     };
     const finish = (code: number, message: string): void => {
+      if (code !== Status.OK) debug("session server: %s ended %s: %s", path, statusName(code), message);
       if (stream.closed || stream.destroyed) return;
       if (!headersSent) {
         this.#trailersOnly(stream, code, message);
@@ -236,7 +349,7 @@ export class SessionServer {
         }
       }
     };
-    const call: StreamCall = {
+    const call: StreamCall<unknown, object> = {
       metadata,
       signal: ac.signal,
       [Symbol.asyncIterator]: () => inbox[Symbol.asyncIterator](),

@@ -5,26 +5,25 @@
  * are left unregistered, so they answer UNIMPLEMENTED, which buildkitd
  * takes as "use Credentials".
  */
-import { GrpcStatusError, Status, type SessionService } from "../grpc/server.js";
+import { GrpcStatusError, Status, defineService, type SessionService } from "../grpc/server.js";
 
 export type CredentialsLookup = (host: string) => Promise<{ username: string; secret: string } | undefined>;
 
 export function authService(lookup: CredentialsLookup): SessionService {
-  return {
-    name: "moby.filesync.v1.Auth",
+  return defineService("moby.filesync.v1.Auth", {
     unary: {
       Credentials: async (request) => {
-        const host = (request as { Host: string }).Host;
+        const host = request.Host;
         let found;
         try {
           found = await lookup(host);
         } catch (e) {
           // Our own messages: they name the host and helper, never a secret.
-          throw new GrpcStatusError(Status.FAILED_PRECONDITION, `registry credentials for ${host}: ${(e as Error).message}`);
+          throw new GrpcStatusError(Status.FAILED_PRECONDITION, `registry credentials for ${host}: ${e instanceof Error ? e.message : String(e)}`);
         }
         // No credentials: empty answers mean anonymous access.
         return { Username: found?.username ?? "", Secret: found?.secret ?? "" };
       },
     },
-  };
+  });
 }

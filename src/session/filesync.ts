@@ -7,7 +7,7 @@
  * DATA, FIN answered with FIN.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { GrpcStatusError, Status, type CallContext, type SessionService, type StreamCall } from "../grpc/server.js";
+import { GrpcStatusError, Status, defineService, type CallContext, type ServiceCall, type SessionService } from "../grpc/server.js";
 import { FIX, fsReason, walk } from "./fsutil/walk.js";
 import { timeSlicer } from "./slices.js";
 import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
@@ -15,10 +15,8 @@ import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.
 /** DATA payload size; the receiver takes any size (Go's sender uses 32 KiB). */
 const CHUNK = 256 * 1024;
 
-interface PacketIn {
-  type: string;
-  ID: number;
-  data: Buffer;
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 /** Reads a metadata list, undoing the URL escaping buildkitd applies when a value is not ASCII. */
@@ -36,16 +34,15 @@ export interface FileSyncStats {
 }
 
 export function fileSyncService(dirs: ReadonlyMap<string, string>, stats?: FileSyncStats): SessionService {
-  return {
-    name: "moby.filesync.v1.FileSync",
+  return defineService("moby.filesync.v1.FileSync", {
     streams: {
       DiffCopy: (call) => diffCopy(call, dirs, stats),
       TarStream: () => Promise.reject(new GrpcStatusError(Status.UNIMPLEMENTED, "TarStream is not supported")),
     },
-  };
+  });
 }
 
-async function diffCopy(call: StreamCall, dirs: ReadonlyMap<string, string>, stats?: FileSyncStats): Promise<void> {
+async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy">, dirs: ReadonlyMap<string, string>, stats?: FileSyncStats): Promise<void> {
   const name = mdValues(call, "dir-name")[0] ?? "";
   const root = dirs.get(name);
   if (root === undefined) throw new GrpcStatusError(Status.NOT_FOUND, `no access allowed to dir "${name}"`);
@@ -67,15 +64,14 @@ async function diffCopy(call: StreamCall, dirs: ReadonlyMap<string, string>, sta
   // Reader: REQ / FIN / ERR from the daemon (it never rejects).
   void (async () => {
     try {
-      for await (const m of call) {
-        const p = m as PacketIn;
+      for await (const p of call) {
         if (p.type === "PACKET_REQ") requests.push(p.ID);
         else if (p.type === "PACKET_FIN") finished = true;
         else if (p.type === "PACKET_ERR") fail(new Error(`buildkitd ended the transfer: ${p.data.toString()}`));
         wake();
       }
     } catch (e) {
-      fail(e as Error);
+      fail(asError(e));
     }
     finished = true;
     wake();
@@ -97,7 +93,7 @@ async function diffCopy(call: StreamCall, dirs: ReadonlyMap<string, string>, sta
       }
       await call.sendEncoded([statPacket()]);
     } catch (e) {
-      fail(e as Error);
+      fail(asError(e));
     }
   })();
 

@@ -1,9 +1,8 @@
 /** grpc.health.v1.Health: buildkitd checks that the session is alive while it uses it. */
-import type { SessionService } from "../grpc/server.js";
+import { defineService, type SessionService } from "../grpc/server.js";
 
 export function healthService(): SessionService {
-  return {
-    name: "grpc.health.v1.Health",
+  return defineService("grpc.health.v1.Health", {
     unary: {
       Check: () => Promise.resolve({ status: "SERVING" }),
     },
@@ -13,5 +12,5 @@ export function healthService(): SessionService {
         await new Promise<void>((resolve) => call.signal.addEventListener("abort", () => resolve(), { once: true }));
       },
     },
-  };
+  });
 }

@@ -1,5 +1,5 @@
 /** moby.buildkit.secrets.v1.Secrets: values are produced only when buildkitd asks. */
-import { GrpcStatusError, Status, type SessionService } from "../grpc/server.js";
+import { GrpcStatusError, Status, defineService, type SessionService } from "../grpc/server.js";
 
 /** Largest secret buildkit's own provider accepts. */
 export const MAX_SECRET_BYTES = 500 * 1024;
@@ -7,11 +7,10 @@ export const MAX_SECRET_BYTES = 500 * 1024;
 export type SecretProvider = () => Promise<Buffer>;
 
 export function secretsService(secrets: ReadonlyMap<string, SecretProvider>): SessionService {
-  return {
-    name: "moby.buildkit.secrets.v1.Secrets",
+  return defineService("moby.buildkit.secrets.v1.Secrets", {
     unary: {
       GetSecret: async (request) => {
-        const id = (request as { ID: string }).ID;
+        const id = request.ID;
         const provider = secrets.get(id);
         if (!provider) throw new GrpcStatusError(Status.NOT_FOUND, `secret ${id} not found`);
         let data: Buffer;
@@ -25,5 +24,5 @@ export function secretsService(secrets: ReadonlyMap<string, SecretProvider>): Se
         return { data };
       },
     },
-  };
+  });
 }

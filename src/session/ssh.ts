@@ -5,7 +5,7 @@
  */
 import * as net from "node:net";
 import { once } from "node:events";
-import { GrpcStatusError, Status, type SessionService, type StreamCall } from "../grpc/server.js";
+import { GrpcStatusError, Status, defineService, type ServiceCall, type SessionService } from "../grpc/server.js";
 import { keyAgent, readOnlyAgent, serveAgent, type AgentKey } from "./ssh-agent.js";
 
 import { DEFAULT_SSH_ID } from "./ssh-id.js";
@@ -24,11 +24,10 @@ function unknownAgent(id: string): GrpcStatusError {
 }
 
 export function sshService(agents: ReadonlyMap<string, ForwardedAgent>): SessionService {
-  return {
-    name: "moby.sshforward.v1.SSH",
+  return defineService("moby.sshforward.v1.SSH", {
     unary: {
       CheckAgent: async (request) => {
-        const id = (request as { ID: string }).ID || DEFAULT_SSH_ID;
+        const id = request.ID || DEFAULT_SSH_ID;
         if (!agents.has(id)) throw unknownAgent(id);
         return {};
       },
@@ -42,17 +41,17 @@ export function sshService(agents: ReadonlyMap<string, ForwardedAgent>): Session
         else await forwardServed(call, agent);
       },
     },
-  };
+  });
 }
 
-type AgentCall = StreamCall<{ data: Buffer }>;
+type AgentCall = ServiceCall<"moby.sshforward.v1.SSH", "ForwardAgent">;
 
 /**
  * Passes bytes both ways unchanged. When buildkitd half-closes, the agent
  * socket's write side is closed too and its answers are still forwarded
  * until it closes.
  */
-async function forwardRaw(call: StreamCall, path: string): Promise<void> {
+async function forwardRaw(call: AgentCall, path: string): Promise<void> {
   const socket = net.connect(path);
   const onAbort = (): void => void socket.destroy();
   call.signal.addEventListener("abort", onAbort, { once: true });
@@ -66,7 +65,7 @@ async function forwardRaw(call: StreamCall, path: string): Promise<void> {
     socket.on("error", (e) => reject(new GrpcStatusError(Status.UNAVAILABLE, `SSH agent socket ${path}: ${e.message}`)));
   });
   const toAgent = (async () => {
-    for await (const m of call as AgentCall) {
+    for await (const m of call) {
       if (m.data.length && !socket.write(m.data)) await once(socket, "drain");
     }
     socket.end();
@@ -81,7 +80,7 @@ async function forwardRaw(call: StreamCall, path: string): Promise<void> {
 }
 
 /** Serves the agent protocol here: read-only in front of a socket, or from keys. */
-async function forwardServed(call: StreamCall, agent: ForwardedAgent): Promise<void> {
+async function forwardServed(call: AgentCall, agent: ForwardedAgent): Promise<void> {
   const upstream = agent.kind === "socket" ? readOnlyAgent(agent.path) : undefined;
   const handler = upstream?.handler ?? keyAgent(agent.kind === "keys" ? agent.keys : []);
   let sending = Promise.resolve();
@@ -96,7 +95,7 @@ async function forwardServed(call: StreamCall, agent: ForwardedAgent): Promise<v
   const onAbort = (): void => conn.destroy();
   call.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    for await (const m of call as AgentCall) conn.write(m.data);
+    for await (const m of call) conn.write(m.data);
     conn.end();
     await finished;
     await sending;

@@ -20,8 +20,9 @@ import { Queue } from "../queue.js";
 import { linkSignals } from "../signals.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import { resolveBuild, type BuildOptions, type ResolvedBuild } from "./options.js";
-import type { StatusResponse__Output } from "../gen/types/moby/buildkit/v1/StatusResponse.js";
-import type { SolveResponse__Output } from "../gen/types/moby/buildkit/v1/SolveResponse.js";
+import type { SolveRequest } from "../gen/types/moby/buildkit/v1/SolveRequest.js";
+import type { Exporter } from "../gen/types/moby/buildkit/v1/Exporter.js";
+import type { CacheOptionsEntry } from "../gen/types/moby/buildkit/v1/CacheOptionsEntry.js";
 
 export interface BuildResult {
   /** The exporters' response, e.g. `containerimage.digest`. */
@@ -138,21 +139,21 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     status = pumpStatus(conn, ref, progress);
 
     const first = exps[0];
-    const request = {
+    const request: SolveRequest = {
       Ref: ref,
       Session: session.id,
       Frontend: "dockerfile.v0",
       FrontendAttrs: attrs,
-      Exporters: exps.map((e) => ({ Type: e.type, Attrs: e.attrs })),
+      Exporters: exps.map((e): Exporter => ({ Type: e.type, Attrs: e.attrs })),
       ExporterDeprecated: first?.type ?? "",
       ExporterAttrsDeprecated: first?.attrs ?? {},
       Cache: {
-        Imports: (opts.cacheFrom ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
-        Exports: (opts.cacheTo ?? []).map((c) => ({ Type: c.type, Attrs: c.attrs })),
+        Imports: (opts.cacheFrom ?? []).map((c): CacheOptionsEntry => ({ Type: c.type, Attrs: c.attrs })),
+        Exports: (opts.cacheTo ?? []).map((c): CacheOptionsEntry => ({ Type: c.type, Attrs: c.attrs })),
       },
       Entitlements: opts.entitlements ?? [],
     };
-    const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
+    const res = await conn.unary("Control.Solve", request, { signal: ac.signal });
     return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
   } catch (e) {
     if (ac.signal.aborted) throw abortReason(ac);
@@ -185,7 +186,7 @@ function pumpStatus(conn: Connection, ref: string, progress: Queue<SolveStatus>)
   let onUpdate: () => void = () => undefined;
   const done = (async () => {
     try {
-      for await (const r of conn.serverStream<StatusResponse__Output>("Control.Status", { Ref: ref }, { signal: cut.signal })) {
+      for await (const r of conn.serverStream("Control.Status", { Ref: ref }, { signal: cut.signal })) {
         received++;
         onUpdate();
         progress.push(statusFromWire(r));

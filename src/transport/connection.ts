@@ -8,8 +8,19 @@ import { codec, methodTypes, type Codec } from "../grpc/codec.js";
 import { GrpcStatusError, MAX_MESSAGE_BYTES, Status, statusName } from "../grpc/frame.js";
 import { Queue } from "../queue.js";
 import { H2Channel, TransportError, type CallOptions, type ClientCall, type KeepaliveOptions, type Metadata } from "../grpc/client.js";
+import type { ControlMethods, MethodKind } from "../gen/methods.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
+
+/** A Control method of the given kinds, named "Control.Info" style. */
+export type ControlMethod<K extends MethodKind = MethodKind> = {
+  [N in keyof ControlMethods]: ControlMethods[N]["kind"] extends K ? `Control.${N}` : never;
+}[keyof ControlMethods];
+type ControlSpec<M extends ControlMethod> = ControlMethods[M extends `Control.${infer N extends keyof ControlMethods}` ? N : never];
+/** What a Control method is sent (the generated input type). */
+export type ControlRequest<M extends ControlMethod> = ControlSpec<M>["req"];
+/** What a Control method answers (the generated __Output type). */
+export type ControlResponse<M extends ControlMethod> = ControlSpec<M>["res"];
 
 /** How often a refused call (the server going away) is tried again on a new connection. */
 const REFUSED_RETRIES = 2;
@@ -74,7 +85,7 @@ interface Method {
 export class Connection {
   readonly address: string;
   readonly #channel: H2Channel;
-  readonly #methods = new Map<string, Method>();
+  readonly #methods = new Map<ControlMethod, Method>();
   readonly #onClose: (() => void) | undefined;
 
   constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, options: ConnectionOptions = {}) {
@@ -86,7 +97,7 @@ export class Connection {
   }
 
   /** Path and codecs of a Control method named "Control.Info" style. */
-  #method(method: string): Method {
+  #method(method: ControlMethod): Method {
     let m = this.#methods.get(method);
     if (!m) {
       const name = method.replace(/^Control\./, "");
@@ -98,7 +109,7 @@ export class Connection {
   }
 
   /** Encodes a request, refusing one over the message limit before anything is sent. */
-  #encode(method: string, request: object): Buffer {
+  #encode(method: ControlMethod, request: object): Buffer {
     const bytes = this.#method(method).request.encode(request);
     if (bytes.length > MAX_MESSAGE_BYTES) {
       throw new BuildKitError(
@@ -109,7 +120,7 @@ export class Connection {
     return bytes;
   }
 
-  #start(method: string, body: Buffer | undefined, metadata: Metadata, options: CallOptions): ClientCall {
+  #start(method: ControlMethod, body: Buffer | undefined, metadata: Metadata, options: CallOptions): ClientCall {
     if (options.signal?.aborted) throw abortError(options.signal);
     const call = this.#channel.call(this.#method(method).path, metadata, options);
     if (body !== undefined) {
@@ -126,7 +137,7 @@ export class Connection {
   }
 
   /** Calls a unary Control method; a refused call is tried again on a new connection. */
-  async unary<Res>(method: string, request: object, options: CallOptions = {}): Promise<Res> {
+  async unary<M extends ControlMethod<"unary">>(method: M, request: ControlRequest<M>, options: CallOptions = {}): Promise<ControlResponse<M>> {
     const body = this.#encode(method, request);
     for (let attempt = 0; ; attempt++) {
       let response: Buffer | undefined;
@@ -141,12 +152,16 @@ export class Connection {
         throw this.translate(e, method, options.signal);
       }
       if (!response) throw new BuildKitError(`${method}: buildkitd sent no response message`, { code: "INTERNAL" });
-      return this.#method(method).response.decode(response) as Res;
+      return this.#method(method).response.decode(response) as ControlResponse<M>;
     }
   }
 
   /** Calls a server-streaming Control method. */
-  async *serverStream<Res>(method: string, request: object, options: CallOptions = {}): AsyncGenerator<Res, void, undefined> {
+  async *serverStream<M extends ControlMethod<"server">>(
+    method: M,
+    request: ControlRequest<M>,
+    options: CallOptions = {},
+  ): AsyncGenerator<ControlResponse<M>, void, undefined> {
     const body = this.#encode(method, request);
     const { response } = this.#method(method);
     for (let attempt = 0; ; attempt++) {
@@ -167,7 +182,7 @@ export class Connection {
         for await (const m of queue) {
           if (queue.length < 16) c.resume();
           received++;
-          yield response.decode(m) as Res;
+          yield response.decode(m) as ControlResponse<M>;
         }
         await c.status;
         return;
@@ -182,7 +197,7 @@ export class Connection {
   }
 
   /** Opens a bidi-streaming Control method with raw messages (the session pipe). */
-  bidi(method: string, metadata: Metadata): ClientCall {
+  bidi(method: ControlMethod<"bidi">, metadata: Metadata): ClientCall {
     try {
       return this.#start(method, undefined, metadata, {});
     } catch (e) {

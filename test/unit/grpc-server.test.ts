@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { GrpcStatusError, SessionServer, Status, encodeGrpcMessage, type SessionService } from "../../src/grpc/server.js";
+import { GrpcStatusError, SessionServer, Status, defineService, encodeGrpcMessage, type SessionService } from "../../src/grpc/server.js";
 import { serviceDefinition } from "../helpers/grpc-js.js";
 import { Writer, varintSize } from "../../src/grpc/protobuf-writer.js";
 
@@ -24,26 +24,25 @@ async function serve(services: SessionService[]): Promise<{ client: grpc.Client;
   };
 }
 
-function unary(client: grpc.Client, service: string, method: string, request: object): Promise<unknown> {
+function unary(client: grpc.Client, service: string, method: string, request: object, metadata = new grpc.Metadata()): Promise<unknown> {
   const def = serviceDefinition(service)[method]!;
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, (e, v) => (e ? reject(e) : resolve(v))),
+    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, metadata, (e, v) => (e ? reject(e) : resolve(v))),
   );
 }
 
-const health: SessionService = { name: "grpc.health.v1.Health", unary: { Check: () => Promise.resolve({ status: "SERVING" }) } };
+const health = defineService("grpc.health.v1.Health", { unary: { Check: () => Promise.resolve({ status: "SERVING" }) } });
 
 test("unary calls answer; handler errors become statuses with their message", async () => {
-  const secrets: SessionService = {
-    name: "moby.buildkit.secrets.v1.Secrets",
+  const secrets = defineService("moby.buildkit.secrets.v1.Secrets", {
     unary: {
       GetSecret: (req) => {
-        const id = (req as { ID: string }).ID;
+        const id = req.ID;
         if (id === "missing") return Promise.reject(new GrpcStatusError(Status.NOT_FOUND, "secret missing not found: ünïcode 100%"));
         return Promise.resolve({ data: Buffer.from(`value of ${id}`) });
       },
     },
-  };
+  });
   const s = await serve([health, secrets]);
   try {
     assert.deepEqual(await unary(s.client, "grpc.health.v1.Health", "Check", {}), { status: "SERVING" });
@@ -61,19 +60,48 @@ test("unary calls answer; handler errors become statuses with their message", as
   }
 });
 
+test("repeated request headers arrive as sent, also values containing \", \"", async () => {
+  const seen: Record<string, string[]> = {};
+  const secrets = defineService("moby.buildkit.secrets.v1.Secrets", {
+    unary: {
+      GetSecret: (_req, call) => {
+        for (const k of ["exclude-patterns", "followpaths", "dir-name", "absent"]) seen[k] = call.metadata(k);
+        return Promise.resolve({});
+      },
+    },
+  });
+  const s = await serve([secrets]);
+  try {
+    const md = new grpc.Metadata();
+    // .dockerignore patterns may contain ", " (ASCII, so sent unescaped).
+    md.add("exclude-patterns", "a, b");
+    md.add("exclude-patterns", "c");
+    md.add("exclude-patterns", "d,e, f");
+    md.add("followpaths", "x, y");
+    md.add("dir-name", "context");
+    await unary(s.client, "moby.buildkit.secrets.v1.Secrets", "GetSecret", { ID: "a" }, md);
+    assert.deepEqual(seen, {
+      "exclude-patterns": ["a, b", "c", "d,e, f"],
+      followpaths: ["x, y"],
+      "dir-name": ["context"],
+      absent: [],
+    });
+  } finally {
+    await s.close();
+  }
+});
+
 test("streams: many small messages and large ones arrive whole and in order, both ways", async () => {
-  const echo: SessionService = {
-    name: "moby.sshforward.v1.SSH",
+  const echo = defineService("moby.sshforward.v1.SSH", {
     streams: {
       ForwardAgent: async (call) => {
-        for await (const m of call) {
-          const data = (m as { data: Buffer }).data;
+        for await (const { data } of call) {
           if (data.length > 100) await call.sendEncoded([fieldHead(data.length), data]);
           else await call.send({ data });
         }
       },
     },
-  };
+  });
   const s = await serve([echo]);
   try {
     const def = serviceDefinition("moby.sshforward.v1.SSH")["ForwardAgent"]!;
@@ -99,9 +127,8 @@ test("streams: many small messages and large ones arrive whole and in order, bot
 
 test("a handler's plain Error ends the call UNKNOWN with its message; cancelling aborts the handler", async () => {
   let aborted = false;
-  const failing: SessionService = { name: "moby.sshforward.v1.SSH", streams: { ForwardAgent: () => Promise.reject(new Error("boom")) } };
-  const waiting: SessionService = {
-    name: "moby.filesync.v1.FileSync",
+  const failing = defineService("moby.sshforward.v1.SSH", { streams: { ForwardAgent: () => Promise.reject(new Error("boom")) } });
+  const waiting = defineService("moby.filesync.v1.FileSync", {
     streams: {
       DiffCopy: async (call) => {
         await call.send({ type: "PACKET_STAT" });
@@ -109,7 +136,7 @@ test("a handler's plain Error ends the call UNKNOWN with its message; cancelling
         aborted = true;
       },
     },
-  };
+  });
   const s = await serve([failing, waiting]);
   try {
     const fa = serviceDefinition("moby.sshforward.v1.SSH")["ForwardAgent"]!;

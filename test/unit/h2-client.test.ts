@@ -40,11 +40,11 @@ test("unary calls: request and response round-trip, metadata-free", async () => 
     },
   });
   try {
-    const r = await s.conn.unary<{ buildkitVersion: { version: string } }>("Control.Info", {});
-    assert.equal(r.buildkitVersion.version, "v9");
+    const r = await s.conn.unary("Control.Info", {});
+    assert.equal(r.buildkitVersion?.version, "v9");
     assert.deepEqual(seen, {});
     // A second call reuses the connection.
-    assert.equal((await s.conn.unary<{ buildkitVersion: { version: string } }>("Control.Info", {})).buildkitVersion.version, "v9");
+    assert.equal((await s.conn.unary("Control.Info", {})).buildkitVersion?.version, "v9");
   } finally {
     s.close();
   }
@@ -59,7 +59,7 @@ test("server streams deliver every message in order, then end", async () => {
   });
   try {
     const got: string[] = [];
-    for await (const r of s.conn.serverStream<{ logs: Array<{ vertex: string; msg: Buffer }> }>("Control.Status", { Ref: "abc" })) {
+    for await (const r of s.conn.serverStream("Control.Status", { Ref: "abc" })) {
       got.push(`${r.logs[0]!.vertex} ${r.logs[0]!.msg.toString()}`);
     }
     assert.equal(got.length, 500);

@@ -103,12 +103,12 @@ test("GOAWAY with a call open: that call finishes on the old connection, the nex
   });
   const c = conn(f.port);
   try {
-    const it = c.serverStream<{ logs: Array<{ msg: Buffer }> }>("Control.Status", { Ref: "r" });
+    const it = c.serverStream("Control.Status", { Ref: "r" });
     assert.equal((await it.next()).value?.logs[0]?.msg.toString(), "before goaway");
     await new Promise((r) => setTimeout(r, 50));
     // A new call after GOAWAY: a second connection takes it.
-    const res = await c.unary<{ buildkitVersion: { version: string } }>("Control.Info", {});
-    assert.equal(res.buildkitVersion.version, "v1");
+    const res = await c.unary("Control.Info", {});
+    assert.equal(res.buildkitVersion?.version, "v1");
     assert.equal(f.sessions.length, 2, "the call after GOAWAY used a new connection");
     // The open call still completes, on the first connection.
     release();
@@ -133,8 +133,8 @@ test("a refused stream (REFUSED_STREAM or past GOAWAY's last stream) is retried 
   });
   const c = conn(f.port);
   try {
-    const res = await c.unary<{ buildkitVersion: { version: string } }>("Control.Info", {});
-    assert.equal(res.buildkitVersion.version, "v-retried");
+    const res = await c.unary("Control.Info", {});
+    assert.equal(res.buildkitVersion?.version, "v-retried");
     assert.equal(f.calls.get(INFO), 2);
   } finally {
     await c.close();
@@ -356,8 +356,8 @@ test("a deadline past 2^31-1 ms is waited for, not fired at once", async () => {
   const f = await fake((stream) => setTimeout(() => answer(stream, info.encode({ buildkitVersion: { version: "slow" } })), 50));
   const c = conn(f.port);
   try {
-    const res = await c.unary<{ buildkitVersion: { version: string } }>("Control.Info", {}, { deadline: new Date(Date.now() + 3e9) });
-    assert.equal(res.buildkitVersion.version, "slow");
+    const res = await c.unary("Control.Info", {}, { deadline: new Date(Date.now() + 3e9) });
+    assert.equal(res.buildkitVersion?.version, "slow");
   } finally {
     await c.close();
     await f.close();

@@ -4,7 +4,6 @@ import { linkSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync, chmodSync
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { IncomingHttpHeaders } from "node:http2";
 import { walk, type WalkOptions } from "../../src/session/fsutil/walk.js";
 import { ModeDir, ModeSetuid, ModeSymlink } from "../../src/session/fsutil/mode.js";
 import { mdValues } from "../../src/session/filesync.js";
@@ -89,10 +88,10 @@ test("stat fields: Go modes, links not followed, hardlinks, sockets skipped, uid
   assert.equal(first, 2147484141);
 });
 
-test("metadata lists: joined values are split, -encoded values unescaped", () => {
-  const call = (headers: IncomingHttpHeaders) => ({ metadata: (k: string) => headerValues(headers, k), signal: new AbortController().signal });
-  const md = call({ followpaths: "Dockerfile, Dockerfile.dockerignore, dockerfile" });
-  assert.deepEqual(mdValues(md, "followpaths"), ["Dockerfile", "Dockerfile.dockerignore", "dockerfile"]);
-  const enc = call({ "exclude-patterns": "%E5%90%8D%E5%89%8D%2F%2A.txt, a+b", "exclude-patterns-encoded": "1" });
+test("metadata lists: repeated fields in order, -encoded values unescaped", () => {
+  const call = (rawHeaders: string[]) => ({ metadata: (k: string) => headerValues(rawHeaders, k), signal: new AbortController().signal });
+  const md = call(["followpaths", "Dockerfile", ":path", "/x", "followpaths", "Dockerfile.dockerignore", "followpaths", "a, b"]);
+  assert.deepEqual(mdValues(md, "followpaths"), ["Dockerfile", "Dockerfile.dockerignore", "a, b"]);
+  const enc = call(["exclude-patterns", "%E5%90%8D%E5%89%8D%2F%2A.txt", "exclude-patterns", "a+b", "exclude-patterns-encoded", "1"]);
   assert.deepEqual(mdValues(enc, "exclude-patterns"), ["名前/*.txt", "a b"]);
 });

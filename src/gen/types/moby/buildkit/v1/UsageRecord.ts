@@ -2,7 +2,7 @@
 // Original file: proto/github.com/moby/buildkit/api/services/control/control.proto
 
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../../google/protobuf/Timestamp.js';
-import type { Long } from '@grpc/proto-loader';
+import type { Long } from 'protobufjs';
 
 export interface UsageRecord {
   'ID'?: (string);

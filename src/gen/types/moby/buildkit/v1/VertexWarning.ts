@@ -3,7 +3,7 @@
 
 import type { SourceInfo as _pb_SourceInfo, SourceInfo__Output as _pb_SourceInfo__Output } from '../../../pb/SourceInfo.js';
 import type { Range as _pb_Range, Range__Output as _pb_Range__Output } from '../../../pb/Range.js';
-import type { Long } from '@grpc/proto-loader';
+import type { Long } from 'protobufjs';
 
 export interface VertexWarning {
   'vertex'?: (string);
