@@ -12,6 +12,7 @@ import type { Build, BuildResult } from "../solve/solve.js";
 import { parseCacheEntry } from "../solve/cache.js";
 import type { SecretSource } from "../solve/secrets.js";
 import { parseSsh, type SshAgentSource } from "../solve/ssh.js";
+import { checkImageName } from "../solve/reference.js";
 import type { RegistryAuthOptions } from "../solve/registry-auth.js";
 import type { SolveStatus } from "../progress/status.js";
 import type { ComposeProject, ComposeService } from "./load.js";
@@ -113,6 +114,8 @@ export function serviceBuildOptions(
 ): { options: BuildOptions; cleanup: () => void } {
   const b = svc.build!;
   const where = `service "${svc.name}"`;
+  if (svc.image !== undefined) checkImageName(svc.image, "image", `in ${where}`);
+  for (const tag of b.tags) checkImageName(tag, "build.tags entry", `in ${where}`);
   let cleanup = (): void => undefined;
   // A remote context (git, https) keeps its Dockerfile path as written: it is a path inside the context.
   let dockerfile = b.dockerfile === undefined ? undefined : isAbsolute(b.context) ? resolve(b.context, b.dockerfile) : b.dockerfile;

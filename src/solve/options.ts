@@ -10,6 +10,7 @@ import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
 import type { CacheEntry } from "./cache.js";
 import { parseBytes } from "../units.js";
+import { checkImageName } from "./reference.js";
 
 export interface ExportSpec {
   /** Exporter type: image, local, tar, oci, docker. */
@@ -92,9 +93,21 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
   return { ...attrs, ...(opts.frontendAttrs ?? {}) };
 }
 
-/** The exporters for the request; the caller's specs are copied, never changed. */
+/** Exporters whose `name=` is a list of image names. */
+const namedExporters = new Set(["image", "oci", "docker"]);
+
+/**
+ * The exporters for the request; the caller's specs are copied, never
+ * changed. Tags and exporters' image names are checked as buildkitd will
+ * read them (UsageError naming the value and the rule).
+ */
 export function exporters(opts: BuildOptions): ExportSpec[] {
+  for (const tag of opts.tags ?? []) checkImageName(tag, "tag");
   const out: ExportSpec[] = (opts.outputs ?? []).map((o) => ({ type: o.type, attrs: { ...o.attrs } }));
+  for (const o of out) {
+    const names = o.attrs["name"];
+    if (namedExporters.has(o.type) && names) for (const n of names.split(",")) checkImageName(n, "image name", "in an output's name=");
+  }
   if (opts.tags?.length || opts.push) {
     const image = out.find((o) => o.type === "image");
     if (image) {

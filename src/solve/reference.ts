@@ -284,13 +284,15 @@ export function familiarString(ref: ImageReference): string {
 
 /**
  * Checks an image name as buildkitd will read it (ParseNormalizedNamed).
- * Throws InvalidReferenceError (a UsageError) `invalid WHAT "NAME": RULE`.
+ * Throws InvalidReferenceError (a UsageError) `invalid WHAT "NAME"[ WHERE]: RULE`.
  */
-export function checkImageName(name: string, what: string): ImageReference {
+export function checkImageName(name: string, what: string, where?: string): ImageReference {
   try {
     return parseNormalizedNamed(name);
   } catch (e) {
-    if (e instanceof InvalidReferenceError) throw new InvalidReferenceError(e.reason, `invalid ${what} ${JSON.stringify(name)}: ${e.message}`);
+    if (e instanceof InvalidReferenceError) {
+      throw new InvalidReferenceError(e.reason, `invalid ${what} ${JSON.stringify(name)}${where ? ` ${where}` : ""}: ${e.message}`);
+    }
     throw e;
   }
 }

@@ -25,6 +25,12 @@ import {
   type InvalidReferenceReason,
 } from "../../src/solve/reference.js";
 import { UsageError } from "../../src/errors.js";
+import { exporters } from "../../src/solve/options.js";
+import { parseCacheEntry } from "../../src/solve/cache.js";
+import { parseOutput } from "../../src/cli/parse-build.js";
+import { loadCompose } from "../../src/compose/load.js";
+import { planCompose } from "../../src/compose/build.js";
+import { fileTree } from "../helpers/files.js";
 
 const f64 = "f".repeat(64);
 
@@ -582,4 +588,33 @@ test("a long hostile name is answered quickly", () => {
     assert.ok(reasonOf(() => parseReference(s)));
   }
   assert.ok(Date.now() - t < 1000, `${Date.now() - t} ms`);
+});
+
+test("tags, output names, cache refs and compose images are checked before any build", () => {
+  const usage = (fn: () => unknown, re: RegExp): void =>
+    assert.throws(fn, (e: unknown) => e instanceof UsageError && re.test(e.message), String(re));
+
+  usage(() => exporters({ context: ".", tags: ["ok", "Foo:bar"] }), /^invalid tag "Foo:bar": repository name must be lowercase$/);
+  usage(() => exporters({ context: ".", tags: ["app:1 2"] }), /^invalid tag "app:1 2": invalid reference format: it contains white space$/);
+  usage(() => exporters({ context: ".", tags: [""], push: true }), /^invalid tag "": the image name is empty$/);
+  usage(
+    () => exporters({ context: ".", outputs: [{ type: "image", attrs: { name: "reg/ok,reg/Bad:x" } }] }),
+    /^invalid image name "reg\/Bad:x" in an output's name=: repository name must be lowercase$/,
+  );
+  usage(() => exporters({ context: ".", outputs: [{ type: "image", attrs: { name: "a,,b" } }] }), /invalid image name "" in an output's name=: the image name is empty/);
+  assert.deepEqual(exporters({ context: ".", tags: ["localhost:5000/a:1", "b"] }), [{ type: "image", attrs: { name: "localhost:5000/a:1,b" } }]);
+
+  usage(() => parseOutput("type=image,name=Bad"), /^invalid image name "Bad" in --output "type=image,name=Bad": repository name must be lowercase$/);
+  usage(() => parseCacheEntry("Reg/App", "--cache-from"), /^invalid image reference "Reg\/App" in --cache-from: repository name must be lowercase$/);
+  usage(() => parseCacheEntry("type=registry,ref=a:-x", "--cache-to"), /^invalid ref "a:-x" in --cache-to "type=registry,ref=a:-x": invalid reference format: tag "-x"/);
+  usage(() => parseCacheEntry("type=registry,mode=max", "--cache-to"), /^--cache-to "type=registry,mode=max" has no ref=: use type=registry,ref=REF/);
+  assert.deepEqual(parseCacheEntry("type=local,src=/tmp/x", "--cache-from"), { type: "local", attrs: { src: "/tmp/x" } });
+
+  const compose = (yaml: string): (() => unknown) => {
+    const dir = fileTree("bk-ref-compose-", { "compose.yaml": yaml, Dockerfile: "FROM scratch\n" });
+    return () => planCompose(loadCompose({ workingDir: dir, env: {} }), undefined);
+  };
+  usage(compose("services:\n  web:\n    image: Web:1\n    build: .\n"), /^invalid image "Web:1" in service "web": repository name must be lowercase$/);
+  usage(compose("services:\n  web:\n    build:\n      context: .\n      tags: [ok, 'x y']\n"), /^invalid build.tags entry "x y" in service "web": invalid reference format/);
+  usage(compose("services:\n  web:\n    build:\n      context: .\n      cache_from: [reg/X]\n"), /^invalid image reference "reg\/X" in service "web" build.cache_from: repository name must be lowercase$/);
 });

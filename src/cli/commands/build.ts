@@ -5,7 +5,7 @@ import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { PlainPrinter, renderSnippet, type BuildKitClient, type BuildOptions, type RegistryCredential, type SecretSource, type SshAgentSource } from "../../index.js";
-import { DEFAULT_SSH_ID, SolveError, UsageError, parseCacheEntry, parseSsh, rawJsonLine, runEnvironmentAttrs } from "../../internal.js";
+import { DEFAULT_SSH_ID, SolveError, UsageError, parseCacheEntry, parseSsh, rawJsonLine, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
 import {
   dockerfileMountIds,
   metadataJson,
@@ -133,5 +133,7 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
   const flags = buildOptionsFromFlags(values, positionals, io.env);
+  // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
+  resolveBuild(flags.options);
   await withClient(values, io, (client) => runBuild(client, flags, io.signal, io));
 }
