@@ -1,9 +1,10 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
-import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
+import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import { PlainPrinter, renderSnippet, type BuildKitClient, type BuildOptions, type RegistryCredential, type SecretSource, type SshAgentSource } from "../../index.js";
 import { DEFAULT_SSH_ID, SolveError, UsageError, parseCacheEntry, parseSsh, rawJsonLine, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
 import {
@@ -117,10 +118,8 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     await consume;
     const digest = result.exporterResponse["containerimage.digest"];
     if (progress === "quiet" && digest) io.out(digest + "\n");
-    if (metadataFile) {
-      const tmp = `${metadataFile}.tmp-${process.pid}`;
-      writeFileSync(tmp, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n");
-      renameSync(tmp, metadataFile);
+    if (metadataFile !== undefined) {
+      writeOutputFile(metadataFile, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n", "--metadata-file");
     }
   } catch (e) {
     await consume.catch(() => undefined);
@@ -135,5 +134,6 @@ export async function runBuildCommand(values: Values, positionals: string[], io:
   const flags = buildOptionsFromFlags(values, positionals, io.env);
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
   resolveBuild(flags.options);
+  if (flags.metadataFile !== undefined) checkOutputFile(flags.metadataFile, "--metadata-file");
   await withClient(values, io, (client) => runBuild(client, flags, io.signal, io));
 }
