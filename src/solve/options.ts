@@ -93,6 +93,21 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
   return { ...attrs, ...(opts.frontendAttrs ?? {}) };
 }
 
+/**
+ * Checks a platform as containerd's platforms.Parse reads it: OS/ARCH or
+ * OS/ARCH/VARIANT (or one of them alone), each part letters, digits, '_',
+ * '.' or '-', the OS with an optional "(version)"; "local" is buildx's name
+ * for the daemon's own. `what` names the setting in the error.
+ */
+export function checkPlatform(platform: string, what: string): void {
+  if (platform === "local") return;
+  const parts = platform.split("/");
+  const ok =
+    parts.length <= 3 &&
+    parts.every((p, i) => (i === 0 ? /^[A-Za-z0-9_.-]+(\([A-Za-z0-9_.-]+\))?$/ : /^[A-Za-z0-9_.-]+$/).test(p));
+  if (!ok) throw new UsageError(`invalid ${what} ${JSON.stringify(platform)}: use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8`);
+}
+
 /** Exporters whose `name=` is a list of image names. */
 const namedExporters = new Set(["image", "oci", "docker"]);
 
@@ -226,6 +241,7 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
     dirs.set(local, dir);
     namedDirs.set(name, local);
   }
+  for (const p of opts.platforms ?? []) checkPlatform(p, "platform");
   const exps = exporters(opts);
   const attrs = frontendAttrs(opts, dockerfileName, namedDirs);
   if (remote) attrs["context"] = opts.context;

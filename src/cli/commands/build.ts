@@ -6,7 +6,7 @@ import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import { PlainPrinter, renderSnippet, type BuildKitClient, type BuildOptions, type RegistryCredential, type SecretSource, type SshAgentSource } from "../../index.js";
-import { DEFAULT_SSH_ID, SolveError, UsageError, parseCacheEntry, parseSsh, rawJsonLine, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
+import { DEFAULT_SSH_ID, SolveError, UsageError, checkPlatform, parseCacheEntry, parseSsh, rawJsonLine, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
 import {
   dockerfileMountIds,
   metadataJson,
@@ -46,6 +46,8 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     const [id, source] = parseSsh(spec, env);
     ssh[id] = source; // the last one wins, as buildx
   }
+  const platforms = list(values["platform"]).flatMap((p) => p.split(",")).filter(Boolean);
+  for (const p of platforms) checkPlatform(p, "--platform");
   const logins: Record<string, RegistryCredential> = {};
   for (const spec of list(values["registry-auth"])) {
     const [host, cred] = parseRegistryAuth(spec, env);
@@ -57,7 +59,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     target: str(values["target"]),
     buildArgs: parseBuildArgs(list(values["build-arg"]), env),
     labels: parseLabels(list(values["label"])),
-    platforms: list(values["platform"]).flatMap((p) => p.split(",")).filter(Boolean),
+    platforms,
     buildContexts: parseBuildContexts(list(values["build-context"])),
     secrets,
     ssh,
