@@ -327,7 +327,8 @@ export function parseCommandLine(argv: string[]): Parsed {
 function describeParseError(e: unknown): string {
   const err = e as { code?: string; message?: string };
   const msg = err.message ?? String(e);
-  const flag = /'(-[^' ]+)/.exec(msg)?.[1];
+  // Node names the flag as '--name', '-n, --name' or '--name <value>': give the long name.
+  const flag = /'(?:-[^-' ], )?(--?[^' ,]+)/.exec(msg)?.[1];
   switch (err.code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown flag ${flag ?? msg}`;

@@ -39,6 +39,8 @@ test("mistakes give one line naming the input and what to do", () => {
   usage(["--addr"], /flag --addr needs a value/);
   usage(["info", "extra"], /'bk-build info' takes no arguments, got "extra"/);
   usage(["--nope"], /unknown flag --nope/);
+  usage(["du", "--verbose=yes"], /^flag --verbose takes no value; run 'bk-build du --help'$/);
+  usage(["build", "--push=1", "."], /^flag --push takes no value/);
 });
 
 test("--format accepts table and json only", () => {
