@@ -135,6 +135,9 @@ export function exporters(opts: BuildOptions): ExportSpec[] {
       out.unshift({ type: "image", attrs });
     }
   }
+  if (out.some((o) => o.type === "image" && o.attrs["push"] === "true" && !o.attrs["name"])) {
+    throw new UsageError("an image output that pushes needs a name: give --tag NAME or name=NAME");
+  }
   return out;
 }
 
