@@ -135,7 +135,8 @@ export function exporters(opts: BuildOptions): ExportSpec[] {
       out.unshift({ type: "image", attrs });
     }
   }
-  if (out.some((o) => o.type === "image" && o.attrs["push"] === "true" && !o.attrs["name"])) {
+  // push= as Go's strconv.ParseBool reads it.
+  if (out.some((o) => o.type === "image" && /^(1|t|true)$/i.test(o.attrs["push"] ?? "") && !o.attrs["name"])) {
     throw new UsageError("an image output that pushes needs a name: give --tag NAME or name=NAME");
   }
   return out;

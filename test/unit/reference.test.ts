@@ -602,7 +602,7 @@ test("tags, output names, cache refs and compose images are checked before any b
     /^invalid image name "reg\/Bad:x" in an output's name=: repository name must be lowercase$/,
   );
   usage(() => exporters({ context: ".", outputs: [{ type: "image", attrs: { name: "a,,b" } }] }), /invalid image name "" in an output's name=: the image name is empty/);
-  usage(() => exporters({ context: ".", outputs: [{ type: "image", attrs: { push: "true" } }] }), /^an image output that pushes needs a name: give --tag NAME or name=NAME$/);
+  usage(() => exporters({ context: ".", outputs: [{ type: "image", attrs: { push: "1" } }] }), /^an image output that pushes needs a name: give --tag NAME or name=NAME$/);
   assert.deepEqual(exporters({ context: ".", tags: ["localhost:5000/a:1", "b"] }), [{ type: "image", attrs: { name: "localhost:5000/a:1,b" } }]);
 
   usage(() => parseOutput("type=image,name=Bad"), /^invalid image name "Bad" in --output "type=image,name=Bad": repository name must be lowercase$/);
