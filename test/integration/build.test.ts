@@ -394,12 +394,12 @@ test("named contexts, a Dockerfile outside the context, and no handles left open
 });
 
 /**
- * Runs a CLI build of a sleeping step and sends `signal` once the step has
- * started (`times` signals, 50 ms apart); resolves with how it ended and
- * whether the step went on to make its request after the sleep.
+ * Runs a CLI build of a sleeping step and sends `signals` (at once) when the
+ * step has started; resolves with how it ended and whether the step went
+ * on to make its request after the sleep.
  */
-async function signalledBuild(prefix: string, signal: NodeJS.Signals, times = 1): Promise<{ code: number | null; stderr: string; ms: number; stepRan: boolean }> {
-  const { ctx, marker } = sleepingStep(prefix, `after-${signal}-`);
+async function signalledBuild(prefix: string, ...signals: NodeJS.Signals[]): Promise<{ code: number | null; stderr: string; ms: number; stepRan: boolean }> {
+  const { ctx, marker } = sleepingStep(prefix, `after-${signals.join("-")}-`);
   const requested = recordIndexRequests();
   const { spawn } = await import("node:child_process");
   const child = spawn(process.execPath, [cliPath, "build", "--progress", "plain", ctx], {
@@ -415,7 +415,7 @@ async function signalledBuild(prefix: string, signal: NodeJS.Signals, times = 1)
       if (!sent && /started-/.test(stderr.replace(/RUN echo started-/g, ""))) {
         sent = true; // once the step runs; a second signal would force an immediate exit
         t = Date.now();
-        for (let i = 0; i < times; i++) setTimeout(() => child.kill(signal), i * 50);
+        for (const sig of signals) child.kill(sig);
       }
     });
     child.on("close", resolve);
@@ -444,8 +444,11 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]] as const) {
 }
 
 test("a second signal exits at once, and the daemon still stops the step", async () => {
-  const r = await signalledBuild("bk-sigterm2-", "SIGTERM", 2);
-  assert.equal(r.code, 143, r.stderr);
+  // Two different signals, sent together: the same one twice may merge into
+  // one while pending, and a second sent later may find the process gone.
+  // The kernel may deliver them in either order; the second one's code wins.
+  const r = await signalledBuild("bk-sigterm2-", "SIGTERM", "SIGINT");
+  assert.ok(r.code === 143 || r.code === 130, `exit ${r.code}\n${r.stderr}`);
   assert.ok(r.ms < 1500, `exited ${r.ms} ms after the first signal`);
   assert.match(r.stderr, /^error: interrupted again; exiting now$/m);
   assert.ok(!r.stepRan, "the daemon's step was stopped when the client went away");
