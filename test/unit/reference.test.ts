@@ -31,6 +31,7 @@ import { parseOutput } from "../../src/cli/parse-build.js";
 import { loadCompose } from "../../src/compose/load.js";
 import { planCompose } from "../../src/compose/build.js";
 import { fileTree } from "../helpers/files.js";
+import { rmSync } from "node:fs";
 
 const f64 = "f".repeat(64);
 
@@ -611,9 +612,13 @@ test("tags, output names, cache refs and compose images are checked before any b
   usage(() => parseCacheEntry("type=registry,mode=max", "--cache-to"), /^--cache-to "type=registry,mode=max" has no ref=: use type=registry,ref=REF/);
   assert.deepEqual(parseCacheEntry("type=local,src=/tmp/x", "--cache-from"), { type: "local", attrs: { src: "/tmp/x" } });
 
-  const compose = (yaml: string): (() => unknown) => {
+  const compose = (yaml: string): (() => unknown) => () => {
     const dir = fileTree("bk-ref-compose-", { "compose.yaml": yaml, Dockerfile: "FROM scratch\n" });
-    return () => planCompose(loadCompose({ workingDir: dir, env: {} }), undefined);
+    try {
+      return planCompose(loadCompose({ workingDir: dir, env: {} }), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   };
   usage(compose("services:\n  web:\n    image: Web:1\n    build: .\n"), /^invalid image "Web:1" in service "web": repository name must be lowercase$/);
   usage(compose("services:\n  web:\n    build:\n      context: .\n      tags: [ok, 'x y']\n"), /^invalid build.tags entry "x y" in service "web": invalid reference format/);
