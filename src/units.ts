@@ -33,10 +33,29 @@ export function parseGoDuration(text: string, flag: string): number {
   return total;
 }
 
-/** --timeout: whole seconds as buildctl ("5"), or a Go duration ("1500ms"). Returns milliseconds. */
+/** The longest a Node timer waits (2^31-1 ms); a longer one fires at once. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * --timeout: whole seconds as buildctl ("5"), or a Go duration ("1500ms").
+ * Returns milliseconds: more than zero, at most MAX_TIMEOUT_MS.
+ */
 export function parseTimeout(text: string): number {
-  const ms = /^\d+$/.test(text.trim()) ? Number(text.trim()) * 1000 : parseGoDuration(text, "--timeout");
-  if (!(ms > 0)) throw new UsageError(`invalid --timeout "${text}": must be more than zero (e.g. 5 or 10s)`);
+  const s = text.trim();
+  const tooSmall = (): UsageError => new UsageError(`invalid --timeout "${text}": must be more than zero (e.g. 5 or 10s)`);
+  if (/^-\d+$/.test(s)) throw tooSmall();
+  if (s.startsWith("-")) {
+    // A negative Go duration ("-5s") is well formed, just not a timeout.
+    try {
+      parseGoDuration(s.slice(1), "--timeout");
+    } catch {
+      parseGoDuration(text, "--timeout");
+    }
+    throw tooSmall();
+  }
+  const ms = /^\+?\d+$/.test(s) ? Number(s) * 1000 : parseGoDuration(s.replace(/^\+/, ""), "--timeout");
+  if (!(ms > 0)) throw tooSmall();
+  if (ms > MAX_TIMEOUT_MS) throw new UsageError(`invalid --timeout "${text}": at most 596h31m23s (2^31-1 ms, the longest a timer can wait)`);
   return ms;
 }
 

@@ -1,6 +1,6 @@
 /** Command-line parsing: pure, no I/O. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "../internal.js";
+import { UsageError, parseTimeout } from "../internal.js";
 
 type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 
@@ -259,6 +259,34 @@ function findCommand(argv: string[]): number {
   return -1;
 }
 
+/**
+ * pflag's `--flag value`: a string flag takes the next argument as its
+ * value even when it starts with '-' (Node's parseArgs refuses that, as if
+ * the flag took no value). Such pairs are joined as `--flag=value`, so
+ * `--timeout -5` reaches the check that says what is wrong with -5.
+ */
+function joinDashValues(args: string[], options: OptionSpec): string[] {
+  const long = new Map(Object.entries(options).map(([name, o]) => [name, o]));
+  const short = new Map(Object.entries(options).flatMap(([name, o]) => (o.short ? [[o.short, name] as const] : [])));
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = a.startsWith("--") && !a.includes("=") ? a.slice(2) : /^-[^-]$/.test(a) ? short.get(a[1]!) : undefined;
+    const next = args[i + 1];
+    if (name !== undefined && long.get(name)?.type === "string" && next !== undefined && next.startsWith("-")) {
+      out.push(`--${name}=${next}`);
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}
+
 /** Parses argv (without node and script). Throws UsageError with one clear line. */
 export function parseCommandLine(argv: string[]): Parsed {
   const at = findCommand(argv);
@@ -274,12 +302,13 @@ export function parseCommandLine(argv: string[]): Parsed {
   if (!spec) {
     throw new UsageError(`unknown command "${name}"; commands are: ${commands.map((c) => c.name).join(", ")}`);
   }
-  const rest = [...argv.slice(0, at), ...argv.slice(at + 1)];
+  const options = { ...globalOptions, ...spec.options };
+  const rest = joinDashValues([...argv.slice(0, at), ...argv.slice(at + 1)], options);
   let parsed: { values: Values; positionals: string[] };
   try {
     parsed = parseArgs({
       args: rest,
-      options: { ...globalOptions, ...spec.options },
+      options,
       allowPositionals: true,
       strict: true,
     }) as { values: Values; positionals: string[] };
@@ -287,6 +316,8 @@ export function parseCommandLine(argv: string[]): Parsed {
     throw new UsageError(`${describeParseError(e)}; run 'bk-build ${spec.name} --help'`, { cause: e });
   }
   if (parsed.values["help"]) return { kind: "help", text: commandHelp(spec) };
+  const timeout = str(parsed.values["timeout"]);
+  if (timeout !== undefined) parseTimeout(timeout);
   if (spec.name !== "build" && spec.name !== "compose" && parsed.positionals.length) {
     throw new UsageError(`'bk-build ${spec.name}' takes no arguments, got "${parsed.positionals[0]}"`);
   }
@@ -296,7 +327,8 @@ export function parseCommandLine(argv: string[]): Parsed {
 function describeParseError(e: unknown): string {
   const err = e as { code?: string; message?: string };
   const msg = err.message ?? String(e);
-  const flag = /'(-[^' ]+)/.exec(msg)?.[1];
+  // Node names the flag as '--name', '-n, --name' or '--name <value>': give the long name.
+  const flag = /'(?:-[^-' ], )?(--?[^' ,]+)/.exec(msg)?.[1];
   switch (err.code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown flag ${flag ?? msg}`;

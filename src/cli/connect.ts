@@ -1,12 +1,22 @@
 /** Dialling buildkitd from the global flags, and closing the client however a command ends. */
 import { str, type Values } from "./args.js";
-import { parseTimeout } from "../internal.js";
+import { UsageError, parseTimeout } from "../internal.js";
 import type { BuildKitClient, ConnectOptions } from "../index.js";
 import type { CliIo } from "./io.js";
 
 async function connect(values: Values, io: CliIo): Promise<BuildKitClient> {
-  const { BuildKitClient } = await import("../index.js");
+  const { BuildKitClient, parseAddress } = await import("../index.js");
   const opts: ConnectOptions = { address: str(values["addr"]), signal: io.signal, env: io.env };
+  const fromEnv = io.env["BUILDKIT_HOST"];
+  if (!opts.address && fromEnv) {
+    // Say where a bad address came from: it is not on the command line.
+    try {
+      parseAddress(fromEnv);
+    } catch (e) {
+      if (e instanceof UsageError) throw new UsageError(`${e.message} (from BUILDKIT_HOST)`, { cause: e });
+      throw e;
+    }
+  }
   const timeout = str(values["timeout"]);
   if (timeout !== undefined) opts.timeoutMs = parseTimeout(timeout);
   const tls = {

@@ -1,5 +1,5 @@
 /** Pure parsers for `bk-build build` flags, following buildx. */
-import { DEFAULT_SSH_ID, UsageError, csvFields, keyValue, typedFields } from "../internal.js";
+import { DEFAULT_SSH_ID, UsageError, checkImageName, csvFields, keyValue, typedFields } from "../internal.js";
 import type { ExportSpec, RegistryCredential, SecretSource } from "../index.js";
 
 export interface ParsedSecret {
@@ -126,6 +126,7 @@ export function parseOutput(spec: string): ExportSpec {
   if (type !== "image") {
     throw new UsageError(`--output type=${type} is not supported yet: use type=image or type=registry`);
   }
+  if (attrs["name"]) for (const n of attrs["name"].split(",")) checkImageName(n, "image name", `in --output ${JSON.stringify(spec)}`);
   return { type, attrs };
 }
 

@@ -7,11 +7,12 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { BuildKitError, UsageError } from "../errors.js";
-import { runEnvironmentAttrs, type BuildOptions } from "../solve/options.js";
+import { checkPlatform, runEnvironmentAttrs, type BuildOptions } from "../solve/options.js";
 import type { Build, BuildResult } from "../solve/solve.js";
 import { parseCacheEntry } from "../solve/cache.js";
 import type { SecretSource } from "../solve/secrets.js";
 import { parseSsh, type SshAgentSource } from "../solve/ssh.js";
+import { checkImageName } from "../solve/reference.js";
 import type { RegistryAuthOptions } from "../solve/registry-auth.js";
 import type { SolveStatus } from "../progress/status.js";
 import type { ComposeProject, ComposeService } from "./load.js";
@@ -113,6 +114,9 @@ export function serviceBuildOptions(
 ): { options: BuildOptions; cleanup: () => void } {
   const b = svc.build!;
   const where = `service "${svc.name}"`;
+  if (svc.image !== undefined) checkImageName(svc.image, "image", `in ${where}`);
+  for (const tag of b.tags) checkImageName(tag, "build.tags entry", `in ${where}`);
+  for (const p of b.platforms) checkPlatform(p, `${where} build.platforms entry`);
   let cleanup = (): void => undefined;
   // A remote context (git, https) keeps its Dockerfile path as written: it is a path inside the context.
   let dockerfile = b.dockerfile === undefined ? undefined : isAbsolute(b.context) ? resolve(b.context, b.dockerfile) : b.dockerfile;

@@ -10,6 +10,7 @@ import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
 import type { CacheEntry } from "./cache.js";
 import { parseBytes } from "../units.js";
+import { checkImageName } from "./reference.js";
 
 export interface ExportSpec {
   /** Exporter type: image, local, tar, oci, docker. */
@@ -92,9 +93,36 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
   return { ...attrs, ...(opts.frontendAttrs ?? {}) };
 }
 
-/** The exporters for the request; the caller's specs are copied, never changed. */
+/**
+ * Checks a platform as containerd's platforms.Parse reads it: OS/ARCH or
+ * OS/ARCH/VARIANT (or one of them alone), each part letters, digits, '_',
+ * '.' or '-', the OS with an optional "(version)"; "local" is buildx's name
+ * for the daemon's own. `what` names the setting in the error.
+ */
+export function checkPlatform(platform: string, what: string): void {
+  if (platform === "local") return;
+  const parts = platform.split("/");
+  const ok =
+    parts.length <= 3 &&
+    parts.every((p, i) => (i === 0 ? /^[A-Za-z0-9_.-]+(\([A-Za-z0-9_.-]+\))?$/ : /^[A-Za-z0-9_.-]+$/).test(p));
+  if (!ok) throw new UsageError(`invalid ${what} ${JSON.stringify(platform)}: use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8`);
+}
+
+/** Exporters whose `name=` is a list of image names. */
+const namedExporters = new Set(["image", "oci", "docker"]);
+
+/**
+ * The exporters for the request; the caller's specs are copied, never
+ * changed. Tags and exporters' image names are checked as buildkitd will
+ * read them (UsageError naming the value and the rule).
+ */
 export function exporters(opts: BuildOptions): ExportSpec[] {
+  for (const tag of opts.tags ?? []) checkImageName(tag, "tag");
   const out: ExportSpec[] = (opts.outputs ?? []).map((o) => ({ type: o.type, attrs: { ...o.attrs } }));
+  for (const o of out) {
+    const names = o.attrs["name"];
+    if (namedExporters.has(o.type) && names) for (const n of names.split(",")) checkImageName(n, "image name", "in an output's name=");
+  }
   if (opts.tags?.length || opts.push) {
     const image = out.find((o) => o.type === "image");
     if (image) {
@@ -106,6 +134,10 @@ export function exporters(opts: BuildOptions): ExportSpec[] {
       if (opts.push) attrs["push"] = "true";
       out.unshift({ type: "image", attrs });
     }
+  }
+  // push= as Go's strconv.ParseBool reads it.
+  if (out.some((o) => o.type === "image" && /^(1|t|true)$/i.test(o.attrs["push"] ?? "") && !o.attrs["name"])) {
+    throw new UsageError("an image output that pushes needs a name: give --tag NAME or name=NAME");
   }
   return out;
 }
@@ -213,6 +245,7 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
     dirs.set(local, dir);
     namedDirs.set(name, local);
   }
+  for (const p of opts.platforms ?? []) checkPlatform(p, "platform");
   const exps = exporters(opts);
   const attrs = frontendAttrs(opts, dockerfileName, namedDirs);
   if (remote) attrs["context"] = opts.context;

@@ -68,10 +68,11 @@ export interface RunResult {
 }
 
 /** Runs the built bk-build CLI as a user would. */
-export function runCli(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): RunResult {
+export function runCli(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string } = {}): RunResult {
   const t = Date.now();
   const r = spawnSync(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), ...args], {
     encoding: "utf8",
+    cwd: options.cwd,
     env: { ...process.env, ...(options.env ?? {}) },
     timeout: options.timeoutMs ?? 60_000,
   });
@@ -92,10 +93,11 @@ export function buildctl(args: string[], input?: string): string {
  * Runs the CLI without blocking this process, for tests that serve HTTP to
  * the build themselves (spawnSync would stall their server).
  */
-export function runCliAsync(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runCliAsync(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
   const t = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), ...args], {
+      cwd: options.cwd,
       env: { ...process.env, ...(options.env ?? {}) },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -393,32 +393,65 @@ test("named contexts, a Dockerfile outside the context, and no handles left open
   assert.deepEqual(await leftOpen(5000), [], "the build and its session left nothing open");
 });
 
-test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
-  const { ctx, marker } = sleepingStep("bk-sigint-", "after-sigint-");
+/**
+ * Runs a CLI build of a sleeping step and sends `signals` (at once) when the
+ * step has started; resolves with how it ended and whether the step went
+ * on to make its request after the sleep.
+ */
+async function signalledBuild(prefix: string, ...signals: NodeJS.Signals[]): Promise<{ code: number | null; stderr: string; ms: number; stepRan: boolean }> {
+  const { ctx, marker } = sleepingStep(prefix, `after-${signals.join("-")}-`);
   const requested = recordIndexRequests();
   const { spawn } = await import("node:child_process");
-  const { repoRoot } = await import("../helpers/env.js");
-  const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), "build", "--progress", "plain", ctx], {
+  const child = spawn(process.execPath, [cliPath, "build", "--progress", "plain", ctx], {
     env: { ...process.env, BUILDKIT_HOST: env.buildkitHost },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
   let sent = false;
-  const t = Date.now();
+  let t = 0;
   const code = await new Promise<number | null>((resolve) => {
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
       if (!sent && /started-/.test(stderr.replace(/RUN echo started-/g, ""))) {
-        sent = true; // once: a second Ctrl-C would force an immediate exit
-        child.kill("SIGINT");
+        sent = true; // once the step runs; a second signal would force an immediate exit
+        t = Date.now();
+        for (const sig of signals) child.kill(sig);
       }
     });
     child.on("close", resolve);
   });
-  assert.equal(code, 130, stderr);
-  assert.ok(Date.now() - t < 4000, `exited ${Date.now() - t} ms after start`);
-  assert.match(stderr, /error: interrupted\n$/);
-  assert.ok(!(await requested(5000)).includes(marker), "the step was stopped");
+  assert.ok(sent, `the step never started:\n${stderr}`);
+  return { code, stderr, ms: Date.now() - t, stepRan: (await requested(5000)).includes(marker) };
+}
+
+test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
+  const r = await signalledBuild("bk-sigint-", "SIGINT");
+  assert.equal(r.code, 130, r.stderr);
+  assert.ok(r.ms < 3000, `exited ${r.ms} ms after the signal`);
+  assert.match(r.stderr, /error: interrupted\n$/);
+  assert.ok(!r.stepRan, "the step was stopped");
+});
+
+for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+  test(`${signal} cancels the daemon's step too and exits ${code} with one error: line`, async () => {
+    const r = await signalledBuild(`bk-${signal.toLowerCase()}-`, signal);
+    assert.equal(r.code, code, r.stderr);
+    assert.ok(r.ms < 3000, `exited ${r.ms} ms after the signal`);
+    assert.deepEqual(r.stderr.match(/^error: .*$/gm), [`error: terminated by ${signal}`], r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+    assert.ok(!r.stepRan, "the daemon's step was stopped before its sleep ended");
+  });
+}
+
+test("a second signal exits at once, and the daemon still stops the step", async () => {
+  // Two different signals, sent together: the same one twice may merge into
+  // one while pending, and a second sent later may find the process gone.
+  // The kernel may deliver them in either order; the second one's code wins.
+  const r = await signalledBuild("bk-sigterm2-", "SIGTERM", "SIGINT");
+  assert.ok(r.code === 143 || r.code === 130, `exit ${r.code}\n${r.stderr}`);
+  assert.ok(r.ms < 1500, `exited ${r.ms} ms after the first signal`);
+  assert.match(r.stderr, /^error: interrupted again; exiting now$/m);
+  assert.ok(!r.stepRan, "the daemon's step was stopped when the client went away");
 });
 
 test("a failing secret provider's message (which may hold the value) is never passed on", async () => {

@@ -39,10 +39,36 @@ test("mistakes give one line naming the input and what to do", () => {
   usage(["--addr"], /flag --addr needs a value/);
   usage(["info", "extra"], /'bk-build info' takes no arguments, got "extra"/);
   usage(["--nope"], /unknown flag --nope/);
+  usage(["du", "--verbose=yes"], /^flag --verbose takes no value; run 'bk-build du --help'$/);
+  usage(["build", "--push=1", "."], /^flag --push takes no value/);
 });
 
 test("--format accepts table and json only", () => {
   assert.equal(outputFormat({}), "table");
   assert.equal(outputFormat({ format: "json" }), "json");
   assert.throws(() => outputFormat({ format: "yaml" }), /invalid --format "yaml": use table or json/);
+});
+
+test("a string flag takes the next argument even when it starts with '-', as pflag", () => {
+  const a = parseCommandLine(["build", "--shm-size", "-1", "-t", "-x", "--build-arg", "--A=b", "--", "-ctx"]);
+  assert.equal(a.kind, "command");
+  if (a.kind !== "command") return;
+  assert.equal(a.values["shm-size"], "-1");
+  assert.deepEqual(a.values["tag"], ["-x"]);
+  assert.deepEqual(a.values["build-arg"], ["--A=b"]);
+  assert.deepEqual(a.positionals, ["-ctx"]);
+  const g = parseCommandLine(["--addr", "-weird", "du", "--filter", "-x"]);
+  assert.equal(g.kind === "command" && g.values["addr"], "-weird");
+  assert.deepEqual(g.kind === "command" && g.values["filter"], ["-x"]);
+  usage(["info", "--timeout", "-5"], /^invalid --timeout "-5": must be more than zero \(e\.g\. 5 or 10s\)$/);
+  usage(["--timeout", "-5s", "info"], /^invalid --timeout "-5s": must be more than zero/);
+  usage(["du", "--filter"], /flag --filter needs a value/);
+});
+
+test("--timeout is checked by the parser, up to what a timer can wait (2^31-1 ms)", () => {
+  usage(["info", "--timeout", "600h"], /^invalid --timeout "600h": at most 596h31m23s \(2\^31-1 ms, the longest a timer can wait\)$/);
+  usage(["info", "--timeout=2147484"], /^invalid --timeout "2147484": at most 596h31m23s/);
+  usage(["info", "--timeout", "soon"], /invalid duration "soon" for --timeout/);
+  const ok = parseCommandLine(["info", "--timeout", "2147483"]);
+  assert.equal(ok.kind === "command" && ok.values["timeout"], "2147483");
 });

@@ -126,4 +126,7 @@ test("build flags become frontend attributes", () => {
   assert.throws(() => buildOptionsFromFlags({}, [], {}), /needs a context PATH/);
   assert.throws(() => buildOptionsFromFlags({ network: "bridge" }, ["."], {}), /invalid --network "bridge"/);
   assert.throws(() => buildOptionsFromFlags({ ulimit: ["nofile"] }, ["."], {}), /invalid --ulimit "nofile"/);
+  assert.throws(() => buildOptionsFromFlags({ platform: ["linux/amd64,linux/amd64/v8/x"] }, ["."], {}), /^UsageError: invalid --platform "linux\/amd64\/v8\/x": use OS\/ARCH\[\/VARIANT\]/);
+  assert.throws(() => buildOptionsFromFlags({ platform: ["linux/arm 64"] }, ["."], {}), /invalid --platform "linux\/arm 64"/);
+  assert.deepEqual(buildOptionsFromFlags({ platform: ["local", "windows(10.0.17763)/amd64", "linux/arm64/v8"] }, ["."], {}).options.platforms, ["local", "windows(10.0.17763)/amd64", "linux/arm64/v8"]);
 });

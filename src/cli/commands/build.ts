@@ -1,11 +1,12 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
-import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
+import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import { PlainPrinter, renderSnippet, type BuildKitClient, type BuildOptions, type RegistryCredential, type SecretSource, type SshAgentSource } from "../../index.js";
-import { DEFAULT_SSH_ID, SolveError, UsageError, parseCacheEntry, parseSsh, rawJsonLine, runEnvironmentAttrs } from "../../internal.js";
+import { DEFAULT_SSH_ID, SolveError, UsageError, checkPlatform, parseCacheEntry, parseSsh, rawJsonLine, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
 import {
   dockerfileMountIds,
   metadataJson,
@@ -45,6 +46,8 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     const [id, source] = parseSsh(spec, env);
     ssh[id] = source; // the last one wins, as buildx
   }
+  const platforms = list(values["platform"]).flatMap((p) => p.split(",")).filter(Boolean);
+  for (const p of platforms) checkPlatform(p, "--platform");
   const logins: Record<string, RegistryCredential> = {};
   for (const spec of list(values["registry-auth"])) {
     const [host, cred] = parseRegistryAuth(spec, env);
@@ -56,7 +59,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     target: str(values["target"]),
     buildArgs: parseBuildArgs(list(values["build-arg"]), env),
     labels: parseLabels(list(values["label"])),
-    platforms: list(values["platform"]).flatMap((p) => p.split(",")).filter(Boolean),
+    platforms,
     buildContexts: parseBuildContexts(list(values["build-context"])),
     secrets,
     ssh,
@@ -117,10 +120,8 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     await consume;
     const digest = result.exporterResponse["containerimage.digest"];
     if (progress === "quiet" && digest) io.out(digest + "\n");
-    if (metadataFile) {
-      const tmp = `${metadataFile}.tmp-${process.pid}`;
-      writeFileSync(tmp, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n");
-      renameSync(tmp, metadataFile);
+    if (metadataFile !== undefined) {
+      writeOutputFile(metadataFile, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n", "--metadata-file");
     }
   } catch (e) {
     await consume.catch(() => undefined);
@@ -133,5 +134,8 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
   const flags = buildOptionsFromFlags(values, positionals, io.env);
+  // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
+  resolveBuild(flags.options);
+  if (flags.metadataFile !== undefined) checkOutputFile(flags.metadataFile, "--metadata-file");
   await withClient(values, io, (client) => runBuild(client, flags, io.signal, io));
 }
