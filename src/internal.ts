@@ -11,7 +11,8 @@
  * command needs the daemon).
  */
 export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors.js";
-export { runEnvironmentAttrs } from "./solve/options.js";
+export { isRemoteContext, runEnvironmentAttrs } from "./solve/options.js";
+export { MAX_TEXT_FILE_BYTES, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
 export { parseCacheEntry } from "./solve/cache.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";
