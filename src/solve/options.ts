@@ -61,6 +61,11 @@ export interface BuildOptions {
   frontendAttrs?: Record<string, string> | undefined;
   signal?: AbortSignal | undefined;
   /**
+   * How long a secret function may take to answer, and the writer of a pipe
+   * given as a secret file (`<(cmd)`) to finish, in ms. Default 60000.
+   */
+  secretTimeoutMs?: number | undefined;
+  /**
    * Environment for `{ env }` secrets, bare build args, `SSH_AUTH_SOCK`,
    * `DOCKER_CONFIG`/`HOME` (the Docker config) and credential helpers'
    * PATH. Default: process.env.

@@ -67,7 +67,7 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
   let secrets;
   let agents;
   try {
-    secrets = await prepareSecrets(opts.secrets, p.env);
+    secrets = await prepareSecrets(opts.secrets, p.env, opts);
     agents = await prepareSsh(opts.ssh, p.env);
   } catch (e) {
     progress.close();
@@ -80,7 +80,7 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
     sharedKey,
     services: [
       fileSyncService(dirs, stats),
-      secretsService(secrets),
+      secretsService(secrets.providers, secrets.failures),
       authService(credentialLookup(opts.registryAuth, p.env)),
       ...(agents.size ? [sshService(agents)] : []),
     ],
@@ -129,6 +129,9 @@ async function run(conn: Connection, opts: BuildOptions, p: Prepared): Promise<B
     const res = await conn.unary<SolveResponse__Output>("Control.Solve", request, { signal: ac.signal });
     return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
   } catch (e) {
+    // buildkitd only heard "secret s could not be read"; say why, with the cause.
+    const local = secrets.failures.first();
+    if (local) throw local;
     const reason: unknown = ac.signal.reason;
     if (ac.signal.aborted && reason instanceof BuildKitError && !opts.signal?.aborted) throw reason;
     throw e;
