@@ -175,7 +175,8 @@ export class BuildKitClient {
   /**
    * Starts a Dockerfile build. Progress arrives on `build.progress`; the
    * exporters' response on `build.result`. Each build has its own session,
-   * so concurrent builds never see each other's secrets or files.
+   * so a build is only served its own secrets and files (two builds with
+   * identical inputs still share BuildKit's cache, secret steps included).
    */
   build(options: BuildOptions): Build {
     this.#check();
