@@ -213,8 +213,9 @@ export class BuildKitClient {
    * Starts a Dockerfile build. Progress arrives on `build.progress`; the
    * exporters' response on `build.result`; `build.cancel()` or the
    * options' `signal` cancels it. Each build has its own session, which
-   * serves only that build's secrets, SSH agents and files. Bad options
-   * throw a UsageError at once.
+   * serves only that build's secrets, SSH agents and files (two builds
+   * with identical inputs still share BuildKit's cache, secret steps
+   * included). Bad options throw a UsageError at once.
    */
   build(options: BuildOptions): Build {
     this.#check();

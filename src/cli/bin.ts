@@ -1,5 +1,13 @@
-#!/usr/bin/env node
+#!/bin/sh
+// 2>/dev/null; exec node -- "$0" "$@"
 /**
+ * (The two lines above run node with "--" before this file: without it,
+ * Node 20 reads an --env-file anywhere in argv as its own option, so
+ * `bk-build compose --env-file .env build` would load .env into Node, or
+ * exit 9 when the file is missing, before bk-build runs: nodejs/node#54232.
+ * For sh, "//" is a directory that fails to run, quietly, then the exec;
+ * for JavaScript the line is a comment.)
+ *
  * The `bk-build` executable: binds main() to this process. SIGINT, SIGTERM
  * and SIGHUP cancel the running command (the daemon's solve is cancelled
  * too) and exit with 130, 143 or 129; a second signal exits at once.

@@ -3,12 +3,13 @@
  * need: file discovery, .env and --env-file, interpolation, merging several
  * files, profiles, and the `build` section with `secrets` and `ssh`.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import type * as Yaml from "yaml";
 import { UsageError } from "../errors.js";
+import { MAX_TEXT_FILE_BYTES, readInputFile } from "../files.js";
 import { InterpolationError, interpolate } from "./interpolate.js";
 import { DEFAULT_SSH_ID } from "../session/ssh-id.js";
 import { isRemoteContext } from "../solve/options.js";
@@ -150,14 +151,8 @@ interface Parsed {
   where: (path: Array<string | number>) => string;
 }
 
-function parseFile(file: string): Parsed {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`compose file ${file}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`);
-  }
+function parseFile(file: string, flag: string | undefined): Parsed {
+  const text = readInputFile(file, { what: "compose file", flag, maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
   const { LineCounter, parseDocument } = yaml();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
@@ -374,13 +369,9 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
 
   const dotenv: Record<string, string> = {};
   const envFiles = options.envFiles?.length ? options.envFiles.map((f) => resolve(cwd, f)) : [join(directory, ".env")].filter((f) => existsSync(f));
+  const envFlag = options.envFiles?.length ? "--env-file" : undefined;
   for (const f of envFiles) {
-    let text: string;
-    try {
-      text = readFileSync(f, "utf8");
-    } catch {
-      throw new UsageError(`env file ${f} (--env-file): no such file`);
-    }
+    const text = readInputFile(f, { what: "env file", flag: envFlag, maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
     Object.assign(dotenv, parseEnvFile(text, f));
   }
   const environment: Record<string, string> = { ...dotenv };
@@ -389,8 +380,9 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
 
   let merged: Obj = {};
   const whereOf = new Map<string, string>();
+  const fileFlag = options.files?.length ? "-f" : undefined;
   for (const f of files) {
-    const p = parseFile(f);
+    const p = parseFile(f, fileFlag);
     const data = interpolateAll(p.data, lookup, p, []) as Obj;
     const services = data["services"];
     if (services !== undefined && services !== null && !isObj(services)) throw new UsageError(`${p.where(["services"])}: services must be a mapping`);

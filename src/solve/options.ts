@@ -5,6 +5,7 @@
 import { basename, dirname, resolve } from "node:path";
 import { statSync } from "node:fs";
 import { UsageError } from "../errors.js";
+import { MAX_TEXT_FILE_BYTES, checkInputFile } from "../files.js";
 import type { SecretSource } from "./secrets.js";
 import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
@@ -60,6 +61,11 @@ export interface BuildOptions {
   /** Other frontend attributes, sent as they are. */
   frontendAttrs?: Record<string, string> | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * How long a secret function may take to answer, and the writer of a pipe
+   * given as a secret file (`<(cmd)`) to finish, in ms. Default 60000.
+   */
+  secretTimeoutMs?: number | undefined;
   /**
    * Environment for `{ env }` secrets, bare build args, `SSH_AUTH_SOCK`,
    * `DOCKER_CONFIG`/`HOME` (the Docker config) and credential helpers'
@@ -227,10 +233,15 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
   } else {
     if (!isDir(context)) throw new UsageError(`build context "${opts.context}" is not a directory`);
     const dockerfilePath = resolve(opts.dockerfile ?? `${context}/Dockerfile`);
+    const shown = opts.dockerfile ?? `${opts.context}/Dockerfile`;
+    // A directory, FIFO or device gets its own reason (the daemon would read it through the session).
     try {
-      if (!statSync(dockerfilePath).isFile()) throw new Error("not a file");
-    } catch {
-      throw new UsageError(`Dockerfile "${opts.dockerfile ?? `${opts.context}/Dockerfile`}" not found; pass its path with -f/--file`);
+      checkInputFile(shown, { what: "Dockerfile", flag: opts.dockerfile === undefined ? undefined : "-f", maxBytes: MAX_TEXT_FILE_BYTES });
+    } catch (e) {
+      if ((e as Error).cause && ((e as Error).cause as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new UsageError(`Dockerfile "${shown}" not found; pass its path with -f/--file`);
+      }
+      throw e;
     }
     dirs.set("context", context);
     dirs.set("dockerfile", dirname(dockerfilePath));

@@ -5,10 +5,10 @@
  * reads it.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
+import { MAX_TEXT_FILE_BYTES, readInputFile } from "../files.js";
 
 /** What buildkitd gets for a host: a user and password, or an identity token (empty username). */
 export interface Credentials {
@@ -162,9 +162,9 @@ export function credentialLookup(
     if (!configPath) return config;
     let text: string;
     try {
-      text = readFileSync(configPath, "utf8");
+      text = readInputFile(configPath, { what: "Docker config", maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
     } catch {
-      return config; // no config file: anonymous, as docker
+      return config; // no (readable) config file: anonymous, as docker; a FIFO is never opened
     }
     try {
       config = JSON.parse(text) as DockerConfig;

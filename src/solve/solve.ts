@@ -10,7 +10,7 @@ import { BuildKitError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import { Session, newId } from "../session/session.js";
 import { fileSyncService, type FileSyncStats } from "../session/filesync.js";
-import { secretsService } from "../session/secrets.js";
+import { secretsService, type SecretFailures } from "../session/secrets.js";
 import { prepareSecrets } from "./secrets.js";
 import { prepareSsh } from "./ssh.js";
 import { sshService } from "../session/ssh.js";
@@ -110,9 +110,10 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
   const env = opts.env ?? process.env;
   let session: Session | undefined;
   let status: StatusPump | undefined;
+  let secretFailures: SecretFailures | undefined;
   let solving = false;
   try {
-    const secrets = await prepareSecrets(opts.secrets, env);
+    const secrets = await prepareSecrets(opts.secrets, env, { signal: ac.signal, secretTimeoutMs: opts.secretTimeoutMs });
     const agents = await prepareSsh(opts.ssh, env);
     if (ac.signal.aborted) throw abortReason(ac);
     const stats: FileSyncStats = { bytesSent: new Map() };
@@ -122,7 +123,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
       sharedKey,
       services: [
         fileSyncService(dirs, stats),
-        secretsService(secrets),
+        secretsService(secrets.providers, (secretFailures = secrets.failures)),
         authService(credentialLookup(opts.registryAuth, env)),
         ...(agents.size ? [sshService(agents)] : []),
       ],
@@ -157,6 +158,9 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
   } catch (e) {
     if (ac.signal.aborted) throw abortReason(ac);
+    // buildkitd only heard "secret s could not be read"; say why, with the cause.
+    const local = secretFailures?.first();
+    if (local) throw local;
     throw e;
   } finally {
     solving = false;

@@ -1,7 +1,8 @@
 /** SSH agents for builds, as buildx's --ssh: checked up front, served on demand. */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import type { ParsedKey } from "ssh2";
 import { UsageError } from "../errors.js";
+import { readInputFile } from "../files.js";
 import type { ForwardedAgent } from "../session/ssh.js";
 import { DEFAULT_SSH_ID } from "../session/ssh-id.js";
 import type { AgentKey } from "../session/ssh-agent.js";
@@ -72,18 +73,7 @@ function socketAgent(id: string, path: string, raw: boolean): ForwardedAgent {
 type ParseKey = typeof import("ssh2").utils.parseKey;
 
 function loadKey(parseKey: ParseKey, id: string, path: string, passphrase: string | undefined): AgentKey {
-  let data: Buffer;
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw Object.assign(new Error("not a regular file"), { code: "" });
-    if (st.size > MAX_KEY_BYTES) throw new UsageError(`SSH agent "${id}": key file "${path}" is larger than 100 KiB; is it a private key?`);
-    data = readFileSync(path);
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (e as Error).message;
-    throw new UsageError(`SSH agent "${id}": cannot read key file "${path}": ${why}`, { cause: e });
-  }
+  const data = readInputFile(path, { what: "key file", subject: `SSH agent "${id}"`, maxBytes: MAX_KEY_BYTES });
   const parsed = parseKey(data, passphrase);
   if (parsed instanceof Error) {
     if (/encrypted|passphrase|bad decrypt/i.test(parsed.message)) {

@@ -1,6 +1,7 @@
-import { readFileSync, existsSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
+import { MAX_PEM_BYTES, readInputFile } from "../files.js";
 
 /** buildctl's compiled-in default on Linux. */
 export const DEFAULT_ADDRESS = "unix:///run/buildkit/buildkitd.sock";
@@ -101,12 +102,7 @@ export interface ResolvedTls {
 }
 
 function readPem(path: string, what: string, flag: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    const reason = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
-    throw new UsageError(`cannot read ${what} "${path}" (${flag}): ${reason}`, { cause: e });
-  }
+  return readInputFile(path, { what, flag, maxBytes: MAX_PEM_BYTES });
 }
 
 /**
@@ -117,6 +113,7 @@ function readPem(path: string, what: string, flag: string): Buffer {
 export function resolveTls(tls: TlsOptions | undefined, addr: ParsedAddress): ResolvedTls | undefined {
   if (!tls) return undefined;
   let { caFile, certFile, keyFile } = tls;
+  let fromDir = false;
   if (tls.dir !== undefined && tls.dir !== "") {
     if (caFile || certFile || keyFile) {
       throw new UsageError("--tlsdir cannot be combined with --tlscacert, --tlscert or --tlskey");
@@ -132,6 +129,7 @@ export function resolveTls(tls: TlsOptions | undefined, addr: ParsedAddress): Re
     if (!found) {
       throw new UsageError(`TLS directory "${tls.dir}" (--tlsdir) holds neither ca.pem nor ca.crt`);
     }
+    fromDir = true;
     caFile = join(tls.dir, found[0]);
     const cert = join(tls.dir, found[1]);
     const key = join(tls.dir, found[2]);
@@ -153,8 +151,8 @@ export function resolveTls(tls: TlsOptions | undefined, addr: ParsedAddress): Re
     throw new UsageError("--tlscert and --tlskey must be given together");
   }
   const out: ResolvedTls = { serverName: tls.serverName || addr.host.replace(/^\[|\]$/g, "") };
-  if (caFile) out.ca = readPem(caFile, "CA certificate", "--tlscacert");
-  if (certFile) out.cert = readPem(certFile, "client certificate", "--tlscert");
-  if (keyFile) out.key = readPem(keyFile, "client key", "--tlskey");
+  if (caFile) out.ca = readPem(caFile, "CA certificate", fromDir ? "--tlsdir" : "--tlscacert");
+  if (certFile) out.cert = readPem(certFile, "client certificate", fromDir ? "--tlsdir" : "--tlscert");
+  if (keyFile) out.key = readPem(keyFile, "client key", fromDir ? "--tlsdir" : "--tlskey");
   return out;
 }

@@ -5,12 +5,13 @@
  * there). The host key is checked against known_hosts like OpenSSH does.
  */
 import { createHmac } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Duplex } from "node:stream";
 import type { Client, ClientChannel, ConnectConfig } from "ssh2";
-import { ConnectionError, UsageError } from "../errors.js";
+import { ConnectionError } from "../errors.js";
+import { MAX_PEM_BYTES, MAX_TEXT_FILE_BYTES, readInputFile } from "../files.js";
 
 export interface SshOptions {
   /**
@@ -145,14 +146,16 @@ export function sshDialer(
   const name = knownHostsName(target.host, target.port);
   let identity: Buffer | undefined;
   if (options.identityFile !== undefined) {
-    try {
-      identity = readFileSync(options.identityFile);
-    } catch (e) {
-      throw new UsageError(`cannot read SSH key "${options.identityFile}" (--ssh-key): ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
-    }
+    identity = readInputFile(options.identityFile, { what: "SSH key", flag: "--ssh-key", maxBytes: MAX_PEM_BYTES });
   } else {
     const found = ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => join(home, ".ssh", f)).find((f) => existsSync(f));
-    if (found) identity = readFileSync(found);
+    if (found) identity = readInputFile(found, { what: "SSH key", maxBytes: MAX_PEM_BYTES });
+  }
+  // Read now, not in the host key check: a bad file is a usage error, and a
+  // FIFO there would block the event loop mid-handshake.
+  let knownHosts = "";
+  if (!options.insecureIgnoreHostKey && existsSync(knownHostsFile)) {
+    knownHosts = readInputFile(knownHostsFile, { what: "known_hosts file", flag: options.knownHostsFile === undefined ? undefined : "--ssh-known-hosts", maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
   }
   const agent = env["SSH_AUTH_SOCK"] || undefined;
   const user = target.user ?? env["USER"] ?? "root";
@@ -171,13 +174,8 @@ export function sshDialer(
       readyTimeout: timeoutMs,
       hostVerifier: (key: Buffer) => {
         if (options.insecureIgnoreHostKey) return true;
-        let text = "";
-        try {
-          text = readFileSync(knownHostsFile, "utf8");
-        } catch {
-          // no file: every host is unknown
-        }
-        const verdict = checkHostKey(text, name, key);
+        // No file: every host is unknown.
+        const verdict = checkHostKey(knownHosts, name, key);
         if (verdict === "ok") return true;
         hostKeyProblem =
           verdict === "unknown"

@@ -4,6 +4,7 @@
  * cannot be had, this throws with the reason and the tests fail.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -93,10 +94,17 @@ export function buildctl(args: string[], input?: string): string {
  * Runs the CLI without blocking this process, for tests that serve HTTP to
  * the build themselves (spawnSync would stall their server).
  */
-export function runCliAsync(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+export function runCliAsync(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string; asInstalled?: boolean } = {},
+): Promise<RunResult> {
   const t = Date.now();
+  const bin = join(repoRoot, "dist", "src", "cli", "bin.js");
+  // asInstalled: run the file itself, through its #! line, as an npm-installed `bk-build` runs.
+  if (options.asInstalled) chmodSync(bin, 0o755);
+  const [cmd, argv] = options.asInstalled ? [bin, args] : [process.execPath, [bin, ...args]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), ...args], {
+    const child = spawn(cmd, argv, {
       cwd: options.cwd,
       env: { ...process.env, ...(options.env ?? {}) },
       stdio: ["ignore", "pipe", "pipe"],

@@ -8,7 +8,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BuildKitClient, PlainPrinter, type SolveStatus } from "../../src/index.js";
+import { BuildKitClient, BuildKitError, PlainPrinter, type SolveStatus } from "../../src/index.js";
 import { spawnSync } from "node:child_process";
 import { buildctl, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
@@ -473,9 +473,41 @@ test("a failing secret provider's message (which may hold the value) is never pa
     () => assert.fail("the build should fail"),
     (e: unknown) => e as Error,
   );
-  assert.match(err.message, /secret s could not be read/);
-  assert.ok(!err.message.includes(value) && !String(err.stack).includes(value) && !seen.includes(value));
+  // The caller gets the provider's error as the cause; buildkitd, the progress and the message never see its text.
+  assert.ok(err instanceof BuildKitError, String(err));
+  assert.match(err.message, /^secret "s" could not be provided/);
+  assert.ok(err.cause instanceof Error && err.cause.message === `vault said no for ${value}`, "the cause is the thrown error");
+  for (const text of [err.message, String(err.stack), seen]) {
+    assert.ok(!text.includes(value) && !text.includes("vault said no"), "the provider's message is not passed on");
+  }
 });
+
+test("a secret function that never answers ends the build after secretTimeoutMs, naming the id", async () => {
+  const ctx = dir("bk-slow-secret-");
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=slow,required=true echo ${randomUUID()}\n`);
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost });
+  // The signal only bounds this test, should the timeout not work.
+  const build = client.build({ context: ctx, secretTimeoutMs: 1000, signal: AbortSignal.timeout(20_000), secrets: { slow: () => new Promise<string>(() => undefined) } });
+  for await (const _ of build.progress) void _;
+  await assert.rejects(build.result, { code: "DEADLINE_EXCEEDED", message: 'secret "slow" could not be provided: its function did not answer within 1 s; make it answer sooner, or raise secretTimeoutMs' });
+});
+
+/**
+ * `bk-build build --addr ...` as a user who cannot read root's files: as
+ * root, nobody over the TLS endpoint (the unix socket is root's), with a
+ * copy of the client certificates; undefined when there is no such endpoint.
+ */
+function nonRootBuild(): string[] | undefined {
+  if (process.getuid?.() !== 0) return [process.execPath, cliPath, "build", "--addr", env.buildkitHost];
+  if (!env.tlsHost || !env.tlsDir) return undefined;
+  const tls = dir("bk-unreadable-tls-");
+  chmodSync(tls, 0o755);
+  for (const f of ["ca.pem", "cert.pem", "key.pem"]) {
+    writeFileSync(join(tls, f), readFileSync(join(env.tlsDir, "client", f)));
+    chmodSync(join(tls, f), 0o644);
+  }
+  return ["runuser", "-u", "nobody", "--", process.execPath, cliPath, "build", "--tlsdir", tls, "--addr", env.tlsHost];
+}
 
 test("an unreadable file in the context fails with one line naming it and what to do", (t) => {
   const ctx = dir("bk-unreadable-");
@@ -483,31 +515,78 @@ test("an unreadable file in the context fails with one line naming it and what t
   writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nCOPY . /x\n`);
   writeFileSync(join(ctx, "locked.txt"), "not for you\n");
   chmodSync(join(ctx, "locked.txt"), 0o000);
-  let command: string[];
-  let addr: string;
-  if (process.getuid?.() === 0) {
-    // root reads everything: run the CLI as nobody, over the TLS endpoint
-    // (the unix socket is root's), with a copy of the client certificates.
-    if (!env.tlsHost || !env.tlsDir) {
-      t.skip("needs the TLS endpoint of scripts/test-env.sh to run as a non-root user");
-      return;
-    }
-    const tls = dir("bk-unreadable-tls-");
-    chmodSync(tls, 0o755);
-    for (const f of ["ca.pem", "cert.pem", "key.pem"]) {
-      writeFileSync(join(tls, f), readFileSync(join(env.tlsDir, "client", f)));
-      chmodSync(join(tls, f), 0o644);
-    }
-    command = ["runuser", "-u", "nobody", "--", process.execPath, cliPath, "build", "--tlsdir", tls];
-    addr = env.tlsHost;
-  } else {
-    command = [process.execPath, cliPath, "build"];
-    addr = env.buildkitHost;
+  const nonRoot = nonRootBuild();
+  if (!nonRoot) {
+    t.skip("needs the TLS endpoint of scripts/test-env.sh to run as a non-root user");
+    return;
   }
-  const r = spawnSync(command[0]!, [...command.slice(1), "--addr", addr, "--progress", "quiet", ctx], { encoding: "utf8" });
+  const r = spawnSync(nonRoot[0]!, [...nonRoot.slice(1), "--progress", "quiet", ctx], { encoding: "utf8" });
   assert.equal(r.status, 1, r.stderr);
   const path = join(ctx, "locked.txt");
   assert.match(r.stderr, new RegExp(`^error: .*cannot read ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: permission denied \\(fix its permissions or exclude it in \\.dockerignore\\)$`, "m"));
   assert.equal(r.stderr.split(path).length - 1, 1, `the path is named once:\n${r.stderr}`);
   assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+});
+
+test("a FIFO as -f or as --secret src= fails within seconds with one line and exit 2, instead of hanging", async () => {
+  const ctx = dir("bk-fifo-");
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=s,required=true echo ${randomUUID()}\n`);
+  const fifo = join(dir("bk-fifo-p-"), "pipe");
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+  // Before the fix, both waited for a writer that never comes: the timeout kills them.
+  const asDockerfile = await runCliAsync(["build", "--progress", "plain", "-f", fifo, ctx], { env: { BUILDKIT_HOST: env.buildkitHost }, timeoutMs: 20_000 });
+  assert.equal(asDockerfile.code, 2, asDockerfile.stderr);
+  assert.equal(asDockerfile.stderr, `error: cannot read Dockerfile "${fifo}" (-f): not a regular file (a FIFO); pass a regular file\n`);
+  assert.ok(asDockerfile.ms < 5000, `took ${asDockerfile.ms} ms`);
+  const asSecret = await runCliAsync(["build", "--progress", "plain", "--secret", `id=s,src=${fifo}`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost }, timeoutMs: 20_000 });
+  assert.equal(asSecret.code, 2, asSecret.stderr);
+  assert.equal(asSecret.stderr, `error: secret "s": cannot read file "${fifo}": the pipe is empty and nothing writes to it; start what writes it before the build, or pass a regular file\n`);
+  assert.ok(asSecret.ms < 5000, `took ${asSecret.ms} ms`);
+});
+
+test("--secret src=<(cmd): the pipe is read once, and two RUN steps both see its value", () => {
+  const ctx = dir("bk-pipe-");
+  const value = token();
+  const mount = "--mount=type=secret,id=s,required=true";
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${randomUUID()}\n` +
+      `RUN ${mount} echo "one $(sha256sum /run/secrets/s | cut -c1-64)"\n` +
+      `RUN ${mount} echo "two $(sha256sum /run/secrets/s | cut -c1-64)"\n`,
+  );
+  // As a shell user writes it: bash turns <(...) into /dev/fd/63, a pipe readable once.
+  const r = spawnSync("bash", ["-c", 'exec "$NODE" "$CLI" build --progress plain --secret id=s,src=<(printf %s "$V") "$CTX"'], {
+    encoding: "utf8",
+    env: { ...process.env, NODE: process.execPath, CLI: cliPath, V: value, CTX: ctx, BUILDKIT_HOST: env.buildkitHost },
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const hash = createHash("sha256").update(value).digest("hex");
+  assert.match(r.stderr, new RegExp(`^#\\d+ \\d+\\.\\d+ one ${hash}$`, "m"));
+  assert.match(r.stderr, new RegExp(`^#\\d+ \\d+\\.\\d+ two ${hash}$`, "m"), "the second step got the same value, not an empty one");
+  assert.ok(!r.stderr.includes(value) && !r.stdout.includes(value), "the value is never printed");
+});
+
+test("a secret file that is a directory or unreadable fails before the build is sent, naming the id and the path", (t) => {
+  const ctx = dir("bk-badsecret-");
+  chmodSync(ctx, 0o755);
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=s,required=true echo ${randomUUID()}\n`);
+  chmodSync(join(ctx, "Dockerfile"), 0o644);
+  const secretDir = dir("bk-secretdir-");
+  const isDir = runCli(["build", "--progress", "plain", "--secret", `id=s,src=${secretDir}`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(isDir.code, 2, isDir.stderr);
+  // Only the error: no progress, so nothing was solved.
+  assert.equal(isDir.stderr, `error: secret "s": cannot read file "${secretDir}": is a directory; pass a file\n`);
+
+  const nonRoot = nonRootBuild();
+  if (!nonRoot) {
+    t.skip("needs the TLS endpoint of scripts/test-env.sh to run as a non-root user");
+    return;
+  }
+  const locked = join(ctx, "..", `${ctx.split("/").pop()}-locked`);
+  writeFileSync(locked, "not for you");
+  chmodSync(locked, 0o600);
+  const r = spawnSync(nonRoot[0]!, [...nonRoot.slice(1), "--progress", "plain", "--secret", `id=s,src=${locked}`, ctx], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, `error: secret "s": cannot read file "${locked}": permission denied; check its permissions\n`);
 });

@@ -134,7 +134,7 @@ test("loader errors: missing file, bad YAML with its line, undefined and externa
     "req.yaml": "services:\n  app:\n    image: 'x:${VERSION:?set VERSION}'\n    build: .\n",
     "key.yaml": "services:\n  app:\n    build:\n      context: .\n      dockerfil: x\n",
   });
-  assert.throws(() => loadCompose({ files: ["missing.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: compose file ${dir}/missing\\.yaml: no such file$`));
+  assert.throws(() => loadCompose({ files: ["missing.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: cannot read compose file "${dir}/missing\\.yaml" \\(-f\\): no such file; check the path$`));
   assert.throws(() => loadCompose({ files: ["bad.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: ${dir}/bad\\.yaml:[45]:\\d+: invalid YAML: `));
   assert.throws(() => loadCompose({ files: ["undef.yaml"], workingDir: dir, env: {} }), /service "app" refers to undefined build secret nope; define it under the top-level secrets:/);
   const ext = loadCompose({ files: ["ext.yaml"], workingDir: dir, env: {} });

@@ -1,12 +1,11 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import { PlainPrinter, renderSnippet, type BuildKitClient, type BuildOptions, type RegistryCredential, type SecretSource, type SshAgentSource } from "../../index.js";
-import { DEFAULT_SSH_ID, SolveError, UsageError, checkPlatform, parseCacheEntry, parseSsh, rawJsonLine, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
+import { DEFAULT_SSH_ID, MAX_TEXT_FILE_BYTES, SolveError, UsageError, checkPlatform, isRemoteContext, parseCacheEntry, parseSsh, rawJsonLine, readInputFile, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
 import {
   dockerfileMountIds,
   metadataJson,
@@ -88,13 +87,14 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   const { options, progress, metadataFile } = flags;
   options.signal = signal;
 
-  // Warn about secrets the Dockerfile mounts but nobody provides.
-  const dockerfilePath = resolve(options.dockerfile ?? `${options.context}/Dockerfile`);
+  // Warn about secrets the Dockerfile mounts but nobody provides. A remote
+  // context holds its own Dockerfile; a local one that is not there is
+  // startBuild's to report. Never a plain readFileSync: a FIFO would block
+  // the event loop, signals included.
   let dockerfileText = "";
-  try {
-    dockerfileText = readFileSync(dockerfilePath, "utf8");
-  } catch {
-    // startBuild reports a missing Dockerfile.
+  const dockerfilePath = options.dockerfile ?? `${options.context}/Dockerfile`;
+  if (!isRemoteContext(options.context) && existsSync(dockerfilePath)) {
+    dockerfileText = readInputFile(dockerfilePath, { what: "Dockerfile", flag: options.dockerfile === undefined ? undefined : "-f", maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
   }
   for (const { type, id, required } of dockerfileMountIds(dockerfileText)) {
     const req = required ? " (required)" : "";
