@@ -44,7 +44,7 @@ export function fileKind(st: Stats): string {
 
 /** An fs error as a reason and what to do about it. */
 export function errnoProblem(e: unknown): { reason: string; fix: string } {
-  switch ((e as NodeJS.ErrnoException)?.code) {
+  switch ((e as NodeJS.ErrnoException | undefined)?.code) {
     case "ENOENT":
       return { reason: "no such file", fix: "check the path" };
     case "ENOTDIR":

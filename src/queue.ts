@@ -76,6 +76,8 @@ export class Queue<T> implements AsyncIterable<T> {
           continue;
         }
         if (this.#closed) {
+          // Rethrows what close(error) was given, as it was given.
+          // eslint-disable-next-line @typescript-eslint/only-throw-error
           if (this.#error !== undefined) throw this.#error;
           return;
         }

@@ -55,7 +55,7 @@ export async function main(argv: string[], io: CliIo, interruptedCode: () => num
   } catch (e) {
     const err = e as { name?: string; message?: string; stack?: string; code?: string };
     if (io.signal.aborted) {
-      io.err(`error: ${String(io.signal.reason instanceof Error ? io.signal.reason.message : "interrupted")}\n`);
+      io.err(`error: ${io.signal.reason instanceof Error ? io.signal.reason.message : "interrupted"}\n`);
       if (debug && err.stack) io.err(err.stack + "\n");
       return interruptedCode();
     }

@@ -203,7 +203,7 @@ function toMap(v: unknown, env: Record<string, string>, what: string): Record<st
   if (v === undefined || v === null) return out;
   if (Array.isArray(v)) {
     for (const item of v) {
-      const s = String(item);
+      const s = scalar(item, `each ${what} entry`);
       const eq = s.indexOf("=");
       if (eq < 0) out[s] = env[s] ?? null;
       else out[s.slice(0, eq)] = s.slice(eq + 1);
@@ -211,7 +211,7 @@ function toMap(v: unknown, env: Record<string, string>, what: string): Record<st
     return out;
   }
   if (isObj(v)) {
-    for (const [k, val] of Object.entries(v)) out[k] = val === null || val === undefined ? env[k] ?? null : String(val);
+    for (const [k, val] of Object.entries(v)) out[k] = val === null || val === undefined ? (env[k] ?? null) : scalar(val, `${what} ${k}`);
     return out;
   }
   throw new UsageError(`${what} must be a list of KEY=VALUE or a mapping`);
@@ -233,15 +233,17 @@ function mergeValue(base: unknown, over: unknown, key: string): unknown {
     return out;
   }
   if (Array.isArray(base) && Array.isArray(over)) {
+    const bs = base as unknown[];
+    const os = over as unknown[];
     if (key === "secrets") {
       // By source: a later file's entry replaces the earlier one.
-      const src = (x: unknown): string => (isObj(x) ? String(x["source"]) : String(x));
-      const out = base.filter((b) => !over.some((o) => src(o) === src(b)));
-      return [...out, ...over];
+      const src = (x: unknown): string => JSON.stringify(isObj(x) ? x["source"] : x);
+      const out = bs.filter((b) => !os.some((o) => src(o) === src(b)));
+      return [...out, ...os];
     }
     // tags, platforms, cache_from, profiles, ...: the union, in order.
-    const out = [...base];
-    for (const o of over) if (!out.some((b) => JSON.stringify(b) === JSON.stringify(o))) out.push(o);
+    const out = [...bs];
+    for (const o of os) if (!out.some((b) => JSON.stringify(b) === JSON.stringify(o))) out.push(o);
     return out;
   }
   return over;
@@ -270,7 +272,7 @@ function sshMap(v: unknown, where: string): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   if (Array.isArray(v)) {
     for (const item of v) {
-      const s = String(item);
+      const s = scalar(item, `${where}: each build.ssh entry`);
       const eq = s.indexOf("=");
       if (eq < 0) {
         if (s !== DEFAULT_SSH_ID) throw new UsageError(`${where}: invalid ssh entry "${s}": use default or ID=PATH`);
@@ -282,7 +284,7 @@ function sshMap(v: unknown, where: string): Record<string, string | null> {
     return out;
   }
   if (isObj(v)) {
-    for (const [k, val] of Object.entries(v)) out[k] = val === null || val === undefined || val === "" ? null : String(val);
+    for (const [k, val] of Object.entries(v)) out[k] = val === null || val === undefined || val === "" ? null : scalar(val, `${where}: build.ssh ${k}`);
     return out;
   }
   throw new UsageError(`${where}: build.ssh must be a list (default, ID=PATH) or a mapping`);
@@ -294,14 +296,26 @@ function expandPath(p: string, base: string, env: Record<string, string>): strin
   return isAbsolute(t) ? t : resolve(base, t);
 }
 
+/** A YAML scalar as compose reads it (numbers and booleans as written); a mapping or list is an error naming the key. */
+function scalar(v: unknown, what: string): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  throw new UsageError(`${what} must be a string, not ${Array.isArray(v) ? "a list" : v === null ? "null" : "a mapping"}`);
+}
+
+/** An optional scalar. */
+function optScalar(v: unknown, what: string): string | undefined {
+  return v === undefined ? undefined : scalar(v, what);
+}
+
 function strings(v: unknown, where: string, what: string): string[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new UsageError(`${where}: ${what} must be a list`);
-  return v.map(String);
+  return v.map((x) => scalar(x, `${where}: each ${what} entry`));
 }
 
 function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string): ComposeBuild {
-  const ctx = b["context"] === undefined ? "." : String(b["context"]);
+  const ctx = optScalar(b["context"], `${where}: build.context`) ?? ".";
   const context = isRemoteContext(ctx, dir) ? ctx : expandPath(ctx, dir, env);
   const args: Record<string, string> = {};
   for (const [k, v] of Object.entries((b["args"] ?? {}) as Record<string, string | null>)) if (v !== null) args[k] = v;
@@ -318,7 +332,7 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
   const secrets: ComposeBuildSecret[] = [];
   for (const s of (b["secrets"] ?? []) as unknown[]) {
     if (typeof s === "string") secrets.push({ source: s });
-    else if (isObj(s) && typeof s["source"] === "string") secrets.push({ source: s["source"], target: s["target"] === undefined ? undefined : String(s["target"]) });
+    else if (isObj(s) && typeof s["source"] === "string") secrets.push({ source: s["source"], target: optScalar(s["target"], `${where}: build.secrets target`) });
     else throw new UsageError(`${where}: each build.secrets entry is a name or { source, target }`);
   }
   const ssh: Record<string, string | null> = {};
@@ -339,19 +353,19 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
   else if (isObj(eh)) for (const [h, ip] of Object.entries(eh)) extraHosts.push(`${h}=${String(ip)}`);
   return {
     context,
-    dockerfile: b["dockerfile"] === undefined ? undefined : String(b["dockerfile"]),
-    dockerfileInline: b["dockerfile_inline"] === undefined ? undefined : String(b["dockerfile_inline"]),
+    dockerfile: optScalar(b["dockerfile"], `${where}: build.dockerfile`),
+    dockerfileInline: optScalar(b["dockerfile_inline"], `${where}: build.dockerfile_inline`),
     args,
-    target: b["target"] === undefined ? undefined : String(b["target"]),
+    target: optScalar(b["target"], `${where}: build.target`),
     labels,
     tags: strings(b["tags"], where, "build.tags"),
     platforms: strings(b["platforms"], where, "build.platforms"),
     cacheFrom: strings(b["cache_from"], where, "build.cache_from"),
     cacheTo: strings(b["cache_to"], where, "build.cache_to"),
     additionalContexts: additional,
-    network: b["network"] === undefined ? undefined : String(b["network"]),
+    network: optScalar(b["network"], `${where}: build.network`),
     extraHosts,
-    shmSize: b["shm_size"] === undefined ? undefined : String(b["shm_size"]),
+    shmSize: optScalar(b["shm_size"], `${where}: build.shm_size`),
     ulimits,
     noCache: b["no_cache"] === true,
     pull: b["pull"] === true,
@@ -392,7 +406,7 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
       for (const [name, svc] of Object.entries(services)) {
         const where = p.where(["services", name]);
         if (svc !== null && !isObj(svc)) throw new UsageError(`${where}: service "${name}" must be a mapping`);
-        ns[name] = normalizeService((svc ?? {}) as Obj, environment, `${where}: service "${name}"`);
+        ns[name] = normalizeService((svc ?? {}), environment, `${where}: service "${name}"`);
         if (!whereOf.has(name)) whereOf.set(name, where);
       }
       norm["services"] = ns;

@@ -152,7 +152,7 @@ export class ClientCall {
     this.status.catch(() => undefined);
     stream.on("response", (headers) => this.#onResponse(headers));
     stream.on("data", (chunk: Buffer) => this.#onData(chunk));
-    stream.on("trailers", (trailers) => {
+    stream.on("trailers", (trailers: http2.IncomingHttpHeaders) => {
       conn.lastDataAt = Date.now();
       this.#finish(trailers);
     });
@@ -184,7 +184,7 @@ export class ClientCall {
       this.#fail(new TransportError(Status.INTERNAL, `unexpected HTTP status code ${http} from the server`, "protocol"));
       return;
     }
-    const type = String(headers["content-type"] ?? "");
+    const type = headers["content-type"] ?? "";
     if (!type.startsWith("application/grpc")) {
       this.#fail(new TransportError(Status.INTERNAL, `unexpected content-type "${type}" from the server`, "protocol"));
       return;
@@ -239,7 +239,7 @@ export class ClientCall {
       this.#settle(new TransportError(Status.UNAVAILABLE, why, "lost", { nodeCode: code, rstCode: rst, cause, answered: this.#responded }));
       return;
     }
-    if (rst !== undefined && rst !== C.NGHTTP2_NO_ERROR) {
+    if (rst !== C.NGHTTP2_NO_ERROR) {
       const code = statusFromResetCode(rst);
       this.#settle(new TransportError(code, `RST_STREAM ${h2CodeName(rst)}`, "reset", { rstCode: rst }));
     } else if (!this.#responded) {
@@ -462,7 +462,7 @@ export class H2Channel {
         if (!err) schedule();
       });
       if (!sent) {
-        if (ackTimer) clearTimeout(ackTimer);
+        clearTimeout(ackTimer);
         ackTimer = undefined;
       }
     };

@@ -14,7 +14,7 @@ import { descriptor } from "../gen/descriptor.js";
 let root: protobuf.Root | undefined;
 
 function getRoot(): protobuf.Root {
-  root ??= protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
+  root ??= protobuf.Root.fromJSON(descriptor);
   return root;
 }
 
@@ -39,7 +39,7 @@ export function codec<T = unknown>(fullName: string): Codec<T> {
     const type = getRoot().lookupType(fullName);
     c = {
       encode: (value) => {
-        const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+        const bytes = type.encode(type.fromObject(value)).finish();
         return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       },
       decode: (bytes) => type.toObject(type.decode(bytes), toObjectOptions),

@@ -148,7 +148,7 @@ export class SessionService {
  * });
  * ```
  */
-export const defineService = SessionService.define;
+export const defineService: typeof SessionService.define = (name, handlers) => SessionService.define(name, handlers);
 
 /** Messages up to this size are copied into one buffer with their prefix. */
 const SMALL_MESSAGE = 4096;
@@ -180,7 +180,7 @@ export function headerValues(rawHeaders: readonly string[], key: string): string
 function rawFromJoined(headers: http2.IncomingHttpHeaders): string[] {
   const raw: string[] = [];
   for (const [name, v] of Object.entries(headers)) {
-    for (const value of Array.isArray(v) ? v : [v]) if (value !== undefined) raw.push(name, String(value));
+    for (const value of Array.isArray(v) ? v : [v]) if (value !== undefined) raw.push(name, value);
   }
   return raw;
 }
@@ -233,7 +233,7 @@ export class SessionServer {
   }
 
   #dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[]): void {
-    const path = String(headers[":path"] ?? "");
+    const path = headers[":path"] ?? "";
     const route = this.#routes.get(path);
     stream.on("error", (e: Error) => debug("session server: %s: stream error: %s", path, e.message));
     debug("session server: %s", path);

@@ -86,6 +86,8 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
         excludePatterns: mdValues(call, "exclude-patterns"),
         followPaths: mdValues(call, "followpaths"),
       })) {
+        // Set by the reader task while the walk awaits.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (finished) return;
         if (entry.requestable) files.set(id, { path: entry.absPath, size: Number(entry.stat.size) });
         id++;
@@ -139,6 +141,8 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
       }
       continue;
     }
+    // Set by the reader task while this loop awaits.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (finished) break;
     await new Promise<void>((resolve) => waiters.push(resolve));
   }

@@ -90,6 +90,8 @@ export function serveAgent(handler: AgentHandler, events: AgentConnectionEvents)
         } catch {
           answer = failure();
         }
+        // Set by end() while the handler awaited.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (!finished) events.onData(withLength(answer));
       }
     } finally {

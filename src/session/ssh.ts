@@ -26,10 +26,10 @@ function unknownAgent(id: string): GrpcStatusError {
 export function sshService(agents: ReadonlyMap<string, ForwardedAgent>): SessionService {
   return defineService("moby.sshforward.v1.SSH", {
     unary: {
-      CheckAgent: async (request) => {
+      CheckAgent: (request) => {
         const id = request.ID || DEFAULT_SSH_ID;
-        if (!agents.has(id)) throw unknownAgent(id);
-        return {};
+        if (!agents.has(id)) return Promise.reject(unknownAgent(id));
+        return Promise.resolve({});
       },
     },
     streams: {

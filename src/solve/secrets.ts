@@ -82,18 +82,18 @@ export async function prepareSecrets(
     if (typeof src === "string" || Buffer.isBuffer(src)) {
       const value = Buffer.from(src);
       if (value.length > MAX_SECRET_BYTES) throw new UsageError(`secret "${id}" is larger than 500 KiB`);
-      providers.set(id, async () => value);
+      providers.set(id, () => Promise.resolve(value));
     } else if (typeof src === "function") {
       providers.set(id, functionProvider(id, src, timeoutMs));
     } else if ("file" in src) {
       const value = await readSecretFile(id, src.file, timeoutMs, options.signal, io);
-      providers.set(id, async () => value);
+      providers.set(id, () => Promise.resolve(value));
     } else if ("env" in src) {
       if (env[src.env] === undefined) {
         throw new UsageError(`secret "${id}": environment variable ${src.env} is not set; set it, or remove the secret`);
       }
       const name = src.env;
-      providers.set(id, async () => Buffer.from(env[name] ?? ""));
+      providers.set(id, () => Promise.resolve(Buffer.from(env[name] ?? "")));
     } else {
       throw new UsageError(`secret "${id}": unknown source`);
     }
@@ -214,7 +214,10 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
     openFd(path, constants.O_RDONLY | constants.O_NONBLOCK, (err, opened) => {
       if (err) return finish(fsError(err));
       fd = opened;
-      if (settled) return void close(opened, () => undefined);
+      if (settled) {
+        close(opened, () => undefined);
+        return;
+      }
       // One read first: 0 bytes with O_NONBLOCK means no writer and nothing
       // buffered (a socket would wait for the timeout); EAGAIN means "not yet".
       const first = Buffer.alloc(64 * 1024);
@@ -225,6 +228,8 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
           return finish(inputFileError(path, o, "the pipe is empty and nothing writes to it", "start what writes it before the build, or pass a regular file"));
         }
         if (!e) add(first.subarray(0, n));
+        // add() may have settled it (the value is over the limit).
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (settled) return;
         try {
           socket = new Socket({ fd: opened, readable: true, writable: false });

@@ -194,6 +194,8 @@ function pumpStatus(conn: Connection, ref: string, progress: Queue<SolveStatus>)
         received++;
         onUpdate();
         progress.push(statusFromWire(r));
+        // `solved` is set by drain() while this loop awaits.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (!solved && progress.length >= PROGRESS_HIGH_WATER) await Promise.race([progress.waitBelow(PROGRESS_LOW_WATER), released]);
       }
     } catch {

@@ -24,7 +24,7 @@ export interface HijackedPipe {
   /** Bytes from buildkitd come out, bytes written go to buildkitd. */
   readonly pipe: Duplex;
   /** Sends what the pipe has buffered but not yet written to the call. */
-  flush(): void;
+  readonly flush: () => void;
   /** Settles (never rejects) when the call has ended and the pipe's readable side is closed. */
   readonly done: Promise<void>;
 }

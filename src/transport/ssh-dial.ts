@@ -224,9 +224,9 @@ export function sshDialer(
           stream.attach(channel);
         });
       },
-      (e: Error) => {
+      (e: unknown) => {
         client = undefined;
-        stream.destroy(e);
+        stream.destroy(e instanceof Error ? e : new Error(String(e)));
       },
     );
     return stream;

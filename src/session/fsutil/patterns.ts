@@ -39,6 +39,8 @@ export function cleanPath(p: string): string {
 
 function toRegExp(pattern: string): RegExp {
   let re = "^";
+  // Code points, as Go ranges over a string's runes.
+  // eslint-disable-next-line @typescript-eslint/no-misused-spread
   const chars = [...pattern];
   for (let i = 0; i < chars.length; i++) {
     const ch = chars[i]!;

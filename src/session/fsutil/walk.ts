@@ -21,9 +21,9 @@ export type { WireStat } from "./wire.js";
  * "EACCES: permission denied, open '/x'" -> "permission denied".
  */
 export function fsReason(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (!err?.code || typeof err.message !== "string") return String((e as Error)?.message ?? e);
-  return err.message.replace(/^[A-Z0-9_]+: /, "").replace(/, \w+ '.*'$/s, "");
+  if (!(e instanceof Error)) return String(e);
+  if (!(e as NodeJS.ErrnoException).code) return e.message;
+  return e.message.replace(/^[A-Z0-9_]+: /, "").replace(/, \w+ '.*'$/s, "");
 }
 
 /** What to do about a file the context cannot be read without. */

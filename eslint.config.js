@@ -1,0 +1,61 @@
+// Lint: typescript-eslint's strict, type-aware rules, and the layering of
+// src/ (see README "Layout"): each room imports only the rooms below it.
+import tseslint from "typescript-eslint";
+
+/** Imports a room may not make: patterns relative to files in that room. */
+const forbid = (...groups) => ({
+  "no-restricted-imports": ["error", { patterns: groups.map((g) => ({ group: g.group, message: g.message })) }],
+});
+const below = (room, ...banned) => ({
+  group: banned.flatMap((b) => [`../${b}/*`, `../../${b}/*`]),
+  message: `${room}/ is below ${banned.join(", ")}: it must not import them (README: Layout).`,
+});
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", "src/gen/", "scripts/*.mjs", "eslint.config.js"] },
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": "error",
+      "@typescript-eslint/await-thenable": "error",
+      // Numbers and booleans in messages are fine; objects are not.
+      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true }],
+      // `void promise` marks a deliberately unawaited promise.
+      "no-void": "off",
+      "@typescript-eslint/no-confusing-void-expression": "off",
+      "@typescript-eslint/no-non-null-assertion": "off",
+    },
+  },
+  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "session", "solve", "progress", "compose", "cli")) },
+  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "session", "solve", "progress", "compose", "cli")) },
+  { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "progress", "compose", "cli")) },
+  { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "compose", "cli")) },
+  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "compose", "cli")) },
+  {
+    files: ["src/cli/*.ts"],
+    rules: forbid({ group: ["../*", "!../index.js", "!../internal.js"], message: "The CLI uses the public API (../index.js) and ../internal.js only." }),
+  },
+  {
+    files: ["src/cli/commands/*.ts"],
+    rules: forbid({ group: ["../../*", "!../../index.js", "!../../internal.js"], message: "The CLI uses the public API (index.js) and internal.js only." }),
+  },
+  {
+    // Tests assert with node:assert and poke at internals on purpose.
+    files: ["test/**/*.ts", "scripts/**/*.ts"],
+    rules: {
+      // node:test's test() returns a promise the runner itself awaits.
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        { allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["test", "it", "describe", "suite", "before", "after", "beforeEach", "afterEach"] }] },
+      ],
+      "@typescript-eslint/no-unsafe-assignment": "off",
+      "@typescript-eslint/no-unsafe-member-access": "off",
+      "@typescript-eslint/no-unsafe-argument": "off",
+      "@typescript-eslint/no-unsafe-call": "off",
+      "@typescript-eslint/no-unsafe-return": "off",
+      "@typescript-eslint/no-unused-vars": ["error", { varsIgnorePattern: "^_" }],
+    },
+  },
+);
