@@ -121,7 +121,7 @@ export function trackHandles(): LeakTracker {
         return [
           ...resources.map(([k, n]) => `${k} x${n - (baseResources.get(k) ?? 0)}`),
           ...childProcesses().filter((c) => !baseChildren.has(c)),
-          ...sockets.map(([inode, fd]) => `fd ${fd}: ${names.get(inode) ?? "socket"} (inode ${inode})`),
+          ...sockets.map(([inode, fd]) => `fd ${fd}: ${names.get(inode) ?? "socket no longer in /proc/net/tcp or ss (typically: the peer closed the connection, this process never did)"} (inode ${inode})`),
         ];
       }
       await new Promise((r) => setTimeout(r, 20));
