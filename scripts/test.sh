@@ -43,6 +43,7 @@ fi
 
 run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/bk-build-tests.XXXXXX")
 cleanups+=("rm -rf '$run_tmp'")
+chmod 1777 "$run_tmp" # as /tmp: a test runs the CLI as nobody on a context in it
 export TMPDIR=$run_tmp
 
 # Stack traces point into the .ts sources, in every test process.
