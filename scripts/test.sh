@@ -6,6 +6,9 @@
 # the ones named by BUILDKIT_HOST and BK_TEST_REGISTRY when both are set,
 # otherwise those that scripts/test-env.sh starts (and stops again at the end
 # unless BK_TEST_KEEP_ENV=1). If the environment cannot start, the run fails.
+#
+# The tests get a temp dir of their own (TMPDIR) for the run; anything they
+# leave in it fails the run, listed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -15,11 +18,13 @@ npx tsc -p tsconfig.json
 echo "== generated code matches proto/" >&2
 node scripts/generate.mjs --check
 
-files=()
-if [[ $what == all || $what == unit ]]; then
-  files+=(dist/test/unit/*.test.js)
-fi
-started=0
+cleanups=()
+on_exit() {
+  local c
+  for c in "${cleanups[@]}"; do eval "$c" || true; done
+}
+trap on_exit EXIT
+
 if [[ $what == all || $what == integration ]]; then
   if [[ -z ${BUILDKIT_HOST:-} || -z ${BK_TEST_REGISTRY:-} ]]; then
     echo "== starting the test environment (scripts/test-env.sh up)" >&2
@@ -28,16 +33,36 @@ if [[ $what == all || $what == integration ]]; then
       exit 1
     }
     eval "$env_lines"
-    started=1
     if [[ ${BK_TEST_KEEP_ENV:-} != 1 ]]; then
-      trap 'bash scripts/test-env.sh down' EXIT
+      cleanups+=("bash scripts/test-env.sh down")
     fi
   else
     echo "== using BUILDKIT_HOST=$BUILDKIT_HOST BK_TEST_REGISTRY=$BK_TEST_REGISTRY" >&2
   fi
-  files+=(dist/test/integration/*.test.js)
 fi
 
-echo "== tests" >&2
-# One file at a time: integration tests share one daemon and prune its cache.
-node --test --test-concurrency=1 "${files[@]}"
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/bk-build-tests.XXXXXX")
+cleanups+=("rm -rf '$run_tmp'")
+chmod 1777 "$run_tmp" # as /tmp: a test runs the CLI as nobody on a context in it
+export TMPDIR=$run_tmp
+
+# Stack traces point into the .ts sources, in every test process.
+node_flags=(--enable-source-maps)
+status=0
+if [[ $what == all || $what == unit ]]; then
+  echo "== unit tests (files in parallel)" >&2
+  node "${node_flags[@]}" --test --test-concurrency="${BK_UNIT_CONCURRENCY:-4}" dist/test/unit/*.test.js || status=1
+fi
+if [[ $what == all || $what == integration ]]; then
+  # One file at a time: integration tests share one daemon and prune its cache.
+  echo "== integration tests (one file at a time)" >&2
+  node "${node_flags[@]}" --test --test-concurrency=1 dist/test/integration/*.test.js || status=1
+fi
+
+left=$(find "$run_tmp" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort)
+if [[ -n $left ]]; then
+  echo "error: the tests left these in their temp dir $run_tmp (each test temp dir goes through tempDir() in test/helpers/files.ts):" >&2
+  echo "$left" | sed 's/^/  /' >&2
+  status=1
+fi
+exit $status

@@ -1,5 +1,41 @@
 /** Reads images back from the test registry (plain HTTP on 127.0.0.1). */
+import { request } from "node:http";
 import { gunzipSync } from "node:zlib";
+
+export interface HttpResponse {
+  status: number;
+  ok: boolean;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/**
+ * One GET on its own connection, closed after the response. (fetch() keeps
+ * idle connections open for seconds afterwards, which the leak check after
+ * each test would rightly report.)
+ */
+export function httpGet(url: string, headers: Record<string, string> = {}, redirects = 3): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers, agent: false }, (res) => {
+      const location = res.headers.location;
+      if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location && redirects > 0) {
+        res.resume();
+        httpGet(new URL(location, url).toString(), headers, redirects - 1).then(resolve, reject);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const status = res.statusCode ?? 0;
+        resolve({ status, ok: status >= 200 && status < 300, headers: res.headers, body: Buffer.concat(chunks) });
+      });
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`GET ${url}: no answer within 30 s`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 const ACCEPT = [
   "application/vnd.oci.image.manifest.v1+json",
@@ -15,16 +51,16 @@ export interface Manifest {
 }
 
 export async function getManifest(registry: string, repo: string, ref: string): Promise<Manifest> {
-  const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { headers: { Accept: ACCEPT } });
+  const res = await httpGet(`http://${registry}/v2/${repo}/manifests/${ref}`, { Accept: ACCEPT });
   if (!res.ok) throw new Error(`GET manifest ${repo}:${ref}: ${res.status}`);
-  const body = (await res.json()) as Omit<Manifest, "digest">;
-  return { ...body, digest: res.headers.get("docker-content-digest") ?? "" };
+  const body = JSON.parse(res.body.toString("utf8")) as Omit<Manifest, "digest">;
+  return { ...body, digest: String(res.headers["docker-content-digest"] ?? "") };
 }
 
 export async function getBlob(registry: string, repo: string, digest: string): Promise<Buffer> {
-  const res = await fetch(`http://${registry}/v2/${repo}/blobs/${digest}`);
+  const res = await httpGet(`http://${registry}/v2/${repo}/blobs/${digest}`);
   if (!res.ok) throw new Error(`GET blob ${digest}: ${res.status}`);
-  return Buffer.from(await res.arrayBuffer());
+  return res.body;
 }
 
 /** Every byte an image carries: manifest, config, and each layer uncompressed. */

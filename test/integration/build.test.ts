@@ -5,16 +5,18 @@ import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, chmodSync, linkSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BuildKitClient, BuildKitError, PlainPrinter, type SolveStatus } from "../../src/index.js";
 import { spawnSync } from "node:child_process";
 import { buildctl, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
-import { trackHandles } from "../helpers/leaks.js";
+import { leakCheckEachTest, trackHandles } from "../helpers/leaks.js";
+import { tempDir } from "../helpers/files.js";
 
 const cliPath = join(repoRoot, "dist", "src", "cli", "bin.js");
+
+leakCheckEachTest();
 
 let env: TestEnv;
 let index: Server;
@@ -60,7 +62,7 @@ function recordIndexRequests(): (ms: number) => Promise<string[]> {
 }
 
 function dir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return tempDir(prefix);
 }
 
 function token(): string {
@@ -105,7 +107,7 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
   // Build 2: token B, pushed. The secret step and all after it are cached.
   currentToken = tokenB;
   seen.length = 0;
-  const meta = join(ctx, "..", `${runId}.json`);
+  const meta = join(dir("bk-ci-meta-"), `${runId}.json`);
   const b = await runCliAsync(
     ["build", "--progress", "plain", "--secret", "id=CI_JOB_TOKEN,env=CI_JOB_TOKEN", "-t", `${env.registry}/${repo}:b`, "--push", "--metadata-file", meta, ctx],
     { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB } },
@@ -149,7 +151,7 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
 
 test("secret sources: file, env, binary, id only, function; clear errors", async () => {
   const ctx = dir("bk-src-");
-  const fileSecret = join(ctx, "..", `secret-${randomUUID()}`);
+  const fileSecret = join(dir("bk-src-secret-"), `secret-${randomUUID()}`);
   writeFileSync(fileSecret, "from-a-file");
   const binary = randomBytes(64);
   const sha = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
@@ -316,8 +318,7 @@ test("a failed step prints its last log lines, the Dockerfile snippet and error:
 });
 
 test("a 300 MB context in 10,000 files arrives intact; one changed file is all that is sent next", async (t) => {
-  const ctx = dir("bk-big-");
-  t.after(() => rmSync(ctx, { recursive: true, force: true }));
+  const ctx = tempDir("bk-big-", t);
   const files = 10_000;
   const size = 30 * 1024; // 10,000 x 30 KiB = 293 MiB, over 300 MB
   const all = createHash("sha256");
@@ -333,8 +334,7 @@ test("a 300 MB context in 10,000 files arrives intact; one changed file is all t
   lines.sort((a, b) => (a.slice(66) < b.slice(66) ? -1 : 1));
   all.update(lines.join("\n") + "\n");
   const expected = all.digest("hex");
-  mkdirSync(join(ctx, "..", `${ctx.split("/").pop()}-df`));
-  const dfDir = join(ctx, "..", `${ctx.split("/").pop()}-df`);
+  const dfDir = tempDir("bk-big-df-", t);
   writeFileSync(
     join(dfDir, "Dockerfile"),
     `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=bind,target=/ctx cd /ctx && find . -type f | sort | xargs sha256sum | sha256sum && find . -type f | wc -l\n`,

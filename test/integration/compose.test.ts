@@ -3,7 +3,7 @@
  * compose, ssh in map form, a service built FROM another through
  * additional_contexts, .env feeding build args.
  */
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
@@ -11,12 +11,13 @@ import { randomUUID } from "node:crypto";
 import { BuildKitClient } from "../../src/index.js";
 import { runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
-import { startSshd, type Sshd } from "../helpers/sshd.js";
+import { startSshd } from "../helpers/sshd.js";
 import { fileTree } from "../helpers/files.js";
+import { cleanup, leakCheckEachTest } from "../helpers/leaks.js";
 
 const env = testEnv();
-let sshd: Sshd | undefined;
-after(() => sshd?.stop());
+
+leakCheckEachTest();
 
 function project(files: Record<string, string>): string {
   return fileTree("bk-compose-it-", files);
@@ -73,9 +74,9 @@ test("the CI-token scenario as compose: a rotated token keeps the secret step CA
   assert.equal(unset.stderr, 'error: service "api": secret "ci_token": environment variable TOKEN_FROM_CI is not set; set it or put it in .env\n');
 });
 
-test("ssh in map form with a key file relative to the project", async () => {
-  sshd ??= await startSshd();
-  const s = sshd;
+test("ssh in map form with a key file relative to the project", async (t) => {
+  const s = await startSshd();
+  cleanup(t, () => s.stop());
   const token = `compose-ssh-${randomUUID()}`;
   writeFileSync(join(s.dir, "served.txt"), token);
   const dir = project({

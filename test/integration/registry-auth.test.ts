@@ -4,13 +4,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
+import { tempDir } from "../helpers/files.js";
+import { leakCheckEachTest } from "../helpers/leaks.js";
+import { httpGet } from "../helpers/registry.js";
 
 const env = testEnv();
+
+leakCheckEachTest();
 
 function authRegistry(): { host: string; user: string; password: string } {
   assert.ok(env.authRegistry, "BK_TEST_AUTH_REGISTRY is not set: scripts/test-env.sh up starts the login-only registry");
@@ -18,7 +22,7 @@ function authRegistry(): { host: string; user: string; password: string } {
 }
 
 function dir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return tempDir(prefix);
 }
 
 /** A context whose image is pushed to the login-only registry. */
@@ -45,11 +49,9 @@ async function build(ctx: string, image: string, args: string[], extraEnv: Recor
 
 /** The manifest is in the registry (checked with the login). */
 async function pushed(host: string, user: string, password: string, repo: string, tag: string): Promise<boolean> {
-  const res = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, {
-    headers: {
-      Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`,
-      Accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json",
-    },
+  const res = await httpGet(`http://${host}/v2/${repo}/manifests/${tag}`, {
+    Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`,
+    Accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json",
   });
   return res.ok;
 }

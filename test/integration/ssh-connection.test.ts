@@ -2,26 +2,31 @@
  * ssh:// addresses against a real sshd on loopback: control-plane commands
  * and a build (session, file sync, secrets) through the SSH channel.
  */
-import { test, after } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient } from "../../src/index.js";
 import { runCliAsync, testEnv } from "../helpers/env.js";
 import { keygen, startAgent, startSshd, type Sshd } from "../helpers/sshd.js";
+import { tempDir } from "../helpers/files.js";
+import { leakCheckEachTest } from "../helpers/leaks.js";
 
 const env = testEnv();
-let sshd: Sshd | undefined;
-after(() => sshd?.stop());
+let sshd: Sshd;
+before(async () => {
+  sshd = await startSshd();
+});
+after(() => sshd.stop());
+
+leakCheckEachTest();
 
 async function setup(): Promise<{ s: Sshd; address: string; knownHosts: string; flags: string[] }> {
-  sshd ??= await startSshd();
   const s = sshd;
   assert.ok(env.buildkitHost.startsWith("unix://"), "the ssh:// tests reach buildkitd's unix socket through sshd");
   const address = `ssh://root@127.0.0.1:${s.port}${env.buildkitHost.slice("unix://".length)}`;
-  const knownHosts = join(mkdtempSync(join(tmpdir(), "bk-kh-")), "known_hosts");
+  const knownHosts = join(tempDir("bk-kh-"), "known_hosts");
   writeFileSync(knownHosts, `${s.hostKeyLine}\n`);
   return { s, address, knownHosts, flags: ["--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", knownHosts] };
 }
@@ -39,7 +44,7 @@ test("bk-build info and du over ssh://", async () => {
 
 test("a build over ssh:// through the API: context, secret, result", async () => {
   const { s, address, knownHosts } = await setup();
-  const ctx = mkdtempSync(join(tmpdir(), "bk-sshconn-ctx-"));
+  const ctx = tempDir("bk-sshconn-ctx-");
   const marker = randomUUID();
   writeFileSync(join(ctx, "file.txt"), marker);
   writeFileSync(
@@ -58,15 +63,15 @@ test("a build over ssh:// through the API: context, secret, result", async () =>
 
 test("ssh:// refuses unknown and changed host keys unless told to ignore them; a refused login is named", async () => {
   const { s, address, knownHosts } = await setup();
-  const empty = join(mkdtempSync(join(tmpdir(), "bk-kh-")), "known_hosts");
+  const empty = join(tempDir("bk-kh-"), "known_hosts");
   const unknown = await runCliAsync(["info", "--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", empty], { env: { SSH_AUTH_SOCK: undefined } });
   assert.equal(unknown.code, 1);
   assert.equal(
     unknown.stderr,
     `error: cannot connect to buildkitd at ${address}: the host key of [127.0.0.1]:${s.port} is not in ${empty}; check it and add it (ssh-keyscan -p ${s.port} 127.0.0.1 >> ${empty}), or pass --ssh-insecure-ignore-host-key\n`,
   );
-  const changed = join(mkdtempSync(join(tmpdir(), "bk-kh-")), "known_hosts");
-  const other = keygen(mkdtempSync(join(tmpdir(), "bk-k-")), "ed25519", "other_host");
+  const changed = join(tempDir("bk-kh-"), "known_hosts");
+  const other = keygen(tempDir("bk-k-"), "ed25519", "other_host");
   writeFileSync(changed, `[127.0.0.1]:${s.port} ${readFileSync(`${other}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`);
   const mitm = await runCliAsync(["info", "--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", changed], { env: { SSH_AUTH_SOCK: undefined } });
   assert.equal(mitm.code, 1);
@@ -74,7 +79,7 @@ test("ssh:// refuses unknown and changed host keys unless told to ignore them; a
   const ignored = await runCliAsync(["info", "--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", changed, "--ssh-insecure-ignore-host-key"], { env: { SSH_AUTH_SOCK: undefined } });
   assert.equal(ignored.code, 0, ignored.stderr);
 
-  const stranger = keygen(mkdtempSync(join(tmpdir(), "bk-k-")), "ed25519", "stranger");
+  const stranger = keygen(tempDir("bk-k-"), "ed25519", "stranger");
   const refused = await runCliAsync(["info", "--addr", address, "--ssh-key", stranger, "--ssh-known-hosts", knownHosts], { env: { SSH_AUTH_SOCK: undefined } });
   assert.equal(refused.code, 1);
   assert.equal(refused.stderr, `error: cannot connect to buildkitd at ${address}: SSH login as root was refused (tried the key file)\n`);
@@ -87,7 +92,7 @@ test("ssh:// refuses unknown and changed host keys unless told to ignore them; a
 
 test("ssh:// logs in with the agent at SSH_AUTH_SOCK and reads ~/.ssh/known_hosts by default", async () => {
   const { s, address } = await setup();
-  const home = mkdtempSync(join(tmpdir(), "bk-home-"));
+  const home = tempDir("bk-home-");
   mkdirSync(join(home, ".ssh"));
   writeFileSync(join(home, ".ssh", "known_hosts"), `${s.hostKeyLine}\n`);
   const agent = await startAgent([s.clientKey]);
@@ -99,6 +104,6 @@ test("ssh:// logs in with the agent at SSH_AUTH_SOCK and reads ~/.ssh/known_host
     assert.equal(none.code, 1);
     assert.equal(none.stderr, `error: cannot connect to buildkitd at ${address}: SSH login as root was refused (tried no keys: set SSH_AUTH_SOCK or pass --ssh-key)\n`);
   } finally {
-    agent.stop();
+    await agent.stop();
   }
 });

@@ -2,23 +2,28 @@
  * SSH forwarding end to end: a real sshd on loopback, a real ssh-agent, and
  * OpenSSH's client inside the build, through buildkitd.
  */
-import { test, after } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
 import { imageBytes } from "../helpers/registry.js";
 import { keygen, startAgent, startSshd, type Sshd } from "../helpers/sshd.js";
+import { tempDir } from "../helpers/files.js";
+import { leakCheckEachTest } from "../helpers/leaks.js";
 
 const env = testEnv();
-let sshd: Sshd | undefined;
-after(() => sshd?.stop());
+let sshd: Sshd;
+before(async () => {
+  sshd = await startSshd();
+});
+after(() => sshd.stop());
+
+leakCheckEachTest();
 
 async function server(): Promise<Sshd> {
-  sshd ??= await startSshd();
   return sshd;
 }
 
@@ -26,7 +31,7 @@ async function server(): Promise<Sshd> {
 function project(s: Sshd, mount: string, command?: string): { ctx: string; token: string; image: string } {
   const token = `fetched-${randomUUID()}`;
   writeFileSync(join(s.dir, "served.txt"), token);
-  const ctx = mkdtempSync(join(tmpdir(), "bk-ssh-ctx-"));
+  const ctx = tempDir("bk-ssh-ctx-");
   const ssh = `ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p ${s.port} root@127.0.0.1`;
   const run = command ?? `${ssh} cat ${join(s.dir, "served.txt")} > /fetched.txt && cat /fetched.txt`;
   writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/ssh:latest\nRUN ${mount} echo ${token} >/dev/null && ${run}\n`);
@@ -64,7 +69,7 @@ test("--ssh default: a real ssh-agent signs for ssh inside the build; the file l
     assert.ok(blobs.some((b) => b.includes(`${p.token}`) && b.includes("fetched.txt")), "fetched.txt is in a layer");
     assertNoKey(s.clientKey, [r.stdout, r.stderr, ...blobs]);
   } finally {
-    agent.stop();
+    await agent.stop();
   }
 });
 
@@ -80,7 +85,7 @@ test("--ssh deploy=KEYFILE serves the key in-process for --mount=type=ssh,id=dep
 
 test("an encrypted key file works with passphrase-env; the passphrase never shows", async () => {
   const s = await server();
-  const dir = mkdtempSync(join(tmpdir(), "bk-ssh-keys-"));
+  const dir = tempDir("bk-ssh-keys-");
   const passphrase = `pass-${randomUUID()}`;
   const key = keygen(dir, "ecdsa", "enc_key", passphrase);
   writeFileSync(join(s.dir, "authorized_keys"), readFileSync(`${s.clientKey}.pub`, "utf8") + readFileSync(`${key}.pub`, "utf8"));
@@ -103,7 +108,7 @@ test("without --ssh the step fails with a clear message; a key the server refuse
   // buildkitd's own words (it names the id as the mount wrote it, here none).
   assert.match(none.stderr, /ERROR: no SSH key "(default)?" forwarded from the client/);
 
-  const dir = mkdtempSync(join(tmpdir(), "bk-ssh-keys-"));
+  const dir = tempDir("bk-ssh-keys-");
   const stranger = keygen(dir, "ed25519", "stranger");
   const refused = await build(project(s, "--mount=type=ssh,required=true").ctx, ["--ssh", `default=${stranger}`]);
   assert.equal(refused.code, 1);
@@ -128,7 +133,7 @@ test("the forwarded agent is read-only: ssh-add inside the build is refused, the
     assert.equal(afterList, before);
     assert.match(afterList, /client_key@bk-build-test/);
   } finally {
-    agent.stop();
+    await agent.stop();
   }
 });
 
@@ -138,7 +143,7 @@ test("several agents in one build, by id; raw=true forwards a socket's bytes unc
   try {
     const token = `fetched-${randomUUID()}`;
     writeFileSync(join(s.dir, "served.txt"), token);
-    const ctx = mkdtempSync(join(tmpdir(), "bk-ssh-ctx-"));
+    const ctx = tempDir("bk-ssh-ctx-");
     const ssh = `ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p ${s.port} root@127.0.0.1`;
     writeFileSync(
       join(ctx, "Dockerfile"),
@@ -150,6 +155,6 @@ test("several agents in one build, by id; raw=true forwards a socket's bytes unc
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr.split(token).length - 1 >= 3, true, "both steps fetched the file");
   } finally {
-    agent.stop();
+    await agent.stop();
   }
 });

@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_ADDRESS, parseAddress, resolveAddress, resolveTls } from "../../src/transport/address.js";
 import { UsageError } from "../../src/errors.js";
+import { tempDir } from "../helpers/files.js";
 
 test("parseAddress accepts unix and tcp forms", () => {
   assert.deepEqual(parseAddress("unix:///run/buildkit/buildkitd.sock"), {
@@ -42,7 +42,7 @@ test("resolveTls reads a --tlsdir in either layout and checks combinations", () 
   assert.equal(resolveTls(undefined, tcp), undefined);
   assert.equal(resolveTls({}, tcp), undefined);
 
-  const a = mkdtempSync(join(tmpdir(), "bk-tls-"));
+  const a = tempDir("bk-tls-");
   writeFileSync(join(a, "ca.pem"), "CA");
   writeFileSync(join(a, "cert.pem"), "CERT");
   writeFileSync(join(a, "key.pem"), "KEY");
@@ -52,7 +52,7 @@ test("resolveTls reads a --tlsdir in either layout and checks combinations", () 
   assert.equal(r.key?.toString(), "KEY");
   assert.equal(r.serverName, "127.0.0.1");
 
-  const b = mkdtempSync(join(tmpdir(), "bk-tls-"));
+  const b = tempDir("bk-tls-");
   writeFileSync(join(b, "ca.crt"), "CA2");
   writeFileSync(join(b, "tls.crt"), "CERT2");
   writeFileSync(join(b, "tls.key"), "KEY2");

@@ -1,12 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { interpolate } from "../../src/compose/interpolate.js";
 import { loadCompose, parseEnvFile } from "../../src/compose/load.js";
 import { planCompose, serviceBuildOptions } from "../../src/compose/build.js";
-import { fileTree } from "../helpers/files.js";
+import { fileTree, tempDir } from "../helpers/files.js";
 
 test("interpolation: every form, nesting, $$, and errors", () => {
   const env: Record<string, string> = { SET: "v", EMPTY: "", OTHER: "o" };
@@ -141,14 +140,14 @@ test("loader errors: missing file, bad YAML with its line, undefined and externa
   assert.throws(() => serviceBuildOptions(ext, ext.services[0]!, {}, new Map(), false), /service "app": secret "ext" is external; external secrets do not exist at build time/);
   assert.throws(() => loadCompose({ files: ["req.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: ${dir}/req\\.yaml:3: services\\.app\\.image: required variable VERSION is missing a value: set VERSION$`));
   assert.throws(() => loadCompose({ files: ["key.yaml"], workingDir: dir, env: {} }), /service "app": build has no key "dockerfil"/);
-  assert.throws(() => loadCompose({ workingDir: mkdtempSync(join(tmpdir(), "bk-empty-")), env: {} }), /no compose file found in .* or its parents/);
+  assert.throws(() => loadCompose({ workingDir: tempDir("bk-empty-"), env: {} }), /no compose file found in .* or its parents/);
 });
 
 test("a build secret's id is its target, else its source; file and environment sources", () => {
   const dir = project({
     "compose.yaml": "services:\n  app:\n    build:\n      context: .\n      secrets: [{source: tok, target: CI_JOB_TOKEN}, npmrc]\nsecrets:\n  tok: {environment: CI_JOB_TOKEN_VALUE}\n  npmrc: {file: ~/.npmrc}\n",
   });
-  const home = mkdtempSync(join(tmpdir(), "bk-home-"));
+  const home = tempDir("bk-home-");
   writeFileSync(join(home, ".npmrc"), "//registry/:_authToken=x");
   const p = loadCompose({ workingDir: dir, env: { HOME: home, CI_JOB_TOKEN_VALUE: "x" } });
   const { options } = serviceBuildOptions(p, p.services[0]!, {}, new Map(), false);
@@ -161,7 +160,7 @@ test("a build secret's id is its target, else its source; file and environment s
 });
 
 test("files shaped like the compose-spec's build examples load as documented", () => {
-  const home = mkdtempSync(join(tmpdir(), "bk-home-"));
+  const home = tempDir("bk-home-");
   const dir = project({
     "compose.yaml": [
       "services:",

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentialLookup } from "../../src/solve/registry-auth.js";
@@ -8,15 +8,16 @@ import { parseRegistryAuth } from "../../src/cli/parse-build.js";
 import { translateError } from "../../src/transport/connection.js";
 import { GrpcStatusError } from "../../src/grpc/frame.js";
 import { TransportError } from "../../src/grpc/client.js";
+import { tempDir } from "../helpers/files.js";
 
 function configDir(config: object | string): string {
-  const d = mkdtempSync(join(tmpdir(), "bk-cfg-"));
+  const d = tempDir("bk-cfg-");
   writeFileSync(join(d, "config.json"), typeof config === "string" ? config : JSON.stringify(config));
   return d;
 }
 
 function helper(name: string, body: string): string {
-  const bin = mkdtempSync(join(tmpdir(), "bk-helper-"));
+  const bin = tempDir("bk-helper-");
   const p = join(bin, `docker-credential-${name}`);
   writeFileSync(p, `#!/bin/sh\n${body}\n`);
   chmodSync(p, 0o755);

@@ -6,14 +6,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync, spawn } from "node:child_process";
 import { createServer, type Server } from "node:net";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { keyAgent, readOnlyAgent, serveAgent, type AgentHandler } from "../../src/session/ssh-agent.js";
 import { prepareSsh } from "../../src/solve/ssh.js";
 import type { ForwardedAgent } from "../../src/session/ssh.js";
+import { tempDir } from "../helpers/files.js";
 
-const dir = mkdtempSync(join(tmpdir(), "bk-agent-"));
+const dir = tempDir("bk-agent-");
 
 function keygen(type: string, name: string, passphrase = ""): string {
   const path = join(dir, name);

@@ -1,13 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { linkSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { linkSync, mkdirSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { walk, type WalkOptions } from "../../src/session/fsutil/walk.js";
 import { ModeDir, ModeSetuid, ModeSymlink } from "../../src/session/fsutil/mode.js";
 import { mdValues } from "../../src/session/filesync.js";
 import { headerValues } from "../../src/grpc/server.js";
+import { tempDir } from "../helpers/files.js";
 
 async function paths(root: string, opts: WalkOptions = {}): Promise<string[]> {
   const out: string[] = [];
@@ -16,7 +16,7 @@ async function paths(root: string, opts: WalkOptions = {}): Promise<string[]> {
 }
 
 function tree(): string {
-  const root = mkdtempSync(join(tmpdir(), "bk-walk-"));
+  const root = tempDir("bk-walk-");
   for (const d of ["a", "a/b", "a.b", "a-b", "z", "empty", "ü", "😀"]) mkdirSync(join(root, d));
   for (const f of ["a/b/c.txt", "a/x.log", "a.b/f", "a-b/f", "z/keep.log", "B", "ü/f", "😀/f", "￿"]) writeFileSync(join(root, f), f);
   return root;
@@ -49,8 +49,8 @@ test("followpaths resolve symlinks inside the root", async () => {
 });
 
 test("stat fields: Go modes, links not followed, hardlinks, sockets skipped, uid/gid 0", async () => {
-  const root = mkdtempSync(join(tmpdir(), "bk-walk-"));
-  const outside = mkdtempSync(join(tmpdir(), "bk-out-"));
+  const root = tempDir("bk-walk-");
+  const outside = tempDir("bk-out-");
   writeFileSync(join(outside, "secret"), "x");
   writeFileSync(join(root, "h1"), "same");
   linkSync(join(root, "h1"), join(root, "h2"));
@@ -76,7 +76,7 @@ test("stat fields: Go modes, links not followed, hardlinks, sockets skipped, uid
   } finally {
     server.close();
   }
-  const d = mkdtempSync(join(tmpdir(), "bk-walk-"));
+  const d = tempDir("bk-walk-");
   mkdirSync(join(d, "x"));
   chmodSync(join(d, "x"), 0o755);
   const [first] = await paths(d).then(async () => {
