@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { BuildKitError, ConnectionError, UsageError } from "./errors.js";
 import { MAX_TIMER_MS } from "./grpc/client.js";
 import { linkSignals } from "./signals.js";
@@ -86,6 +87,8 @@ export class BuildKitClient {
   private constructor(conn: Connection, timeoutMs: number) {
     this.#conn = conn;
     this.#timeoutMs = timeoutMs;
+    // One listener per running build or call: many at once is normal use.
+    setMaxListeners(0, this.#closing.signal);
   }
 
   /** The address this client talks to (normalised, e.g. `unix:///run/buildkit/buildkitd.sock`). */

@@ -380,6 +380,9 @@ export class H2Channel {
     session.on("error", (e: Error) => {
       conn.error ??= e;
       debug("connection %d: error %s", conn.id, describeCause(e));
+      // Node destroys the session but may leave the socket open (a TLS
+      // alert after the handshake): close it once the streams have seen why.
+      setImmediate(() => conn.socket?.destroy());
     });
     session.on("connect", () => session.setLocalWindowSize(16 << 20));
     session.once("remoteSettings", () => {
@@ -397,6 +400,9 @@ export class H2Channel {
     });
     session.on("close", () => {
       conn.stopKeepalive();
+      // A session that failed (a TLS alert after the handshake) can leave its
+      // socket open, half-closed by the peer: it is ours to close.
+      conn.socket?.destroy();
       this.#all.delete(conn);
       debug("connection %d: closed", conn.id);
     });
@@ -520,7 +526,10 @@ export class H2Channel {
         new Promise<void>((resolve) => {
           const s = conn.session;
           conn.stopKeepalive();
-          if (s.destroyed) return resolve();
+          if (s.destroyed) {
+            conn.socket?.destroy();
+            return resolve();
+          }
           s.once("close", () => resolve());
           // Idle sessions are unref'd; closing one must still run to its end.
           s.ref();

@@ -18,6 +18,7 @@ import { codec, type Codec } from "./codec.js";
 import { methodTypes } from "./codec.js";
 import type { MethodKind, SessionMethods } from "../gen/methods.js";
 import { Queue } from "../queue.js";
+import { setMaxListeners } from "node:events";
 import { debuglog } from "node:util";
 import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix, statusName } from "./frame.js";
 
@@ -194,6 +195,8 @@ export class SessionServer {
   readonly #closed = new AbortController();
 
   constructor(services: readonly SessionService[]) {
+    // One listener per open call: a file sync opens many at once.
+    setMaxListeners(0, this.#closed.signal);
     for (const svc of services) {
       const add = (method: string, handler: { unary: AnyUnary } | { stream: AnyStream }): void => {
         const types = methodTypes(svc.name, method);

@@ -87,8 +87,12 @@ export class Session {
     return (this.#done ?? Promise.resolve()).then(() => ({ unexpected: !this.#closing, error: this.#error }));
   }
 
-  /** Ends the session: stops serving, sends what is buffered, half-closes the pipe. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Ends the session: stops serving, sends what is buffered, half-closes the
+   * pipe, and waits up to `graceMs` for buildkitd to end it too before
+   * cancelling the call. Idempotent.
+   */
+  async close(graceMs = 2000): Promise<void> {
     this.#closing = true;
     const call = this.#call;
     if (!call) return;
@@ -96,7 +100,7 @@ export class Session {
     this.#server.close();
     this.#flush();
     call.end();
-    const timer = setTimeout(() => call.cancel(), 2000);
+    const timer = setTimeout(() => call.cancel(), graceMs);
     await this.#done;
     clearTimeout(timer);
   }

@@ -102,6 +102,11 @@ export function runCredentialHelper(
     };
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
+      // A helper's own children (a shell script's sleep) may hold the pipes
+      // open; close our ends so nothing outlives the timeout.
+      child.stdin.destroy();
+      child.stdout.destroy();
+      child.stderr.destroy();
       done(() => reject(new Error(`credential helper ${program} gave no answer for ${serverUrl} within ${options.timeoutMs} ms (named in ${options.configPath})`)));
     }, options.timeoutMs);
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

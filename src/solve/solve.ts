@@ -164,7 +164,8 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     throw e;
   } finally {
     solving = false;
-    await session?.close();
+    // A cancelled build does not wait for the daemon (it may be frozen) to end the session.
+    await session?.close(ac.signal.aborted ? 0 : 2000);
     await status?.drain(ac.signal);
     progress.close();
   }

@@ -9,6 +9,7 @@ import { translateError } from "../../src/transport/connection.js";
 import { GrpcStatusError } from "../../src/grpc/frame.js";
 import { TransportError } from "../../src/grpc/client.js";
 import { tempDir } from "../helpers/files.js";
+import { trackHandles } from "../helpers/leaks.js";
 
 function configDir(config: object | string): string {
   const d = tempDir("bk-cfg-");
@@ -69,11 +70,14 @@ test("a helper that hangs times out; one that fails is named with its words", as
   const bin = helper("slow", "sleep 30");
   const dir = configDir({ credsStore: "slow" });
   const t = Date.now();
+  const open = trackHandles();
   await assert.rejects(
     credentialLookup({ configDir: dir, helperTimeoutMs: 300 }, { PATH: `${bin}:/usr/bin:/bin` })("x.example"),
     /credential helper docker-credential-slow gave no answer for x\.example within 300 ms/,
   );
   assert.ok(Date.now() - t < 3000);
+  // The helper's sleep still holds its end of the pipes: ours are closed.
+  assert.deepEqual(await open(1000), [], "nothing of the timed-out helper is left open here");
   const bin2 = helper("sad", "echo 'the keychain is locked' >&2; exit 4");
   await assert.rejects(
     credentialLookup({ configDir: configDir({ credsStore: "sad" }) }, { PATH: `${bin2}:/usr/bin:/bin` })("x.example"),
