@@ -56,6 +56,11 @@ export default tseslint.config(
       "@typescript-eslint/no-unsafe-call": "off",
       "@typescript-eslint/no-unsafe-return": "off",
       "@typescript-eslint/no-unused-vars": ["error", { varsIgnorePattern: "^_" }],
+      // Handlers written async to match the API's shape; narrowing used as an
+      // assertion; `void` marking an expression kept for its side effect.
+      "@typescript-eslint/require-await": "off",
+      "@typescript-eslint/no-unnecessary-condition": "off",
+      "@typescript-eslint/no-meaningless-void-operator": "off",
     },
   },
 );

@@ -28,7 +28,7 @@ export function serviceDefinition(fullName: string): ServiceDefinition {
         originalName: name,
       };
     }
-    def = out as ServiceDefinition;
+    def = out;
     services.set(fullName, def);
   }
   return def;

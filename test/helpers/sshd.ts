@@ -90,7 +90,7 @@ export async function startSshd(): Promise<Sshd> {
   );
   let log = "";
   const child = spawn(sshdPath, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (log += d.toString()));
   try {
     await waitFor(
       "sshd",
@@ -123,7 +123,7 @@ export async function startAgent(keys: string[]): Promise<SshAgent> {
   const socket = join(dir, "agent.sock");
   let log = "";
   const child = spawn("ssh-agent", ["-D", "-a", socket], { stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (log += d.toString()));
   try {
     await waitFor("ssh-agent", () => existsSync(socket), child, () => log);
     for (const k of keys) {

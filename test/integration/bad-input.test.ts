@@ -14,6 +14,9 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
+import { leakCheckEachTest } from "../helpers/leaks.js";
+
+leakCheckEachTest();
 
 const NO_DAEMON = "unix:///nonexistent.sock";
 

@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { appendFileSync, chmodSync, linkSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BuildKitClient, BuildKitError, PlainPrinter, type SolveStatus } from "../../src/index.js";
+import { BuildKitClient, BuildKitError, PlainPrinter } from "../../src/index.js";
 import { spawnSync } from "node:child_process";
 import { buildctl, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
@@ -292,7 +292,7 @@ test("aborting a build cancels the daemon's step", async () => {
   const requested = recordIndexRequests();
   const t = Date.now();
   let aborted = false;
-  for await (const s of build.progress as AsyncIterable<SolveStatus>) {
+  for await (const s of build.progress) {
     p.update(s);
     if (!aborted && s.logs.some((l) => l.data.toString().includes("started-"))) {
       aborted = true;
@@ -583,7 +583,10 @@ test("a secret file that is a directory or unreadable fails before the build is 
     t.skip("needs the TLS endpoint of scripts/test-env.sh to run as a non-root user");
     return;
   }
-  const locked = join(ctx, "..", `${ctx.split("/").pop()}-locked`);
+  // Outside the context, in a directory nobody may enter: only the file itself is closed.
+  const lockedDir = dir("bk-badsecret-locked-");
+  chmodSync(lockedDir, 0o755);
+  const locked = join(lockedDir, "secret");
   writeFileSync(locked, "not for you");
   chmodSync(locked, 0o600);
   const r = spawnSync(nonRoot[0]!, [...nonRoot.slice(1), "--progress", "plain", "--secret", `id=s,src=${locked}`, ctx], { encoding: "utf8", timeout: 60_000 });

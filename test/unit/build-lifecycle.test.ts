@@ -4,13 +4,11 @@
  * `await using`, client.close() mid-build, one progress reader,
  * backpressure, and how long status is waited for after Solve.
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { fileTree } from "../helpers/files.js";
 import { BuildKitClient } from "../../src/client.js";
 import { BuildKitError, ConnectionError, UsageError } from "../../src/errors.js";
 import { codec } from "../../src/grpc/codec.js";
@@ -108,11 +106,8 @@ async function daemon(opts: { statusOnConnect?: (s: http2.ServerHttp2Stream) => 
   return d;
 }
 
-function context(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), "bk-lifecycle-"));
-  writeFileSync(join(dir, "Dockerfile"), "FROM scratch\n");
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+function context(t: TestContext): string {
+  return fileTree("bk-lifecycle-", { Dockerfile: "FROM scratch\n" }, t);
 }
 
 test("cancel() cancels the solve on the daemon and rejects result with CANCELLED; progress ends", async (t) => {

@@ -1,8 +1,8 @@
 import { test } from "node:test";
+import { tempDir } from "../helpers/files.js";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MAX_TEXT_FILE_BYTES, errnoProblem, readInputFile } from "../../src/files.js";
 import { resolveBuild } from "../../src/solve/options.js";
@@ -17,7 +17,7 @@ function fifoIn(dir: string, name: string): string {
 const re = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 test("readInputFile: reads a regular file; a directory, a missing file or one over the limit is one line naming input, path and reason", () => {
-  const dir = mkdtempSync(join(tmpdir(), "bk-files-"));
+  const dir = tempDir("bk-files-");
   const file = join(dir, "ok.txt");
   writeFileSync(file, "content");
   assert.equal(readInputFile(file, { what: "Dockerfile", flag: "-f", maxBytes: 100 }).toString(), "content");
@@ -44,7 +44,7 @@ test("errnoProblem: permission denied and I/O errors as a short reason with what
 });
 
 test("a FIFO as --tlscacert, compose -f, --env-file, --ssh-key or -f fails at once instead of blocking", () => {
-  const dir = mkdtempSync(join(tmpdir(), "bk-fifo-"));
+  const dir = tempDir("bk-fifo-");
   const fifo = fifoIn(dir, "pipe");
   const reason = "not a regular file (a FIFO); pass a regular file";
   // Each call runs in a child: before the fix each blocked its event loop for good.

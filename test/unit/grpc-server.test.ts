@@ -113,7 +113,7 @@ test("streams: many small messages and large ones arrive whole and in order, bot
     const done = new Promise<void>((resolve, reject) => {
       call.on("data", (m: { data: Buffer }) => got.push(m.data));
       call.on("error", reject);
-      call.on("status", (st: grpc.StatusObject) => (st.code === 0 ? resolve() : reject(new Error(st.details))));
+      call.on("status", (st: grpc.StatusObject) => (st.code === grpc.status.OK ? resolve() : reject(new Error(st.details))));
     });
     for (const b of sent) call.write({ data: b });
     call.end();

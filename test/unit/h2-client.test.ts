@@ -10,7 +10,7 @@ import { serviceDefinition } from "../helpers/grpc-js.js";
 type Handlers = Partial<Record<string, grpc.UntypedHandleCall>>;
 
 /** A grpc-js server with a stand-in Control service; our client talks to it. */
-async function control(handlers: Handlers): Promise<{ conn: Connection; close: () => void }> {
+async function control(handlers: Handlers): Promise<{ conn: Connection; close: () => Promise<void> }> {
   const server = new grpc.Server();
   const def = serviceDefinition("moby.buildkit.v1.Control");
   const impl: grpc.UntypedServiceImplementation = {};
@@ -24,8 +24,8 @@ async function control(handlers: Handlers): Promise<{ conn: Connection; close: (
   const conn = new Connection(parseAddress(`tcp://127.0.0.1:${port}`), undefined);
   return {
     conn,
-    close: () => {
-      conn.close();
+    close: async () => {
+      await conn.close();
       server.forceShutdown();
     },
   };
@@ -46,7 +46,7 @@ test("unary calls: request and response round-trip, metadata-free", async () => 
     // A second call reuses the connection.
     assert.equal((await s.conn.unary("Control.Info", {})).buildkitVersion?.version, "v9");
   } finally {
-    s.close();
+    await s.close();
   }
 });
 
@@ -66,7 +66,7 @@ test("server streams deliver every message in order, then end", async () => {
     assert.equal(got[0], "abc line 0");
     assert.equal(got[499], "abc line 499");
   } finally {
-    s.close();
+    await s.close();
   }
 });
 
@@ -93,7 +93,7 @@ test("a failed Solve keeps its message and decodes grpc-status-details-bin", asy
     });
     await assert.rejects(s.conn.unary("Control.DiskUsage", {}), (e: unknown) => e instanceof BuildKitError && e.code === "NOT_FOUND" && e.message === "DiskUsage not here");
   } finally {
-    s.close();
+    await s.close();
   }
 });
 
@@ -120,6 +120,6 @@ test("aborting a call cancels it on the server; a deadline ends it", async () =>
     await assert.rejects(s.conn.unary("Control.Info", {}, { deadline: new Date(Date.now() + 300) }), /no answer from buildkitd .* before the timeout/);
     assert.ok(Date.now() - t < 2000);
   } finally {
-    s.close();
+    await s.close();
   }
 });

@@ -1,14 +1,14 @@
 import { test } from "node:test";
+import { tempDir } from "../helpers/files.js";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkOutputFile, writeOutputFile } from "../../src/cli/output-file.js";
 import { BuildKitError, UsageError } from "../../src/errors.js";
 
 function scratch(): string {
-  return mkdtempSync(join(tmpdir(), "bk-outfile-"));
+  return tempDir("bk-outfile-");
 }
 
 function usage(fn: () => unknown, re: RegExp): void {

@@ -571,7 +571,7 @@ test("checkImageName: one line naming the value and the rule", () => {
     [`app@md5:${"f".repeat(32)}`, /unsupported digest algorithm "md5"/],
     ["https://example.com/app", /an image name has no URL scheme/],
     ["app//x", /repository name "app\/\/x" is not valid/],
-    [`${"a".repeat(250)}`, /repository name must not be more than 255 characters \(it has 258\)/],
+    ["a".repeat(250), /repository name must not be more than 255 characters \(it has 258\)/],
     ["da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf9821", /is an image ID, not a repository name/],
     ["a\nb", /^invalid tag "a\\nb": invalid reference format: it contains white space$/],
   ];

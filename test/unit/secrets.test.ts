@@ -1,9 +1,9 @@
 import { test } from "node:test";
+import { tempDir } from "../helpers/files.js";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, readlinkSync, writeFileSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, constants, openSync, readdirSync, readlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { prepareSecrets } from "../../src/solve/secrets.js";
 import { secretsService } from "../../src/session/secrets.js";
@@ -13,7 +13,7 @@ import { runModule } from "../helpers/child.js";
 const sha = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
 
 function fifo(): string {
-  const p = join(mkdtempSync(join(tmpdir(), "bk-secret-fifo-")), "pipe");
+  const p = join(tempDir("bk-secret-fifo-"), "pipe");
   execFileSync("mkfifo", [p]);
   return p;
 }
@@ -124,7 +124,7 @@ test("a FIFO with no writer fails at once; a slow writer is waited for; a writer
 });
 
 test("a directory, a file over the limit or a read error (EIO) fails at the start naming id, path and reason", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "bk-secret-"));
+  const dir = tempDir("bk-secret-");
   await assert.rejects(prepareSecrets({ d: { file: dir } }, {}), { name: "UsageError", message: `secret "d": cannot read file "${dir}": is a directory; pass a file` });
   const big = join(dir, "big");
   writeFileSync(big, Buffer.alloc(500 * 1024 + 1));
