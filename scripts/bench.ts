@@ -44,7 +44,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-
 const { host, buildctl, registry } = environment();
 const cli = join(root, "dist", "src", "cli", "bin.js");
 const buildRuns = Number(process.env["BK_BENCH_BUILD_RUNS"] ?? 3);
@@ -87,7 +86,10 @@ if (!only || only === "build") {
   for (let i = 0; i < 10_000; i++) writeFileSync(join(ctx, `d${i % 100}`, `f${i}.bin`), randomBytes(50 * 1024));
   writeFileSync(join(df, "Dockerfile"), `FROM ${registry}/bk-test/busybox:latest\nRUN --mount=type=bind,target=/ctx ls /ctx > /dev/null\n`);
   const ours: [string, string[]] = [process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", "-f", join(df, "Dockerfile"), ctx]];
-  const theirs: [string, string[]] = [buildctl, ["--addr", host, "build", "--progress", "quiet", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${df}`]];
+  const theirs: [string, string[]] = [
+    buildctl,
+    ["--addr", host, "build", "--progress", "quiet", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${df}`],
+  ];
   const prune = (): void => void spawnSync(buildctl, ["--addr", host, "prune", "--all"], { stdio: "ignore" });
 
   const fa: number[] = [];

@@ -32,7 +32,9 @@ function walk(dir) {
   return out;
 }
 
-const protoFiles = walk(protoDir).filter((p) => p.endsWith(".proto")).map((p) => relative(protoDir, p));
+const protoFiles = walk(protoDir)
+  .filter((p) => p.endsWith(".proto"))
+  .map((p) => relative(protoDir, p));
 
 const out = check ? mkdtempSync(join(tmpdir(), "bk-gen-")) : join(root, "src", "gen");
 if (!check) rmSync(out, { recursive: true, force: true });
@@ -50,22 +52,31 @@ pbRoot.resolveAll();
 const json = JSON.stringify(pbRoot.toJSON({ keepComments: false }), null, 1);
 writeFileSync(
   join(out, "descriptor.ts"),
-  header +
-    "// protobufjs JSON descriptor of every message and service in proto/.\n" +
-    "export const descriptor: Record<string, unknown> = " + json + ";\n",
+  header + "// protobufjs JSON descriptor of every message and service in proto/.\n" + "export const descriptor: Record<string, unknown> = " + json + ";\n",
 );
 
 // 2. TypeScript interfaces of the messages. Without --grpcLib there are no
 // per-.proto aggregator files; the service files (proto-loader's
 // MethodDefinition types) are replaced by methods.ts below.
 const bin = join(root, "node_modules", "@grpc", "proto-loader", "build", "bin", "proto-loader-gen-types.js");
-execFileSync(process.execPath, [
-  bin,
-  "--keepCase", "--longs=String", "--enums=String", "--defaults", "--oneofs",
-  "--importFileExtension=.js",
-  "-I", protoDir, "-O", join(out, "types"),
-  ...protoFiles,
-], { stdio: ["ignore", "ignore", "inherit"] });
+execFileSync(
+  process.execPath,
+  [
+    bin,
+    "--keepCase",
+    "--longs=String",
+    "--enums=String",
+    "--defaults",
+    "--oneofs",
+    "--importFileExtension=.js",
+    "-I",
+    protoDir,
+    "-O",
+    join(out, "types"),
+    ...protoFiles,
+  ],
+  { stdio: ["ignore", "ignore", "inherit"] },
+);
 
 /** Every service in proto/, by full name without the leading dot. */
 const services = [];
@@ -86,13 +97,14 @@ const replacements = [
   ["import type { Long } from '@grpc/proto-loader';", "import type { Long } from 'protobufjs';"],
   [
     "import type { AnyExtension } from '@grpc/proto-loader';",
-    "/** An Any given as the message itself, named by its full type name in '@type'. */\n" +
-      "export interface AnyExtension {\n  '@type': string;\n}",
+    "/** An Any given as the message itself, named by its full type name in '@type'. */\n" + "export interface AnyExtension {\n  '@type': string;\n}",
   ],
 ];
 for (const f of walk(join(out, "types"))) {
   // Keep output independent of where the checkout lives.
-  let text = readFileSync(f, "utf8").split(protoDir + "/").join("proto/");
+  let text = readFileSync(f, "utf8")
+    .split(protoDir + "/")
+    .join("proto/");
   for (const [from, to] of replacements) text = text.split(from).join(to);
   writeFileSync(f, header + text);
 }
@@ -154,7 +166,8 @@ writeFileSync(
   join(out, "methods.ts"),
   header +
     "// The methods of every service in proto/: kind, path and message types.\n" +
-    importLines.join("\n") + "\n\n" +
+    importLines.join("\n") +
+    "\n\n" +
     "/** unary; client: client-streaming; server: server-streaming; bidi: both. */\n" +
     'export type MethodKind = "unary" | "client" | "server" | "bidi";\n\n' +
     body.join("\n"),
@@ -170,9 +183,20 @@ if (check) {
   const b = walk(want).map((p) => relative(want, p));
   const diffs = [];
   for (const f of new Set([...a, ...b])) {
-    let x = "", y = "";
-    try { x = readFileSync(join(out, f), "utf8"); } catch { diffs.push(`missing from a fresh generation: ${f}`); continue; }
-    try { y = readFileSync(join(want, f), "utf8"); } catch { diffs.push(`not checked in: src/gen/${f}`); continue; }
+    let x = "",
+      y = "";
+    try {
+      x = readFileSync(join(out, f), "utf8");
+    } catch {
+      diffs.push(`missing from a fresh generation: ${f}`);
+      continue;
+    }
+    try {
+      y = readFileSync(join(want, f), "utf8");
+    } catch {
+      diffs.push(`not checked in: src/gen/${f}`);
+      continue;
+    }
     if (x !== y) diffs.push(`differs: src/gen/${f}`);
   }
   rmSync(out, { recursive: true, force: true });

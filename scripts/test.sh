@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: `npm test` (all), `npm run test:unit`, `npm run test:integration`.
 #
-# Builds (which type-checks), checks that src/gen matches proto/, runs the unit
+# Builds (which type-checks), checks that src/gen matches proto/, lints and
+# checks the formatting, runs the unit
 # tests, and runs the integration tests against a real buildkitd and registry:
 # the ones named by BUILDKIT_HOST and BK_TEST_REGISTRY when both are set,
 # otherwise those that scripts/test-env.sh starts (and stops again at the end
@@ -17,6 +18,12 @@ echo "== build and type check" >&2
 npx tsc -p tsconfig.json
 echo "== generated code matches proto/" >&2
 node scripts/generate.mjs --check
+echo "== lint (eslint) and format (prettier --check)" >&2
+npx eslint src test scripts
+npx prettier --check --log-level warn . || {
+  echo "error: files are not formatted; run npm run format" >&2
+  exit 1
+}
 
 cleanups=()
 on_exit() {

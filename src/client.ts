@@ -11,17 +11,7 @@ import { startBuild, type Build } from "./solve/solve.js";
 import type { BuildOptions } from "./solve/options.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { PruneRequest } from "./gen/types/moby/buildkit/v1/PruneRequest.js";
-import type {
-  CacheRecord,
-  DaemonInfo,
-  DiskUsage,
-  DiskUsageOptions,
-  InfoOptions,
-  PruneOptions,
-  PruneResult,
-  WorkerInfo,
-  WorkersOptions,
-} from "./types.js";
+import type { CacheRecord, DaemonInfo, DiskUsage, DiskUsageOptions, InfoOptions, PruneOptions, PruneResult, WorkerInfo, WorkersOptions } from "./types.js";
 
 export interface ConnectOptions {
   /**
@@ -123,10 +113,14 @@ export class BuildKitClient {
     }
     const client = new BuildKitClient(conn, timeoutMs);
     try {
-      await conn.unary("Control.Info", {}, {
-        deadline: new Date(Date.now() + timeoutMs),
-        signal: options.signal,
-      });
+      await conn.unary(
+        "Control.Info",
+        {},
+        {
+          deadline: new Date(Date.now() + timeoutMs),
+          signal: options.signal,
+        },
+      );
     } catch (e) {
       // UNIMPLEMENTED for Info alone means a daemon older than v0.11: it is
       // there and answers, so the connection is usable. Anything else

@@ -81,7 +81,10 @@ export class SolveError extends BuildKitError {
   /** Exit code of the failing process, when it is one. */
   readonly exitCode: number | undefined;
 
-  constructor(message: string, details: { code: string; sources: SourceSnippet[]; vertex?: string | undefined; exitCode?: number | undefined; cause?: unknown }) {
+  constructor(
+    message: string,
+    details: { code: string; sources: SourceSnippet[]; vertex?: string | undefined; exitCode?: number | undefined; cause?: unknown },
+  ) {
     super(message, { code: details.code, cause: details.cause });
     this.sources = details.sources;
     this.vertex = details.vertex;

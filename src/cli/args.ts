@@ -231,13 +231,12 @@ export function list(v: Values[string]): string[] {
   return Array.isArray(v) ? v : [];
 }
 
-export type Parsed =
-  | { kind: "help"; text: string }
-  | { kind: "version" }
-  | { kind: "command"; spec: CommandSpec; values: Values; positionals: string[] };
+export type Parsed = { kind: "help"; text: string } | { kind: "version" } | { kind: "command"; spec: CommandSpec; values: Values; positionals: string[] };
 
 const globalValueFlags = new Set(
-  Object.entries(globalOptions).filter(([, o]) => o.type === "string").map(([k]) => k),
+  Object.entries(globalOptions)
+    .filter(([, o]) => o.type === "string")
+    .map(([k]) => k),
 );
 
 /** Finds the command word, skipping global flags and their values. */

@@ -104,7 +104,7 @@ export function writeOutputFile(path: string, data: string, flag: string): void 
     fd = openSync(tmp, "wx", 0o644);
     created = true;
     const bytes = Buffer.from(data);
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+    for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
     fsyncSync(fd);
     closeSync(fd);
     fd = undefined;

@@ -4,9 +4,16 @@
 export function table(header: string[], rows: string[][]): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
-  return all
-    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("   ").trimEnd())
-    .join("\n") + "\n";
+  return (
+    all
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join("   ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
 
 /** Aligned "Key: value" lines. */

@@ -67,7 +67,9 @@ export function parseRegistryAuth(spec: string, env: Record<string, string | und
   const user = spec.slice(eq + 1, colon);
   const name = spec.slice(colon + 1);
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-    throw new UsageError(`invalid --registry-auth "${spec}": "${name}" is not an environment variable name; pass the password through a variable, not on the command line`);
+    throw new UsageError(
+      `invalid --registry-auth "${spec}": "${name}" is not an environment variable name; pass the password through a variable, not on the command line`,
+    );
   }
   const value = env[name];
   if (value === undefined) throw new UsageError(`--registry-auth "${spec}": environment variable ${name} is not set`);
@@ -164,10 +166,12 @@ export function dockerfileMountIds(dockerfile: string): Array<{ type: "secret" |
     } catch {
       continue;
     }
-    const kv = new Map(fields.map((f) => {
-      const eq = f.indexOf("=");
-      return eq < 0 ? [f.toLowerCase(), "true"] as const : [f.slice(0, eq).toLowerCase(), f.slice(eq + 1)] as const;
-    }));
+    const kv = new Map(
+      fields.map((f) => {
+        const eq = f.indexOf("=");
+        return eq < 0 ? ([f.toLowerCase(), "true"] as const) : ([f.slice(0, eq).toLowerCase(), f.slice(eq + 1)] as const);
+      }),
+    );
     const type = kv.get("type");
     if (type !== "secret" && type !== "ssh") continue;
     const target = kv.get("target") ?? kv.get("dst") ?? kv.get("destination");

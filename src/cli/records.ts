@@ -10,12 +10,7 @@ export function renderRecords(records: CacheRecord[], verbose: boolean): string 
         const pairs: Array<[string, string]> = [["ID", r.id]];
         if (r.parents.length) pairs.push(["Parents", r.parents.join(";")]);
         if (r.createdAt) pairs.push(["Created at", r.createdAt.toISOString()]);
-        pairs.push(
-          ["Mutable", String(r.mutable)],
-          ["Reclaimable", String(!r.inUse)],
-          ["Shared", String(r.shared)],
-          ["Size", formatSize(r.size)],
-        );
+        pairs.push(["Mutable", String(r.mutable)], ["Reclaimable", String(!r.inUse)], ["Shared", String(r.shared)], ["Size", formatSize(r.size)]);
         if (r.description) pairs.push(["Description", r.description]);
         pairs.push(["Usage count", String(r.usageCount)]);
         if (r.lastUsedAt) pairs.push(["Last used", r.lastUsedAt.toISOString()]);

@@ -69,7 +69,11 @@ export function planCompose(project: ComposeProject, names: string[] | undefined
   const add = (name: string, from?: string): void => {
     const svc = byName.get(name);
     if (!svc) {
-      throw new UsageError(from ? `service "${from}" uses service:${name} as a context, but there is no service "${name}"` : `no such service: ${name} (services: ${[...byName.keys()].join(", ")})`);
+      throw new UsageError(
+        from
+          ? `service "${from}" uses service:${name} as a context, but there is no service "${name}"`
+          : `no such service: ${name} (services: ${[...byName.keys()].join(", ")})`,
+      );
     }
     if (!svc.build) {
       if (from) throw new UsageError(`service "${from}" uses service:${name} as a context, but "${name}" has no build section`);
@@ -80,7 +84,9 @@ export function planCompose(project: ComposeProject, names: string[] | undefined
     for (const d of dependencies(svc)) {
       const dep = byName.get(d);
       if (dep && imagesOf(dep).length === 0) {
-        throw new UsageError(`service "${name}" uses service:${d} as a context; give "${d}" an image: name, through which its result is passed (pushed to that registry)`);
+        throw new UsageError(
+          `service "${name}" uses service:${d} as a context; give "${d}" an image: name, through which its result is passed (pushed to that registry)`,
+        );
       }
       add(d, name);
     }
@@ -130,7 +136,8 @@ export function serviceBuildOptions(
   for (const s of b.secrets) {
     const def = project.secrets[s.source]!;
     const id = s.target ?? s.source;
-    if (def.external) throw new UsageError(`${where}: secret "${s.source}" is external; external secrets do not exist at build time; define it with file: or environment:`);
+    if (def.external)
+      throw new UsageError(`${where}: secret "${s.source}" is external; external secrets do not exist at build time; define it with file: or environment:`);
     if (def.file !== undefined) {
       if (!existsSync(def.file)) throw new UsageError(`${where}: secret "${s.source}": file ${def.file} does not exist`);
       secrets[id] = { file: def.file };
@@ -139,8 +146,7 @@ export function serviceBuildOptions(
         throw new UsageError(`${where}: secret "${s.source}": environment variable ${def.environment} is not set; set it or put it in .env`);
       }
       secrets[id] = { env: def.environment };
-    }
-    else throw new UsageError(`${where}: secret "${s.source}" has neither file: nor environment:`);
+    } else throw new UsageError(`${where}: secret "${s.source}" has neither file: nor environment:`);
   }
   const ssh: Record<string, SshAgentSource> = {};
   for (const [id, path] of Object.entries(b.ssh)) {
@@ -192,7 +198,12 @@ export function serviceBuildOptions(
  * result per planned service; never rejects for a failed build (the
  * results say which failed).
  */
-export async function runCompose(project: ComposeProject, plan: ComposeService[], startBuild: StartBuild, opts: ComposeBuildOptions): Promise<ComposeServiceResult[]> {
+export async function runCompose(
+  project: ComposeProject,
+  plan: ComposeService[],
+  startBuild: StartBuild,
+  opts: ComposeBuildOptions,
+): Promise<ComposeServiceResult[]> {
   const parallel = opts.parallel ?? 4;
   if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
   const neededAsContext = new Set(plan.flatMap(dependencies));
@@ -222,7 +233,7 @@ export async function runCompose(project: ComposeProject, plan: ComposeService[]
   };
   while (pending.length || running.size) {
     // Skip what can no longer build; start what is ready.
-    for (let i = 0; i < pending.length; ) {
+    for (let i = 0; i < pending.length;) {
       const svc = pending[i]!;
       const deps = dependencies(svc);
       const broken = deps.find((d) => results.get(d) && results.get(d)!.outcome !== "built");
@@ -246,7 +257,12 @@ export async function runCompose(project: ComposeProject, plan: ComposeService[]
     }
     if (opts.signal?.aborted && running.size === 0) {
       for (const svc of pending.splice(0)) {
-        results.set(svc.name, { service: svc.name, outcome: "skipped", images: imagesOf(svc), error: new BuildKitError("not built: the build was aborted", { code: "CANCELLED" }) });
+        results.set(svc.name, {
+          service: svc.name,
+          outcome: "skipped",
+          images: imagesOf(svc),
+          error: new BuildKitError("not built: the build was aborted", { code: "CANCELLED" }),
+        });
       }
       break;
     }

@@ -117,7 +117,11 @@ export function parseEnvFile(text: string, file: string): Record<string, string>
     let v = m[2]!;
     if (v.startsWith('"')) {
       const end = v.lastIndexOf('"');
-      v = v.slice(1, end > 0 ? end : undefined).replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+      v = v
+        .slice(1, end > 0 ? end : undefined)
+        .replace(/\\n/g, "\n")
+        .replace(/\\"/g, '"')
+        .replace(/\\\\/g, "\\");
     } else if (v.startsWith("'")) {
       const end = v.lastIndexOf("'");
       v = v.slice(1, end > 0 ? end : undefined);
@@ -218,9 +222,30 @@ function toMap(v: unknown, env: Record<string, string>, what: string): Record<st
 }
 
 const BUILD_KEYS = new Set([
-  "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "tags", "platforms", "cache_from", "cache_to",
-  "additional_contexts", "network", "extra_hosts", "shm_size", "ulimits", "no_cache", "pull", "secrets", "ssh",
-  "privileged", "isolation", "entitlements", "provenance", "sbom",
+  "context",
+  "dockerfile",
+  "dockerfile_inline",
+  "args",
+  "target",
+  "labels",
+  "tags",
+  "platforms",
+  "cache_from",
+  "cache_to",
+  "additional_contexts",
+  "network",
+  "extra_hosts",
+  "shm_size",
+  "ulimits",
+  "no_cache",
+  "pull",
+  "secrets",
+  "ssh",
+  "privileged",
+  "isolation",
+  "entitlements",
+  "provenance",
+  "sbom",
 ]);
 
 /** Deep merge with compose's rules for the parts a build uses. */
@@ -332,12 +357,19 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
   const secrets: ComposeBuildSecret[] = [];
   for (const s of (b["secrets"] ?? []) as unknown[]) {
     if (typeof s === "string") secrets.push({ source: s });
-    else if (isObj(s) && typeof s["source"] === "string") secrets.push({ source: s["source"], target: optScalar(s["target"], `${where}: build.secrets target`) });
+    else if (isObj(s) && typeof s["source"] === "string")
+      secrets.push({ source: s["source"], target: optScalar(s["target"], `${where}: build.secrets target`) });
     else throw new UsageError(`${where}: each build.secrets entry is a name or { source, target }`);
   }
   const ssh: Record<string, string | null> = {};
   for (const [id, p] of Object.entries((b["ssh"] ?? {}) as Record<string, string | null>)) {
-    ssh[id] = p === null ? null : p.split(",").map((x) => expandPath(x, dir, env)).join(",");
+    ssh[id] =
+      p === null
+        ? null
+        : p
+            .split(",")
+            .map((x) => expandPath(x, dir, env))
+            .join(",");
   }
   const ulimits: string[] = [];
   const ul = b["ulimits"];
@@ -406,7 +438,7 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
       for (const [name, svc] of Object.entries(services)) {
         const where = p.where(["services", name]);
         if (svc !== null && !isObj(svc)) throw new UsageError(`${where}: service "${name}" must be a mapping`);
-        ns[name] = normalizeService((svc ?? {}), environment, `${where}: service "${name}"`);
+        ns[name] = normalizeService(svc ?? {}, environment, `${where}: service "${name}"`);
         if (!whereOf.has(name)) whereOf.set(name, where);
       }
       norm["services"] = ns;

@@ -211,7 +211,9 @@ export class ClientCall {
     const rst = this.#stream.rstCode;
     if (rst === C.NGHTTP2_REFUSED_STREAM) {
       // Also what a stream past GOAWAY's last stream id gets: never seen by the server.
-      this.#settle(new TransportError(Status.UNAVAILABLE, "the server refused the call (REFUSED_STREAM); it is probably shutting down", "refused", { rstCode: rst }));
+      this.#settle(
+        new TransportError(Status.UNAVAILABLE, "the server refused the call (REFUSED_STREAM); it is probably shutting down", "refused", { rstCode: rst }),
+      );
       return;
     }
     if (conn.session.destroyed) {

@@ -64,5 +64,7 @@ export function methodTypes(service: string, method: string): { requestType: str
 
 /** The method names of a service, e.g. ["Check", "Watch"] for grpc.health.v1.Health. */
 export function methodNames(service: string): string[] {
-  return getRoot().lookupService(service).methodsArray.map((m) => m.name);
+  return getRoot()
+    .lookupService(service)
+    .methodsArray.map((m) => m.name);
 }

@@ -50,11 +50,7 @@ export function isDialCode(code: string | undefined): boolean {
 /** True when the code is a TLS failure (OpenSSL's ERR_SSL_*, X.509 checks, Node's ERR_TLS_*). */
 export function isTlsCode(code: string | undefined): boolean {
   if (code === undefined) return false;
-  return (
-    code.startsWith("ERR_SSL_") ||
-    code.startsWith("ERR_TLS_") ||
-    /CERT|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|HOSTNAME_MISMATCH/.test(code)
-  );
+  return code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || /CERT|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|HOSTNAME_MISMATCH/.test(code);
 }
 
 /** True when the code says the peer does not speak HTTP/2 (a protocol error before any answer). */

@@ -219,9 +219,7 @@ export class SessionServer {
       s.on("error", (e: Error) => debug("session server: connection error: %s", e.message));
     });
     // Node passes the raw header list as a fourth argument (not in @types/node 20).
-    this.#server.on("stream", (stream, headers, _flags, rawHeaders?: string[]) =>
-      this.#dispatch(stream, headers, rawHeaders ?? rawFromJoined(headers)),
-    );
+    this.#server.on("stream", (stream, headers, _flags, rawHeaders?: string[]) => this.#dispatch(stream, headers, rawHeaders ?? rawFromJoined(headers)));
   }
 
   /** Serves one HTTP/2 connection arriving over `pipe`. */
@@ -359,13 +357,16 @@ export class SessionServer {
       sendEncoded,
       send: (message) => sendEncoded([route.response.encode(message)]),
     };
-    void route.stream!(call).then(() => {
-      uncork();
-      finish(Status.OK, "");
-    }, (e: unknown) => {
-      uncork();
-      fail(e);
-    });
+    void route.stream!(call).then(
+      () => {
+        uncork();
+        finish(Status.OK, "");
+      },
+      (e: unknown) => {
+        uncork();
+        fail(e);
+      },
+    );
   }
 
   #trailersOnly(stream: http2.ServerHttp2Stream, code: number, message: string): void {

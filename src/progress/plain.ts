@@ -107,8 +107,6 @@ export class PlainPrinter {
     return s;
   }
 
-
-
   #print(status: SolveStatus): void {
     for (const v of status.vertexes) {
       const s = this.#state(v);

@@ -13,7 +13,7 @@ export function renderSnippet(s: SourceSnippet): string {
   end = Math.min(end, lines.length);
   const header = start;
   const pad = end === start ? 4 : 2;
-  for (let p = 0; p < pad; ) {
+  for (let p = 0; p < pad;) {
     if (start > 1) {
       start--;
       p++;

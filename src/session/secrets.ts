@@ -42,7 +42,8 @@ export function secretsService(secrets: ReadonlyMap<string, SecretProvider>, fai
           data = await provider(call.signal);
         } catch (e) {
           // A call buildkitd gave up on is not the build's failure.
-          if (!call.signal.aborted) failures?.record(id, e instanceof BuildKitError ? e : new BuildKitError(`secret "${id}" could not be provided`, { cause: e }));
+          if (!call.signal.aborted)
+            failures?.record(id, e instanceof BuildKitError ? e : new BuildKitError(`secret "${id}" could not be provided`, { cause: e }));
           // The message names the id only: a provider's error could quote the value.
           throw new GrpcStatusError(Status.INTERNAL, `secret ${id} could not be read`);
         }

@@ -108,9 +108,7 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
 export function checkPlatform(platform: string, what: string): void {
   if (platform === "local") return;
   const parts = platform.split("/");
-  const ok =
-    parts.length <= 3 &&
-    parts.every((p, i) => (i === 0 ? /^[A-Za-z0-9_.-]+(\([A-Za-z0-9_.-]+\))?$/ : /^[A-Za-z0-9_.-]+$/).test(p));
+  const ok = parts.length <= 3 && parts.every((p, i) => (i === 0 ? /^[A-Za-z0-9_.-]+(\([A-Za-z0-9_.-]+\))?$/ : /^[A-Za-z0-9_.-]+$/).test(p));
   if (!ok) throw new UsageError(`invalid ${what} ${JSON.stringify(platform)}: use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8`);
 }
 
@@ -198,14 +196,8 @@ export function runEnvironmentAttrs(
  */
 export function isRemoteContext(context: string, base?: string): boolean {
   if (isDir(base === undefined ? context : resolve(base, context))) return false;
-  return (
-    /^(https?|git|ssh):\/\//i.test(context) ||
-    /^git@[^:/]+:/.test(context) ||
-    /^github\.com\//.test(context) ||
-    /\.git(#.*)?$/.test(context)
-  );
+  return /^(https?|git|ssh):\/\//i.test(context) || /^git@[^:/]+:/.test(context) || /^github\.com\//.test(context) || /\.git(#.*)?$/.test(context);
 }
-
 
 /** What a build sends: the local directories the session serves, the frontend attributes, the exporters. */
 export interface ResolvedBuild {

@@ -61,16 +61,7 @@ export interface ImageReference {
 
 /** Why a reference is invalid (distribution/reference's and go-digest's error values). */
 export type InvalidReferenceReason =
-  | "format"
-  | "empty"
-  | "uppercase"
-  | "too-long"
-  | "not-canonical"
-  | "tag-format"
-  | "digest-format"
-  | "digest-length"
-  | "digest-unsupported"
-  | "identifier";
+  "format" | "empty" | "uppercase" | "too-long" | "not-canonical" | "tag-format" | "digest-format" | "digest-length" | "digest-unsupported" | "identifier";
 
 /** A reference that does not follow the grammar; `reason` says which rule. */
 export class InvalidReferenceError extends UsageError {
@@ -89,7 +80,7 @@ const digestAlgorithms: Record<string, number> = { sha256: 32, sha384: 48, sha51
 
 function describeFormat(input: string): string {
   if (/\s/.test(input)) return "invalid reference format: it contains white space";
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) return "invalid reference format: an image name has no URL scheme (drop the \"scheme://\")";
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) return 'invalid reference format: an image name has no URL scheme (drop the "scheme://")';
   const at = input.indexOf("@");
   const beforeDigest = at < 0 ? input : input.slice(0, at);
   if (at >= 0 && !referencePatterns.digest.test(input.slice(at + 1))) {
@@ -257,7 +248,10 @@ export function withName(name: string): ImageReference {
 /** distribution/reference's WithTag. */
 export function withTag(ref: ImageReference, tag: string): ImageReference {
   if (!referencePatterns.tag.test(tag)) {
-    throw new InvalidReferenceError("tag-format", `invalid tag ${JSON.stringify(tag)}: use 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'`);
+    throw new InvalidReferenceError(
+      "tag-format",
+      `invalid tag ${JSON.stringify(tag)}: use 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
+    );
   }
   return { ...ref, tag };
 }

@@ -53,7 +53,10 @@ interface DockerConfig {
 
 /** The host part of a config key ("https://index.docker.io/v1/" -> "index.docker.io"). */
 function keyHost(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, "").split("/")[0]!.toLowerCase();
+  return key
+    .replace(/^[a-z]+:\/\//i, "")
+    .split("/")[0]!
+    .toLowerCase();
 }
 
 /** Docker Hub's hosts all map to its one config key; others are themselves. */
@@ -107,7 +110,9 @@ export function runCredentialHelper(
       child.stdin.destroy();
       child.stdout.destroy();
       child.stderr.destroy();
-      done(() => reject(new Error(`credential helper ${program} gave no answer for ${serverUrl} within ${options.timeoutMs} ms (named in ${options.configPath})`)));
+      done(() =>
+        reject(new Error(`credential helper ${program} gave no answer for ${serverUrl} within ${options.timeoutMs} ms (named in ${options.configPath})`)),
+      );
     }, options.timeoutMs);
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -158,7 +163,7 @@ export function credentialLookup(
 ): (host: string) => Promise<Credentials | undefined> {
   const explicit = Object.entries(options?.credentials ?? {});
   const timeoutMs = options?.helperTimeoutMs ?? 10_000;
-  const dir = options?.configDir === false ? undefined : options?.configDir ?? env["DOCKER_CONFIG"] ?? join(env["HOME"] ?? homedir(), ".docker");
+  const dir = options?.configDir === false ? undefined : (options?.configDir ?? env["DOCKER_CONFIG"] ?? join(env["HOME"] ?? homedir(), ".docker"));
   const configPath = dir === undefined ? "" : join(dir, "config.json");
   let config: DockerConfig | undefined;
   const readConfig = (): DockerConfig => {

@@ -15,12 +15,7 @@ import { MAX_SECRET_BYTES, SecretFailures, type SecretProvider } from "../sessio
  * environment variable, or a function called when a build step mounts the
  * secret.
  */
-export type SecretSource =
-  | string
-  | Buffer
-  | { file: string }
-  | { env: string }
-  | (() => string | Buffer | Promise<string | Buffer>);
+export type SecretSource = string | Buffer | { file: string } | { env: string } | (() => string | Buffer | Promise<string | Buffer>);
 
 /** How long a secret function may take to answer, and a pipe's writer to finish. */
 export const DEFAULT_SECRET_TIMEOUT_MS = 60_000;
@@ -52,7 +47,7 @@ const fileIo: SecretFileIo = {
       if (!(await fh.stat()).isFile()) throw new Error("it stopped being a regular file while being opened");
       const buf = Buffer.alloc(limit);
       let n = 0;
-      for (let r; n < limit && (r = (await fh.read(buf, n, limit - n, null)).bytesRead) > 0; ) n += r;
+      for (let r; n < limit && (r = (await fh.read(buf, n, limit - n, null)).bytesRead) > 0;) n += r;
       return buf.subarray(0, n);
     } finally {
       await fh.close();
@@ -119,7 +114,13 @@ function functionProvider(id: string, fn: () => string | Buffer | Promise<string
         else resolve(value!);
       };
       const timer = setTimeout(
-        () => done(new BuildKitError(`secret "${id}" could not be provided: its function did not answer within ${formatMs(timeoutMs)}; make it answer sooner, or raise secretTimeoutMs`, { code: "DEADLINE_EXCEEDED" })),
+        () =>
+          done(
+            new BuildKitError(
+              `secret "${id}" could not be provided: its function did not answer within ${formatMs(timeoutMs)}; make it answer sooner, or raise secretTimeoutMs`,
+              { code: "DEADLINE_EXCEEDED" },
+            ),
+          ),
         timeoutMs,
       );
       const onAbort = (): void => done(new BuildKitError(`secret "${id}": buildkitd stopped waiting for it`, { code: "CANCELLED" }));
@@ -137,7 +138,13 @@ function functionProvider(id: string, fn: () => string | Buffer | Promise<string
             if (value.length > MAX_SECRET_BYTES) done(new UsageError(`secret "${id}" is larger than 500 KiB`));
             else done(undefined, value);
           },
-          (e: unknown) => done(new BuildKitError(`secret "${id}" could not be provided: its function failed (that error is this one's cause; its message is not shown, as it could quote the value)`, { cause: e })),
+          (e: unknown) =>
+            done(
+              new BuildKitError(
+                `secret "${id}" could not be provided: its function failed (that error is this one's cause; its message is not shown, as it could quote the value)`,
+                { cause: e },
+              ),
+            ),
         );
     });
 }
@@ -189,7 +196,14 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
       else if (fd !== undefined) close(fd, () => undefined);
       if (e) reject(e);
       else if (total === 0) {
-        reject(inputFileError(path, o, "the pipe gave no data", "check the command that writes it (a secret is never sent empty from a pipe; use a regular file for an empty one)"));
+        reject(
+          inputFileError(
+            path,
+            o,
+            "the pipe gave no data",
+            "check the command that writes it (a secret is never sent empty from a pipe; use a regular file for an empty one)",
+          ),
+        );
       } else {
         resolve(Buffer.concat(chunks, total));
       }
@@ -243,4 +257,3 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
     });
   });
 }
-

@@ -18,10 +18,7 @@ export const MAX_KEY_BYTES = 100 * 1024;
  * - `{ keys }`: an agent served in-process from these private key files
  *   (ed25519, ECDSA, RSA); `passphrase` decrypts encrypted ones.
  */
-export type SshAgentSource =
-  | true
-  | { socket: string; raw?: boolean | undefined }
-  | { keys: string[]; passphrase?: string | undefined };
+export type SshAgentSource = true | { socket: string; raw?: boolean | undefined } | { keys: string[]; passphrase?: string | undefined };
 
 export function isSocket(path: string): boolean {
   try {
@@ -97,11 +94,7 @@ function loadKey(parseKey: ParseKey, id: string, path: string, passphrase: strin
  * (pass a socket's bytes unchanged) and our passphrase-env=VAR (the
  * passphrase of encrypted keys, read from that variable).
  */
-export function parseSsh(
-  spec: string,
-  env: Record<string, string | undefined>,
-  isSocketPath: (path: string) => boolean = isSocket,
-): [string, SshAgentSource] {
+export function parseSsh(spec: string, env: Record<string, string | undefined>, isSocketPath: (path: string) => boolean = isSocket): [string, SshAgentSource] {
   const eq = spec.indexOf("=");
   const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || DEFAULT_SSH_ID;
   const paths: string[] = [];

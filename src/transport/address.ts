@@ -62,9 +62,7 @@ export function parseAddress(address: string): ParsedAddress {
       address: `ssh://${user ? `${user}@` : ""}${host}${m2[3] === undefined ? "" : `:${port}`}${socketPath}`,
     };
   }
-  throw new UsageError(
-    `unsupported buildkitd address scheme "${scheme}://" in "${address}": use unix://, tcp:// or ssh://`,
-  );
+  throw new UsageError(`unsupported buildkitd address scheme "${scheme}://" in "${address}": use unix://, tcp:// or ssh://`);
 }
 
 /**

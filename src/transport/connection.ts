@@ -237,10 +237,14 @@ export function translateError(e: unknown, address: string, method: string): Bui
   const code = statusName(e.code);
   if (!e.remote) {
     if (e.code === Status.DEADLINE_EXCEEDED) {
-      return new ConnectionError(`no answer from buildkitd at ${address} before the timeout; is it buildkitd, and is it up? (--timeout raises the limit)`, address, {
-        code,
-        cause: e,
-      });
+      return new ConnectionError(
+        `no answer from buildkitd at ${address} before the timeout; is it buildkitd, and is it up? (--timeout raises the limit)`,
+        address,
+        {
+          code,
+          cause: e,
+        },
+      );
     }
     return new BuildKitError(details || code, { code, cause: e });
   }
@@ -270,7 +274,10 @@ function transportFailure(e: TransportError, address: string, method: string): B
       // A dialer's own error (ssh://) already says what went wrong.
       if (cause instanceof BuildKitError) return cause;
       const why = dialReason(e.facts.nodeCode);
-      if (why) return fail(`cannot connect to buildkitd at ${address}: ${why}${/refused|no such socket|not a socket|not found|unreachable|timed out/.test(why) ? ` (${hint})` : ""}`);
+      if (why)
+        return fail(
+          `cannot connect to buildkitd at ${address}: ${why}${/refused|no such socket|not a socket|not found|unreachable|timed out/.test(why) ? ` (${hint})` : ""}`,
+        );
       const tlsWhy = tlsReason(`${e.facts.nodeCode ?? ""} ${e.message}`);
       if (tlsWhy) return fail(`TLS connection to buildkitd at ${address} failed: ${tlsWhy}`);
       if (e.facts.nodeCode === "ECONNRESET" || e.facts.nodeCode === "EPIPE") return closedEarly(address, code, e);

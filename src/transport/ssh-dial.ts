@@ -42,7 +42,13 @@ export function knownHostsName(host: string, port: number): string {
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "i");
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+    "i",
+  );
   return re.test(name);
 }
 
@@ -155,7 +161,11 @@ export function sshDialer(
   // FIFO there would block the event loop mid-handshake.
   let knownHosts = "";
   if (!options.insecureIgnoreHostKey && existsSync(knownHostsFile)) {
-    knownHosts = readInputFile(knownHostsFile, { what: "known_hosts file", flag: options.knownHostsFile === undefined ? undefined : "--ssh-known-hosts", maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
+    knownHosts = readInputFile(knownHostsFile, {
+      what: "known_hosts file",
+      flag: options.knownHostsFile === undefined ? undefined : "--ssh-known-hosts",
+      maxBytes: MAX_TEXT_FILE_BYTES,
+    }).toString("utf8");
   }
   const agent = env["SSH_AUTH_SOCK"] || undefined;
   const user = target.user ?? env["USER"] ?? "root";
@@ -197,7 +207,11 @@ export function sshDialer(
       c.once("error", (e: Error & { level?: string }) => {
         if (hostKeyProblem) reject(fail(hostKeyProblem));
         else if (e.level === "client-authentication") {
-          reject(fail(`SSH login as ${user} was refused (tried ${[agent ? "the agent at SSH_AUTH_SOCK" : "", identity ? "the key file" : ""].filter(Boolean).join(" and ") || "no keys: set SSH_AUTH_SOCK or pass --ssh-key"})`));
+          reject(
+            fail(
+              `SSH login as ${user} was refused (tried ${[agent ? "the agent at SSH_AUTH_SOCK" : "", identity ? "the key file" : ""].filter(Boolean).join(" and ") || "no keys: set SSH_AUTH_SOCK or pass --ssh-key"})`,
+            ),
+          );
         } else if (/Timed out/i.test(e.message)) reject(fail(`no SSH handshake within ${timeoutMs} ms (--timeout raises the limit)`));
         else reject(fail(`SSH: ${e.message}`));
       });
@@ -218,7 +232,9 @@ export function sshDialer(
       (c) => {
         c.openssh_forwardOutStreamLocal(target.socketPath, (err: Error | undefined, channel: ClientChannel) => {
           if (err) {
-            stream.destroy(fail(`the SSH server could not open ${target.socketPath} (${err.message}); is buildkitd running there, and may ${user} use its socket?`));
+            stream.destroy(
+              fail(`the SSH server could not open ${target.socketPath} (${err.message}); is buildkitd running there, and may ${user} use its socket?`),
+            );
             return;
           }
           stream.attach(channel);
@@ -235,7 +251,10 @@ export function sshDialer(
     dial,
     close: () => {
       opened?.end();
-      void client?.then((c) => c.end(), () => undefined);
+      void client?.then(
+        (c) => c.end(),
+        () => undefined,
+      );
     },
   };
 }

@@ -202,7 +202,7 @@ export async function startBuildkitd(t: TestContext): Promise<Buildkitd> {
     const c = child;
     let spawnError: Error | undefined;
     c.once("error", (e) => (spawnError = e));
-    for (const end = Date.now() + 60_000; Date.now() < end; ) {
+    for (const end = Date.now() + 60_000; Date.now() < end;) {
       if (spawnError) throw new Error(`buildkitd could not be started: ${spawnError.message}`);
       if (c.exitCode !== null || c.signalCode !== null) break;
       if (existsSync(sock) && (await buildctlInfo(buildctl, address))) return;

@@ -96,7 +96,10 @@ function describeSockets(inodes: string[]): Map<string, string> {
 function childProcesses(): string[] {
   const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
   return handles
-    .filter((h): h is { pid: number; spawnargs: string[] } => typeof (h as { spawnargs?: unknown }).spawnargs === "object" && typeof (h as { pid?: unknown }).pid === "number")
+    .filter(
+      (h): h is { pid: number; spawnargs: string[] } =>
+        typeof (h as { spawnargs?: unknown }).spawnargs === "object" && typeof (h as { pid?: unknown }).pid === "number",
+    )
     .map((h) => `child process ${h.pid}: ${h.spawnargs.join(" ").slice(0, 200)}`);
 }
 
@@ -121,7 +124,10 @@ export function trackHandles(): LeakTracker {
         return [
           ...resources.map(([k, n]) => `${k} x${n - (baseResources.get(k) ?? 0)}`),
           ...childProcesses().filter((c) => !baseChildren.has(c)),
-          ...sockets.map(([inode, fd]) => `fd ${fd}: ${names.get(inode) ?? "socket no longer in /proc/net/tcp or ss (typically: the peer closed the connection, this process never did)"} (inode ${inode})`),
+          ...sockets.map(
+            ([inode, fd]) =>
+              `fd ${fd}: ${names.get(inode) ?? "socket no longer in /proc/net/tcp or ss (typically: the peer closed the connection, this process never did)"} (inode ${inode})`,
+          ),
         ];
       }
       await new Promise((r) => setTimeout(r, 20));

@@ -125,7 +125,12 @@ export async function startAgent(keys: string[]): Promise<SshAgent> {
   const child = spawn("ssh-agent", ["-D", "-a", socket], { stdio: ["ignore", "ignore", "pipe"] });
   child.stderr.on("data", (d: Buffer) => (log += d.toString()));
   try {
-    await waitFor("ssh-agent", () => existsSync(socket), child, () => log);
+    await waitFor(
+      "ssh-agent",
+      () => existsSync(socket),
+      child,
+      () => log,
+    );
     for (const k of keys) {
       const r = spawnSync("ssh-add", [k], { env: { ...process.env, SSH_AUTH_SOCK: socket }, encoding: "utf8" });
       if (r.status !== 0) throw new Error(`ssh-add ${k} failed: ${r.stderr}`);

@@ -36,9 +36,16 @@ interface Case {
   asInstalled?: boolean;
 }
 
-const a = (...args: string[]) => (): string[] => args;
-const build = (...flags: string[]) => (fx: string): string[] => ["build", ...flags, join(fx, "ctx")];
-const compose = (project: string, ...rest: string[]) => (fx: string): string[] => ["compose", "-f", join(fx, project, "compose.yaml"), ...rest];
+const a =
+  (...args: string[]) =>
+  (): string[] =>
+    args;
+const build =
+  (...flags: string[]) =>
+  (fx: string): string[] => ["build", ...flags, join(fx, "ctx")];
+const compose =
+  (project: string, ...rest: string[]) =>
+  (fx: string): string[] => ["compose", "-f", join(fx, project, "compose.yaml"), ...rest];
 
 const cases: Case[] = [
   // Global.
@@ -89,8 +96,20 @@ const cases: Case[] = [
   { name: "--secret without id", args: build("--secret", "src=x"), code: 2, fragment: '--secret "src=x"' },
   { name: "--secret type=ssh", args: build("--secret", "id=a,type=ssh"), code: 2, fragment: '"ssh"' },
   { name: "--secret unknown key", args: build("--secret", "id=a,foo=b"), code: 2, fragment: "'foo'" },
-  { name: "--secret missing file", args: (fx) => build("--secret", `id=s,src=${join(fx, "nope.txt")}`)(fx), daemon: true, code: 2, fragment: (fx) => join(fx, "nope.txt") },
-  { name: "--ssh missing socket", args: (fx) => build("--ssh", `default=${join(fx, "nope.sock")}`)(fx), daemon: true, code: 2, fragment: (fx) => join(fx, "nope.sock") },
+  {
+    name: "--secret missing file",
+    args: (fx) => build("--secret", `id=s,src=${join(fx, "nope.txt")}`)(fx),
+    daemon: true,
+    code: 2,
+    fragment: (fx) => join(fx, "nope.txt"),
+  },
+  {
+    name: "--ssh missing socket",
+    args: (fx) => build("--ssh", `default=${join(fx, "nope.sock")}`)(fx),
+    daemon: true,
+    code: 2,
+    fragment: (fx) => join(fx, "nope.sock"),
+  },
   { name: "--ssh default without agent", args: build("--ssh", "default"), env: { SSH_AUTH_SOCK: "" }, daemon: true, code: 2, fragment: "SSH_AUTH_SOCK" },
   { name: "--build-arg without name", args: build("--build-arg", "=x"), code: 2, fragment: '--build-arg "=x"' },
   { name: "--label without name", args: build("--label", "=x"), code: 2, fragment: '--label "=x"' },
@@ -122,8 +141,20 @@ const cases: Case[] = [
   { name: "missing Dockerfile", args: build("-f", "/nonexistent/Dockerfile"), code: 2, fragment: "/nonexistent/Dockerfile" },
   { name: "Dockerfile is a directory", args: (fx) => build("-f", join(fx, "adir"))(fx), code: 2, fragment: (fx) => join(fx, "adir") },
   { name: "Dockerfile is a FIFO", args: (fx) => build("-f", join(fx, "fifo"))(fx), code: 2, fragment: (fx) => join(fx, "fifo"), timeoutMs: 5000 },
-  { name: "--secret src is a FIFO", args: (fx) => build("--secret", `id=s,src=${join(fx, "fifo")}`)(fx), daemon: true, code: 2, fragment: (fx) => join(fx, "fifo"), timeoutMs: 5000 },
-  { name: "missing --tlscacert", args: a("info", "--addr", "tcp://127.0.0.1:1", "--tlscacert", "/nonexistent/ca.pem"), code: 2, fragment: "/nonexistent/ca.pem" },
+  {
+    name: "--secret src is a FIFO",
+    args: (fx) => build("--secret", `id=s,src=${join(fx, "fifo")}`)(fx),
+    daemon: true,
+    code: 2,
+    fragment: (fx) => join(fx, "fifo"),
+    timeoutMs: 5000,
+  },
+  {
+    name: "missing --tlscacert",
+    args: a("info", "--addr", "tcp://127.0.0.1:1", "--tlscacert", "/nonexistent/ca.pem"),
+    code: 2,
+    fragment: "/nonexistent/ca.pem",
+  },
   {
     name: "--tlscacert is a FIFO",
     args: (fx) => ["info", "--addr", "tcp://127.0.0.1:1", "--tlscacert", join(fx, "fifo")],
@@ -131,8 +162,18 @@ const cases: Case[] = [
     fragment: (fx) => join(fx, "fifo"),
     timeoutMs: 5000,
   },
-  { name: "--tlsdir without ca", args: (fx) => ["info", "--addr", "tcp://127.0.0.1:1", "--tlsdir", join(fx, "tls-noca")], code: 2, fragment: (fx) => join(fx, "tls-noca") },
-  { name: "--tlscert without --tlskey", args: (fx) => ["info", "--addr", "tcp://127.0.0.1:1", "--tlscert", join(fx, "tls-noca", "cert.pem")], code: 2, fragment: "--tlskey" },
+  {
+    name: "--tlsdir without ca",
+    args: (fx) => ["info", "--addr", "tcp://127.0.0.1:1", "--tlsdir", join(fx, "tls-noca")],
+    code: 2,
+    fragment: (fx) => join(fx, "tls-noca"),
+  },
+  {
+    name: "--tlscert without --tlskey",
+    args: (fx) => ["info", "--addr", "tcp://127.0.0.1:1", "--tlscert", join(fx, "tls-noca", "cert.pem")],
+    code: 2,
+    fragment: "--tlskey",
+  },
 
   // Addresses.
   { name: "--addr with an unknown scheme", args: a("info", "--addr", "foo://x"), code: 2, fragment: "foo://x" },
@@ -170,7 +211,12 @@ const cases: Case[] = [
   // prune.
   { name: "prune: --keep-storage lots", args: a("prune", "--keep-storage", "lots"), code: 2, fragment: '"lots" for --keep-storage' },
   { name: "prune: --keep-duration 1d", args: a("prune", "--keep-duration", "1d"), code: 2, fragment: '"1d" for --keep-duration' },
-  { name: "prune: both --keep-storage and --reserved-space", args: a("prune", "--keep-storage", "1GB", "--reserved-space", "1GB"), code: 2, fragment: "--reserved-space" },
+  {
+    name: "prune: both --keep-storage and --reserved-space",
+    args: a("prune", "--keep-storage", "1GB", "--reserved-space", "1GB"),
+    code: 2,
+    fragment: "--reserved-space",
+  },
 ];
 
 interface Outcome {

@@ -99,7 +99,9 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
   // Build 1: token A.
   currentToken = tokenA;
   seen.length = 0;
-  const a = await runCliAsync(["build", "--progress", "plain", "--secret", "id=CI_JOB_TOKEN", ctx], { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenA } });
+  const a = await runCliAsync(["build", "--progress", "plain", "--secret", "id=CI_JOB_TOKEN", ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenA },
+  });
   outputs.push(a.stdout, a.stderr);
   assert.equal(a.code, 0, a.stderr);
   assert.deepEqual(seen, [tokenA], "the index was asked once, with token A");
@@ -129,14 +131,24 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
 
   // Build 3: token B with --no-cache reaches the index with B.
   seen.length = 0;
-  const c = await runCliAsync(["build", "--progress", "rawjson", "--no-cache", "--secret", "id=CI_JOB_TOKEN", ctx], { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB } });
+  const c = await runCliAsync(["build", "--progress", "rawjson", "--no-cache", "--secret", "id=CI_JOB_TOKEN", ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB },
+  });
   outputs.push(c.stdout, c.stderr);
   assert.equal(c.code, 0, c.stderr);
   assert.deepEqual(seen, [tokenB]);
-  assert.ok(c.stderr.split("\n").filter(Boolean).every((l) => JSON.parse(l) && true), "rawjson is one JSON object per line");
+  assert.ok(
+    c.stderr
+      .split("\n")
+      .filter(Boolean)
+      .every((l) => JSON.parse(l) && true),
+    "rawjson is one JSON object per line",
+  );
 
   // Quiet mode prints only the digest.
-  const q = await runCliAsync(["build", "-q", "--secret", "id=CI_JOB_TOKEN", "-t", `${env.registry}/${repo}:q`, "--push", ctx], { env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB } });
+  const q = await runCliAsync(["build", "-q", "--secret", "id=CI_JOB_TOKEN", "-t", `${env.registry}/${repo}:q`, "--push", ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenB },
+  });
   outputs.push(q.stdout, q.stderr);
   assert.equal(q.code, 0, q.stderr);
   assert.match(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
@@ -177,13 +189,33 @@ test("secret sources: file, env, binary, id only, function; clear errors", async
   assert.match(logs, new RegExp(`fn ${sha("from-function")}`));
 
   // id only on the CLI: the environment variable if set, else the file of that name.
-  const onlyId = runCli(["build", "--progress", "plain", "--secret", "id=ONLY_ID", "--secret", `id=f,src=${fileSecret}`, "--secret", "id=e,env=SECRET_ENV", "--secret", "id=bin,src=" + fileSecret, "--secret", "id=fn,src=" + fileSecret, ctx], {
-    env: { BUILDKIT_HOST: env.buildkitHost, ONLY_ID: "plain-string", SECRET_ENV: "from-env" },
-  });
+  const onlyId = runCli(
+    [
+      "build",
+      "--progress",
+      "plain",
+      "--secret",
+      "id=ONLY_ID",
+      "--secret",
+      `id=f,src=${fileSecret}`,
+      "--secret",
+      "id=e,env=SECRET_ENV",
+      "--secret",
+      "id=bin,src=" + fileSecret,
+      "--secret",
+      "id=fn,src=" + fileSecret,
+      ctx,
+    ],
+    {
+      env: { BUILDKIT_HOST: env.buildkitHost, ONLY_ID: "plain-string", SECRET_ENV: "from-env" },
+    },
+  );
   assert.equal(onlyId.code, 0, onlyId.stderr);
 
   // Required secret not provided: the step fails naming the id.
-  const missing = runCli(["build", "--progress", "plain", "--no-cache", "--secret", `id=f,src=${fileSecret}`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  const missing = runCli(["build", "--progress", "plain", "--no-cache", "--secret", `id=f,src=${fileSecret}`, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost },
+  });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /warning: the Dockerfile mounts secret "e" \(required\) but no --secret provides it/);
   assert.match(missing.stderr, /error: .*secret e: not found/);
@@ -231,11 +263,25 @@ test("conformance: a tricky context gives the same layer as buildctl", async () 
   const theirs = `${env.registry}/bk-test/conf:buildctl-${tag}`;
   const r = runCli(["build", "--progress", "plain", "-o", `type=image,name=${ours},push=true`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
   assert.equal(r.code, 0, r.stderr);
-  buildctl(["build", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${ctx}`, "--output", `type=image,name=${theirs},push=true`]);
+  buildctl([
+    "build",
+    "--frontend",
+    "dockerfile.v0",
+    "--local",
+    `context=${ctx}`,
+    "--local",
+    `dockerfile=${ctx}`,
+    "--output",
+    `type=image,name=${theirs},push=true`,
+  ]);
   const a = await getManifest(env.registry, "bk-test/conf", `ours-${tag}`);
   const b = await getManifest(env.registry, "bk-test/conf", `buildctl-${tag}`);
   assert.equal(a.layers.length, 1);
-  assert.deepEqual(a.layers.map((l) => l.digest), b.layers.map((l) => l.digest), "identical layer digests");
+  assert.deepEqual(
+    a.layers.map((l) => l.digest),
+    b.layers.map((l) => l.digest),
+    "identical layer digests",
+  );
   const layer = Buffer.concat(await imageBytes(env.registry, "bk-test/conf", `ours-${tag}`));
   assert.ok(!layer.includes("must never be read"), "the symlink target outside the context was not read");
   assert.ok(layer.includes("important.log") && !layer.includes("index.js"), ".dockerignore with ! and ** applied");
@@ -384,9 +430,13 @@ test("named contexts, a Dockerfile outside the context, and no handles left open
     await build.result;
     assert.match(logs, /from the main context\nfrom a named context/);
   }
-  const cli = runCli(["build", "--progress", "plain", "-f", join(dfDir, "build.Dockerfile"), "--build-context", `assets=${extra}`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  const cli = runCli(["build", "--progress", "plain", "-f", join(dfDir, "build.Dockerfile"), "--build-context", `assets=${extra}`, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost },
+  });
   assert.equal(cli.code, 0, cli.stderr);
-  const bad = runCli(["build", "-f", join(dfDir, "build.Dockerfile"), "--build-context", "assets=/nonexistent/dir", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  const bad = runCli(["build", "-f", join(dfDir, "build.Dockerfile"), "--build-context", "assets=/nonexistent/dir", ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost },
+  });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /error: build context "assets=\/nonexistent\/dir" is not a directory/);
 
@@ -432,7 +482,10 @@ test("Ctrl-C in the CLI cancels the daemon's step and exits 130", async () => {
   assert.ok(!r.stepRan, "the step was stopped");
 });
 
-for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+for (const [signal, code] of [
+  ["SIGTERM", 143],
+  ["SIGHUP", 129],
+] as const) {
   test(`${signal} cancels the daemon's step too and exits ${code} with one error: line`, async () => {
     const r = await signalledBuild(`bk-${signal.toLowerCase()}-`, signal);
     assert.equal(r.code, code, r.stderr);
@@ -468,7 +521,8 @@ test("a failing secret provider's message (which may hold the value) is never pa
     },
   });
   let seen = "";
-  for await (const s of build.progress) seen += JSON.stringify(s, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)) + Buffer.concat(s.logs.map((l) => l.data)).toString();
+  for await (const s of build.progress)
+    seen += JSON.stringify(s, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)) + Buffer.concat(s.logs.map((l) => l.data)).toString();
   const err = await build.result.then(
     () => assert.fail("the build should fail"),
     (e: unknown) => e as Error,
@@ -487,9 +541,17 @@ test("a secret function that never answers ends the build after secretTimeoutMs,
   writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=slow,required=true echo ${randomUUID()}\n`);
   await using client = await BuildKitClient.connect({ address: env.buildkitHost });
   // The signal only bounds this test, should the timeout not work.
-  const build = client.build({ context: ctx, secretTimeoutMs: 1000, signal: AbortSignal.timeout(20_000), secrets: { slow: () => new Promise<string>(() => undefined) } });
+  const build = client.build({
+    context: ctx,
+    secretTimeoutMs: 1000,
+    signal: AbortSignal.timeout(20_000),
+    secrets: { slow: () => new Promise<string>(() => undefined) },
+  });
   for await (const _ of build.progress) void _;
-  await assert.rejects(build.result, { code: "DEADLINE_EXCEEDED", message: 'secret "slow" could not be provided: its function did not answer within 1 s; make it answer sooner, or raise secretTimeoutMs' });
+  await assert.rejects(build.result, {
+    code: "DEADLINE_EXCEEDED",
+    message: 'secret "slow" could not be provided: its function did not answer within 1 s; make it answer sooner, or raise secretTimeoutMs',
+  });
 });
 
 /**
@@ -523,7 +585,13 @@ test("an unreadable file in the context fails with one line naming it and what t
   const r = spawnSync(nonRoot[0]!, [...nonRoot.slice(1), "--progress", "quiet", ctx], { encoding: "utf8" });
   assert.equal(r.status, 1, r.stderr);
   const path = join(ctx, "locked.txt");
-  assert.match(r.stderr, new RegExp(`^error: .*cannot read ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: permission denied \\(fix its permissions or exclude it in \\.dockerignore\\)$`, "m"));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^error: .*cannot read ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: permission denied \\(fix its permissions or exclude it in \\.dockerignore\\)$`,
+      "m",
+    ),
+  );
   assert.equal(r.stderr.split(path).length - 1, 1, `the path is named once:\n${r.stderr}`);
   assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
 });
@@ -538,9 +606,15 @@ test("a FIFO as -f or as --secret src= fails within seconds with one line and ex
   assert.equal(asDockerfile.code, 2, asDockerfile.stderr);
   assert.equal(asDockerfile.stderr, `error: cannot read Dockerfile "${fifo}" (-f): not a regular file (a FIFO); pass a regular file\n`);
   assert.ok(asDockerfile.ms < 5000, `took ${asDockerfile.ms} ms`);
-  const asSecret = await runCliAsync(["build", "--progress", "plain", "--secret", `id=s,src=${fifo}`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost }, timeoutMs: 20_000 });
+  const asSecret = await runCliAsync(["build", "--progress", "plain", "--secret", `id=s,src=${fifo}`, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost },
+    timeoutMs: 20_000,
+  });
   assert.equal(asSecret.code, 2, asSecret.stderr);
-  assert.equal(asSecret.stderr, `error: secret "s": cannot read file "${fifo}": the pipe is empty and nothing writes to it; start what writes it before the build, or pass a regular file\n`);
+  assert.equal(
+    asSecret.stderr,
+    `error: secret "s": cannot read file "${fifo}": the pipe is empty and nothing writes to it; start what writes it before the build, or pass a regular file\n`,
+  );
   assert.ok(asSecret.ms < 5000, `took ${asSecret.ms} ms`);
 });
 

@@ -67,7 +67,10 @@ test("the CI-token scenario as compose: a rotated token keeps the secret step CA
     assert.ok(!out.includes(tokenA) && !out.includes(tokenB), "no token in any output");
   }
   const blobs = await imageBytes(env.registry, "bk-test/compose-api", run);
-  assert.ok(blobs.every((b) => !b.includes(tokenA)), "no token in the pushed image");
+  assert.ok(
+    blobs.every((b) => !b.includes(tokenA)),
+    "no token in the pushed image",
+  );
 
   const unset = await compose(dir, ["build"], { TOKEN_FROM_CI: undefined });
   assert.equal(unset.code, 2);
@@ -118,7 +121,7 @@ test("a second service builds FROM the first through additional_contexts: servic
     ].join("\n"),
     ".env": `MARK=first-${run}\nGREETING=hello-from-dotenv\n`,
     "first/Dockerfile": `FROM ${env.registry}/bk-test/busybox:latest\nARG MARK\nRUN echo "$MARK" > /first.txt\n`,
-    "second/Dockerfile": "FROM base\nARG GREETING\nRUN cat /first.txt && echo \"$GREETING\" > /greeting.txt\n",
+    "second/Dockerfile": 'FROM base\nARG GREETING\nRUN cat /first.txt && echo "$GREETING" > /greeting.txt\n',
   });
   const r = await compose(dir, ["build", "--progress", "plain", "--push"]);
   assert.equal(r.code, 0, r.stderr);
@@ -174,7 +177,10 @@ test("a remote context: an HTTP tarball the daemon fetches itself", async () => 
   const { createServer } = await import("node:http");
   const { spawnSync } = await import("node:child_process");
   const run = randomUUID();
-  const ctx = project({ Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n`, "hello.txt": `remote-${run}\n` });
+  const ctx = project({
+    Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n`,
+    "hello.txt": `remote-${run}\n`,
+  });
   const tar = spawnSync("tar", ["-C", ctx, "-cf", "-", "Dockerfile", "hello.txt"]).stdout;
   let requests = 0;
   const server = createServer((_req, res) => {

@@ -60,7 +60,11 @@ test("info: the daemon's version, as buildctl sees it", async () => {
 test("workers: ids, platforms and labels match buildctl", async () => {
   await using client = await BuildKitClient.connect({ address: env.buildkitHost });
   const workers = await client.workers();
-  const oracle = buildctl(["debug", "workers"]).trim().split("\n").slice(1).map((l) => l.split(/\s+/));
+  const oracle = buildctl(["debug", "workers"])
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((l) => l.split(/\s+/));
   assert.deepEqual(workers.map((w) => w.id).sort(), oracle.map((r) => r[0]).sort());
   const w = workers[0]!;
   const platforms = w.platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join("/"));
@@ -70,7 +74,10 @@ test("workers: ids, platforms and labels match buildctl", async () => {
 
   const cli = runCli(["workers", "--addr", env.buildkitHost]);
   assert.equal(cli.code, 0, cli.stderr);
-  assert.match(cli.stdout, new RegExp(`ID: +${w.id}\nPlatforms: +${platforms.join(",")}\nLabels:\n(  .*\n)*  org\\.mobyproject\\.buildkit\\.worker\\.executor: +oci\n`));
+  assert.match(
+    cli.stdout,
+    new RegExp(`ID: +${w.id}\nPlatforms: +${platforms.join(",")}\nLabels:\n(  .*\n)*  org\\.mobyproject\\.buildkit\\.worker\\.executor: +oci\n`),
+  );
   const json = JSON.parse(runCli(["workers", "--addr", env.buildkitHost, "--format", "json"]).stdout);
   assert.equal(json[0].id, w.id);
 });
@@ -82,7 +89,10 @@ test("du: the same records and total as buildctl", async () => {
   assert.ok(du.records.length > 0, "seeded cache shows up");
   assert.deepEqual(du.records.map((r) => r.id).sort(), buildctlRecordIds());
   assert.ok(du.total >= 256n * 1024n, `total ${du.total} includes the 256 KiB blob`);
-  assert.equal(du.total, du.records.reduce((n, r) => n + (r.size > 0n ? r.size : 0n), 0n));
+  assert.equal(
+    du.total,
+    du.records.reduce((n, r) => n + (r.size > 0n ? r.size : 0n), 0n),
+  );
 
   const oracleTotal = /Total:\s+(\S+)/.exec(buildctl(["du"]))![1];
   const cli = runCli(["du", "--addr", env.buildkitHost]);
@@ -124,7 +134,10 @@ test("prune: keep-duration keeps fresh cache; --all removes it", async () => {
   await using client = await BuildKitClient.connect({ address: env.buildkitHost });
   const pruned = await client.prune({ all: true });
   assert.ok(pruned.records.length > 0);
-  assert.equal(pruned.reclaimed, pruned.records.reduce((n, r) => n + (r.size > 0n ? r.size : 0n), 0n));
+  assert.equal(
+    pruned.reclaimed,
+    pruned.records.reduce((n, r) => n + (r.size > 0n ? r.size : 0n), 0n),
+  );
   assert.ok(pruned.reclaimed > 0n);
   assert.equal((await client.diskUsage()).records.length, 0);
   seedCache();
@@ -150,13 +163,28 @@ test("TLS: the right CA and client certificate connect; wrong ones fail clearly"
 
   const byDir = runCli(["info", "--addr", env.tlsHost, "--tlsdir", `${dir}/client`]);
   assert.equal(byDir.code, 0, byDir.stderr);
-  const byFiles = runCli(["info", "--addr", env.tlsHost, "--tlscacert", files.caFile, "--tlscert", files.certFile, "--tlskey", files.keyFile, "--tlsservername", "localhost"]);
+  const byFiles = runCli([
+    "info",
+    "--addr",
+    env.tlsHost,
+    "--tlscacert",
+    files.caFile,
+    "--tlscert",
+    files.certFile,
+    "--tlskey",
+    files.keyFile,
+    "--tlsservername",
+    "localhost",
+  ]);
   assert.equal(byFiles.code, 0, byFiles.stderr);
   assert.equal(byFiles.stderr, "", "no warnings on stderr");
 
   const wrongCa = runCli(["info", "--addr", env.tlsHost, "--tlscacert", `${dir}/wrong-ca/ca.pem`, "--tlscert", files.certFile, "--tlskey", files.keyFile]);
   assert.equal(wrongCa.code, 1);
-  assert.equal(wrongCa.stderr, `error: TLS connection to buildkitd at ${env.tlsHost} failed: buildkitd's certificate is not signed by the trusted CA; check --tlscacert (or --tlsdir)\n`);
+  assert.equal(
+    wrongCa.stderr,
+    `error: TLS connection to buildkitd at ${env.tlsHost} failed: buildkitd's certificate is not signed by the trusted CA; check --tlscacert (or --tlsdir)\n`,
+  );
 
   const wrongName = runCli(["info", "--addr", env.tlsHost, "--tlsdir", `${dir}/client`, "--tlsservername", "not-buildkitd.example"]);
   assert.equal(wrongName.code, 1);
@@ -182,7 +210,10 @@ test("TLS: connect() without a client certificate is refused clearly, and leaves
 
 test("unreachable addresses fail with one clear line within the timeout", () => {
   const cases: Array<[string, RegExp]> = [
-    ["unix:///tmp/bk-build-no-such-dir/buildkitd.sock", /^error: cannot connect to buildkitd at unix:\/\/\/tmp\/bk-build-no-such-dir\/buildkitd\.sock: no such socket; is buildkitd running\? \(set --addr or BUILDKIT_HOST/],
+    [
+      "unix:///tmp/bk-build-no-such-dir/buildkitd.sock",
+      /^error: cannot connect to buildkitd at unix:\/\/\/tmp\/bk-build-no-such-dir\/buildkitd\.sock: no such socket; is buildkitd running\? \(set --addr or BUILDKIT_HOST/,
+    ],
     ["tcp://127.0.0.1:1", /^error: cannot connect to buildkitd at tcp:\/\/127\.0\.0\.1:1: connection refused/],
     [`tcp://${env.registry}`, /^error: tcp:\/\/127\.0\.0\.1:\d+ did not answer as buildkitd/],
   ];

@@ -63,7 +63,7 @@ async function drain(build: Build): Promise<string> {
 
 /** Waits until `seen()` is true, polling; false after `ms`. */
 async function until(seen: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; ) {
+  for (const end = Date.now() + ms; Date.now() < end;) {
     if (seen()) return true;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -127,7 +127,9 @@ test("a client connected before buildkitd was killed builds again after the rest
   const killedAt = Date.now();
   await d.kill();
   const lost = await settle(inflight.result, 30_000);
-  t.diagnostic(`the in-flight build ${lost.settled ? `ended ${Date.now() - killedAt} ms after the kill: ${lost.ok ? "succeeded" : describe(lost.error)}` : "had not ended 30 s after the kill"}`);
+  t.diagnostic(
+    `the in-flight build ${lost.settled ? `ended ${Date.now() - killedAt} ms after the kill: ${lost.ok ? "succeeded" : describe(lost.error)}` : "had not ended 30 s after the kill"}`,
+  );
   assert.ok(lost.settled && !lost.ok, `the in-flight build ${lost.settled ? "succeeded" : "had not ended 30 s after the kill"}`);
   assert.ok(lost.error instanceof BuildKitError, describe(lost.error));
   await settle(progress, 10_000);
@@ -172,7 +174,9 @@ test("SIGSTOP of buildkitd: a build ends with CANCELLED within 2 s of abort()", 
     ac.abort();
     const r = await settle(build.result, 10_000);
     const p = await settle(progress, 1000);
-    t.diagnostic(`after abort(): result ${r.settled ? `${r.ok ? "resolved" : describe(r.error)} in ${r.ms} ms` : `pending after ${r.ms} ms`}; progress ${p.settled ? "ended" : "still open"}`);
+    t.diagnostic(
+      `after abort(): result ${r.settled ? `${r.ok ? "resolved" : describe(r.error)} in ${r.ms} ms` : `pending after ${r.ms} ms`}; progress ${p.settled ? "ended" : "still open"}`,
+    );
     assert.ok(r.settled, `the build had not ended ${r.ms} ms after abort()`);
     assert.ok(!r.ok, "the build succeeded");
     assert.equal((r.error as { code?: string }).code, "CANCELLED", describe(r.error));
@@ -230,10 +234,16 @@ test("soak: 1000 cached builds on one client: RSS flat, file descriptors back af
   const m100 = get("memory", 100);
   const m500 = get("memory", 500);
   const m1000 = get("memory", builds);
-  t.diagnostic(`uncached build ${first?.["ms"]} ms; ${builds} cached builds in ${loop?.["ms"]} ms (${loop ? (Number(loop["ms"]) / builds).toFixed(1) : "?"} ms each), not cached: ${loop?.["notCached"]}`);
-  t.diagnostic(`RSS (forced GC: ${m100?.["gc"]}) at build 100: ${mb(m100?.["rss"])}, 500: ${mb(m500?.["rss"])}, ${builds}: ${mb(m1000?.["rss"])}; heap used ${mb(m100?.["heapUsed"])} / ${mb(m500?.["heapUsed"])} / ${mb(m1000?.["heapUsed"])} of ${mb(m100?.["heapTotal"])} / ${mb(m500?.["heapTotal"])} / ${mb(m1000?.["heapTotal"])}`);
+  t.diagnostic(
+    `uncached build ${first?.["ms"]} ms; ${builds} cached builds in ${loop?.["ms"]} ms (${loop ? (Number(loop["ms"]) / builds).toFixed(1) : "?"} ms each), not cached: ${loop?.["notCached"]}`,
+  );
+  t.diagnostic(
+    `RSS (forced GC: ${m100?.["gc"]}) at build 100: ${mb(m100?.["rss"])}, 500: ${mb(m500?.["rss"])}, ${builds}: ${mb(m1000?.["rss"])}; heap used ${mb(m100?.["heapUsed"])} / ${mb(m500?.["heapUsed"])} / ${mb(m1000?.["heapUsed"])} of ${mb(m100?.["heapTotal"])} / ${mb(m500?.["heapTotal"])} / ${mb(m1000?.["heapTotal"])}`,
+  );
   t.diagnostic(`open fds before connect(): ${closed?.["fdStart"]}, after close(): ${closed?.["fdEnd"]}`);
-  t.diagnostic(`the child exited ${r.settled && closedAt ? r.value!.at - closedAt : "?"} ms after its client was closed (code ${r.value?.code}); whole soak ${Date.now() - started} ms`);
+  t.diagnostic(
+    `the child exited ${r.settled && closedAt ? r.value!.at - closedAt : "?"} ms after its client was closed (code ${r.value?.code}); whole soak ${Date.now() - started} ms`,
+  );
 
   assert.ok(r.settled, `the soak child had not exited after 15 min; events: ${JSON.stringify(events)}\n${stderr}`);
   assert.equal(r.value!.code, 0, `the soak child failed:\n${stderr}`);
@@ -264,7 +274,14 @@ test("load: 50 concurrent builds on one client, each pushed, each image holds on
   const started = Date.now();
   const results = await Promise.allSettled(
     tokens.map(async (tok, i) => {
-      const build = client.build({ context: ctx, buildArgs: { N: String(i) }, secrets: { tok }, tags: [`${env.registry}/${repo}:${tag(i)}`], push: true, env: {} });
+      const build = client.build({
+        context: ctx,
+        buildArgs: { N: String(i) },
+        secrets: { tok },
+        tags: [`${env.registry}/${repo}:${tag(i)}`],
+        push: true,
+        env: {},
+      });
       const logs = await drain(build);
       await build.result;
       return logs;
@@ -272,7 +289,11 @@ test("load: 50 concurrent builds on one client, each pushed, each image holds on
   );
   t.diagnostic(`${n} concurrent builds and pushes in ${Date.now() - started} ms`);
   const failed = results.map((r, i) => [r, i] as const).filter(([r]) => r.status === "rejected");
-  assert.deepEqual(failed.map(([r, i]) => `build ${i}: ${describe((r as PromiseRejectedResult).reason)}`), [], "every build succeeded");
+  assert.deepEqual(
+    failed.map(([r, i]) => `build ${i}: ${describe((r as PromiseRejectedResult).reason)}`),
+    [],
+    "every build succeeded",
+  );
 
   const checked = Date.now();
   for (let i = 0; i < n; i++) {

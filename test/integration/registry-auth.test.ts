@@ -41,10 +41,10 @@ function dockerConfig(config: object): string {
 }
 
 async function build(ctx: string, image: string, args: string[], extraEnv: Record<string, string | undefined>): Promise<RunResult> {
-  return runCliAsync(
-    ["build", "--progress", "plain", ...args, "--output", `type=image,name=${image},push=true,registry.insecure=true`, ctx],
-    { env: { DOCKER_CONFIG: dockerConfig({}), ...extraEnv }, timeoutMs: 120_000 },
-  );
+  return runCliAsync(["build", "--progress", "plain", ...args, "--output", `type=image,name=${image},push=true,registry.insecure=true`, ctx], {
+    env: { DOCKER_CONFIG: dockerConfig({}), ...extraEnv },
+    timeoutMs: 120_000,
+  });
 }
 
 /** The manifest is in the registry (checked with the login). */

@@ -76,7 +76,9 @@ test("ssh:// refuses unknown and changed host keys unless told to ignore them; a
   const mitm = await runCliAsync(["info", "--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", changed], { env: { SSH_AUTH_SOCK: undefined } });
   assert.equal(mitm.code, 1);
   assert.match(mitm.stderr, /^error: cannot connect to buildkitd at .*: the host key of \[127\.0\.0\.1\]:\d+ does not match .* \(it changed/);
-  const ignored = await runCliAsync(["info", "--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", changed, "--ssh-insecure-ignore-host-key"], { env: { SSH_AUTH_SOCK: undefined } });
+  const ignored = await runCliAsync(["info", "--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", changed, "--ssh-insecure-ignore-host-key"], {
+    env: { SSH_AUTH_SOCK: undefined },
+  });
   assert.equal(ignored.code, 0, ignored.stderr);
 
   const stranger = keygen(tempDir("bk-k-"), "ed25519", "stranger");
@@ -85,7 +87,9 @@ test("ssh:// refuses unknown and changed host keys unless told to ignore them; a
   assert.equal(refused.stderr, `error: cannot connect to buildkitd at ${address}: SSH login as root was refused (tried the key file)\n`);
 
   const noSocket = address.replace(/\/[^/]*$/, "/no-such.sock");
-  const missing = await runCliAsync(["info", "--addr", noSocket, "--ssh-key", s.clientKey, "--ssh-known-hosts", knownHosts], { env: { SSH_AUTH_SOCK: undefined } });
+  const missing = await runCliAsync(["info", "--addr", noSocket, "--ssh-key", s.clientKey, "--ssh-known-hosts", knownHosts], {
+    env: { SSH_AUTH_SOCK: undefined },
+  });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /the SSH server could not open .*no-such\.sock .*is buildkitd running there/);
 });
@@ -102,7 +106,10 @@ test("ssh:// logs in with the agent at SSH_AUTH_SOCK and reads ~/.ssh/known_host
     assert.match(r.stdout, /BuildKit: +github\.com\/moby\/buildkit/);
     const none = await runCliAsync(["info", "--addr", address], { env: { HOME: home, SSH_AUTH_SOCK: undefined } });
     assert.equal(none.code, 1);
-    assert.equal(none.stderr, `error: cannot connect to buildkitd at ${address}: SSH login as root was refused (tried no keys: set SSH_AUTH_SOCK or pass --ssh-key)\n`);
+    assert.equal(
+      none.stderr,
+      `error: cannot connect to buildkitd at ${address}: SSH login as root was refused (tried no keys: set SSH_AUTH_SOCK or pass --ssh-key)\n`,
+    );
   } finally {
     await agent.stop();
   }

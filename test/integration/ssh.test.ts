@@ -62,11 +62,16 @@ test("--ssh default: a real ssh-agent signs for ssh inside the build; the file l
   const agent = await startAgent([s.clientKey]);
   try {
     const p = project(s, "--mount=type=ssh,required=true");
-    const r = await build(p.ctx, ["--ssh", "default", "--output", `type=image,name=${p.image},push=true,registry.insecure=true`], { SSH_AUTH_SOCK: agent.socket });
+    const r = await build(p.ctx, ["--ssh", "default", "--output", `type=image,name=${p.image},push=true,registry.insecure=true`], {
+      SSH_AUTH_SOCK: agent.socket,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stderr.includes(p.token), "the step printed the fetched file");
     const blobs = await imageBytes(env.registry, "bk-test/ssh-result", p.token);
-    assert.ok(blobs.some((b) => b.includes(p.token) && b.includes("fetched.txt")), "fetched.txt is in a layer");
+    assert.ok(
+      blobs.some((b) => b.includes(p.token) && b.includes("fetched.txt")),
+      "fetched.txt is in a layer",
+    );
     assertNoKey(s.clientKey, [r.stdout, r.stderr, ...blobs]);
   } finally {
     await agent.stop();

@@ -26,7 +26,11 @@ test("parseAddress rejects bad input with a line that names it", () => {
     ["docker-container://buildkitd", /unsupported buildkitd address scheme "docker-container:\/\/"/],
   ];
   for (const [input, re] of cases) {
-    assert.throws(() => parseAddress(input), (e: unknown) => e instanceof UsageError && re.test(e.message), input);
+    assert.throws(
+      () => parseAddress(input),
+      (e: unknown) => e instanceof UsageError && re.test(e.message),
+      input,
+    );
   }
 });
 

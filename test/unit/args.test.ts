@@ -4,7 +4,11 @@ import { outputFormat, parseCommandLine } from "../../src/cli/args.js";
 import { UsageError } from "../../src/errors.js";
 
 function usage(argv: string[], re: RegExp): void {
-  assert.throws(() => parseCommandLine(argv), (e: unknown) => e instanceof UsageError && re.test(e.message), argv.join(" "));
+  assert.throws(
+    () => parseCommandLine(argv),
+    (e: unknown) => e instanceof UsageError && re.test(e.message),
+    argv.join(" "),
+  );
 }
 
 test("global flags may come before or after the command", () => {

@@ -35,7 +35,9 @@ function respond(stream: http2.ServerHttp2Stream): void {
 
 function finish(stream: http2.ServerHttp2Stream, code = 0, msg = ""): void {
   if (stream.closed) return;
-  stream.once("wantTrailers", () => stream.sendTrailers(code ? { "grpc-status": String(code), "grpc-message": encodeGrpcMessage(msg) } : { "grpc-status": "0" }));
+  stream.once("wantTrailers", () =>
+    stream.sendTrailers(code ? { "grpc-status": String(code), "grpc-message": encodeGrpcMessage(msg) } : { "grpc-status": "0" }),
+  );
   stream.end();
 }
 
@@ -93,7 +95,10 @@ async function daemon(opts: { statusOnConnect?: (s: http2.ServerHttp2Stream) => 
           finish(stream);
         },
         fail: (code, msg) => {
-          stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeGrpcMessage(msg) }, { endStream: true });
+          stream.respond(
+            { ":status": 200, "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeGrpcMessage(msg) },
+            { endStream: true },
+          );
         },
         cancelled: c,
       });
@@ -165,7 +170,13 @@ test("client.close() while a build is still preparing (no session yet) ends resu
   const t0 = Date.now();
   await client.close();
   assert.ok(Date.now() - t0 < 3000, `close took ${Date.now() - t0} ms`);
-  const settled = await Promise.race([build.result.then(() => "ok", (e: unknown) => e), new Promise((r) => setTimeout(() => r("pending"), 10))]);
+  const settled = await Promise.race([
+    build.result.then(
+      () => "ok",
+      (e: unknown) => e,
+    ),
+    new Promise((r) => setTimeout(() => r("pending"), 10)),
+  ]);
   assert.ok(settled instanceof BuildKitError, `result after close(): ${String(settled)}`);
   assert.match(settled.message, /closed/);
   assert.equal(await progress, 0);

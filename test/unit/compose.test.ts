@@ -50,7 +50,13 @@ test("interpolation: every form, nesting, $$, and errors", () => {
 });
 
 test(".env files: quotes, comments, export, bad lines named", () => {
-  assert.deepEqual(parseEnvFile('A=1\n# c\nexport B="two words"\nC=\'$raw\'\nD=x # comment\nE=\n', ".env"), { A: "1", B: "two words", C: "$raw", D: "x", E: "" });
+  assert.deepEqual(parseEnvFile("A=1\n# c\nexport B=\"two words\"\nC='$raw'\nD=x # comment\nE=\n", ".env"), {
+    A: "1",
+    B: "two words",
+    C: "$raw",
+    D: "x",
+    E: "",
+  });
   assert.throws(() => parseEnvFile("A=1\nnot a line\n", "/p/.env"), /^UsageError: \/p\/\.env:2: expected KEY=VALUE/);
 });
 
@@ -94,13 +100,22 @@ test("discovery upwards, .env interpolation, args as list and map, ssh list and 
   assert.deepEqual(other!.build!.extraHosts, ["a.example:10.0.0.1"]);
   // A bare label is a label without a value, not an environment lookup.
   assert.deepEqual(other!.build!.labels, { FROM_SHELL: "", k: "v" });
-  assert.equal(p.name, join(dir).split("/").pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, ""));
+  assert.equal(
+    p.name,
+    join(dir)
+      .split("/")
+      .pop()!
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]/g, ""),
+  );
 });
 
 test("several -f files merge: build keys override, args merge by key, tags union, secrets by source", () => {
   const dir = project({
-    "a.yaml": "services:\n  app:\n    build:\n      context: .\n      target: one\n      args: {X: '1', Y: '1'}\n      tags: [t1]\n      secrets: [s1]\nsecrets:\n  s1: {file: ./s1.txt}\n  s2: {environment: TOKEN}\n",
-    "b.yaml": "services:\n  app:\n    build:\n      target: two\n      args: [Y=2, Z=3]\n      tags: [t2, t1]\n      secrets: [{source: s1, target: renamed}, s2]\n",
+    "a.yaml":
+      "services:\n  app:\n    build:\n      context: .\n      target: one\n      args: {X: '1', Y: '1'}\n      tags: [t1]\n      secrets: [s1]\nsecrets:\n  s1: {file: ./s1.txt}\n  s2: {environment: TOKEN}\n",
+    "b.yaml":
+      "services:\n  app:\n    build:\n      target: two\n      args: [Y=2, Z=3]\n      tags: [t2, t1]\n      secrets: [{source: s1, target: renamed}, s2]\n",
   });
   const p = loadCompose({ files: ["a.yaml", "b.yaml"], workingDir: dir, env: {} });
   const b = p.services[0]!.build!;
@@ -121,7 +136,10 @@ test("profiles: inactive services are built only when active or named; only-imag
   assert.deepEqual(names(["dev"]), ["web", "debug"]);
   assert.deepEqual(names(undefined, ["debug"]), ["debug"]);
   assert.deepEqual(names(undefined, ["db"]), []);
-  assert.deepEqual(planCompose(loadCompose({ workingDir: dir, env: { COMPOSE_PROFILES: "dev" } }), undefined).map((s) => s.name), ["web", "debug"]);
+  assert.deepEqual(
+    planCompose(loadCompose({ workingDir: dir, env: { COMPOSE_PROFILES: "dev" } }), undefined).map((s) => s.name),
+    ["web", "debug"],
+  );
   assert.throws(() => names(undefined, ["nope"]), /no such service: nope \(services: web, debug, db\)/);
 });
 
@@ -133,19 +151,32 @@ test("loader errors: missing file, bad YAML with its line, undefined and externa
     "req.yaml": "services:\n  app:\n    image: 'x:${VERSION:?set VERSION}'\n    build: .\n",
     "key.yaml": "services:\n  app:\n    build:\n      context: .\n      dockerfil: x\n",
   });
-  assert.throws(() => loadCompose({ files: ["missing.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: cannot read compose file "${dir}/missing\\.yaml" \\(-f\\): no such file; check the path$`));
+  assert.throws(
+    () => loadCompose({ files: ["missing.yaml"], workingDir: dir, env: {} }),
+    new RegExp(`^UsageError: cannot read compose file "${dir}/missing\\.yaml" \\(-f\\): no such file; check the path$`),
+  );
   assert.throws(() => loadCompose({ files: ["bad.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: ${dir}/bad\\.yaml:[45]:\\d+: invalid YAML: `));
-  assert.throws(() => loadCompose({ files: ["undef.yaml"], workingDir: dir, env: {} }), /service "app" refers to undefined build secret nope; define it under the top-level secrets:/);
+  assert.throws(
+    () => loadCompose({ files: ["undef.yaml"], workingDir: dir, env: {} }),
+    /service "app" refers to undefined build secret nope; define it under the top-level secrets:/,
+  );
   const ext = loadCompose({ files: ["ext.yaml"], workingDir: dir, env: {} });
-  assert.throws(() => serviceBuildOptions(ext, ext.services[0]!, {}, new Map(), false), /service "app": secret "ext" is external; external secrets do not exist at build time/);
-  assert.throws(() => loadCompose({ files: ["req.yaml"], workingDir: dir, env: {} }), new RegExp(`^UsageError: ${dir}/req\\.yaml:3: services\\.app\\.image: required variable VERSION is missing a value: set VERSION$`));
+  assert.throws(
+    () => serviceBuildOptions(ext, ext.services[0]!, {}, new Map(), false),
+    /service "app": secret "ext" is external; external secrets do not exist at build time/,
+  );
+  assert.throws(
+    () => loadCompose({ files: ["req.yaml"], workingDir: dir, env: {} }),
+    new RegExp(`^UsageError: ${dir}/req\\.yaml:3: services\\.app\\.image: required variable VERSION is missing a value: set VERSION$`),
+  );
   assert.throws(() => loadCompose({ files: ["key.yaml"], workingDir: dir, env: {} }), /service "app": build has no key "dockerfil"/);
   assert.throws(() => loadCompose({ workingDir: tempDir("bk-empty-"), env: {} }), /no compose file found in .* or its parents/);
 });
 
 test("a build secret's id is its target, else its source; file and environment sources", () => {
   const dir = project({
-    "compose.yaml": "services:\n  app:\n    build:\n      context: .\n      secrets: [{source: tok, target: CI_JOB_TOKEN}, npmrc]\nsecrets:\n  tok: {environment: CI_JOB_TOKEN_VALUE}\n  npmrc: {file: ~/.npmrc}\n",
+    "compose.yaml":
+      "services:\n  app:\n    build:\n      context: .\n      secrets: [{source: tok, target: CI_JOB_TOKEN}, npmrc]\nsecrets:\n  tok: {environment: CI_JOB_TOKEN_VALUE}\n  npmrc: {file: ~/.npmrc}\n",
   });
   const home = tempDir("bk-home-");
   writeFileSync(join(home, ".npmrc"), "//registry/:_authToken=x");
@@ -154,9 +185,15 @@ test("a build secret's id is its target, else its source; file and environment s
   assert.deepEqual(options.secrets, { CI_JOB_TOKEN: { env: "CI_JOB_TOKEN_VALUE" }, npmrc: { file: join(home, ".npmrc") } });
   assert.equal(options.env, p.environment);
   const noFile = loadCompose({ workingDir: dir, env: { HOME: "/nonexistent", CI_JOB_TOKEN_VALUE: "x" } });
-  assert.throws(() => serviceBuildOptions(noFile, noFile.services[0]!, {}, new Map(), false), /service "app": secret "npmrc": file \/nonexistent\/\.npmrc does not exist/);
+  assert.throws(
+    () => serviceBuildOptions(noFile, noFile.services[0]!, {}, new Map(), false),
+    /service "app": secret "npmrc": file \/nonexistent\/\.npmrc does not exist/,
+  );
   const noVar = loadCompose({ workingDir: dir, env: { HOME: home } });
-  assert.throws(() => serviceBuildOptions(noVar, noVar.services[0]!, {}, new Map(), false), /secret "tok": environment variable CI_JOB_TOKEN_VALUE is not set; set it or put it in \.env/);
+  assert.throws(
+    () => serviceBuildOptions(noVar, noVar.services[0]!, {}, new Map(), false),
+    /secret "tok": environment variable CI_JOB_TOKEN_VALUE is not set; set it or put it in \.env/,
+  );
 });
 
 test("files shaped like the compose-spec's build examples load as documented", () => {
@@ -180,7 +217,7 @@ test("files shaped like the compose-spec's build examples load as documented", (
       "      args:",
       "        - GIT_COMMIT=cdc3b19",
       "      labels:",
-      "        com.example.description: \"Accounting webapp\"",
+      '        com.example.description: "Accounting webapp"',
       "      ssh:",
       "        - default",
       "        - myproject=~/.ssh/myproject.pem",
@@ -188,18 +225,18 @@ test("files shaped like the compose-spec's build examples load as documented", (
       "        - server-certificate",
       "        - source: server-certificate",
       "          target: cert",
-      "          uid: \"103\"",
-      "          gid: \"103\"",
+      '          uid: "103"',
+      '          gid: "103"',
       "          mode: 0440",
       "      tags:",
-      "        - \"myimage:mytag\"",
-      "        - \"registry/username/myrepos:my-other-tag\"",
+      '        - "myimage:mytag"',
+      '        - "registry/username/myrepos:my-other-tag"',
       "      platforms:",
-      "        - \"linux/amd64\"",
-      "        - \"linux/arm64\"",
+      '        - "linux/amd64"',
+      '        - "linux/arm64"',
       "      extra_hosts:",
-      "        - \"somehost=162.242.195.82\"",
-      "        - \"otherhost:50.31.209.229\"",
+      '        - "somehost=162.242.195.82"',
+      '        - "otherhost:50.31.209.229"',
       "      cache_from:",
       "        - alpine:latest",
       "        - type=local,src=path/to/cache",
@@ -229,17 +266,14 @@ test("files shaped like the compose-spec's build examples load as documented", (
   assert.deepEqual(b.labels, { "com.example.description": "Accounting webapp" });
   assert.deepEqual(b.ssh, { default: null, myproject: join(home, ".ssh", "myproject.pem") });
   assert.deepEqual(b.secrets, [{ source: "server-certificate" }, { source: "server-certificate", target: "cert" }]);
-  const { options } = serviceBuildOptions(
-    p,
-    { ...full, build: { ...b, ssh: {} } },
-    {},
-    new Map(),
-    false,
-  );
+  const { options } = serviceBuildOptions(p, { ...full, build: { ...b, ssh: {} } }, {}, new Map(), false);
   assert.deepEqual(options.secrets, { "server-certificate": { file: join(dir, "server.cert") }, cert: { file: join(dir, "server.cert") } });
   assert.deepEqual(options.tags, ["myimage:mytag", "registry/username/myrepos:my-other-tag"]);
   assert.deepEqual(options.platforms, ["linux/amd64", "linux/arm64"]);
-  assert.deepEqual(options.cacheFrom, [{ type: "registry", attrs: { ref: "alpine:latest" } }, { type: "local", attrs: { src: "path/to/cache" } }]);
+  assert.deepEqual(options.cacheFrom, [
+    { type: "registry", attrs: { ref: "alpine:latest" } },
+    { type: "local", attrs: { src: "path/to/cache" } },
+  ]);
   assert.deepEqual(options.cacheTo, [{ type: "inline", attrs: {} }]);
   assert.equal(options.target, "prod");
   assert.deepEqual(options.entitlements, ["network.host"]);
@@ -260,9 +294,20 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
   type BuildOptions = import("../../src/solve/options.js").BuildOptions;
   type Build = import("../../src/solve/solve.js").Build;
   type BuildResult = import("../../src/solve/solve.js").BuildResult;
-  const svc = (name: string, extra = ""): string => `  ${name}: {${extra}build: {context: ., args: {SVC: ${name}}${name.startsWith("app") ? ", additional_contexts: {b: 'service:base'}" : name === "after-bad" ? ", additional_contexts: {x: 'service:bad'}" : ""}}}`;
+  const svc = (name: string, extra = ""): string =>
+    `  ${name}: {${extra}build: {context: ., args: {SVC: ${name}}${name.startsWith("app") ? ", additional_contexts: {b: 'service:base'}" : name === "after-bad" ? ", additional_contexts: {x: 'service:bad'}" : ""}}}`;
   const dir = project({
-    "compose.yaml": ["services:", svc("base", "image: reg/base, "), svc("app1"), svc("app2"), svc("bad", "image: reg/bad, "), svc("after-bad"), svc("solo1"), svc("solo2"), ""].join("\n"),
+    "compose.yaml": [
+      "services:",
+      svc("base", "image: reg/base, "),
+      svc("app1"),
+      svc("app2"),
+      svc("bad", "image: reg/bad, "),
+      svc("after-bad"),
+      svc("solo1"),
+      svc("solo2"),
+      "",
+    ].join("\n"),
     Dockerfile: "FROM scratch\n",
   });
   const p = loadCompose({ workingDir: dir, env: {} });
@@ -290,7 +335,11 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
       progress: (async function* () {})(),
       result,
       cancel: () => undefined,
-      [Symbol.asyncDispose]: () => result.then(() => undefined, () => undefined),
+      [Symbol.asyncDispose]: () =>
+        result.then(
+          () => undefined,
+          () => undefined,
+        ),
     };
   };
   const results = await runCompose(p, plan, fakeBuild, { parallel: 2 });

@@ -72,10 +72,7 @@ test("an HTTP/1 server is named as not buildkitd", async () => {
 test("bad options fail before any network I/O", async () => {
   await assert.rejects(BuildKitClient.connect({ address: "ftp://x", env: {} }), UsageError);
   await assert.rejects(BuildKitClient.connect({ address: "tcp://x:1", timeoutMs: 0, env: {} }), /invalid timeout 0/);
-  await assert.rejects(
-    BuildKitClient.connect({ address: "unix:///nope.sock", tls: { caFile: "/x.pem" }, env: {} }),
-    /TLS options are only used with tcp:\/\//,
-  );
+  await assert.rejects(BuildKitClient.connect({ address: "unix:///nope.sock", tls: { caFile: "/x.pem" }, env: {} }), /TLS options are only used with tcp:\/\//);
 });
 
 test("the environment default is only used when no address is given", async () => {
@@ -86,7 +83,10 @@ test("the environment default is only used when no address is given", async () =
 });
 
 test("TLS failures map to actionable reasons", () => {
-  assert.match(tlsReason("No connection established. Last error: Error: unable to verify the first certificate")!, /not signed by the trusted CA; check --tlscacert/);
+  assert.match(
+    tlsReason("No connection established. Last error: Error: unable to verify the first certificate")!,
+    /not signed by the trusted CA; check --tlscacert/,
+  );
   assert.match(tlsReason("SSL routines:ssl3_read_bytes:tlsv13 alert certificate required")!, /requires a client certificate; pass --tlscert and --tlskey/);
   assert.match(tlsReason("Hostname/IP does not match certificate's altnames: IP: 10.0.0.1 is not in the cert's list")!, /--tlsservername/);
   assert.match(tlsReason("SSL alert number 48 tlsv1 alert unknown ca")!, /rejected the client certificate/);

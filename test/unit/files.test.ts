@@ -24,16 +24,25 @@ test("readInputFile: reads a regular file; a directory, a missing file or one ov
 
   const o = { what: "Dockerfile", flag: "-f", maxBytes: MAX_TEXT_FILE_BYTES };
   assert.throws(() => readInputFile(dir, o), new RegExp(`^UsageError: cannot read Dockerfile "${re(dir)}" \\(-f\\): is a directory; pass a file$`));
-  assert.throws(() => readInputFile(join(dir, "nope"), o), new RegExp(`^UsageError: cannot read Dockerfile "${re(dir)}/nope" \\(-f\\): no such file; check the path$`));
+  assert.throws(
+    () => readInputFile(join(dir, "nope"), o),
+    new RegExp(`^UsageError: cannot read Dockerfile "${re(dir)}/nope" \\(-f\\): no such file; check the path$`),
+  );
   assert.throws(() => readInputFile(join(file, "below"), o), /: a parent is not a directory; check the path$/);
   const big = join(dir, "big");
   writeFileSync(big, "");
   truncateSync(big, MAX_TEXT_FILE_BYTES + 1);
-  assert.throws(() => readInputFile(big, o), new RegExp(`^UsageError: cannot read Dockerfile "${re(big)}" \\(-f\\): larger than 10 MiB; is it the right file\\?$`));
+  assert.throws(
+    () => readInputFile(big, o),
+    new RegExp(`^UsageError: cannot read Dockerfile "${re(big)}" \\(-f\\): larger than 10 MiB; is it the right file\\?$`),
+  );
   truncateSync(big, MAX_TEXT_FILE_BYTES);
   assert.equal(readInputFile(big, o).length, MAX_TEXT_FILE_BYTES, "exactly the limit is allowed");
   // A subject goes first; no flag, no parentheses.
-  assert.throws(() => readInputFile(dir, { what: "key file", subject: 'SSH agent "x"', maxBytes: 10 }), /^UsageError: SSH agent "x": cannot read key file ".*": is a directory; pass a file$/);
+  assert.throws(
+    () => readInputFile(dir, { what: "key file", subject: 'SSH agent "x"', maxBytes: 10 }),
+    /^UsageError: SSH agent "x": cannot read key file ".*": is a directory; pass a file$/,
+  );
 });
 
 test("errnoProblem: permission denied and I/O errors as a short reason with what to do", () => {
@@ -81,12 +90,18 @@ test("a FIFO as --tlscacert, compose -f, --env-file, --ssh-key or -f fails at on
     const r = runModule(`try { ${call} console.log("no error"); } catch (e) { console.log(e.name + ": " + e.message); }`, { env: { FIFO: fifo, DIR: dir } });
     return r.signal ? `blocked until killed (${r.ms} ms)` : r.stdout.trim() || r.stderr;
   });
-  assert.deepEqual(got, cases.map(([, expected]) => expected));
+  assert.deepEqual(
+    got,
+    cases.map(([, expected]) => expected),
+  );
 
   // The library's Dockerfile check says what the file is, not "not found".
   const ctx = join(dir, "ctx");
   mkdirSync(ctx);
-  assert.throws(() => resolveBuild({ context: ctx, dockerfile: fifo }), new RegExp(`^UsageError: cannot read Dockerfile "${re(fifo)}" \\(-f\\): ${re(reason)}$`));
+  assert.throws(
+    () => resolveBuild({ context: ctx, dockerfile: fifo }),
+    new RegExp(`^UsageError: cannot read Dockerfile "${re(fifo)}" \\(-f\\): ${re(reason)}$`),
+  );
   assert.throws(() => resolveBuild({ context: ctx, dockerfile: ctx }), /^UsageError: cannot read Dockerfile ".*" \(-f\): is a directory; pass a file$/);
   assert.throws(() => resolveBuild({ context: ctx }), /^UsageError: Dockerfile ".*\/Dockerfile" not found; pass its path with -f\/--file$/);
 });

@@ -60,7 +60,7 @@ test("unary calls answer; handler errors become statuses with their message", as
   }
 });
 
-test("repeated request headers arrive as sent, also values containing \", \"", async () => {
+test('repeated request headers arrive as sent, also values containing ", "', async () => {
   const seen: Record<string, string[]> = {};
   const secrets = defineService("moby.buildkit.secrets.v1.Secrets", {
     unary: {

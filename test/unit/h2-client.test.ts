@@ -81,17 +81,20 @@ test("a failed Solve keeps its message and decodes grpc-status-details-bin", asy
     Solve: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => {
       const md = new grpc.Metadata();
       md.set("grpc-status-details-bin", details);
-      cb({ code: grpc.status.UNKNOWN, details: "process \"/bin/sh -c exit 7\" did not complete: ünïcode 100%", metadata: md });
+      cb({ code: grpc.status.UNKNOWN, details: 'process "/bin/sh -c exit 7" did not complete: ünïcode 100%', metadata: md });
     },
   });
   try {
     await assert.rejects(s.conn.unary("Control.Solve", {}), (e: unknown) => {
       assert.ok(e instanceof SolveError);
-      assert.equal(e.message, "failed to solve: process \"/bin/sh -c exit 7\" did not complete: ünïcode 100%");
+      assert.equal(e.message, 'failed to solve: process "/bin/sh -c exit 7" did not complete: ünïcode 100%');
       assert.equal(e.exitCode, 7);
       return true;
     });
-    await assert.rejects(s.conn.unary("Control.DiskUsage", {}), (e: unknown) => e instanceof BuildKitError && e.code === "NOT_FOUND" && e.message === "DiskUsage not here");
+    await assert.rejects(
+      s.conn.unary("Control.DiskUsage", {}),
+      (e: unknown) => e instanceof BuildKitError && e.code === "NOT_FOUND" && e.message === "DiskUsage not here",
+    );
   } finally {
     await s.close();
   }

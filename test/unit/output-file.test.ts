@@ -22,8 +22,14 @@ test("the destination is checked before any work: directories, missing parents, 
     writeFileSync(join(dir, "file"), "x");
     execFileSync("mkfifo", [join(dir, "fifo")]);
     symlinkSync(join(dir, "file"), join(dir, "link"));
-    usage(() => checkOutputFile(join(dir, "out"), "--metadata-file"), /^--metadata-file ".*\/out" is a directory; give a file path, e\.g\. .*\/out\/metadata\.json$/);
-    usage(() => checkOutputFile(join(dir, "nope", "m.json"), "--metadata-file"), /^--metadata-file ".*\/nope\/m\.json": directory ".*\/nope" does not exist; create it first$/);
+    usage(
+      () => checkOutputFile(join(dir, "out"), "--metadata-file"),
+      /^--metadata-file ".*\/out" is a directory; give a file path, e\.g\. .*\/out\/metadata\.json$/,
+    );
+    usage(
+      () => checkOutputFile(join(dir, "nope", "m.json"), "--metadata-file"),
+      /^--metadata-file ".*\/nope\/m\.json": directory ".*\/nope" does not exist; create it first$/,
+    );
     usage(() => checkOutputFile(join(dir, "file", "m.json"), "--metadata-file"), /^--metadata-file ".*\/file\/m\.json": ".*\/file" is not a directory$/);
     usage(() => checkOutputFile(join(dir, "fifo"), "--metadata-file"), /^--metadata-file ".*\/fifo" is a named pipe, not a regular file; give a file path$/);
     usage(() => checkOutputFile(join(dir, "link"), "--metadata-file"), /is a symbolic link; give the path of the file it points to$/);

@@ -14,8 +14,23 @@ test("toJson writes bigints as exact numbers and dates as RFC 3339", () => {
 });
 
 test("table and keyValues align columns", () => {
-  assert.equal(table(["ID", "SIZE"], [["a", "1"], ["long-id", "22"]]), "ID        SIZE\na         1\nlong-id   22\n");
-  assert.equal(keyValues([["ID", "x"], ["Platforms", "y"]]), "ID:        x\nPlatforms: y\n");
+  assert.equal(
+    table(
+      ["ID", "SIZE"],
+      [
+        ["a", "1"],
+        ["long-id", "22"],
+      ],
+    ),
+    "ID        SIZE\na         1\nlong-id   22\n",
+  );
+  assert.equal(
+    keyValues([
+      ["ID", "x"],
+      ["Platforms", "y"],
+    ]),
+    "ID:        x\nPlatforms: y\n",
+  );
 });
 
 test("int64 stays exact beyond 2^53", () => {
@@ -33,8 +48,18 @@ test("timestamps: zero and Go's zero time mean unset", () => {
 test("summarize counts like buildctl du", () => {
   const rec = (id: string, size: string, inUse: boolean, shared: boolean) =>
     recordFromWire({
-      ID: id, Mutable: false, InUse: inUse, Size: size, Parent: "", CreatedAt: null, LastUsedAt: null,
-      UsageCount: "1", Description: "", RecordType: "regular", Shared: shared, Parents: [],
+      ID: id,
+      Mutable: false,
+      InUse: inUse,
+      Size: size,
+      Parent: "",
+      CreatedAt: null,
+      LastUsedAt: null,
+      UsageCount: "1",
+      Description: "",
+      RecordType: "regular",
+      Shared: shared,
+      Parents: [],
     });
   const du = summarize([rec("a", "100", false, false), rec("b", "50", true, true), rec("c", "-1", false, false)]);
   assert.equal(du.total, 150n);

@@ -2,15 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { csvFields } from "../../src/csv.js";
 import { parseSsh } from "../../src/solve/ssh.js";
-import {
-  dockerfileMountIds,
-  metadataJson,
-  parseBuildArgs,
-  parseBuildContexts,
-  parseOutput,
-  parseProgress,
-  parseSecret,
-} from "../../src/cli/parse-build.js";
+import { dockerfileMountIds, metadataJson, parseBuildArgs, parseBuildContexts, parseOutput, parseProgress, parseSecret } from "../../src/cli/parse-build.js";
 import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
 import { UsageError } from "../../src/errors.js";
 
@@ -38,7 +30,12 @@ test("--secret is parsed as buildx parses it", () => {
     ["id=a,type=ssh", /unsupported secret type "ssh"/],
     ["id", /invalid field 'id' in --secret "id": must be a key=value pair/],
   ];
-  for (const [spec, re] of bad) assert.throws(() => parseSecret(spec, env), (e: unknown) => e instanceof UsageError && re.test(e.message), spec);
+  for (const [spec, re] of bad)
+    assert.throws(
+      () => parseSecret(spec, env),
+      (e: unknown) => e instanceof UsageError && re.test(e.message),
+      spec,
+    );
 });
 
 test("--build-arg: a bare name takes the environment's value, or is dropped", () => {
@@ -118,7 +115,12 @@ test("build flags become frontend attributes", () => {
     {},
   );
   assert.equal(progress, "plain");
-  assert.deepEqual(options.frontendAttrs, { "add-hosts": "db=10.0.0.2,v6=fe80::1", "shm-size": String(64 * 1024 * 1024), ulimit: "nofile=1024:2048", "force-network-mode": "host" });
+  assert.deepEqual(options.frontendAttrs, {
+    "add-hosts": "db=10.0.0.2,v6=fe80::1",
+    "shm-size": String(64 * 1024 * 1024),
+    ulimit: "nofile=1024:2048",
+    "force-network-mode": "host",
+  });
   assert.deepEqual(options.entitlements, ["network.host"]);
   assert.deepEqual(options.noCache, ["build"]);
   assert.deepEqual(options.platforms, ["linux/amd64", "linux/arm64"]);
@@ -126,7 +128,14 @@ test("build flags become frontend attributes", () => {
   assert.throws(() => buildOptionsFromFlags({}, [], {}), /needs a context PATH/);
   assert.throws(() => buildOptionsFromFlags({ network: "bridge" }, ["."], {}), /invalid --network "bridge"/);
   assert.throws(() => buildOptionsFromFlags({ ulimit: ["nofile"] }, ["."], {}), /invalid --ulimit "nofile"/);
-  assert.throws(() => buildOptionsFromFlags({ platform: ["linux/amd64,linux/amd64/v8/x"] }, ["."], {}), /^UsageError: invalid --platform "linux\/amd64\/v8\/x": use OS\/ARCH\[\/VARIANT\]/);
+  assert.throws(
+    () => buildOptionsFromFlags({ platform: ["linux/amd64,linux/amd64/v8/x"] }, ["."], {}),
+    /^UsageError: invalid --platform "linux\/amd64\/v8\/x": use OS\/ARCH\[\/VARIANT\]/,
+  );
   assert.throws(() => buildOptionsFromFlags({ platform: ["linux/arm 64"] }, ["."], {}), /invalid --platform "linux\/arm 64"/);
-  assert.deepEqual(buildOptionsFromFlags({ platform: ["local", "windows(10.0.17763)/amd64", "linux/arm64/v8"] }, ["."], {}).options.platforms, ["local", "windows(10.0.17763)/amd64", "linux/arm64/v8"]);
+  assert.deepEqual(buildOptionsFromFlags({ platform: ["local", "windows(10.0.17763)/amd64", "linux/arm64/v8"] }, ["."], {}).options.platforms, [
+    "local",
+    "windows(10.0.17763)/amd64",
+    "linux/arm64/v8",
+  ]);
 });

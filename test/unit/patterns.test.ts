@@ -93,7 +93,12 @@ test("exclusions: the last matching pattern wins", () => {
 
 test("cleanPath is Go's path.Clean", () => {
   const cases: Array<[string, string]> = [
-    ["", "."], ["a/b/../c", "a/c"], ["./a//b/", "a/b"], ["/../a", "/a"], ["../../a", "../../a"], ["a/..", "."],
+    ["", "."],
+    ["a/b/../c", "a/c"],
+    ["./a//b/", "a/b"],
+    ["/../a", "/a"],
+    ["../../a", "../../a"],
+    ["a/..", "."],
   ];
   for (const [input, want] of cases) assert.equal(cleanPath(input), want, input);
 });

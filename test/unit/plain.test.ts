@@ -30,7 +30,10 @@ test("updates within one batch print once, grouped per vertex; a vertex that com
   p.update({ ...empty(), vertexes: [{ ...ctx, started: at(0), completed: at(1) }] });
   // The first update prints at once; the next ones, inside 100 ms, are merged.
   p.update({ ...empty(), vertexes: [{ ...ctx, started: at(1) }] });
-  p.update({ ...empty(), statuses: [{ id: "transferring context:", vertex: "d1", name: "transferring", current: 22, total: 0, started: at(1), timestamp: at(2) }] });
+  p.update({
+    ...empty(),
+    statuses: [{ id: "transferring context:", vertex: "d1", name: "transferring", current: 22, total: 0, started: at(1), timestamp: at(2) }],
+  });
   p.flush();
   p.update({
     ...empty(),
@@ -64,5 +67,8 @@ test("a running vertex interrupted by another is marked ... and its header repea
   p.flush();
   p.update({ ...empty(), vertexes: [{ ...a, completed: at(2000) }], logs: [{ vertex: "a", stream: 1, data: Buffer.from("two\n"), timestamp: at(1500) }] });
   p.flush();
-  assert.equal(out.join(""), ["#1 step a", "#1 0.100 one", "#1 ...", "", "#2 step b", "#2 ...", "", "#1 step a", "#1 1.500 two", "#1 DONE 2.0s", ""].join("\n"));
+  assert.equal(
+    out.join(""),
+    ["#1 step a", "#1 0.100 one", "#1 ...", "", "#2 step b", "#2 ...", "", "#1 step a", "#1 1.500 two", "#1 DONE 2.0s", ""].join("\n"),
+  );
 });

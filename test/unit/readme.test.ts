@@ -17,10 +17,14 @@ test("the README's ts code blocks compile against the public API", () => {
   const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
   assert.ok(blocks.length >= 1, "the README has ts examples");
-  const config = ts.getParsedCommandLineOfConfigFile(join(repoRoot, "tsconfig.json"), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
-  })!;
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(repoRoot, "tsconfig.json"),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
+    },
+  )!;
   // "bk-build" is what a user imports: the package's own entry point.
   const options: ts.CompilerOptions = { ...config.options, noEmit: true, noUnusedLocals: false, baseUrl: repoRoot, paths: { "bk-build": ["src/index.ts"] } };
   const names = blocks.map((_, i) => join(repoRoot, `README.example-${i}.ts`));

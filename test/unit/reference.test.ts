@@ -158,7 +158,12 @@ test("withName, withTag, withDigest: reference_test.go's tables", () => {
     [`example.com/${"a".repeat(256)}`, "too-long"],
     ["aa/asdf$$^/aa", "format"],
   ];
-  for (const [input, reason] of failures) assert.equal(reasonOf(() => withName(input)), reason, input);
+  for (const [input, reason] of failures)
+    assert.equal(
+      reasonOf(() => withName(input)),
+      reason,
+      input,
+    );
 
   // TestDomainAndPath.
   const split: Array<[string, string, string]> = [
@@ -202,8 +207,14 @@ test("withName, withTag, withDigest: reference_test.go's tables", () => {
   // TestInvalidReferenceComponents.
   assert.ok(reasonOf(() => parseNormalizedNamed("-foo")));
   const busybox = parseNormalizedNamed("busybox");
-  assert.equal(reasonOf(() => withTag(busybox, "-foo")), "tag-format");
-  assert.equal(reasonOf(() => withDigest(busybox, "foo")), "digest-format");
+  assert.equal(
+    reasonOf(() => withTag(busybox, "-foo")),
+    "tag-format",
+  );
+  assert.equal(
+    reasonOf(() => withDigest(busybox, "foo")),
+    "digest-format",
+  );
 });
 
 test("parseNamed accepts only the canonical form (TestParseNamed)", () => {
@@ -219,7 +230,11 @@ test("parseNamed accepts only the canonical form (TestParseNamed)", () => {
   ];
   for (const c of cases) {
     if (c.length === 2) {
-      assert.equal(reasonOf(() => parseNamed(c[0])), c[1], c[0]);
+      assert.equal(
+        reasonOf(() => parseNamed(c[0])),
+        c[1],
+        c[0],
+      );
     } else {
       const ref = parseNamed(c[0]);
       assert.deepEqual([ref.domain, ref.path], [c[1], c[2]], c[0]);
@@ -291,8 +306,17 @@ test("parseNormalizedNamed: valid and invalid names (TestValidateReferenceName, 
     "docker/",
     `${"this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_".repeat(4).slice(0, -1)}/docker`,
   ];
-  for (const name of valid) assert.equal(reasonOf(() => parseNormalizedNamed(name)), undefined, name);
-  for (const name of invalid) assert.ok(reasonOf(() => parseNormalizedNamed(name)), `${name} should be invalid`);
+  for (const name of valid)
+    assert.equal(
+      reasonOf(() => parseNormalizedNamed(name)),
+      undefined,
+      name,
+    );
+  for (const name of invalid)
+    assert.ok(
+      reasonOf(() => parseNormalizedNamed(name)),
+      `${name} should be invalid`,
+    );
 });
 
 test("parseNormalizedNamed: familiar and full names (TestParseRepositoryInfo)", () => {
@@ -576,7 +600,11 @@ test("checkImageName: one line naming the value and the rule", () => {
     ["a\nb", /^invalid tag "a\\nb": invalid reference format: it contains white space$/],
   ];
   for (const [name, re] of bad) {
-    assert.throws(() => checkImageName(name, "tag"), (e: unknown) => e instanceof UsageError && re.test(e.message) && !e.message.includes("\n"), name);
+    assert.throws(
+      () => checkImageName(name, "tag"),
+      (e: unknown) => e instanceof UsageError && re.test(e.message) && !e.message.includes("\n"),
+      name,
+    );
   }
   assert.equal(formatReference(checkImageName("localhost:5000/team/app:1.2", "tag")), "localhost:5000/team/app:1.2");
   assert.equal(formatReference(checkImageName("app", "tag")), "docker.io/library/app");
@@ -592,8 +620,7 @@ test("a long hostile name is answered quickly", () => {
 });
 
 test("tags, output names, cache refs and compose images are checked before any build", () => {
-  const usage = (fn: () => unknown, re: RegExp): void =>
-    assert.throws(fn, (e: unknown) => e instanceof UsageError && re.test(e.message), String(re));
+  const usage = (fn: () => unknown, re: RegExp): void => assert.throws(fn, (e: unknown) => e instanceof UsageError && re.test(e.message), String(re));
 
   usage(() => exporters({ context: ".", tags: ["ok", "Foo:bar"] }), /^invalid tag "Foo:bar": repository name must be lowercase$/);
   usage(() => exporters({ context: ".", tags: ["app:1 2"] }), /^invalid tag "app:1 2": invalid reference format: it contains white space$/);
@@ -602,25 +629,42 @@ test("tags, output names, cache refs and compose images are checked before any b
     () => exporters({ context: ".", outputs: [{ type: "image", attrs: { name: "reg/ok,reg/Bad:x" } }] }),
     /^invalid image name "reg\/Bad:x" in an output's name=: repository name must be lowercase$/,
   );
-  usage(() => exporters({ context: ".", outputs: [{ type: "image", attrs: { name: "a,,b" } }] }), /invalid image name "" in an output's name=: the image name is empty/);
-  usage(() => exporters({ context: ".", outputs: [{ type: "image", attrs: { push: "1" } }] }), /^an image output that pushes needs a name: give --tag NAME or name=NAME$/);
+  usage(
+    () => exporters({ context: ".", outputs: [{ type: "image", attrs: { name: "a,,b" } }] }),
+    /invalid image name "" in an output's name=: the image name is empty/,
+  );
+  usage(
+    () => exporters({ context: ".", outputs: [{ type: "image", attrs: { push: "1" } }] }),
+    /^an image output that pushes needs a name: give --tag NAME or name=NAME$/,
+  );
   assert.deepEqual(exporters({ context: ".", tags: ["localhost:5000/a:1", "b"] }), [{ type: "image", attrs: { name: "localhost:5000/a:1,b" } }]);
 
   usage(() => parseOutput("type=image,name=Bad"), /^invalid image name "Bad" in --output "type=image,name=Bad": repository name must be lowercase$/);
   usage(() => parseCacheEntry("Reg/App", "--cache-from"), /^invalid image reference "Reg\/App" in --cache-from: repository name must be lowercase$/);
-  usage(() => parseCacheEntry("type=registry,ref=a:-x", "--cache-to"), /^invalid ref "a:-x" in --cache-to "type=registry,ref=a:-x": invalid reference format: tag "-x"/);
+  usage(
+    () => parseCacheEntry("type=registry,ref=a:-x", "--cache-to"),
+    /^invalid ref "a:-x" in --cache-to "type=registry,ref=a:-x": invalid reference format: tag "-x"/,
+  );
   usage(() => parseCacheEntry("type=registry,mode=max", "--cache-to"), /^--cache-to "type=registry,mode=max" has no ref=: use type=registry,ref=REF/);
   assert.deepEqual(parseCacheEntry("type=local,src=/tmp/x", "--cache-from"), { type: "local", attrs: { src: "/tmp/x" } });
 
-  const compose = (yaml: string): (() => unknown) => () => {
-    const dir = fileTree("bk-ref-compose-", { "compose.yaml": yaml, Dockerfile: "FROM scratch\n" });
-    try {
-      return planCompose(loadCompose({ workingDir: dir, env: {} }), undefined);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
+  const compose =
+    (yaml: string): (() => unknown) =>
+    () => {
+      const dir = fileTree("bk-ref-compose-", { "compose.yaml": yaml, Dockerfile: "FROM scratch\n" });
+      try {
+        return planCompose(loadCompose({ workingDir: dir, env: {} }), undefined);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
   usage(compose("services:\n  web:\n    image: Web:1\n    build: .\n"), /^invalid image "Web:1" in service "web": repository name must be lowercase$/);
-  usage(compose("services:\n  web:\n    build:\n      context: .\n      tags: [ok, 'x y']\n"), /^invalid build.tags entry "x y" in service "web": invalid reference format/);
-  usage(compose("services:\n  web:\n    build:\n      context: .\n      cache_from: [reg/X]\n"), /^invalid image reference "reg\/X" in service "web" build.cache_from: repository name must be lowercase$/);
+  usage(
+    compose("services:\n  web:\n    build:\n      context: .\n      tags: [ok, 'x y']\n"),
+    /^invalid build.tags entry "x y" in service "web": invalid reference format/,
+  );
+  usage(
+    compose("services:\n  web:\n    build:\n      context: .\n      cache_from: [reg/X]\n"),
+    /^invalid image reference "reg\/X" in service "web" build.cache_from: repository name must be lowercase$/,
+  );
 });

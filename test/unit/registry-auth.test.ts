@@ -57,7 +57,10 @@ test("explicit credentials win; no config file means anonymous; broken JSON is n
 });
 
 test("credential helpers: credHelpers before credsStore, <token> usernames, not-found falls back to auths", async () => {
-  const bin = helper("t1", `read h; case "$h" in a.example) echo '{"Username":"ua","Secret":"sa"}';; b.example) echo '{"Username":"<token>","Secret":"idtok"}';; *) echo "credentials not found in native keychain"; exit 1;; esac`);
+  const bin = helper(
+    "t1",
+    `read h; case "$h" in a.example) echo '{"Username":"ua","Secret":"sa"}';; b.example) echo '{"Username":"<token>","Secret":"idtok"}';; *) echo "credentials not found in native keychain"; exit 1;; esac`,
+  );
   const dir = configDir({ credsStore: "t1", credHelpers: { "c.example": "missing-helper" }, auths: { "d.example": { auth: b64("ud:sd") } } });
   const find = credentialLookup({ configDir: dir }, { PATH: `${bin}:/usr/bin:/bin` });
   assert.deepEqual(await find("a.example"), { username: "ua", secret: "sa" });
@@ -99,6 +102,10 @@ test("--registry-auth HOST=USER:VAR reads the password from the environment only
 test("an UNAVAILABLE that buildkitd sends is a build failure, not a connection failure", () => {
   const remote = translateError(new GrpcStatusError(14, "registry credentials for r: helper broke", undefined, true), "unix:///x", "Control.Solve");
   assert.equal(remote.message, "failed to solve: registry credentials for r: helper broke");
-  const local = translateError(new TransportError(14, "connect ECONNREFUSED 127.0.0.1:1", "connect", { nodeCode: "ECONNREFUSED" }), "tcp://127.0.0.1:1", "Control.Solve");
+  const local = translateError(
+    new TransportError(14, "connect ECONNREFUSED 127.0.0.1:1", "connect", { nodeCode: "ECONNREFUSED" }),
+    "tcp://127.0.0.1:1",
+    "Control.Solve",
+  );
   assert.match(local.message, /^cannot connect to buildkitd at tcp:\/\/127\.0\.0\.1:1: connection refused/);
 });

@@ -113,10 +113,14 @@ test("each @ts-expect-error line fails to compile without it, for the reason it 
   });
   assert.ok(expected.size >= 5, "the directives are found");
 
-  const config = ts.getParsedCommandLineOfConfigFile(join(root, "tsconfig.json"), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
-  })!;
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(root, "tsconfig.json"),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
+    },
+  )!;
   const host = ts.createCompilerHost(config.options);
   const readFile = host.readFile.bind(host);
   host.readFile = (f) => (f === source ? stripped.join("\n") : readFile(f));
@@ -129,7 +133,10 @@ test("each @ts-expect-error line fails to compile without it, for the reason it 
   }
   for (const [line, reason] of expected) {
     const got = errors.get(line) ?? [];
-    assert.ok(got.some((m) => m.includes(reason)), `line ${line + 1}: want an error with "${reason}", got ${JSON.stringify(got)}`);
+    assert.ok(
+      got.some((m) => m.includes(reason)),
+      `line ${line + 1}: want an error with "${reason}", got ${JSON.stringify(got)}`,
+    );
     errors.delete(line);
   }
   assert.deepEqual([...errors], [], "no other errors");

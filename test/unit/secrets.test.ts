@@ -78,7 +78,10 @@ test("a FIFO with no writer fails at once; a slow writer is waited for; a writer
   const t = Date.now();
   await assert.rejects(prepareSecrets({ s: { file: lonely } }, {}), (e: unknown) => {
     assert.ok(e instanceof UsageError);
-    assert.equal(e.message, `secret "s": cannot read file "${lonely}": the pipe is empty and nothing writes to it; start what writes it before the build, or pass a regular file`);
+    assert.equal(
+      e.message,
+      `secret "s": cannot read file "${lonely}": the pipe is empty and nothing writes to it; start what writes it before the build, or pass a regular file`,
+    );
     return true;
   });
   assert.ok(Date.now() - t < 2000, `took ${Date.now() - t} ms`);
@@ -109,7 +112,10 @@ test("a FIFO with no writer fails at once; a slow writer is waited for; a writer
     const t2 = Date.now();
     await assert.rejects(prepareSecrets({ s: { file: stuck } }, {}, { secretTimeoutMs: 150 }), (e: unknown) => {
       assert.ok(e instanceof UsageError);
-      assert.equal(e.message, `secret "s": cannot read file "${stuck}": its writer did not finish within 150 ms; make it finish sooner, or raise secretTimeoutMs`);
+      assert.equal(
+        e.message,
+        `secret "s": cannot read file "${stuck}": its writer did not finish within 150 ms; make it finish sooner, or raise secretTimeoutMs`,
+      );
       return true;
     });
     assert.ok(Date.now() - t2 < 2000);
@@ -125,10 +131,16 @@ test("a FIFO with no writer fails at once; a slow writer is waited for; a writer
 
 test("a directory, a file over the limit or a read error (EIO) fails at the start naming id, path and reason", async () => {
   const dir = tempDir("bk-secret-");
-  await assert.rejects(prepareSecrets({ d: { file: dir } }, {}), { name: "UsageError", message: `secret "d": cannot read file "${dir}": is a directory; pass a file` });
+  await assert.rejects(prepareSecrets({ d: { file: dir } }, {}), {
+    name: "UsageError",
+    message: `secret "d": cannot read file "${dir}": is a directory; pass a file`,
+  });
   const big = join(dir, "big");
   writeFileSync(big, Buffer.alloc(500 * 1024 + 1));
-  await assert.rejects(prepareSecrets({ b: { file: big } }, {}), { name: "UsageError", message: `secret "b": cannot read file "${big}": larger than 500 KiB; buildkit takes secrets of up to 500 KiB` });
+  await assert.rejects(prepareSecrets({ b: { file: big } }, {}), {
+    name: "UsageError",
+    message: `secret "b": cannot read file "${big}": larger than 500 KiB; buildkit takes secrets of up to 500 KiB`,
+  });
   const ok = join(dir, "ok");
   writeFileSync(ok, "value");
   const eio = {
@@ -177,7 +189,10 @@ test("a secret function that never answers is ended by secretTimeoutMs, with an 
   const local = failures.first();
   assert.ok(local instanceof BuildKitError);
   assert.equal(local.code, "DEADLINE_EXCEEDED");
-  assert.equal(local.message, 'secret "slow" could not be provided: its function did not answer within 100 ms; make it answer sooner, or raise secretTimeoutMs');
+  assert.equal(
+    local.message,
+    'secret "slow" could not be provided: its function did not answer within 100 ms; make it answer sooner, or raise secretTimeoutMs',
+  );
 
   // A call buildkitd gives up on ends the wait, and is not the build's failure.
   const other = await prepareSecrets({ s: () => new Promise<string>(() => undefined) }, {});

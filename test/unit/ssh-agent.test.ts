@@ -118,7 +118,10 @@ test("read-only agent: lists and signs through a real ssh-agent, refuses add and
 test("key files: encrypted without passphrase, wrong passphrase, not a key, too big", async () => {
   const enc = keygen("ed25519", "enc", "s3cret-pass");
   await assert.rejects(prepareSsh({ deploy: { keys: [enc] } }, {}), (e: Error) => {
-    assert.equal(e.message, `SSH agent "deploy": key file "${enc}" is encrypted; give its passphrase (--ssh deploy=${enc},passphrase-env=VAR, or passphrase in the API)`);
+    assert.equal(
+      e.message,
+      `SSH agent "deploy": key file "${enc}" is encrypted; give its passphrase (--ssh deploy=${enc},passphrase-env=VAR, or passphrase in the API)`,
+    );
     return true;
   });
   await assert.rejects(prepareSsh({ deploy: { keys: [enc], passphrase: "wrong" } }, {}), /the passphrase for key file .* is wrong/);

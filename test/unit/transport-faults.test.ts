@@ -190,9 +190,18 @@ test("reset codes before an answer map to their gRPC status (ENHANCE_YOUR_CALM, 
   const f = await fake((stream, _p, n) => stream.close(codes[n - 1]));
   const c = conn(f.port);
   try {
-    await assert.rejects(c.unary("Control.Info", {}), (e: unknown) => e instanceof BuildKitError && e.code === "RESOURCE_EXHAUSTED" && /reset the call \(RST_STREAM ENHANCE_YOUR_CALM\)$/.test(e.message));
-    await assert.rejects(c.unary("Control.Info", {}), (e: unknown) => e instanceof BuildKitError && e.code === "INTERNAL" && /reset the call \(RST_STREAM INTERNAL_ERROR\)$/.test(e.message));
-    await assert.rejects(c.unary("Control.Info", {}), (e: unknown) => e instanceof BuildKitError && e.code === "CANCELLED" && /reset the call \(RST_STREAM CANCEL\)$/.test(e.message));
+    await assert.rejects(
+      c.unary("Control.Info", {}),
+      (e: unknown) => e instanceof BuildKitError && e.code === "RESOURCE_EXHAUSTED" && /reset the call \(RST_STREAM ENHANCE_YOUR_CALM\)$/.test(e.message),
+    );
+    await assert.rejects(
+      c.unary("Control.Info", {}),
+      (e: unknown) => e instanceof BuildKitError && e.code === "INTERNAL" && /reset the call \(RST_STREAM INTERNAL_ERROR\)$/.test(e.message),
+    );
+    await assert.rejects(
+      c.unary("Control.Info", {}),
+      (e: unknown) => e instanceof BuildKitError && e.code === "CANCELLED" && /reset the call \(RST_STREAM CANCEL\)$/.test(e.message),
+    );
   } finally {
     await c.close();
     await f.close();
@@ -370,7 +379,10 @@ test("calls on a closed connection fail with a BuildKitError, never a raw transp
   await c.unary("Control.Info", {});
   await c.close();
   await assert.rejects(c.unary("Control.Info", {}), (e: unknown) => e instanceof BuildKitError && /closed/.test(e.message));
-  assert.throws(() => c.bidi("Control.Session", {}), (e: unknown) => e instanceof BuildKitError);
+  assert.throws(
+    () => c.bidi("Control.Session", {}),
+    (e: unknown) => e instanceof BuildKitError,
+  );
   const it = c.serverStream("Control.Status", { Ref: "r" });
   await assert.rejects(it.next(), (e: unknown) => e instanceof BuildKitError);
   await f.close();

@@ -1,11 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatGoDuration, formatSize, formatSizeShort, humanDuration } from "../../src/cli/format.js";
-import {
-  parseBytes,
-  parseGoDuration,
-  parseTimeout,
-} from "../../src/units.js";
+import { parseBytes, parseGoDuration, parseTimeout } from "../../src/units.js";
 
 test("parseGoDuration follows Go's time.ParseDuration", () => {
   assert.equal(parseGoDuration("24h", "--x"), 86_400_000);

@@ -25,8 +25,23 @@ function tree(): string {
 test("walk order: UTF-8 byte order, parents first, children before the next sibling", async () => {
   const root = tree();
   assert.deepEqual(await paths(root), [
-    "B", "a", "a/b", "a/b/c.txt", "a/x.log", "a-b", "a-b/f", "a.b", "a.b/f", "empty", "z", "z/keep.log",
-    "ü", "ü/f", "￿", "😀", "😀/f",
+    "B",
+    "a",
+    "a/b",
+    "a/b/c.txt",
+    "a/x.log",
+    "a-b",
+    "a-b/f",
+    "a.b",
+    "a.b/f",
+    "empty",
+    "z",
+    "z/keep.log",
+    "ü",
+    "ü/f",
+    "￿",
+    "😀",
+    "😀/f",
   ]);
 });
 

@@ -4,8 +4,29 @@ import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
-import { PlainPrinter, renderSnippet, type BuildKitClient, type BuildOptions, type RegistryCredential, type SecretSource, type SshAgentSource } from "../../index.js";
-import { DEFAULT_SSH_ID, MAX_TEXT_FILE_BYTES, SolveError, UsageError, checkPlatform, isRemoteContext, parseCacheEntry, parseSsh, rawJsonLine, readInputFile, resolveBuild, runEnvironmentAttrs } from "../../internal.js";
+import {
+  PlainPrinter,
+  renderSnippet,
+  type BuildKitClient,
+  type BuildOptions,
+  type RegistryCredential,
+  type SecretSource,
+  type SshAgentSource,
+} from "../../index.js";
+import {
+  DEFAULT_SSH_ID,
+  MAX_TEXT_FILE_BYTES,
+  SolveError,
+  UsageError,
+  checkPlatform,
+  isRemoteContext,
+  parseCacheEntry,
+  parseSsh,
+  rawJsonLine,
+  readInputFile,
+  resolveBuild,
+  runEnvironmentAttrs,
+} from "../../internal.js";
 import {
   dockerfileMountIds,
   metadataJson,
@@ -33,7 +54,9 @@ export interface BuildFlags {
 /** Turns flags into BuildOptions; throws UsageError for bad input. */
 export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>): BuildFlags {
   if (positionals.length !== 1) {
-    throw new UsageError(positionals.length ? `'bk-build build' takes one PATH, got ${positionals.length}` : "'bk-build build' needs a context PATH (e.g. '.')");
+    throw new UsageError(
+      positionals.length ? `'bk-build build' takes one PATH, got ${positionals.length}` : "'bk-build build' needs a context PATH (e.g. '.')",
+    );
   }
   const secrets: Record<string, SecretSource> = {};
   for (const s of list(values["secret"])) {
@@ -45,7 +68,9 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     const [id, source] = parseSsh(spec, env);
     ssh[id] = source; // the last one wins, as buildx
   }
-  const platforms = list(values["platform"]).flatMap((p) => p.split(",")).filter(Boolean);
+  const platforms = list(values["platform"])
+    .flatMap((p) => p.split(","))
+    .filter(Boolean);
   for (const p of platforms) checkPlatform(p, "--platform");
   const logins: Record<string, RegistryCredential> = {};
   for (const spec of list(values["registry-auth"])) {
@@ -94,7 +119,11 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   let dockerfileText = "";
   const dockerfilePath = options.dockerfile ?? `${options.context}/Dockerfile`;
   if (!isRemoteContext(options.context) && existsSync(dockerfilePath)) {
-    dockerfileText = readInputFile(dockerfilePath, { what: "Dockerfile", flag: options.dockerfile === undefined ? undefined : "-f", maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
+    dockerfileText = readInputFile(dockerfilePath, {
+      what: "Dockerfile",
+      flag: options.dockerfile === undefined ? undefined : "-f",
+      maxBytes: MAX_TEXT_FILE_BYTES,
+    }).toString("utf8");
   }
   for (const { type, id, required } of dockerfileMountIds(dockerfileText)) {
     const req = required ? " (required)" : "";
@@ -102,7 +131,9 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
       io.err(`warning: the Dockerfile mounts secret "${id}"${req} but no --secret provides it; pass --secret id=${id},src=FILE or env=VAR\n`);
     }
     if (type === "ssh" && !(id in (options.ssh ?? {}))) {
-      io.err(`warning: the Dockerfile mounts SSH agent "${id}"${req} but no --ssh provides it; pass --ssh ${id === DEFAULT_SSH_ID ? id : `${id}=SOCKET|KEY`}\n`);
+      io.err(
+        `warning: the Dockerfile mounts SSH agent "${id}"${req} but no --ssh provides it; pass --ssh ${id === DEFAULT_SSH_ID ? id : `${id}=SOCKET|KEY`}\n`,
+      );
     }
   }
 

@@ -4,7 +4,15 @@ import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { parseProgress } from "../parse-build.js";
 import { BuildKitError, UsageError, SolveError, planCompose, rawJsonLine, runCompose } from "../../internal.js";
-import { PlainPrinter, loadCompose, renderSnippet, type BuildKitClient, type ComposeBuildOptions, type ComposeProject, type ComposeService } from "../../index.js";
+import {
+  PlainPrinter,
+  loadCompose,
+  renderSnippet,
+  type BuildKitClient,
+  type ComposeBuildOptions,
+  type ComposeProject,
+  type ComposeService,
+} from "../../index.js";
 
 export interface ComposePlan {
   project: ComposeProject;
@@ -46,13 +54,20 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
 }
 
 /** Runs the builds; progress per service, prefixed with its name in plain mode. */
-export async function runComposeBuild(client: BuildKitClient, p: ComposePlan, signal: AbortSignal, io: { out: (t: string) => void; err: (t: string) => void }): Promise<void> {
+export async function runComposeBuild(
+  client: BuildKitClient,
+  p: ComposePlan,
+  signal: AbortSignal,
+  io: { out: (t: string) => void; err: (t: string) => void },
+): Promise<void> {
   const width = Math.max(...p.plan.map((s) => s.name.length));
   const printers = new Map<string, PlainPrinter>();
-  const prefixed = (service: string) => (text: string): void => {
-    const tag = `${service.padEnd(width)} | `;
-    io.err(text.replace(/^(?=.)/gm, tag));
-  };
+  const prefixed =
+    (service: string) =>
+    (text: string): void => {
+      const tag = `${service.padEnd(width)} | `;
+      io.err(text.replace(/^(?=.)/gm, tag));
+    };
   const results = await runCompose(p.project, p.plan, (o) => client.build(o), {
     ...p.options,
     signal,

@@ -47,5 +47,5 @@ export function goFileMode(stMode: number): number {
 
 /** A regular file: the receiver may request its content. */
 export function isRequestable(goMode: number): boolean {
-  return ((goMode & ModeType) >>> 0) === 0;
+  return (goMode & ModeType) >>> 0 === 0;
 }

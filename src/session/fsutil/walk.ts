@@ -29,7 +29,6 @@ export function fsReason(e: unknown): string {
 /** What to do about a file the context cannot be read without. */
 export const FIX = "fix its permissions or exclude it in .dockerignore";
 
-
 export interface WalkEntry {
   stat: WireStat;
   /** Absolute path on disk (only read for requestable entries). */

@@ -26,7 +26,6 @@ export interface WireStat {
 
 export const PacketType = { STAT: 0, REQ: 1, DATA: 2, FIN: 3, ERR: 4 } as const;
 
-
 /** Encodes a Stat message. */
 function statSize(s: WireStat, path: Buffer, link: Buffer): number {
   let n = 0;
