@@ -7,7 +7,6 @@
  * is what agent clients expect (they wait for each answer).
  */
 import * as net from "node:net";
-import type { ParsedKey } from "ssh2";
 
 const SSH_AGENT_FAILURE = 5;
 const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -172,9 +171,20 @@ export function readOnlyAgent(socketPath: string): { handler: AgentHandler; clos
   return { handler, close: () => socket?.destroy() };
 }
 
+/**
+ * The part of ssh2's ParsedKey the agent uses. Declared here so that our
+ * shipped .d.ts files do not need @types/ssh2 (a dev dependency); ssh2's
+ * ParsedKey satisfies it (checked where keys are loaded, solve/ssh.ts).
+ */
+export interface AgentPrivateKey {
+  readonly type: string;
+  getPublicSSH(): Buffer;
+  sign(data: Buffer, algo?: string): Buffer | Error;
+}
+
 /** A key held by an in-process agent. */
 export interface AgentKey {
-  key: ParsedKey;
+  key: AgentPrivateKey;
   comment: string;
 }
 
