@@ -32,9 +32,10 @@ export function formatLimit(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** What a non-regular file is, for "not a regular file (a FIFO)". */
+/** What a non-regular file is, for "not a regular file (a FIFO)"; lstat's symbolic links too. */
 export function fileKind(st: Stats): string {
   if (st.isDirectory()) return "a directory";
+  if (st.isSymbolicLink()) return "a symbolic link";
   if (st.isFIFO()) return "a FIFO";
   if (st.isSocket()) return "a socket";
   if (st.isCharacterDevice()) return "a character device";

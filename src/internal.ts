@@ -13,7 +13,7 @@
 export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors.js";
 export { checkPlatform, isRemoteContext, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
 export { checkImageName } from "./solve/reference.js";
-export { MAX_TEXT_FILE_BYTES, readInputFile } from "./files.js";
+export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
 export { parseCacheEntry } from "./solve/cache.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";

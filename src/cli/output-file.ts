@@ -8,17 +8,11 @@
 import { accessSync, closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
-import { BuildKitError, UsageError } from "../internal.js";
+import { BuildKitError, UsageError, fileKind } from "../internal.js";
 
+/** What the destination is when it is not a regular file (undefined when it is). */
 function kind(st: Stats): string | undefined {
-  if (st.isFile()) return undefined;
-  if (st.isDirectory()) return "a directory";
-  if (st.isSymbolicLink()) return "a symbolic link";
-  if (st.isFIFO()) return "a named pipe";
-  if (st.isSocket()) return "a socket";
-  if (st.isCharacterDevice()) return "a character device";
-  if (st.isBlockDevice()) return "a block device";
-  return "not a regular file";
+  return st.isFile() ? undefined : fileKind(st);
 }
 
 function code(e: unknown): string | undefined {

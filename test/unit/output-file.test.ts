@@ -31,7 +31,7 @@ test("the destination is checked before any work: directories, missing parents, 
       /^--metadata-file ".*\/nope\/m\.json": directory ".*\/nope" does not exist; create it first$/,
     );
     usage(() => checkOutputFile(join(dir, "file", "m.json"), "--metadata-file"), /^--metadata-file ".*\/file\/m\.json": ".*\/file" is not a directory$/);
-    usage(() => checkOutputFile(join(dir, "fifo"), "--metadata-file"), /^--metadata-file ".*\/fifo" is a named pipe, not a regular file; give a file path$/);
+    usage(() => checkOutputFile(join(dir, "fifo"), "--metadata-file"), /^--metadata-file ".*\/fifo" is a FIFO, not a regular file; give a file path$/);
     usage(() => checkOutputFile(join(dir, "link"), "--metadata-file"), /is a symbolic link; give the path of the file it points to$/);
     usage(() => checkOutputFile("", "--metadata-file"), /^--metadata-file needs a file path$/);
     checkOutputFile(join(dir, "file"), "--metadata-file");
