@@ -7,7 +7,6 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
 import { UsageError } from "./errors.js";
-import { fsReason } from "./session/fsutil/walk.js";
 
 /** Dockerfiles, compose files and env files: far above any real one. */
 export const MAX_TEXT_FILE_BYTES = 10 * 1024 * 1024;
@@ -23,6 +22,16 @@ export interface InputFileOptions {
   subject?: string | undefined;
   /** Files larger than this are refused. */
   maxBytes: number;
+}
+
+/**
+ * An fs error as one short clause, without Node's repeated path:
+ * "EACCES: permission denied, open '/x'" -> "permission denied".
+ */
+export function fsReason(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  if (!(e as NodeJS.ErrnoException).code) return e.message;
+  return e.message.replace(/^[A-Z0-9_]+: /, "").replace(/, \w+ '.*'$/s, "");
 }
 
 /** "10 MiB", "500 KiB", "100 bytes". */
@@ -67,11 +76,22 @@ export function inputFileError(path: string, o: Pick<InputFileOptions, "what" | 
   return new UsageError(`${o.subject ? `${o.subject}: ` : ""}${where}: ${reason}; ${fix}`, cause === undefined ? {} : { cause });
 }
 
+/** The one-line error for an fs failure on an input file (errnoProblem's reason and fix). */
+export function fsFailure(path: string, o: Pick<InputFileOptions, "what" | "flag" | "subject">, e: unknown): UsageError {
+  const p = errnoProblem(e);
+  return inputFileError(path, o, p.reason, p.fix, e);
+}
+
+/** The error for an input file over `maxBytes`; `fix` says what to do. */
+export function tooLargeError(path: string, o: InputFileOptions, fix = "is it the right file?"): UsageError {
+  return inputFileError(path, o, `larger than ${formatLimit(o.maxBytes)}`, fix);
+}
+
 /** Throws unless `st` is a regular file of at most `maxBytes`. */
 export function checkStats(path: string, st: Stats, o: InputFileOptions): void {
   if (st.isDirectory()) throw inputFileError(path, o, "is a directory", "pass a file");
   if (!st.isFile()) throw inputFileError(path, o, `not a regular file (${fileKind(st)})`, "pass a regular file");
-  if (st.size > o.maxBytes) throw inputFileError(path, o, `larger than ${formatLimit(o.maxBytes)}`, "is it the right file?");
+  if (st.size > o.maxBytes) throw tooLargeError(path, o);
 }
 
 /** Throws a UsageError unless `path` is a readable-looking regular file within the limit; never opens it. */
@@ -80,8 +100,7 @@ export function checkInputFile(path: string, o: InputFileOptions): void {
   try {
     st = statSync(path);
   } catch (e) {
-    const p = errnoProblem(e);
-    throw inputFileError(path, o, p.reason, p.fix, e);
+    throw fsFailure(path, o, e);
   }
   checkStats(path, st, o);
 }
@@ -97,8 +116,7 @@ export function readInputFile(path: string, o: InputFileOptions): Buffer {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
-    const p = errnoProblem(e);
-    throw inputFileError(path, o, p.reason, p.fix, e);
+    throw fsFailure(path, o, e);
   }
   try {
     checkStats(path, fstatSync(fd), o);
@@ -111,13 +129,12 @@ export function readInputFile(path: string, o: InputFileOptions): Buffer {
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
       total += n;
-      if (total > o.maxBytes) throw inputFileError(path, o, `larger than ${formatLimit(o.maxBytes)}`, "is it the right file?");
+      if (total > o.maxBytes) throw tooLargeError(path, o);
     }
     return Buffer.concat(chunks, total);
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    const p = errnoProblem(e);
-    throw inputFileError(path, o, p.reason, p.fix, e);
+    throw fsFailure(path, o, e);
   } finally {
     closeSync(fd);
   }

@@ -19,7 +19,7 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { debuglog } from "node:util";
 import { GrpcStatusError, MAX_MESSAGE_BYTES, MessageReader, Status, decodeGrpcMessage, prefix, statusName } from "./frame.js";
-import { h2CodeName, isDialCode, isProtocolCode, isTlsCode, nodeCode, statusFromResetCode } from "./node-error.js";
+import { h2CodeName, isProtocolCode, nodeCode, statusFromResetCode } from "./node-error.js";
 
 const debug = debuglog("bk-build");
 const C = http2.constants;
@@ -220,14 +220,11 @@ export class ClientCall {
       const cause = conn.error ?? this.#streamError;
       const code = nodeCode(cause);
       if (!conn.established) {
-        if (cause && (isDialCode(code) || isTlsCode(code))) {
+        if (cause && !isProtocolCode(code)) {
+          // The dial failed: a socket error (ENOENT, ECONNREFUSED, TLS,
+          // ECONNRESET before the server spoke), or a dialer's own error
+          // (ssh://) arriving as the session's.
           this.#settle(new TransportError(Status.UNAVAILABLE, describeCause(cause), "connect", { nodeCode: code, cause }));
-        } else if (cause && !isProtocolCode(code) && code !== undefined) {
-          // Another socket error before the server spoke (ECONNRESET while dialling).
-          this.#settle(new TransportError(Status.UNAVAILABLE, describeCause(cause), "connect", { nodeCode: code, cause }));
-        } else if (cause && !isProtocolCode(code)) {
-          // A dialer's own error (ssh://) arrives as the session's error.
-          this.#settle(new TransportError(Status.UNAVAILABLE, cause.message, "connect", { cause }));
         } else {
           const why = cause ? describeCause(cause) : "the connection closed before the server answered";
           this.#settle(new TransportError(Status.UNAVAILABLE, why, "protocol", { nodeCode: code, cause }));
@@ -402,9 +399,6 @@ export class H2Channel {
     });
     session.on("close", () => {
       conn.stopKeepalive();
-      // A session that failed (a TLS alert after the handshake) can leave its
-      // socket open, half-closed by the peer: it is ours to close.
-      conn.socket?.destroy();
       this.#all.delete(conn);
       debug("connection %d: closed", conn.id);
     });
@@ -431,17 +425,17 @@ export class H2Channel {
       timer = ackTimer = undefined;
     };
     conn.stopKeepalive = stop;
-    const gap = (): number => {
+    /** When the next ping is due: the interval after the last data, then growing gaps after each silent ping. */
+    const due = (): number => {
+      if (conn.lastPingAt < conn.lastDataAt) conn.silentPings = 0;
       const i = this.#pingInterval;
-      if (conn.silentPings === 0) return i;
-      if (conn.silentPings < 3) return i * 2 ** conn.silentPings;
-      return Math.max(i * 8, 301_000);
+      const n = conn.silentPings;
+      if (n === 0) return conn.lastDataAt + i;
+      return conn.lastPingAt + (n < 3 ? i * 2 ** n : Math.max(i * 8, 301_000));
     };
     const schedule = (): void => {
       if (conn.session.destroyed || ackTimer) return;
-      if (conn.lastPingAt < conn.lastDataAt) conn.silentPings = 0;
-      const from = conn.silentPings === 0 ? conn.lastDataAt : conn.lastPingAt;
-      const wait = Math.min(MAX_TIMER_MS, Math.max(0, from + gap() - Date.now()));
+      const wait = Math.min(MAX_TIMER_MS, Math.max(0, due() - Date.now()));
       if (timer) clearTimeout(timer);
       timer = setTimeout(tick, wait);
       timer.unref();
@@ -449,9 +443,7 @@ export class H2Channel {
     const tick = (): void => {
       timer = undefined;
       if (conn.session.destroyed) return;
-      if (conn.lastPingAt < conn.lastDataAt) conn.silentPings = 0;
-      const from = conn.silentPings === 0 ? conn.lastDataAt : conn.lastPingAt;
-      if (conn.active === 0 || Date.now() < from + gap()) {
+      if (conn.active === 0 || Date.now() < due()) {
         schedule();
         return;
       }

@@ -8,24 +8,8 @@ import { Status } from "./frame.js";
 
 const C = http2.constants;
 
-/** Node `code`s that mean the dial itself failed (nothing usable at the address). */
-const DIAL_CODES = new Set([
-  "ENOENT",
-  "ECONNREFUSED",
-  "EACCES",
-  "EPERM",
-  "ENOTSOCK",
-  "ENOTDIR",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "ETIMEDOUT",
-]);
-
 /** The errors behind `e`, outermost first, following `cause`. */
-export function errorChain(e: unknown): Error[] {
+function errorChain(e: unknown): Error[] {
   const out: Error[] = [];
   for (let cur: unknown = e; cur instanceof Error && out.length < 8; cur = (cur as { cause?: unknown }).cause) out.push(cur);
   return out;
@@ -42,41 +26,31 @@ export function nodeCode(e: unknown): string | undefined {
   return undefined;
 }
 
-/** True when the code says the dial failed: no listener, no such socket or host, no route. */
-export function isDialCode(code: string | undefined): boolean {
-  return code !== undefined && DIAL_CODES.has(code);
-}
-
-/** True when the code is a TLS failure (OpenSSL's ERR_SSL_*, X.509 checks, Node's ERR_TLS_*). */
-export function isTlsCode(code: string | undefined): boolean {
-  if (code === undefined) return false;
-  return code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || /CERT|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|HOSTNAME_MISMATCH/.test(code);
-}
-
 /** True when the code says the peer does not speak HTTP/2 (a protocol error before any answer). */
 export function isProtocolCode(code: string | undefined): boolean {
   return code === "ERR_HTTP2_ERROR" || code === "ERR_HTTP2_INVALID_SESSION" || code === "HPE_INVALID_CONSTANT";
 }
 
+const H2_CODE_NAMES: Record<number, string> = {
+  [C.NGHTTP2_NO_ERROR]: "NO_ERROR",
+  [C.NGHTTP2_PROTOCOL_ERROR]: "PROTOCOL_ERROR",
+  [C.NGHTTP2_INTERNAL_ERROR]: "INTERNAL_ERROR",
+  [C.NGHTTP2_FLOW_CONTROL_ERROR]: "FLOW_CONTROL_ERROR",
+  [C.NGHTTP2_SETTINGS_TIMEOUT]: "SETTINGS_TIMEOUT",
+  [C.NGHTTP2_STREAM_CLOSED]: "STREAM_CLOSED",
+  [C.NGHTTP2_FRAME_SIZE_ERROR]: "FRAME_SIZE_ERROR",
+  [C.NGHTTP2_REFUSED_STREAM]: "REFUSED_STREAM",
+  [C.NGHTTP2_CANCEL]: "CANCEL",
+  [C.NGHTTP2_COMPRESSION_ERROR]: "COMPRESSION_ERROR",
+  [C.NGHTTP2_CONNECT_ERROR]: "CONNECT_ERROR",
+  [C.NGHTTP2_ENHANCE_YOUR_CALM]: "ENHANCE_YOUR_CALM",
+  [C.NGHTTP2_INADEQUATE_SECURITY]: "INADEQUATE_SECURITY",
+  [C.NGHTTP2_HTTP_1_1_REQUIRED]: "HTTP_1_1_REQUIRED",
+};
+
 /** The HTTP/2 error code's name ("CANCEL", "REFUSED_STREAM"). */
 export function h2CodeName(code: number): string {
-  const names: Record<number, string> = {
-    [C.NGHTTP2_NO_ERROR]: "NO_ERROR",
-    [C.NGHTTP2_PROTOCOL_ERROR]: "PROTOCOL_ERROR",
-    [C.NGHTTP2_INTERNAL_ERROR]: "INTERNAL_ERROR",
-    [C.NGHTTP2_FLOW_CONTROL_ERROR]: "FLOW_CONTROL_ERROR",
-    [C.NGHTTP2_SETTINGS_TIMEOUT]: "SETTINGS_TIMEOUT",
-    [C.NGHTTP2_STREAM_CLOSED]: "STREAM_CLOSED",
-    [C.NGHTTP2_FRAME_SIZE_ERROR]: "FRAME_SIZE_ERROR",
-    [C.NGHTTP2_REFUSED_STREAM]: "REFUSED_STREAM",
-    [C.NGHTTP2_CANCEL]: "CANCEL",
-    [C.NGHTTP2_COMPRESSION_ERROR]: "COMPRESSION_ERROR",
-    [C.NGHTTP2_CONNECT_ERROR]: "CONNECT_ERROR",
-    [C.NGHTTP2_ENHANCE_YOUR_CALM]: "ENHANCE_YOUR_CALM",
-    [C.NGHTTP2_INADEQUATE_SECURITY]: "INADEQUATE_SECURITY",
-    [C.NGHTTP2_HTTP_1_1_REQUIRED]: "HTTP_1_1_REQUIRED",
-  };
-  return names[code] ?? `code ${code}`;
+  return H2_CODE_NAMES[code] ?? `code ${code}`;
 }
 
 /**

@@ -8,7 +8,8 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { GrpcStatusError, Status, defineService, type CallContext, type ServiceCall, type SessionService } from "../grpc/server.js";
-import { FIX, fsReason, walk } from "./fsutil/walk.js";
+import { FIX, walk } from "./fsutil/walk.js";
+import { fsReason } from "../files.js";
 import { timeSlicer } from "./slices.js";
 import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
 

@@ -7,7 +7,7 @@ import { close, constants, open as openFd, read as readFd, type Stats } from "no
 import { open, stat } from "node:fs/promises";
 import { Socket } from "node:net";
 import { BuildKitError, UsageError } from "../errors.js";
-import { errnoProblem, fileKind, formatLimit, inputFileError, type InputFileOptions } from "../files.js";
+import { fileKind, fsFailure, inputFileError, tooLargeError, type InputFileOptions } from "../files.js";
 import { MAX_SECRET_BYTES, SecretFailures, type SecretProvider } from "../session/secrets.js";
 
 /**
@@ -149,29 +149,31 @@ function functionProvider(id: string, fn: () => string | Buffer | Promise<string
     });
 }
 
+/** A secret file or pipe over buildkit's limit. */
+function secretTooLarge(path: string, o: InputFileOptions): UsageError {
+  return tooLargeError(path, o, "buildkit takes secrets of up to 500 KiB");
+}
+
 /** Reads a `{ file }` secret once: a regular file, or a pipe such as `<(cmd)`. */
 async function readSecretFile(id: string, path: string, timeoutMs: number, signal: AbortSignal | undefined, io: SecretFileIo): Promise<Buffer> {
   const o: InputFileOptions = { what: "file", subject: `secret "${id}"`, maxBytes: MAX_SECRET_BYTES };
-  const tooLarge = (): UsageError => inputFileError(path, o, `larger than ${formatLimit(MAX_SECRET_BYTES)}`, "buildkit takes secrets of up to 500 KiB");
   let st: Stats;
   try {
     st = await stat(path);
   } catch (e) {
-    const p = errnoProblem(e);
-    throw inputFileError(path, o, p.reason, p.fix, e);
+    throw fsFailure(path, o, e);
   }
   if (st.isFIFO()) return readPipe(id, path, o, timeoutMs, signal);
   if (st.isDirectory()) throw inputFileError(path, o, "is a directory", "pass a file");
   if (!st.isFile()) throw inputFileError(path, o, `not a regular file or a pipe (${fileKind(st)})`, "pass a regular file");
-  if (st.size > MAX_SECRET_BYTES) throw tooLarge();
+  if (st.size > MAX_SECRET_BYTES) throw secretTooLarge(path, o);
   let data: Buffer;
   try {
     data = await io.readRegular(path, MAX_SECRET_BYTES + 1);
   } catch (e) {
-    const p = errnoProblem(e);
-    throw inputFileError(path, o, p.reason, p.fix, e);
+    throw fsFailure(path, o, e);
   }
-  if (data.length > MAX_SECRET_BYTES) throw tooLarge();
+  if (data.length > MAX_SECRET_BYTES) throw secretTooLarge(path, o);
   return data;
 }
 
@@ -210,12 +212,8 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
     };
     const add = (b: Buffer): void => {
       total += b.length;
-      if (total > MAX_SECRET_BYTES) finish(inputFileError(path, o, `larger than ${formatLimit(MAX_SECRET_BYTES)}`, "buildkit takes secrets of up to 500 KiB"));
+      if (total > MAX_SECRET_BYTES) finish(secretTooLarge(path, o));
       else chunks.push(b);
-    };
-    const fsError = (e: unknown): Error => {
-      const p = errnoProblem(e);
-      return inputFileError(path, o, p.reason, p.fix, e);
     };
     const onAbort = (): void => finish(new BuildKitError(`the build was aborted while reading secret "${id}" from "${path}"`, { code: "CANCELLED" }));
     const timer = setTimeout(
@@ -226,7 +224,7 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
     signal?.addEventListener("abort", onAbort, { once: true });
 
     openFd(path, constants.O_RDONLY | constants.O_NONBLOCK, (err, opened) => {
-      if (err) return finish(fsError(err));
+      if (err) return finish(fsFailure(path, o, err));
       fd = opened;
       if (settled) {
         close(opened, () => undefined);
@@ -237,7 +235,7 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
       const first = Buffer.alloc(64 * 1024);
       readFd(opened, first, 0, first.length, null, (e, n) => {
         if (settled) return;
-        if (e && e.code !== "EAGAIN") return finish(fsError(e));
+        if (e && e.code !== "EAGAIN") return finish(fsFailure(path, o, e));
         if (!e && n === 0) {
           return finish(inputFileError(path, o, "the pipe is empty and nothing writes to it", "start what writes it before the build, or pass a regular file"));
         }
@@ -248,11 +246,11 @@ function readPipe(id: string, path: string, o: InputFileOptions, timeoutMs: numb
         try {
           socket = new Socket({ fd: opened, readable: true, writable: false });
         } catch (se) {
-          return finish(fsError(se));
+          return finish(fsFailure(path, o, se));
         }
         socket.on("data", (d: Buffer) => add(d));
         socket.on("end", () => finish(undefined));
-        socket.on("error", (se) => finish(fsError(se)));
+        socket.on("error", (se) => finish(fsFailure(path, o, se)));
       });
     });
   });

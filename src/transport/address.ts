@@ -11,6 +11,11 @@ export type ParsedAddress =
   | { kind: "tcp"; host: string; port: number; address: string }
   | { kind: "ssh"; user: string | undefined; host: string; port: number; socketPath: string; address: string };
 
+/** Strips the brackets of an IPv6 literal ("[::1]" -> "::1"), for dialling and names. */
+export function bareHost(host: string): string {
+  return host.replace(/^\[|\]$/g, "");
+}
+
 /** The socket an ssh:// address reaches when it names none (buildctl's remote default). */
 export const DEFAULT_SSH_SOCKET = "/run/buildkit/buildkitd.sock";
 
@@ -148,7 +153,7 @@ export function resolveTls(tls: TlsOptions | undefined, addr: ParsedAddress): Re
   if (Boolean(certFile) !== Boolean(keyFile)) {
     throw new UsageError("--tlscert and --tlskey must be given together");
   }
-  const out: ResolvedTls = { serverName: tls.serverName || addr.host.replace(/^\[|\]$/g, "") };
+  const out: ResolvedTls = { serverName: tls.serverName || bareHost(addr.host) };
   if (caFile) out.ca = readPem(caFile, "CA certificate", fromDir ? "--tlsdir" : "--tlscacert");
   if (certFile) out.cert = readPem(certFile, "client certificate", fromDir ? "--tlsdir" : "--tlscert");
   if (keyFile) out.key = readPem(keyFile, "client key", fromDir ? "--tlsdir" : "--tlskey");

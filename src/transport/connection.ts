@@ -3,7 +3,7 @@ import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { BuildKitError, ConnectionError, SolveError, UsageError } from "../errors.js";
 import { decodeErrorDetails } from "./error-details.js";
-import type { ParsedAddress, ResolvedTls } from "./address.js";
+import { bareHost, type ParsedAddress, type ResolvedTls } from "./address.js";
 import { codec, methodTypes, type Codec } from "../grpc/codec.js";
 import { GrpcStatusError, MAX_MESSAGE_BYTES, Status, statusName } from "../grpc/frame.js";
 import { Queue } from "../queue.js";
@@ -37,11 +37,6 @@ function retryable(e: unknown, method: string, attempt: number): boolean {
   if (!(e instanceof TransportError)) return false;
   if (e.kind === "refused") return attempt < REFUSED_RETRIES;
   return e.kind === "lost" && !e.facts.answered && IDEMPOTENT.has(method) && attempt === 0;
-}
-
-/** Strips the brackets of an IPv6 literal ("[::1]" -> "::1"). */
-export function bareHost(host: string): string {
-  return host.replace(/^\[|\]$/g, "");
 }
 
 /** Opens the byte stream to buildkitd for an address (unix socket, TCP, TLS). */
@@ -187,8 +182,8 @@ export class Connection {
         await c.status;
         return;
       } catch (e) {
-        const refused = e instanceof TransportError && e.kind === "refused";
-        if (refused && received === 0 && attempt < REFUSED_RETRIES && !options.signal?.aborted) continue;
+        // Only before the first message: a retry would repeat what was yielded.
+        if (received === 0 && retryable(e, method, attempt) && !options.signal?.aborted) continue;
         throw this.translate(e, method, options.signal);
       } finally {
         call?.cancel();

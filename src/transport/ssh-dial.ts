@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Duplex } from "node:stream";
 import type { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { ConnectionError } from "../errors.js";
+import { bareHost } from "./address.js";
 import { MAX_PEM_BYTES, MAX_TEXT_FILE_BYTES, readInputFile } from "../files.js";
 
 export interface SshOptions {
@@ -37,7 +38,7 @@ export type HostKeyVerdict = "ok" | "unknown" | "changed" | "revoked";
 
 /** The name OpenSSH looks up: "host" on port 22, else "[host]:port". */
 export function knownHostsName(host: string, port: number): string {
-  const h = host.replace(/^\[|\]$/g, "");
+  const h = bareHost(host);
   return port === 22 ? h : `[${h}]:${port}`;
 }
 
@@ -178,7 +179,7 @@ export function sshDialer(
     const ssh2 = (await import("ssh2")).default;
     let hostKeyProblem: string | undefined;
     const config: ConnectConfig = {
-      host: target.host.replace(/^\[|\]$/g, ""),
+      host: bareHost(target.host),
       port: target.port,
       username: user,
       readyTimeout: timeoutMs,

@@ -13,18 +13,9 @@ import { PatternMatcher, cleanPath } from "./patterns.js";
 import { goFileMode, isRequestable } from "./mode.js";
 import type { WireStat } from "./wire.js";
 import { timeSlicer } from "../slices.js";
+import { fsReason } from "../../files.js";
 
 export type { WireStat } from "./wire.js";
-
-/**
- * An fs error as one short clause, without Node's repeated path:
- * "EACCES: permission denied, open '/x'" -> "permission denied".
- */
-export function fsReason(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  if (!(e as NodeJS.ErrnoException).code) return e.message;
-  return e.message.replace(/^[A-Z0-9_]+: /, "").replace(/, \w+ '.*'$/s, "");
-}
 
 /** What to do about a file the context cannot be read without. */
 export const FIX = "fix its permissions or exclude it in .dockerignore";
