@@ -111,32 +111,36 @@ async function daemon(opts: { statusOnConnect?: (s: http2.ServerHttp2Stream) => 
   return d;
 }
 
+/** A stand-in daemon and a client connected to it, both closed when `t` ends (closing twice is harmless). */
+async function connected(t: TestContext, opts?: Parameters<typeof daemon>[0]): Promise<{ d: Daemon; client: BuildKitClient }> {
+  const d = await daemon(opts);
+  const client = await BuildKitClient.connect({ address: d.address, env: {} });
+  t.after(async () => {
+    await client.close();
+    await d.close();
+  });
+  return { d, client };
+}
+
 function context(t: TestContext): string {
   return fileTree("bk-lifecycle-", { Dockerfile: "FROM scratch\n" }, t);
 }
 
 test("cancel() cancels the solve on the daemon and rejects result with CANCELLED; progress ends", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
-  try {
-    const build = client.build({ context: context(t), env: {} });
-    await d.waitFor(() => d.solves.length === 1);
-    const reader = (async () => {
-      for await (const _ of build.progress) void _;
-    })();
-    build.cancel();
-    await assert.rejects(build.result, (e: unknown) => e instanceof BuildKitError && e.code === "CANCELLED" && e.message === "the build was cancelled");
-    await d.solves[0]!.cancelled;
-    await reader;
-  } finally {
-    await client.close();
-    await d.close();
-  }
+  const { d, client } = await connected(t);
+  const build = client.build({ context: context(t), env: {} });
+  await d.waitFor(() => d.solves.length === 1);
+  const reader = (async () => {
+    for await (const _ of build.progress) void _;
+  })();
+  build.cancel();
+  await assert.rejects(build.result, (e: unknown) => e instanceof BuildKitError && e.code === "CANCELLED" && e.message === "the build was cancelled");
+  await d.solves[0]!.cancelled;
+  await reader;
 });
 
 test("await using a build cancels it when the scope is left, and waits for its end", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
+  const { d, client } = await connected(t);
   let settled = "pending";
   try {
     {
@@ -157,8 +161,7 @@ test("await using a build cancels it when the scope is left, and waits for its e
 });
 
 test("client.close() while a build is still preparing (no session yet) ends result and progress, and waits for them", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
+  const { d, client } = await connected(t);
   // A secret provider is only called on demand; a slow `{ env }` check would be
   // synchronous, so close right away: run() has not opened the session yet.
   const build = client.build({ context: context(t), env: {}, secrets: { s: "v" } });
@@ -185,8 +188,7 @@ test("client.close() while a build is still preparing (no session yet) ends resu
 });
 
 test("client.close() mid-build cancels the solve and resolves once it has ended", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
+  const { d, client } = await connected(t);
   const build = client.build({ context: context(t), env: {} });
   await d.waitFor(() => d.solves.length === 1 && d.sessions === 1);
   await client.close();
@@ -197,22 +199,16 @@ test("client.close() mid-build cancels the solve and resolves once it has ended"
 });
 
 test("progress has one reader: a second concurrent reader gets a UsageError", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
-  try {
-    const build = client.build({ context: context(t), env: {} });
-    const first = build.progress[Symbol.asyncIterator]();
-    const pending = first.next();
-    const second = build.progress[Symbol.asyncIterator]();
-    await assert.rejects(second.next(), (e: unknown) => e instanceof UsageError && /build\.progress is already being read/.test(e.message));
-    await d.waitFor(() => d.solves.length === 1);
-    d.solves[0]!.ok({ "containerimage.digest": "sha256:x" });
-    assert.deepEqual((await build.result).exporterResponse, { "containerimage.digest": "sha256:x" });
-    await pending;
-  } finally {
-    await client.close();
-    await d.close();
-  }
+  const { d, client } = await connected(t);
+  const build = client.build({ context: context(t), env: {} });
+  const first = build.progress[Symbol.asyncIterator]();
+  const pending = first.next();
+  const second = build.progress[Symbol.asyncIterator]();
+  await assert.rejects(second.next(), (e: unknown) => e instanceof UsageError && /build\.progress is already being read/.test(e.message));
+  await d.waitFor(() => d.solves.length === 1);
+  d.solves[0]!.ok({ "containerimage.digest": "sha256:x" });
+  assert.deepEqual((await build.result).exporterResponse, { "containerimage.digest": "sha256:x" });
+  await pending;
 });
 
 test("a reader that does not read slows the status stream; result does not wait for it", async (t) => {
@@ -256,53 +252,36 @@ test("a reader that does not read slows the status stream; result does not wait 
 });
 
 test("an early solve failure is reported at once, not after a 5 s status wait", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
-  try {
-    const build = client.build({ context: context(t), env: {} });
-    await d.waitFor(() => d.solves.length === 1);
-    const t0 = Date.now();
-    d.solves[0]!.fail(3, "invalid cache export type bogus");
-    await assert.rejects(build.result, /failed to solve: invalid cache export type bogus/);
-    const ms = Date.now() - t0;
-    assert.ok(ms < 1500, `the error took ${ms} ms to arrive`);
-  } finally {
-    await client.close();
-    await d.close();
-  }
+  const { d, client } = await connected(t);
+  const build = client.build({ context: context(t), env: {} });
+  await d.waitFor(() => d.solves.length === 1);
+  const t0 = Date.now();
+  d.solves[0]!.fail(3, "invalid cache export type bogus");
+  await assert.rejects(build.result, /failed to solve: invalid cache export type bogus/);
+  const ms = Date.now() - t0;
+  assert.ok(ms < 1500, `the error took ${ms} ms to arrive`);
 });
 
 test("a build against a daemon that went down says the connection was refused, like info()", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
+  const { d, client } = await connected(t);
   await d.close();
-  try {
-    await assert.rejects(client.info(), (e: unknown) => e instanceof ConnectionError && /connection refused/.test(e.message));
-    const build = client.build({ context: context(t), env: {} });
-    await assert.rejects(build.result, (e: unknown) => {
-      assert.ok(e instanceof ConnectionError, String(e));
-      assert.match(e.message, /^cannot connect to buildkitd at tcp:\/\/127\.0\.0\.1:\d+: connection refused/);
-      return true;
-    });
-  } finally {
-    await client.close();
-  }
+  await assert.rejects(client.info(), (e: unknown) => e instanceof ConnectionError && /connection refused/.test(e.message));
+  const build = client.build({ context: context(t), env: {} });
+  await assert.rejects(build.result, (e: unknown) => {
+    assert.ok(e instanceof ConnectionError, String(e));
+    assert.match(e.message, /^cannot connect to buildkitd at tcp:\/\/127\.0\.0\.1:\d+: connection refused/);
+    return true;
+  });
 });
 
 test("options objects passed to build() are not changed", async (t) => {
-  const d = await daemon();
-  const client = await BuildKitClient.connect({ address: d.address, env: {} });
-  try {
-    const outputs = [{ type: "image", attrs: { "registry.insecure": "true" } }];
-    const opts = { context: context(t), env: {}, tags: ["127.0.0.1:5000/x:1"], push: true, outputs };
-    const snapshot = JSON.stringify(opts);
-    const build = client.build(opts);
-    await d.waitFor(() => d.solves.length === 1);
-    d.solves[0]!.ok();
-    await build.result;
-    assert.equal(JSON.stringify(opts), snapshot);
-  } finally {
-    await client.close();
-    await d.close();
-  }
+  const { d, client } = await connected(t);
+  const outputs = [{ type: "image", attrs: { "registry.insecure": "true" } }];
+  const opts = { context: context(t), env: {}, tags: ["127.0.0.1:5000/x:1"], push: true, outputs };
+  const snapshot = JSON.stringify(opts);
+  const build = client.build(opts);
+  await d.waitFor(() => d.solves.length === 1);
+  d.solves[0]!.ok();
+  await build.result;
+  assert.equal(JSON.stringify(opts), snapshot);
 });

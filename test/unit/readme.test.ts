@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import ts from "typescript";
 import { repoRoot } from "../helpers/env.js";
+import { typecheck } from "../helpers/typecheck.js";
 
 const prelude = ["declare const token: string;", "declare function tooLate(): Promise<boolean>;", "export {};"].join("\n");
 
@@ -17,31 +18,16 @@ test("the README's ts code blocks compile against the public API", () => {
   const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
   assert.ok(blocks.length >= 1, "the README has ts examples");
-  const config = ts.getParsedCommandLineOfConfigFile(
-    join(repoRoot, "tsconfig.json"),
-    {},
-    {
-      ...ts.sys,
-      onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
-    },
-  )!;
-  // "bk-build" is what a user imports: the package's own entry point.
-  const options: ts.CompilerOptions = { ...config.options, noEmit: true, noUnusedLocals: false, baseUrl: repoRoot, paths: { "bk-build": ["src/index.ts"] } };
   const names = blocks.map((_, i) => join(repoRoot, `README.example-${i}.ts`));
-  const host = ts.createCompilerHost(options);
-  const readFile = host.readFile.bind(host);
-  const exists = host.fileExists.bind(host);
-  host.readFile = (f) => {
-    const i = names.indexOf(f);
-    if (i < 0) return readFile(f);
-    // Imports first, as the examples write them; the prelude after.
-    const code = blocks[i]!;
-    const imports = code.split("\n").filter((l) => l.startsWith("import "));
-    const rest = code.split("\n").filter((l) => !l.startsWith("import "));
-    return [...imports, prelude, ...rest].join("\n");
-  };
-  host.fileExists = (f) => names.includes(f) || exists(f);
-  const program = ts.createProgram({ rootNames: names, options, host });
+  // Imports first, as the examples write them; the prelude after.
+  const sources = new Map(
+    blocks.map((code, i) => {
+      const lines = code.split("\n");
+      return [names[i]!, [...lines.filter((l) => l.startsWith("import ")), prelude, ...lines.filter((l) => !l.startsWith("import "))].join("\n")];
+    }),
+  );
+  // "bk-build" is what a user imports: the package's own entry point.
+  const program = typecheck(sources, { noUnusedLocals: false, baseUrl: repoRoot, paths: { "bk-build": ["src/index.ts"] } });
   const problems = names.flatMap((n) =>
     program.getSemanticDiagnostics(program.getSourceFile(n)).map((d) => {
       const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0;

@@ -8,11 +8,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import ts from "typescript";
 import { defineService } from "../../src/grpc/server.js";
 import type { Connection } from "../../src/transport/connection.js";
+import { typecheck } from "../helpers/typecheck.js";
+import { repoRoot } from "../helpers/env.js";
 
 /** Never run: it only has to compile (or fail to, where marked). */
 export function typeChecks(): void {
@@ -97,9 +98,7 @@ export async function controlTypeChecks(conn: Connection): Promise<void> {
   void info.buildkitVersion?.version;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..", "..");
-const source = join(root, "test", "unit", "rpc-types.test.ts");
+const source = join(repoRoot, "test", "unit", "rpc-types.test.ts");
 
 test("each @ts-expect-error line fails to compile without it, for the reason it names", () => {
   const text = readFileSync(source, "utf8");
@@ -113,18 +112,7 @@ test("each @ts-expect-error line fails to compile without it, for the reason it 
   });
   assert.ok(expected.size >= 5, "the directives are found");
 
-  const config = ts.getParsedCommandLineOfConfigFile(
-    join(root, "tsconfig.json"),
-    {},
-    {
-      ...ts.sys,
-      onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
-    },
-  )!;
-  const host = ts.createCompilerHost(config.options);
-  const readFile = host.readFile.bind(host);
-  host.readFile = (f) => (f === source ? stripped.join("\n") : readFile(f));
-  const program = ts.createProgram({ rootNames: [source], options: { ...config.options, noEmit: true }, host });
+  const program = typecheck(new Map([[source, stripped.join("\n")]]));
   const file = program.getSourceFile(source)!;
   const errors = new Map<number, string[]>();
   for (const d of program.getSemanticDiagnostics(file)) {
