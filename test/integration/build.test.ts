@@ -641,6 +641,30 @@ test("--secret src=<(cmd): the pipe is read once, and two RUN steps both see its
   assert.ok(!r.stderr.includes(value) && !r.stdout.includes(value), "the value is never printed");
 });
 
+test("NODE_DEBUG=bk-build traces the transport and the session, and never a secret or a registry password", () => {
+  const ctx = dir("bk-debug-");
+  const value = token();
+  const password = token();
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=s,required=true echo "${randomUUID()} $(sha256sum /run/secrets/s | cut -c1-64)"\n`,
+  );
+  const r = runCli(["build", "--progress", "plain", "--secret", "id=s,env=BK_DEBUG_SECRET", "--registry-auth", `${env.registry}=ci:BK_DEBUG_PASSWORD`, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, NODE_DEBUG: "bk-build", BK_DEBUG_SECRET: value, BK_DEBUG_PASSWORD: password },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  // The trace is on: dials, and the daemon's calls on the session, secrets included.
+  assert.match(r.stderr, /^BK-BUILD \d+: connection \d+: dialling/m);
+  assert.match(r.stderr, /^BK-BUILD \d+: session server: \/moby\.buildkit\.secrets\.v1\.Secrets\/GetSecret$/m);
+  assert.match(r.stderr, new RegExp(createHash("sha256").update(value).digest("hex")), "the step read the secret");
+  for (const [what, v] of [
+    ["secret", value],
+    ["password", password],
+  ] as const) {
+    assert.ok(!r.stderr.includes(v) && !r.stdout.includes(v), `the ${what} is never printed, not even in the trace`);
+  }
+});
+
 test("a secret file that is a directory or unreadable fails before the build is sent, naming the id and the path", (t) => {
   const ctx = dir("bk-badsecret-");
   chmodSync(ctx, 0o755);
