@@ -509,9 +509,9 @@ export class H2Channel {
   }
 
   /**
-   * Closes the channel: GOAWAY, calls still open may finish within
-   * `graceMs`, then the socket is destroyed. Resolves once every socket
-   * is closed.
+   * Closes the channel: an idle connection at once; one with calls open
+   * gets GOAWAY, and those calls may finish within `graceMs` before the
+   * socket is destroyed. Resolves once every socket is closed.
    */
   close(graceMs = 2000): Promise<void> {
     this.#closed = true;
@@ -525,6 +525,12 @@ export class H2Channel {
             return resolve();
           }
           s.once("close", () => resolve());
+          // With no call open a graceful close buys nothing and costs a
+          // round trip to the server (about 6 ms a CLI command): close now.
+          if (conn.active === 0) {
+            destroy(conn);
+            return;
+          }
           // Idle sessions are unref'd; closing one must still run to its end.
           s.ref();
           s.close();
