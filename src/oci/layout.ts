@@ -226,7 +226,12 @@ export class OciLayout {
       for (let pos = start; pos < end;) {
         const want = Math.min(READ_CHUNK_BYTES, end - pos);
         const buf = Buffer.allocUnsafe(want);
-        const { bytesRead } = await fh.read(buf, 0, want, pos);
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await fh.read(buf, 0, want, pos));
+        } catch (e) {
+          throw new LayoutError("INTERNAL", `cannot read blob ${digest} in ${quote(this.dir)}: ${fsReason(e)}`, e);
+        }
         if (bytesRead === 0) break;
         pos += bytesRead;
         yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
@@ -542,7 +547,11 @@ class IngestFile implements Ingest {
 
   async truncate(): Promise<void> {
     const fh = this.#open();
-    await fh.truncate(0);
+    try {
+      await fh.truncate(0);
+    } catch (e) {
+      throw new LayoutError("INTERNAL", `cannot restart ingest of ${this.ref} in ${quote(this.#dir)}: ${fsReason(e)}`, e);
+    }
     this.#hash = createHash(this.#algorithm);
     this.offset = 0;
     this.updatedAt = new Date();
@@ -554,6 +563,8 @@ class IngestFile implements Ingest {
     try {
       try {
         await fh.sync();
+      } catch (e) {
+        throw new LayoutError("INTERNAL", `cannot write ingest of ${this.ref} in ${quote(this.#dir)}: ${fsReason(e)}; check free space`, e);
       } finally {
         await fh.close();
       }

@@ -59,7 +59,8 @@ export function contentService(stores: ReadonlyMap<string, () => Promise<OciLayo
     if (!open) throw new GrpcStatusError(Status.NOT_FOUND, `unknown store ${id}`);
     let layout = opened.get(id);
     if (!layout) {
-      layout = open();
+      // Through a promise: an opener that throws at once is a failed open too.
+      layout = Promise.resolve().then(open);
       opened.set(id, layout);
       layout.catch(() => opened.delete(id));
     }

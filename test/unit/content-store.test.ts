@@ -486,7 +486,14 @@ test("store ids: missing metadata INVALID_ARGUMENT, unknown NOT_FOUND, the first
   const data = Buffer.from("in a");
   const d = putBlob(a, data);
   const missingDir = join(tempDir("bk-content-gone-", t), "not-yet");
-  const c = await serve(t, { "local:a": a, "local:b": b, "oci:gone": () => OciLayout.open(missingDir, { create: false }) });
+  const c = await serve(t, {
+    "local:a": a,
+    "local:b": b,
+    "oci:gone": () => OciLayout.open(missingDir, { create: false }),
+    throws: () => {
+      throw new Error("opener failed");
+    },
+  });
   assert.equal(c.opens.size, 0, "nothing opened before the daemon asks");
 
   await assert.rejects(info(c, new grpc.Metadata(), d), (e: grpc.ServiceError) => {
@@ -516,6 +523,7 @@ test("store ids: missing metadata INVALID_ARGUMENT, unknown NOT_FOUND, the first
     assert.match(e.details, /does not exist/);
     return true;
   });
+  await assert.rejects(info(c, md("throws"), d), (e: grpc.ServiceError) => e.code === grpc.status.UNKNOWN && e.details === "opener failed");
   mkdirSync(missingDir);
   await assert.rejects(info(c, md("oci:gone"), d), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND && /content/.test(e.details));
   assert.equal(c.opens.get("oci:gone"), 2);
