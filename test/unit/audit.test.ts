@@ -311,6 +311,24 @@ test("short secrets are scanned raw only, with a note; empty ones not at all", a
   assert.deepEqual(r.skipped, ["secret pin is 4 bytes: base64/hex forms not scanned", "secret none is empty: not scanned"]);
 });
 
+test("a tar export that is not a tarball fails (a later write or end()), with one clear error", async () => {
+  const a = new SecretAuditor([secret("s", randomBytes(16))]);
+  const sink = a.tarSink("tar");
+  const err = await (async () => {
+    // Parsing runs behind the writes: the error surfaces on a later call.
+    for (let i = 0; i < 3; i++) await sink.write(randomBytes(4096));
+    await sink.end();
+  })().then(
+    () => assert.fail("random bytes were taken as a tarball"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof AuditError);
+  assert.match(err.message, /^the tar export stream cannot be read as a tarball: Invalid tar header/);
+  await assert.rejects(sink.write(Buffer.from("x")), (e) => e === err);
+  await assert.rejects(sink.end(), (e) => e === err);
+  assert.deepEqual(a.report().errors, [err.message]);
+});
+
 test("a broken tar export is a clear error, not a pass", async () => {
   const a = new SecretAuditor([secret("s", randomBytes(16))]);
   const t = await tarball([{ name: "f", data: "x".repeat(2000) }]);
