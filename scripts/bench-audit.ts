@@ -147,12 +147,17 @@ try {
   const mb = (p: string): string => (statSync(p).size / 1e6).toFixed(0);
   console.log(`generated ${files} files: layer ${mb(layer)} MB, gzip'd ${mb(`${layer}.gz`)} MB (level 1), in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   console.log(`secrets: ${typical.length} (3 tokens of 22..30 bytes, one ed25519 key); "+8-byte" adds an 8-byte secret (shortest pattern, densest sampling)`);
+  const startRss = process.memoryUsage.rss();
+  let peakRss = startRss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
   console.log(["case", "throughput (uncompressed, median of 3)", "time (all 3)", "report"].join("\t"));
   await run("tar export, plain", layer, "tar", typical);
   await run("oci image, uncompressed layer", join(dir, "oci-plain.tar"), "oci", typical);
   await run("oci image, gzip layer", join(dir, "oci-gzip.tar"), "oci", typical);
   await run("oci image, uncompressed layer, +8-byte", join(dir, "oci-plain.tar"), "oci", worst);
   await run("oci image, gzip layer, +8-byte", join(dir, "oci-gzip.tar"), "oci", worst);
+  clearInterval(sampler);
+  console.log(`RSS while auditing: at most ${(peakRss / 1e6).toFixed(0)} MB (sampled every 20 ms; ${(startRss / 1e6).toFixed(0)} MB before the first case)`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

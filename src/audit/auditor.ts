@@ -8,7 +8,6 @@
  */
 import { constants as fsConstants } from "node:fs";
 import { lstat, open, readdir, readlink, stat } from "node:fs/promises";
-import { join } from "node:path";
 import { Writable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
@@ -45,6 +44,7 @@ interface Found {
 type BlobType = "gzip" | "zstd" | "xz" | "bzip2" | "tar" | "json" | "bytes";
 
 const SNIFF_BYTES = 512;
+const SLASH = Buffer.from("/");
 /** Image JSON up to this size is parsed (manifests, index, configs are far smaller). */
 const MAX_JSON = 1024 * 1024;
 /** Bytes a layer's tar reader may hold before a write waits. */
@@ -100,18 +100,20 @@ export class SecretAuditor {
     const problems: string[] = [];
     const scan = new StreamScan(this.#matcher, (p, from, to) => this.#record(p, "", "content", from, to));
     const buffer = Buffer.allocUnsafe(READ_CHUNK);
-    const walk = async (abs: string, rel: string): Promise<void> => {
-      let names: string[];
+    // Names as bytes: a name that is not UTF-8 is still opened (and scanned) as it is.
+    const walk = async (abs: Buffer, rel: string, relBytes: Buffer): Promise<void> => {
+      let names: Buffer[];
       try {
-        names = (await readdir(abs)).sort();
+        names = (await readdir(abs, { encoding: "buffer" })).sort((x, y) => Buffer.compare(x, y));
       } catch (e) {
         problems.push(`cannot read ${rel || "."} for the secret audit: ${errorText(e)}`);
         return;
       }
       for (const name of names) {
-        const path = rel === "" ? name : `${rel}/${name}`;
-        const full = join(abs, name);
-        this.#scanName(path, "", "name", path);
+        const pathBytes = relBytes.length === 0 ? name : Buffer.concat([relBytes, SLASH, name]);
+        const path = pathBytes.toString("utf8");
+        const full = Buffer.concat([abs, SLASH, name]);
+        this.#scanName(pathBytes, "", "name", path);
         let st;
         try {
           st = await lstat(full);
@@ -120,7 +122,7 @@ export class SecretAuditor {
           continue;
         }
         try {
-          if (st.isDirectory()) await walk(full, path);
+          if (st.isDirectory()) await walk(full, path, pathBytes);
           else if (st.isSymbolicLink()) this.#scanText(await readlink(full, { encoding: "buffer" }), "", "link", path);
           else if (st.isFile()) await this.#readFile(full, path, scan, buffer);
         } catch (e) {
@@ -128,7 +130,7 @@ export class SecretAuditor {
         }
       }
     };
-    await walk(dir, "");
+    await walk(Buffer.from(dir), "", Buffer.alloc(0));
     scan.end();
     if (problems.length > 0) throw this.#fail(problems);
   }
@@ -161,8 +163,7 @@ export class SecretAuditor {
   }
 
   /** Scans an entry name; a finding names the path up to the end of the component holding the match. */
-  #scanName(name: string, layer: string, where: Where, path: string): void {
-    const bytes = Buffer.from(name, "utf8");
+  #scanName(bytes: Buffer, layer: string, where: Where, path: string): void {
     this.#matcher.scan(bytes, (i, start) => {
       const end = start + this.#patterns[i]!.bytes.length;
       const slash = bytes.indexOf(0x2f, end);
@@ -201,7 +202,7 @@ export class SecretAuditor {
 
   // --- walking ------------------------------------------------------------
 
-  async #readFile(full: string, path: string, scan: StreamScan, buffer: Buffer): Promise<void> {
+  async #readFile(full: Buffer, path: string, scan: StreamScan, buffer: Buffer): Promise<void> {
     // O_NOFOLLOW: a file swapped for a symlink since lstat is not followed;
     // O_NONBLOCK: nor does a FIFO swapped in block the walk.
     const fh = await open(full, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
@@ -250,7 +251,7 @@ export class SecretAuditor {
 
   #scanHeader(h: TarHeader, layer: string): void {
     const name = h.name.endsWith("/") ? h.name.slice(0, -1) : h.name;
-    this.#scanName(h.name, layer, "name", name);
+    this.#scanName(Buffer.from(h.name, "utf8"), layer, "name", name);
     if (h.linkname) this.#scanText(Buffer.from(h.linkname, "utf8"), layer, "link", name);
     if (h.pax) {
       for (const [k, v] of Object.entries(h.pax)) if (!PAX_SKIP.has(k)) this.#scanText(Buffer.from(`${k}=${v}`, "utf8"), layer, "header", name);

@@ -365,6 +365,14 @@ test("oci: every layer is walked (gzip and uncompressed); a finding names the la
     assert.equal(r.layers, 4);
     // 4 layer files + config, manifest, index.json, oci-layout
     assert.equal(r.files, 8);
+    assert.deepEqual(
+      r.findings.map(formatFinding).sort(),
+      [
+        `secret "aws" (hex) in layer ${img.layers[3]}, file app/cfg.json`,
+        `secret "aws" (raw) in layer ${img.config}, <config>`,
+        `secret "aws" (raw) in layer ${img.layers[2]}, file app/.env`,
+      ].sort(),
+    );
   }
 });
 
@@ -574,13 +582,15 @@ test("directory: files are scanned in order (a split value is found), symlinks a
   symlinkSync(outside, join(dir, "dir-link"));
   symlinkSync(`/nowhere/${text}`, join(dir, "dangling"));
   writeFileSync(join(dir, "hex"), Buffer.from(text).toString("hex"));
+  // A name that is not UTF-8 is read all the same.
+  writeFileSync(Buffer.from(`${dir}/latin-\xe9`, "latin1"), text);
   const a = new SecretAuditor(s);
   await a.scanDirectory(dir);
   const r = a.report();
-  assert.deepEqual(where(r), ["bin raw content - a/b/one -> a/b/two", "txt hex content - hex", "txt raw link - dangling"]);
+  assert.deepEqual(where(r), ["bin raw content - a/b/one -> a/b/two", "txt hex content - hex", "txt raw content - latin-\ufffd", "txt raw link - dangling"]);
   assert.equal(r.layers, 1);
-  assert.equal(r.files, 4);
-  assert.equal(r.bytes, 10 + 24 + 10 + 7 + text.length * 2);
+  assert.equal(r.files, 5);
+  assert.equal(r.bytes, 10 + 24 + 10 + 7 + text.length * 3);
   assertNoValue(s, r);
 });
 
