@@ -39,6 +39,11 @@ export default tseslint.config(
   { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "compose", "cli")) },
   { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "compose", "cli")) },
   {
+    // The leak audit stands alone: node builtins, tar-stream and the error classes.
+    files: ["src/audit/**/*.ts"],
+    rules: forbid({ group: ["../*", "!../errors.js"], message: "audit/ imports only ../errors.js from bk-build (and node builtins, tar-stream)." }),
+  },
+  {
     files: ["src/cli/*.ts"],
     rules: forbid({ group: ["../*", "!../index.js", "!../internal.js"], message: "The CLI uses the public API (../index.js) and ../internal.js only." }),
   },
