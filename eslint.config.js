@@ -32,6 +32,15 @@ export default tseslint.config(
   { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "session", "solve", "progress", "compose", "cli")) },
   { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "progress", "compose", "cli")) },
   { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "compose", "cli")) },
+  {
+    files: ["src/outputs/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ regex: "^(?!node:|\\.\\./(files|errors)\\.js$|\\./)", message: "outputs/ imports only node builtins, ../files.js and ../errors.js." }] },
+      ],
+    },
+  },
   { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "compose", "cli")) },
   {
     files: ["src/cli/*.ts"],

@@ -57,7 +57,7 @@ import {
   type BigIntStats,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { fsReason } from "../../files.js";
+import { fsReason, utimeArg } from "../../files.js";
 import { timeSlicer } from "../slices.js";
 import {
   ModeCharDevice,
@@ -128,24 +128,6 @@ function posixMode(goMode: number): number {
   if (goMode & ModeSetgid) m |= 0o2000;
   if (goMode & ModeSticky) m |= 0o1000;
   return m;
-}
-
-/**
- * A time argument for utimes/futimes/lutimes from nanoseconds. libuv keeps
- * microseconds (it drops the rest), so this is exact to the microsecond:
- * half a microsecond is added (or, below zero, taken) so that the
- * truncation lands on the right one, and times before 1970 go as a string
- * because Node replaces a negative number with the current time.
- */
-export function utimeArg(ns: bigint): number | string {
-  let us = ns / 1000n;
-  if (ns % 1000n < 0n) us -= 1n;
-  let sec = us / 1_000_000n;
-  if (us % 1_000_000n < 0n) sec -= 1n;
-  const frac = Number(us - sec * 1_000_000n);
-  if (sec >= 0n) return Number(sec) + (frac + 0.5) / 1e6;
-  if (frac === 0) return String(Number(sec));
-  return String(Number(sec) + (frac - 0.5) / 1e6);
 }
 
 /**
