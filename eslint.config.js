@@ -37,6 +37,15 @@ export default tseslint.config(
   },
   { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "progress", "compose", "cli")) },
   { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "compose", "cli")) },
+  {
+    files: ["src/outputs/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ regex: "^(?!node:|\\.\\./(files|errors)\\.js$|\\./)", message: "outputs/ imports only node builtins, ../files.js and ../errors.js." }] },
+      ],
+    },
+  },
   { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "compose", "cli")) },
   {
     // The leak audit stands alone: node builtins, tar-stream and the error classes.

@@ -34,6 +34,24 @@ export function fsReason(e: unknown): string {
   return e.message.replace(/^[A-Z0-9_]+: /, "").replace(/, \w+ '.*'$/s, "");
 }
 
+/**
+ * A time argument for utimes/futimes/lutimes from nanoseconds. libuv keeps
+ * microseconds (it drops the rest), so this is exact to the microsecond:
+ * half a microsecond is added (or, below zero, taken) so that the
+ * truncation lands on the right one, and times before 1970 go as a string
+ * because Node replaces a negative number with the current time.
+ */
+export function utimeArg(ns: bigint): number | string {
+  let us = ns / 1000n;
+  if (ns % 1000n < 0n) us -= 1n;
+  let sec = us / 1_000_000n;
+  if (us % 1_000_000n < 0n) sec -= 1n;
+  const frac = Number(us - sec * 1_000_000n);
+  if (sec >= 0n) return Number(sec) + (frac + 0.5) / 1e6;
+  if (frac === 0) return String(Number(sec));
+  return String(Number(sec) + (frac - 0.5) / 1e6);
+}
+
 /** "10 MiB", "500 KiB", "100 bytes". */
 export function formatLimit(bytes: number): string {
   if (bytes >= 1 << 20 && bytes % (1 << 20) === 0) return `${bytes / (1 << 20)} MiB`;
