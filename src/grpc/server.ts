@@ -326,7 +326,7 @@ export class SessionServer {
         stream.pause();
       }
     });
-    async function* messages(): AsyncGenerator<unknown> {
+    async function* messages(): AsyncGenerator {
       for await (const { message, size } of inbox) {
         queuedBytes -= size;
         if (paused && queuedBytes <= INBOX_LOW_BYTES) {
