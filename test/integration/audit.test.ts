@@ -26,6 +26,8 @@ function leakyContext(t: { name: string }): string {
   return fileTree(`bk-audit-${t.name.replace(/\W+/g, "-").slice(0, 12)}-`, {
     Dockerfile: [
       `FROM ${env.registry}/bk-test/busybox:latest`,
+      // A fresh step each time: secrets are not in cache keys, so a cached layer holds an earlier run's value.
+      `RUN echo ${randomBytes(8).toString("hex")} > /marker`,
       "RUN --mount=type=secret,id=tok mkdir /split && cat /run/secrets/tok > /leak-raw && base64 /run/secrets/tok > /leak-b64 && \\",
       "    head -c 12 /run/secrets/tok > /split/1 && tail -c +13 /run/secrets/tok > /split/2 && echo clean > /clean",
     ].join("\n"),
