@@ -243,8 +243,13 @@ export class SessionServer {
     }
     this.#server = http2.createServer({
       maxSessionMemory: 64,
+      // Exports stream hundreds of MB to us: with HTTP/2's default 64 KiB
+      // windows every few chunks would wait a round trip through the tunnel.
+      // The inbox's own pause (INBOX_HIGH_BYTES) still bounds memory.
+      settings: { initialWindowSize: 4 << 20 },
     });
     this.#server.on("session", (s) => {
+      s.once("connect", () => s.setLocalWindowSize(16 << 20));
       this.#sessions.add(s);
       s.on("close", () => this.#sessions.delete(s));
       s.on("error", (e: Error) => debug("session server: connection error: %s", e.message));
