@@ -657,7 +657,12 @@ class Receiver {
           }
           return;
         }
-        if (f.fd === undefined) await this.#reopen(f);
+        if (f.fd === undefined) {
+          await this.#reopen(f);
+          // Set by a failure elsewhere while the reopen awaited.
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+          if (this.#error) return;
+        }
         const batch = f.queue.splice(0, MAX_IOV);
         let total = 0;
         for (const b of batch) total += b.length;
