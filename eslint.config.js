@@ -28,8 +28,13 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
     },
   },
-  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "session", "solve", "progress", "compose", "cli")) },
-  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "session", "solve", "progress", "compose", "cli")) },
+  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "progress", "compose", "cli")) },
+  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "progress", "compose", "cli")) },
+  {
+    // OCI layouts on disk: node builtins, errors.ts and files.ts only.
+    files: ["src/oci/**/*.ts"],
+    rules: forbid({ group: ["../*", "!../errors.js", "!../files.js"], message: "oci/ imports only ../errors.js and ../files.js (README: Layout)." }),
+  },
   { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "progress", "compose", "cli")) },
   { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "compose", "cli")) },
   {
@@ -42,6 +47,11 @@ export default tseslint.config(
     },
   },
   { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "compose", "cli")) },
+  {
+    // The leak audit stands alone: node builtins, tar-stream and the error classes.
+    files: ["src/audit/**/*.ts"],
+    rules: forbid({ group: ["../*", "!../errors.js"], message: "audit/ imports only ../errors.js from bk-build (and node builtins, tar-stream)." }),
+  },
   {
     files: ["src/cli/*.ts"],
     rules: forbid({ group: ["../*", "!../index.js", "!../internal.js"], message: "The CLI uses the public API (../index.js) and ../internal.js only." }),

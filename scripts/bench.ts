@@ -133,4 +133,88 @@ if (!only || only === "build") {
   failed = failed || !(mb <= 200);
   rmSync(base, { recursive: true, force: true });
 }
+if (!only || only === "export") {
+  // Exports of a 500 MB / 10,000-file image: -o type=local and type=tar, a
+  // local cache round trip, each against buildctl on the same cached build.
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-exp-"));
+  const ctx = join(base, "context");
+  mkdirSync(ctx);
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${registry}/bk-test/busybox:latest AS gen\nRUN mkdir /out && cd /out && for d in $(seq 0 99); do mkdir d$d; for f in $(seq 0 99); do head -c 51200 /dev/urandom > d$d/f$f.bin; done; done\nFROM scratch\nCOPY --from=gen /out /\n`,
+  );
+  const ours = (out: string, ...extra: string[]): [string, string[]] => [
+    process.execPath,
+    [cli, "build", "--addr", host, "--progress", "quiet", ...extra, "-o", out, ctx],
+  ];
+  const theirs = (out: string, ...extra: string[]): [string, string[]] => [
+    buildctl,
+    [
+      "--addr",
+      host,
+      "build",
+      "--progress",
+      "quiet",
+      "--frontend",
+      "dockerfile.v0",
+      "--local",
+      `context=${ctx}`,
+      "--local",
+      `dockerfile=${ctx}`,
+      ...extra,
+      "--output",
+      out,
+    ],
+  ];
+  const clean = (): void => {
+    for (const n of ["a", "b", "a.tar", "b.tar"]) rmSync(join(base, n), { recursive: true, force: true });
+  };
+  time(...ours(`type=tar,dest=${join(base, "a.tar")}`)); // builds the image once
+  clean();
+  for (const [name, a, b] of [
+    ["-o type=local", `type=local,dest=${join(base, "a")}`, `type=local,dest=${join(base, "b")}`],
+    ["-o type=tar", `type=tar,dest=${join(base, "a.tar")}`, `type=tar,dest=${join(base, "b.tar")}`],
+  ] as const) {
+    const xa: number[] = [];
+    const xb: number[] = [];
+    for (let i = 0; i < buildRuns; i++) {
+      clean();
+      xa.push(time(...ours(a)));
+      clean();
+      xb.push(time(...theirs(b)));
+    }
+    failed = !row(`${name} of 500 MB / 10,000 files (${buildRuns} runs)`, 1.0, xa, xb) || failed;
+    clean();
+    const [cmd, args] = ours(a);
+    const r = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...args], { encoding: "utf8" });
+    const mb = Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? NaN) / 1024;
+    console.log(`peak RSS ${name}: ${mb.toFixed(0)} MB (goal <= 150 MB): ${mb <= 150 ? "yes" : "NO"}`);
+    failed = failed || !(mb <= 150);
+  }
+  // Local cache: export (mode=max), prune, import: the whole round trip.
+  const prune = (): void => void spawnSync(buildctl, ["--addr", host, "prune", "--all"], { stdio: "ignore" });
+  const cacheRun = (who: "ours" | "theirs", flag: "to" | "from", cache: string): number => {
+    const spec = flag === "to" ? `type=local,dest=${cache},mode=max` : `type=local,src=${cache}`;
+    if (who === "ours") return time(process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", `--cache-${flag}`, spec, ctx]);
+    const args = ["--addr", host, "build", "--progress", "quiet", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${ctx}`];
+    return time(buildctl, [...args, flag === "to" ? "--export-cache" : "--import-cache", spec]);
+  };
+  const ra: number[] = [];
+  const rb: number[] = [];
+  for (let i = 0; i < buildRuns; i++) {
+    for (const [list, who] of [
+      [ra, "ours"],
+      [rb, "theirs"],
+    ] as const) {
+      const cache = join(base, `cache-${who}`);
+      rmSync(cache, { recursive: true, force: true });
+      const t0 = cacheRun(who, "to", cache);
+      prune();
+      list.push(t0 + cacheRun(who, "from", cache));
+    }
+  }
+  failed = !row(`local cache export + import (${buildRuns} runs)`, 1.1, ra, rb) || failed;
+  rmSync(base, { recursive: true, force: true });
+}
+
 console.log(failed ? "some goals are not met (see the table); the bench reports, it does not fail" : "every goal is met");

@@ -27,6 +27,8 @@ export type {
   WorkersOptions,
 } from "./types.js";
 export type { BuildOptions, ExportSpec } from "./solve/options.js";
+export type { ExportResult } from "./solve/outputs.js";
+export { AuditError, SecretLeakError, type AuditFinding, type AuditReport } from "./audit/index.js";
 export type { Build, BuildResult } from "./solve/solve.js";
 export type { SecretSource } from "./solve/secrets.js";
 export type { SolveStatus, Vertex, VertexLog, VertexStatus, VertexWarning } from "./progress/status.js";

@@ -15,9 +15,10 @@ export { checkPlatform, isRemoteContext, resolveBuild, runEnvironmentAttrs } fro
 export { checkImageName } from "./solve/reference.js";
 export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
-export { parseCacheEntry } from "./solve/cache.js";
+export { parseCacheEntries } from "./solve/cache.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";
 export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
 export { planCompose, runCompose } from "./compose/build.js";
 export { rawJsonLine } from "./progress/rawjson.js";
+export { formatAuditSummary, formatFinding } from "./audit/index.js";

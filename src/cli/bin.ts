@@ -12,6 +12,7 @@
  * and SIGHUP cancel the running command (the daemon's solve is cancelled
  * too) and exit with 130, 143 or 129; a second signal exits at once.
  */
+import { Writable } from "node:stream";
 import { main } from "./main.js";
 
 const codes: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
@@ -32,6 +33,20 @@ process.exitCode = await main(
   {
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
+    stdout: {
+      isTTY: process.stdout.isTTY,
+      writable: () =>
+        new Writable({
+          write: (chunk: Buffer, _enc, cb) => {
+            if (process.stdout.write(chunk)) cb();
+            else process.stdout.once("drain", () => cb());
+          },
+          final: (cb) => {
+            if (process.stdout.writableNeedDrain) process.stdout.once("drain", () => cb());
+            else cb();
+          },
+        }),
+    },
     env: process.env,
     cwd: process.cwd(),
     signal: ac.signal,

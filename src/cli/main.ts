@@ -15,6 +15,8 @@ export type { CliIo } from "./io.js";
 
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
+/** --audit-secrets found a secret in the build's output. */
+export const EXIT_LEAK = 3;
 
 type Runner = (values: Values, positionals: string[], io: CliIo) => Promise<void>;
 
@@ -62,6 +64,6 @@ export async function main(argv: string[], io: CliIo, interruptedCode: () => num
     const message = err.message ?? String(e);
     io.err(`error: ${message}\n`);
     if (debug && err.stack) io.err(err.stack + "\n");
-    return err.code === "USAGE" ? EXIT_USAGE : EXIT_ERROR;
+    return err.code === "USAGE" ? EXIT_USAGE : err.code === "SECRET_LEAK" ? EXIT_LEAK : EXIT_ERROR;
   }
 }

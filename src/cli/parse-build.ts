@@ -113,23 +113,24 @@ export function parseBuildContexts(specs: string[]): Record<string, string> {
   return parsePairs(specs, "--build-context", "NAME=DIR or NAME=docker-image://REF", true);
 }
 
-/** --output type=image,name=...,push=true (type=registry means image with push=true). */
+/**
+ * One --output value, as buildx parses it: CSV `type=T,dest=D,k=v`; a bare
+ * value is `type=local,dest=VALUE`, and a bare `-` is `type=tar,dest=-`
+ * (stdout). `dest` stays out of the attributes. What each type needs is
+ * checked when the build is resolved.
+ */
 export function parseOutput(spec: string): ExportSpec {
-  const parsed = typedFields(spec, "--output");
-  let type = parsed.type;
-  const attrs = parsed.attrs;
-  if (!type) {
-    throw new UsageError(`--output "${spec}" has no type: use type=image,name=NAME[,push=true] or type=registry,name=NAME`);
+  const fields = csvFields(spec);
+  if (fields.length === 1 && fields[0] === spec && !spec.startsWith("type=")) {
+    if (spec === "") throw new UsageError("--output needs a value: a directory, -, or type=TYPE,...");
+    return spec === "-" ? { type: "tar", dest: "-" } : { type: "local", dest: spec };
   }
-  if (type === "registry") {
-    type = "image";
-    attrs["push"] = "true";
-  }
-  if (type !== "image") {
-    throw new UsageError(`--output type=${type} is not supported yet: use type=image or type=registry`);
-  }
+  const { type, attrs } = typedFields(spec, "--output");
+  if (!type) throw new UsageError(`--output "${spec}" has no type: use type=local,dest=DIR, type=tar,dest=FILE, type=image,name=NAME, ...`);
+  const dest = attrs["dest"];
+  delete attrs["dest"];
   if (attrs["name"]) for (const n of attrs["name"].split(",")) checkImageName(n, "image name", `in --output ${JSON.stringify(spec)}`);
-  return { type, attrs };
+  return dest === undefined ? { type, attrs } : { type, attrs, dest };
 }
 
 export type ProgressMode = "plain" | "rawjson" | "quiet";

@@ -9,7 +9,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { BuildKitError, UsageError } from "../errors.js";
 import { checkPlatform, runEnvironmentAttrs, type BuildOptions } from "../solve/options.js";
 import type { Build, BuildResult } from "../solve/solve.js";
-import { parseCacheEntry } from "../solve/cache.js";
+import { parseCacheEntries, type CacheEntry } from "../solve/cache.js";
 import type { SecretSource } from "../solve/secrets.js";
 import { parseSsh, type SshAgentSource } from "../solve/ssh.js";
 import { checkImageName } from "../solve/reference.js";
@@ -55,6 +55,15 @@ function imagesOf(svc: ComposeService): string[] {
   return [...new Set(names)];
 }
 
+/** A relative type=local cache directory is the project directory's, as the context is. */
+function localCacheIn(entries: CacheEntry[], dir: string): CacheEntry[] {
+  return entries.map((e) => {
+    if (e.type !== "local") return e;
+    const attrs = { ...e.attrs };
+    for (const k of ["src", "dest"]) if (attrs[k]) attrs[k] = resolve(dir, attrs[k]);
+    return { type: e.type, attrs };
+  });
+}
 /** service:NAME contexts: the services each one needs first. */
 function dependencies(svc: ComposeService): string[] {
   return Object.values(svc.build?.additionalContexts ?? {})
@@ -181,8 +190,8 @@ export function serviceBuildOptions(
     ssh,
     tags: imagesOf(svc),
     push,
-    cacheFrom: b.cacheFrom.map((c) => parseCacheEntry(c, `${where} build.cache_from`)),
-    cacheTo: b.cacheTo.map((c) => parseCacheEntry(c, `${where} build.cache_to`)),
+    cacheFrom: b.cacheFrom.flatMap((c) => localCacheIn(parseCacheEntries(c, `${where} build.cache_from`), project.directory)),
+    cacheTo: b.cacheTo.flatMap((c) => localCacheIn(parseCacheEntries(c, `${where} build.cache_to`), project.directory)),
     env: project.environment,
     registryAuth: opts.registryAuth,
     signal: opts.signal,

@@ -31,6 +31,8 @@ export { GrpcStatusError, Status, encodeGrpcMessage } from "./frame.js";
 export interface CallContext {
   /** Request header values; repeated fields are returned in order. */
   metadata(key: string): string[];
+  /** The request header names present, lower-case, each once, in order. */
+  metadataKeys(): string[];
   /** Aborted when buildkitd cancels the call or the session ends. */
   readonly signal: AbortSignal;
 }
@@ -83,6 +85,12 @@ type StreamHandlers<S extends SessionServiceName> = {
 export interface ServiceHandlers<S extends SessionServiceName> {
   unary?: [MethodName<S, "unary">] extends [never] ? never : UnaryHandlers<S>;
   streams?: [MethodName<S, StreamingKind>] extends [never] ? never : StreamHandlers<S>;
+  /**
+   * Streaming methods whose messages the handler takes and sends as raw
+   * bodies, undecoded: for a method whose declared type is not what travels
+   * (FileSend/DiffCopy carries fsutil packets for the local exporter).
+   */
+  raw?: [MethodName<S, StreamingKind>] extends [never] ? never : { [M in MethodName<S, StreamingKind>]?: StreamHandler<Buffer, Buffer> };
 }
 
 /** Keys of any member of T that Shape does not have. */
@@ -116,11 +124,19 @@ export class SessionService {
   /** Handlers by method name, their types erased (defineService checked them). */
   readonly unary: ReadonlyMap<string, AnyUnary>;
   readonly streams: ReadonlyMap<string, AnyStream>;
+  /** Streaming handlers that see raw message bodies. */
+  readonly raw: ReadonlyMap<string, StreamHandler<Buffer, Buffer>>;
 
-  private constructor(name: SessionServiceName, unary: ReadonlyMap<string, AnyUnary>, streams: ReadonlyMap<string, AnyStream>) {
+  private constructor(
+    name: SessionServiceName,
+    unary: ReadonlyMap<string, AnyUnary>,
+    streams: ReadonlyMap<string, AnyStream>,
+    raw: ReadonlyMap<string, StreamHandler<Buffer, Buffer>>,
+  ) {
     this.name = name;
     this.unary = unary;
     this.streams = streams;
+    this.raw = raw;
   }
 
   /** See defineService. */
@@ -133,6 +149,7 @@ export class SessionService {
       name,
       new Map(entries(handlers.unary) as Array<[string, AnyUnary]>),
       new Map(entries(handlers.streams) as Array<[string, AnyStream]>),
+      new Map(entries(handlers.raw) as Array<[string, StreamHandler<Buffer, Buffer>]>),
     );
   }
 }
@@ -150,6 +167,16 @@ export class SessionService {
  * ```
  */
 export const defineService: typeof SessionService.define = (name, handlers) => SessionService.define(name, handlers);
+
+/** Message bodies as they are (raw handlers). */
+const rawCodec: Codec = {
+  encode: (value) => value as Buffer,
+  decode: (bytes) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+};
+
+/** Bytes of received messages a handler may leave unread before the stream is paused, and the level at which it resumes. */
+const INBOX_HIGH_BYTES = 4 << 20;
+const INBOX_LOW_BYTES = 1 << 20;
 
 /** Messages up to this size are copied into one buffer with their prefix. */
 const SMALL_MESSAGE = 4096;
@@ -198,17 +225,21 @@ export class SessionServer {
     // One listener per open call: a file sync opens many at once.
     setMaxListeners(0, this.#closed.signal);
     for (const svc of services) {
-      const add = (method: string, handler: { unary: AnyUnary } | { stream: AnyStream }): void => {
+      const add = (method: string, handler: { unary: AnyUnary } | { stream: AnyStream }, raw = false): void => {
         const types = methodTypes(svc.name, method);
         if ("unary" in handler && (types.requestStream || types.responseStream)) {
           throw new Error(`${svc.name}/${method} is a streaming method`);
         }
         const path = `/${svc.name}/${method}`;
-        this.#routes.set(path, { request: codec(types.requestType), response: codec(types.responseType), ...handler });
+        const request = raw ? rawCodec : codec(types.requestType);
+        const response = raw ? rawCodec : codec(types.responseType);
+        if (this.#routes.has(path)) throw new Error(`${path} has two handlers`);
+        this.#routes.set(path, { request, response, ...handler });
         this.methods.push(path);
       };
       for (const [method, unary] of svc.unary) add(method, { unary });
       for (const [method, stream] of svc.streams) add(method, { stream });
+      for (const [method, stream] of svc.raw) add(method, { stream: stream as AnyStream }, true);
     }
     this.#server = http2.createServer({
       maxSessionMemory: 64,
@@ -246,6 +277,7 @@ export class SessionServer {
     const onClosed = (): void => ac.abort();
     this.#closed.signal.addEventListener("abort", onClosed, { once: true });
     const metadata = (key: string): string[] => headerValues(rawHeaders, key);
+    const metadataKeys = (): string[] => [...new Set(rawHeaders.filter((_, i) => i % 2 === 0).map((k) => k.toLowerCase()))];
 
     let headersSent = false;
     const sendHeaders = (): void => {
@@ -272,17 +304,38 @@ export class SessionServer {
       else finish(ac.signal.aborted ? Status.CANCELLED : Status.UNKNOWN, e instanceof Error ? e.message : String(e));
     };
 
-    // Inbound messages, decoded, as an async queue.
+    // Inbound messages, decoded, as an async queue. A handler that falls
+    // behind (a slow disk under an export) pauses the stream, so HTTP/2 flow
+    // control holds the daemon back instead of the queue growing.
     const reader = new MessageReader();
-    const inbox = new Queue<unknown>();
+    const inbox = new Queue<{ message: unknown; size: number }>();
+    let queuedBytes = 0;
+    let paused = false;
     stream.on("data", (chunk: Buffer) => {
       try {
-        for (const m of reader.push(chunk)) inbox.push(route.request.decode(m));
+        for (const m of reader.push(chunk)) {
+          queuedBytes += m.length;
+          inbox.push({ message: route.request.decode(m), size: m.length });
+        }
+        if (queuedBytes > INBOX_HIGH_BYTES && !paused) {
+          paused = true;
+          stream.pause();
+        }
       } catch (e) {
         inbox.close(e);
         stream.pause();
       }
     });
+    async function* messages(): AsyncGenerator {
+      for await (const { message, size } of inbox) {
+        queuedBytes -= size;
+        if (paused && queuedBytes <= INBOX_LOW_BYTES) {
+          paused = false;
+          stream.resume();
+        }
+        yield message;
+      }
+    }
     stream.on("end", () => inbox.close());
     stream.on("close", () => {
       this.#closed.signal.removeEventListener("abort", onClosed);
@@ -293,11 +346,11 @@ export class SessionServer {
       const handler = route.unary;
       void (async () => {
         let request: unknown;
-        for await (const m of inbox) {
+        for await (const m of messages()) {
           if (request === undefined) request = m;
         }
         if (request === undefined) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "no request message");
-        const response = await handler(request, { metadata, signal: ac.signal });
+        const response = await handler(request, { metadata, metadataKeys, signal: ac.signal });
         sendHeaders();
         const body = route.response.encode(response);
         stream.write(frame([body], body.length));
@@ -352,8 +405,9 @@ export class SessionServer {
     };
     const call: StreamCall<unknown, object> = {
       metadata,
+      metadataKeys,
       signal: ac.signal,
-      [Symbol.asyncIterator]: () => inbox[Symbol.asyncIterator](),
+      [Symbol.asyncIterator]: () => messages(),
       sendEncoded,
       send: (message) => sendEncoded([route.response.encode(message)]),
     };

@@ -239,9 +239,17 @@ class LocalDirectory implements DirectoryOutput {
     if (!top) await applyDirMetadata(dst, srcSt);
   }
 
-  async discard(): Promise<void> {
-    if (this.#state !== "open") return;
+  #discarding: Promise<void> | undefined;
+
+  /** Idempotent; a second call waits for the first. */
+  discard(): Promise<void> {
+    if (this.#discarding) return this.#discarding;
+    if (this.#state !== "open") return Promise.resolve();
     this.#state = "discarded";
+    return (this.#discarding = this.#removeTemp());
+  }
+
+  async #removeTemp(): Promise<void> {
     try {
       await removeTree(this.temp);
     } catch (e) {
@@ -349,9 +357,17 @@ class LocalFile implements FileOutput {
     }
   }
 
-  async discard(): Promise<void> {
-    if (this.#state !== "open") return;
+  #discarding: Promise<void> | undefined;
+
+  /** Idempotent; a second call waits for the first. */
+  discard(): Promise<void> {
+    if (this.#discarding) return this.#discarding;
+    if (this.#state !== "open") return Promise.resolve();
     this.#state = "discarded";
+    return (this.#discarding = this.#removeTemp());
+  }
+
+  async #removeTemp(): Promise<void> {
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);

@@ -186,6 +186,8 @@ export interface AgentPrivateKey {
 export interface AgentKey {
   key: AgentPrivateKey;
   comment: string;
+  /** The key file's bytes, for the leak audit (never sent anywhere). */
+  file?: Buffer | undefined;
 }
 
 /**

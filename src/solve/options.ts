@@ -4,19 +4,57 @@
  */
 import { basename, dirname, resolve } from "node:path";
 import { statSync } from "node:fs";
+import type { Writable } from "node:stream";
+import type { ByteSink } from "../session/filesend.js";
 import { UsageError } from "../errors.js";
 import { MAX_TEXT_FILE_BYTES, checkInputFile } from "../files.js";
 import type { SecretSource } from "./secrets.js";
 import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
-import type { CacheEntry } from "./cache.js";
+import { resolveCaches, type CacheEntry, type ResolvedCaches } from "./cache.js";
 import { parseBytes } from "../units.js";
 import { checkImageName } from "./reference.js";
+import { resolveOciContext, type OciContext } from "./stores.js";
 
+/**
+ * One output of a build (buildx --output).
+ *
+ * - `image`: into the daemon's image store; `push: "true"` in attrs pushes it.
+ *   `registry` is `image` with push.
+ * - `local` with `dest: DIR`: the build's files, written into DIR.
+ * - `tar`, `oci`, `docker` with `dest: FILE` or `stream`: a tarball (the
+ *   files; an OCI layout; `docker load`'s format). With `attrs.tar:
+ *   "false"`, `oci`/`docker` write an OCI layout directory at `dest`.
+ * - `cacheonly`: no output (the result stays in the build cache).
+ *
+ * Files and directories land complete or not at all: they are written
+ * beside `dest` and moved into place when the build succeeds (a `local`
+ * export into an existing directory is merged into it, as buildctl does:
+ * nothing there is deleted). A `stream` is ended when the export is
+ * complete, and destroyed with the error if the build fails.
+ */
 export interface ExportSpec {
-  /** Exporter type: image, local, tar, oci, docker. */
+  /** image, registry, local, tar, oci, docker, cacheonly. */
   type: string;
+  /** Exporter attributes, sent as given (a `dest` here counts as `dest` below). */
+  attrs?: Record<string, string> | undefined;
+  /** local: the directory; tar, oci, docker: the file (the directory with tar=false). */
+  dest?: string | undefined;
+  /** tar, oci, docker: where the tarball is streamed instead of a file. */
+  stream?: Writable | undefined;
+}
+
+/** An output as the request sends it, with where its bytes go. */
+export interface ResolvedExport {
+  type: string;
+  /** Attributes for the daemon (`dest` taken out). */
   attrs: Record<string, string>;
+  /** How the client receives it: nothing (image), a directory, a file or stream, an OCI layout directory. */
+  target: "none" | "directory" | "file" | "stream" | "layout";
+  dest?: string | undefined;
+  stream?: Writable | undefined;
+  /** An export the library consumes itself (the leak audit's): not reported in the result. */
+  sink?: ByteSink | undefined;
 }
 
 export interface BuildOptions {
@@ -62,6 +100,14 @@ export interface BuildOptions {
   frontendAttrs?: Record<string, string> | undefined;
   signal?: AbortSignal | undefined;
   /**
+   * After the build, scan every layer and file it produced for the values of
+   * the secrets (and SSH key files) it was given: a finding fails the build
+   * with a LeakError (the values are never shown).
+   */
+  auditSecrets?: boolean | undefined;
+  /** Called with each warning as it happens (a skipped cache, ...); they are also in the result's `warnings`. */
+  onWarning?: ((message: string) => void) | undefined;
+  /**
    * How long a secret function may take to answer, and the writer of a pipe
    * given as a secret file (`<(cmd)`) to finish, in ms. Default 60000.
    */
@@ -94,8 +140,6 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
     const local = namedDirs.get(name);
     attrs[`context:${name}`] = local !== undefined ? `local:${local}` : value;
   }
-  // The frontend resolves its own cache sources from this attribute (as buildctl sends it).
-  if (opts.cacheFrom?.length) attrs["cache-imports"] = JSON.stringify(opts.cacheFrom.map((c) => ({ Type: c.type, Attrs: c.attrs })));
   return { ...attrs, ...(opts.frontendAttrs ?? {}) };
 }
 
@@ -115,18 +159,87 @@ export function checkPlatform(platform: string, what: string): void {
 /** Exporters whose `name=` is a list of image names. */
 const namedExporters = new Set(["image", "oci", "docker"]);
 
-/**
- * The exporters for the request; the caller's specs are copied, never
- * changed. Tags and exporters' image names are checked as buildkitd will
- * read them (UsageError naming the value and the rule).
- */
-export function exporters(opts: BuildOptions): ExportSpec[] {
-  for (const tag of opts.tags ?? []) checkImageName(tag, "tag");
-  const out: ExportSpec[] = (opts.outputs ?? []).map((o) => ({ type: o.type, attrs: { ...o.attrs } }));
-  for (const o of out) {
-    const names = o.attrs["name"];
-    if (namedExporters.has(o.type) && names) for (const n of names.split(",")) checkImageName(n, "image name", "in an output's name=");
+/** Go's strconv.ParseBool; undefined when it is not a boolean. */
+function parseBool(v: string | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (/^(1|t|true)$/i.test(v)) return true;
+  if (/^(0|f|false)$/i.test(v)) return false;
+  return undefined;
+}
+
+function statKind(path: string): "dir" | "other" | undefined {
+  try {
+    return statSync(path).isDirectory() ? "dir" : "other";
+  } catch {
+    return undefined;
   }
+}
+
+/** One output checked (UsageError naming it and the fix) and mapped, as buildx's CreateExports. */
+function resolveExport(spec: ExportSpec, platforms: number): ResolvedExport | undefined {
+  const attrs = { ...(spec.attrs ?? {}) };
+  let dest = spec.dest;
+  if (attrs["dest"] !== undefined) {
+    dest ??= attrs["dest"];
+    delete attrs["dest"];
+  }
+  let type = spec.type;
+  const what = `output type=${type}`;
+  if (!type) throw new UsageError("an output needs a type: image, registry, local, tar, oci, docker or cacheonly");
+  if (type === "cacheonly") return undefined;
+  if (type === "registry") {
+    type = "image";
+    attrs["push"] = "true";
+    attrs["unpack"] ??= "false";
+  }
+  const stream = spec.stream;
+  const names = attrs["name"];
+  if (namedExporters.has(type) && names) for (const n of names.split(",")) checkImageName(n, "image name", "in an output's name=");
+  if (type === "docker" && platforms > 1) {
+    throw new UsageError("docker exporter does not support exporting manifest lists, use the oci exporter instead (type=oci)");
+  }
+  const asTar = type === "tar" || ((type === "oci" || type === "docker") && parseBool(attrs["tar"]) !== false);
+  const asDir = type === "local" || ((type === "oci" || type === "docker") && !asTar);
+  if (asDir) {
+    if (stream) throw new UsageError(`${what}${type === "local" ? "" : ",tar=false"} writes a directory and cannot go to a stream: give dest=DIR`);
+    if (!dest) throw new UsageError(`dest is required for ${type} exporter: use type=${type},dest=DIR`);
+    if (dest === "-") throw new UsageError(`dest cannot be stdout for ${type} exporter: give a directory, dest=DIR`);
+    if (statKind(dest) === "other") throw new UsageError(`destination directory ${JSON.stringify(dest)} is a file: give a directory path for ${what}`);
+    return { type, attrs, target: type === "local" ? "directory" : "layout", dest: resolve(dest) };
+  }
+  if (asTar) {
+    if (stream && dest !== undefined) throw new UsageError(`${what} has both dest and stream: give one`);
+    if (stream) return { type, attrs, target: "stream", stream };
+    if (!dest || dest === "-") {
+      throw new UsageError(`${what} needs dest=FILE (the library does not write to stdout: pass stream: process.stdout to mean it)`);
+    }
+    if (statKind(dest) === "dir") throw new UsageError(`destination file ${JSON.stringify(dest)} is a directory: give a file path for ${what}`);
+    return { type, attrs, target: "file", dest: resolve(dest) };
+  }
+  if (stream || dest !== undefined) throw new UsageError(`${what} takes neither dest nor stream`);
+  return { type, attrs, target: "none" };
+}
+
+/**
+ * The exporters for the request, checked as buildx checks them (throws
+ * UsageError); the caller's specs are copied, never changed. Tags and image
+ * names are checked as buildkitd will read them.
+ */
+export function exporters(opts: BuildOptions): ResolvedExport[] {
+  for (const tag of opts.tags ?? []) checkImageName(tag, "tag");
+  const out: ResolvedExport[] = [];
+  for (const o of opts.outputs ?? []) {
+    const r = resolveExport(o, opts.platforms?.length ?? 0);
+    if (r) out.push(r);
+  }
+  if (out.filter((o) => o.target === "layout").length > 1) {
+    throw new UsageError("only one oci or docker output with tar=false per build (they share the session's export store)");
+  }
+  const files = out.filter((o) => o.target === "file").map((o) => o.dest!);
+  const local = out.filter((o) => o.target === "directory" || o.target === "layout").map((o) => o.dest!);
+  const all = [...files, ...local];
+  const dup = all.find((d, i) => all.indexOf(d) !== i);
+  if (dup !== undefined) throw new UsageError(`two outputs write to ${JSON.stringify(dup)}: give each its own dest`);
   if (opts.tags?.length || opts.push) {
     const image = out.find((o) => o.type === "image");
     if (image) {
@@ -136,11 +249,10 @@ export function exporters(opts: BuildOptions): ExportSpec[] {
       if (opts.push && !opts.tags?.length) throw new UsageError("push needs at least one tag (--tag NAME)");
       const attrs: Record<string, string> = { name: opts.tags!.join(",") };
       if (opts.push) attrs["push"] = "true";
-      out.unshift({ type: "image", attrs });
+      out.unshift({ type: "image", attrs, target: "none" });
     }
   }
-  // push= as Go's strconv.ParseBool reads it.
-  if (out.some((o) => o.type === "image" && /^(1|t|true)$/i.test(o.attrs["push"] ?? "") && !o.attrs["name"])) {
+  if (out.some((o) => o.type === "image" && parseBool(o.attrs["push"]) === true && !o.attrs["name"])) {
     throw new UsageError("an image output that pushes needs a name: give --tag NAME or name=NAME");
   }
   return out;
@@ -206,7 +318,11 @@ export interface ResolvedBuild {
   /** Local directories by the name the frontend asks for them. */
   dirs: Map<string, string>;
   attrs: Record<string, string>;
-  exps: ExportSpec[];
+  exps: ResolvedExport[];
+  /** Cache entries as sent (credentials filled in, local directories absolute). */
+  caches: ResolvedCaches;
+  /** oci-layout:// build contexts, served as content stores. */
+  ociContexts: OciContext[];
 }
 
 /**
@@ -240,7 +356,13 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
     dockerfileName = basename(dockerfilePath);
   }
   const namedDirs = new Map<string, string>();
+  const ociContexts: OciContext[] = [];
   for (const [name, value] of Object.entries(opts.buildContexts ?? {})) {
+    const oci = resolveOciContext(name, value);
+    if (oci) {
+      ociContexts.push(oci);
+      continue;
+    }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) continue;
     const dir = resolve(value);
     if (!isDir(dir)) throw new UsageError(`build context "${name}=${value}" is not a directory or a known reference (docker-image://, https://, ...)`);
@@ -252,5 +374,7 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
   const exps = exporters(opts);
   const attrs = frontendAttrs(opts, dockerfileName, namedDirs);
   if (remote) attrs["context"] = opts.context;
-  return { context, dirs, attrs, exps };
+  for (const oci of ociContexts) attrs[`context:${oci.name}`] = oci.attr;
+  const caches = resolveCaches(opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.env ?? process.env);
+  return { context, dirs, attrs, exps, caches, ociContexts };
 }

@@ -20,6 +20,12 @@ import { Queue } from "../queue.js";
 import { linkSignals } from "../signals.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import { resolveBuild, type BuildOptions, type ResolvedBuild } from "./options.js";
+import { BuildOutputs, type ExportResult } from "./outputs.js";
+import { fileSendService } from "../session/filesend.js";
+import { contentService } from "../session/content.js";
+import { prepareStores } from "./stores.js";
+import { BuildAudit } from "./audit.js";
+import type { AuditReport } from "../audit/index.js";
 import type { SolveRequest } from "../gen/types/moby/buildkit/v1/SolveRequest.js";
 import type { Exporter } from "../gen/types/moby/buildkit/v1/Exporter.js";
 import type { CacheOptionsEntry } from "../gen/types/moby/buildkit/v1/CacheOptionsEntry.js";
@@ -29,6 +35,12 @@ export interface BuildResult {
   exporterResponse: Record<string, string>;
   /** Bytes of file content sent for each local directory. */
   bytesSent: Record<string, number>;
+  /** What each output produced and where, in the order of the build's outputs. */
+  exports: ExportResult[];
+  /** Things the build skipped or did differently than asked (also given to `onWarning` as they happen). */
+  warnings: string[];
+  /** With `auditSecrets`: what was scanned (a finding fails the build with a SecretLeakError instead). */
+  audit?: AuditReport;
 }
 
 /** A running build. `await using build = client.build(...)` cancels it if the scope is left early. */
@@ -112,10 +124,27 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
   let status: StatusPump | undefined;
   let secretFailures: SecretFailures | undefined;
   let solving = false;
+  let outputs: BuildOutputs | undefined;
+  let committed = false;
   try {
+    const warnings: string[] = [];
+    const warn = (message: string): void => {
+      warnings.push(message);
+      opts.onWarning?.(message);
+    };
+    const caches = r.resolved.caches;
+    for (const w of caches.warnings) warn(w);
+    const stores = await prepareStores(caches, exps, r.resolved.ociContexts, warn);
+    // The frontend resolves its own cache sources from this attribute (as buildctl sends it).
+    if (stores.imports.length) attrs["cache-imports"] = JSON.stringify(stores.imports.map((c) => ({ Type: c.type, Attrs: c.attrs })));
     const secrets = await prepareSecrets(opts.secrets, env, { signal: ac.signal, secretTimeoutMs: opts.secretTimeoutMs });
     const agents = await prepareSsh(opts.ssh, env);
     if (ac.signal.aborted) throw abortReason(ac);
+    const audit = opts.auditSecrets ? await BuildAudit.prepare(secrets.providers, agents, ac.signal) : undefined;
+    const extra = audit?.extraExporter(exps);
+    if (extra) exps.push(extra);
+    outputs = await BuildOutputs.prepare(exps, audit?.observer);
+    const out = outputs;
     const stats: FileSyncStats = { bytesSent: new Map() };
     // Stable per context directory, so buildkitd reuses what it already has.
     const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
@@ -126,6 +155,8 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
         secretsService(secrets.providers, (secretFailures = secrets.failures)),
         authService(credentialLookup(opts.registryAuth, env)),
         ...(agents.size ? [sshService(agents)] : []),
+        ...(out.usesFileSend ? [fileSendService((id) => out.targetOf(id))] : []),
+        ...(stores.stores.size ? [contentService(stores.stores)] : []),
       ],
     });
     session.start(conn);
@@ -149,23 +180,35 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
       ExporterDeprecated: first?.type ?? "",
       ExporterAttrsDeprecated: first?.attrs ?? {},
       Cache: {
-        Imports: (opts.cacheFrom ?? []).map((c): CacheOptionsEntry => ({ Type: c.type, Attrs: c.attrs })),
-        Exports: (opts.cacheTo ?? []).map((c): CacheOptionsEntry => ({ Type: c.type, Attrs: c.attrs })),
+        Imports: stores.imports.map((c): CacheOptionsEntry => ({ Type: c.type, Attrs: c.attrs })),
+        Exports: caches.exports.map((c): CacheOptionsEntry => ({ Type: c.type, Attrs: c.attrs })),
       },
       Entitlements: opts.entitlements ?? [],
     };
     const res = await conn.unary("Control.Solve", request, { signal: ac.signal });
-    return { exporterResponse: { ...res.ExporterResponse }, bytesSent: Object.fromEntries(stats.bytesSent) };
+    solving = false;
+    const exporterResponse = { ...res.ExporterResponse };
+    await out.inspect();
+    const auditReport = await audit?.verdict();
+    await stores.finish(exporterResponse);
+    const exports = await out.commit(exporterResponse);
+    committed = true;
+    const result: BuildResult = { exporterResponse, bytesSent: Object.fromEntries(stats.bytesSent), exports, warnings };
+    if (auditReport) result.audit = auditReport;
+    return result;
   } catch (e) {
     if (ac.signal.aborted) throw abortReason(ac);
     // buildkitd only heard "secret s could not be read"; say why, with the cause.
     const local = secretFailures?.first();
     if (local) throw local;
+    const output = outputs?.failure;
+    if (output) throw output;
     throw e;
   } finally {
     solving = false;
     // A cancelled build does not wait for the daemon (it may be frozen) to end the session.
     await session?.close(ac.signal.aborted ? 0 : 2000);
+    if (!committed) await outputs?.discard(ac.signal.aborted ? abortReason(ac) : new BuildKitError("the build failed"));
     await status?.drain(ac.signal);
     progress.close();
   }

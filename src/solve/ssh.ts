@@ -84,7 +84,7 @@ function loadKey(parseKey: ParseKey, id: string, path: string, passphrase: strin
   }
   const key: ParsedKey | undefined = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
   if (!key || !key.isPrivateKey()) throw new UsageError(`SSH agent "${id}": "${path}" holds no private key`);
-  return { key, comment: key.comment || path };
+  return { key, comment: key.comment || path, file: data };
 }
 
 /**

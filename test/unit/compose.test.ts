@@ -272,7 +272,8 @@ test("files shaped like the compose-spec's build examples load as documented", (
   assert.deepEqual(options.platforms, ["linux/amd64", "linux/arm64"]);
   assert.deepEqual(options.cacheFrom, [
     { type: "registry", attrs: { ref: "alpine:latest" } },
-    { type: "local", attrs: { src: "path/to/cache" } },
+    // A relative cache directory is the project's, as the context is.
+    { type: "local", attrs: { src: join(dir, "path/to/cache") } },
   ]);
   assert.deepEqual(options.cacheTo, [{ type: "inline", attrs: {} }]);
   assert.equal(options.target, "prod");
@@ -326,7 +327,7 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
       setTimeout(() => {
         running--;
         if (service === "bad") reject(new Error("failed to solve: exit code: 1"));
-        else resolve({ exporterResponse: { "containerimage.digest": `sha256:${service}` }, bytesSent: {} });
+        else resolve({ exporterResponse: { "containerimage.digest": `sha256:${service}` }, bytesSent: {}, exports: [], warnings: [] });
       }, 20),
     );
     result.catch(() => undefined);

@@ -45,9 +45,10 @@ test("--build-arg: a bare name takes the environment's value, or is dropped", ()
 
 test("--output and --build-context", () => {
   assert.deepEqual(parseOutput("type=image,name=r/x:1,push=true"), { type: "image", attrs: { name: "r/x:1", push: "true" } });
-  assert.deepEqual(parseOutput("type=registry,name=r/x"), { type: "image", attrs: { name: "r/x", push: "true" } });
-  assert.throws(() => parseOutput("name=x"), /has no type/);
-  assert.throws(() => parseOutput("type=local,dest=out"), /type=local is not supported yet/);
+  // registry becomes image+push when the build is resolved (exporters()).
+  assert.deepEqual(parseOutput("type=registry,name=r/x"), { type: "registry", attrs: { name: "r/x" } });
+  assert.throws(() => parseOutput("name=x,push=true"), /has no type/);
+  assert.deepEqual(parseOutput("type=local,dest=out"), { type: "local", attrs: {}, dest: "out" });
   assert.deepEqual(parseBuildContexts(["base=docker-image://alpine", "src=../src"]), { base: "docker-image://alpine", src: "../src" });
   assert.throws(() => parseBuildContexts(["nope"]), /invalid --build-context "nope"/);
 });

@@ -26,7 +26,7 @@ import {
 } from "../../src/solve/reference.js";
 import { UsageError } from "../../src/errors.js";
 import { exporters } from "../../src/solve/options.js";
-import { parseCacheEntry } from "../../src/solve/cache.js";
+import { parseCacheEntries } from "../../src/solve/cache.js";
 import { parseOutput } from "../../src/cli/parse-build.js";
 import { loadCompose } from "../../src/compose/load.js";
 import { planCompose } from "../../src/compose/build.js";
@@ -637,16 +637,18 @@ test("tags, output names, cache refs and compose images are checked before any b
     () => exporters({ context: ".", outputs: [{ type: "image", attrs: { push: "1" } }] }),
     /^an image output that pushes needs a name: give --tag NAME or name=NAME$/,
   );
-  assert.deepEqual(exporters({ context: ".", tags: ["localhost:5000/a:1", "b"] }), [{ type: "image", attrs: { name: "localhost:5000/a:1,b" } }]);
+  assert.deepEqual(exporters({ context: ".", tags: ["localhost:5000/a:1", "b"] }), [
+    { type: "image", attrs: { name: "localhost:5000/a:1,b" }, target: "none" },
+  ]);
 
   usage(() => parseOutput("type=image,name=Bad"), /^invalid image name "Bad" in --output "type=image,name=Bad": repository name must be lowercase$/);
-  usage(() => parseCacheEntry("Reg/App", "--cache-from"), /^invalid image reference "Reg\/App" in --cache-from: repository name must be lowercase$/);
+  usage(() => parseCacheEntries("Reg/App", "--cache-from"), /^invalid image reference "Reg\/App" in --cache-from: repository name must be lowercase$/);
   usage(
-    () => parseCacheEntry("type=registry,ref=a:-x", "--cache-to"),
+    () => parseCacheEntries("type=registry,ref=a:-x", "--cache-to"),
     /^invalid ref "a:-x" in --cache-to "type=registry,ref=a:-x": invalid reference format: tag "-x"/,
   );
-  usage(() => parseCacheEntry("type=registry,mode=max", "--cache-to"), /^--cache-to "type=registry,mode=max" has no ref=: use type=registry,ref=REF/);
-  assert.deepEqual(parseCacheEntry("type=local,src=/tmp/x", "--cache-from"), { type: "local", attrs: { src: "/tmp/x" } });
+  usage(() => parseCacheEntries("type=registry,mode=max", "--cache-to"), /^--cache-to "type=registry,mode=max" has no ref=: use type=registry,ref=REF/);
+  assert.deepEqual(parseCacheEntries("type=local,src=/tmp/x", "--cache-from"), [{ type: "local", attrs: { src: "/tmp/x" } }]);
 
   const compose =
     (yaml: string): (() => unknown) =>

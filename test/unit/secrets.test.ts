@@ -43,7 +43,7 @@ async function readerOpened(path: string): Promise<void> {
 /** A secret provider's value, asked as buildkitd asks. */
 async function getSecret(providers: Parameters<typeof secretsService>[0], failures: Parameters<typeof secretsService>[1], id: string): Promise<Buffer> {
   const handler = secretsService(providers, failures).unary.get("GetSecret")!;
-  const r = (await handler({ ID: id }, { metadata: () => [], signal: new AbortController().signal })) as { data: Buffer };
+  const r = (await handler({ ID: id }, { metadata: () => [], metadataKeys: () => [], signal: new AbortController().signal })) as { data: Buffer };
   return r.data;
 }
 
@@ -198,7 +198,7 @@ test("a secret function that never answers is ended by secretTimeoutMs, with an 
   const other = await prepareSecrets({ s: () => new Promise<string>(() => undefined) }, {});
   const ac = new AbortController();
   const handler = secretsService(other.providers, other.failures).unary.get("GetSecret")!;
-  const call = handler({ ID: "s" }, { metadata: () => [], signal: ac.signal });
+  const call = handler({ ID: "s" }, { metadata: () => [], metadataKeys: () => [], signal: ac.signal });
   ac.abort();
   await assert.rejects(call);
   assert.equal(other.failures.first(), undefined);

@@ -104,7 +104,11 @@ test("stat fields: Go modes, links not followed, hardlinks, sockets skipped, uid
 });
 
 test("metadata lists: repeated fields in order, -encoded values unescaped", () => {
-  const call = (rawHeaders: string[]) => ({ metadata: (k: string) => headerValues(rawHeaders, k), signal: new AbortController().signal });
+  const call = (rawHeaders: string[]) => ({
+    metadata: (k: string) => headerValues(rawHeaders, k),
+    metadataKeys: () => [],
+    signal: new AbortController().signal,
+  });
   const md = call(["followpaths", "Dockerfile", ":path", "/x", "followpaths", "Dockerfile.dockerignore", "followpaths", "a, b"]);
   assert.deepEqual(mdValues(md, "followpaths"), ["Dockerfile", "Dockerfile.dockerignore", "a, b"]);
   const enc = call(["exclude-patterns", "%E5%90%8D%E5%89%8D%2F%2A.txt", "exclude-patterns", "a+b", "exclude-patterns-encoded", "1"]);

@@ -1,26 +1,31 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
-import type { CliIo } from "../io.js";
+import type { CliIo, CliStdout } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import {
   PlainPrinter,
   renderSnippet,
+  SecretLeakError,
   type BuildKitClient,
   type BuildOptions,
+  type ExportResult,
+  type ExportSpec,
   type RegistryCredential,
   type SecretSource,
   type SshAgentSource,
 } from "../../index.js";
 import {
   DEFAULT_SSH_ID,
+  formatAuditSummary,
+  formatFinding,
   MAX_TEXT_FILE_BYTES,
   SolveError,
   UsageError,
   checkPlatform,
   isRemoteContext,
-  parseCacheEntry,
+  parseCacheEntries,
   parseSsh,
   rawJsonLine,
   readInputFile,
@@ -49,10 +54,40 @@ export interface BuildFlags {
   options: BuildOptions;
   progress: ReturnType<typeof parseProgress>;
   metadataFile: string | undefined;
+  iidFile: string | undefined;
+}
+
+/** Go's strconv.ParseBool false values. */
+const isFalse = (v: string | undefined): boolean => v !== undefined && /^(0|f|false)$/i.test(v);
+
+/**
+ * buildx's stdout rule: a tarball output (tar, and oci/docker unless
+ * tar=false) with dest=- (or no dest, except docker) goes to stdout; only one
+ * may, and never to a terminal.
+ */
+function outputsToStdout(outputs: ExportSpec[], stdout: CliStdout | undefined, quiet: boolean): ExportSpec[] {
+  let used = false;
+  return outputs.map((o) => {
+    const tarball = o.type === "tar" || ((o.type === "oci" || o.type === "docker") && !isFalse(o.attrs?.["tar"]));
+    if (!tarball) return o;
+    if (o.dest === undefined && o.type === "docker") {
+      throw new UsageError("--output type=docker without dest loads the image into a Docker Engine, which bk-build cannot do yet: give dest=FILE.tar");
+    }
+    if (o.dest !== undefined && o.dest !== "-") return o;
+    if (used) throw new UsageError("multiple outputs configured to write to stdout: give the others dest=FILE");
+    if (!stdout || stdout.isTTY) {
+      throw new UsageError(`dest file is required for ${o.type} exporter. refusing to write to console: give dest=FILE or redirect stdout`);
+    }
+    if (quiet) throw new UsageError("-q prints the image ID on stdout, which this --output also writes to: give the output dest=FILE");
+    used = true;
+    const rest = { ...o };
+    delete rest.dest;
+    return { ...rest, stream: stdout.writable() };
+  });
 }
 
 /** Turns flags into BuildOptions; throws UsageError for bad input. */
-export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>): BuildFlags {
+export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>, stdout?: CliStdout): BuildFlags {
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length ? `'bk-build build' takes one PATH, got ${positionals.length}` : "'bk-build build' needs a context PATH (e.g. '.')",
@@ -88,11 +123,11 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     secrets,
     ssh,
     registryAuth: { credentials: logins },
-    cacheFrom: list(values["cache-from"]).map((c) => parseCacheEntry(c, "--cache-from")),
-    cacheTo: list(values["cache-to"]).map((c) => parseCacheEntry(c, "--cache-to")),
+    cacheFrom: list(values["cache-from"]).flatMap((c) => parseCacheEntries(c, "--cache-from")),
+    cacheTo: list(values["cache-to"]).flatMap((c) => parseCacheEntries(c, "--cache-to")),
     tags: list(values["tag"]),
     push: values["push"] === true,
-    outputs: list(values["output"]).map(parseOutput),
+    outputs: outputsToStdout(list(values["output"]).map(parseOutput), stdout, values["quiet"] === true),
     env,
   };
   if (values["no-cache"] === true) options.noCache = true;
@@ -104,13 +139,25 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   if (entitlements.length) options.entitlements = entitlements;
   options.frontendAttrs = attrs;
   const progress = values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env);
-  return { options, progress, metadataFile: str(values["metadata-file"]) };
+  if (values["audit-secrets"] === true) options.auditSecrets = true;
+  const iidFile = str(values["iidfile"]);
+  if (iidFile !== undefined && (options.outputs ?? []).some((o) => o.type === "local" || o.type === "tar")) {
+    throw new UsageError("--iidfile needs an image output: local and tar outputs have no image ID");
+  }
+  return { options, progress, metadataFile: str(values["metadata-file"]), iidFile };
+}
+
+/** The image ID from the outputs' own reports (an oci/docker tarball's stream headers). */
+function imageIdOf(exports: readonly ExportResult[]): string | undefined {
+  for (const e of exports) if (e.configDigest ?? e.digest) return e.configDigest ?? e.digest;
+  return undefined;
 }
 
 /** Runs a build from flags already parsed by buildOptionsFromFlags. */
 export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal: AbortSignal, io: BuildIo): Promise<void> {
-  const { options, progress, metadataFile } = flags;
+  const { options, progress, metadataFile, iidFile } = flags;
   options.signal = signal;
+  options.onWarning = (w) => io.err(`warning: ${w}\n`);
 
   // Warn about secrets the Dockerfile mounts but nobody provides. A remote
   // context holds its own Dockerfile; a local one that is not there is
@@ -149,8 +196,12 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   try {
     const result = await build.result;
     await consume;
-    const digest = result.exporterResponse["containerimage.digest"];
-    if (progress === "quiet" && digest) io.out(digest + "\n");
+    // The image ID, as buildx: the config digest, else the manifest digest.
+    const response = result.exporterResponse;
+    const imageId = response["containerimage.config.digest"] ?? response["containerimage.digest"] ?? imageIdOf(result.exports);
+    if (progress === "quiet" && imageId) io.out(imageId + "\n");
+    if (iidFile !== undefined && imageId) writeOutputFile(iidFile, imageId, "--iidfile");
+    if (result.audit) io.err(formatAuditSummary(result.audit) + "\n");
     if (metadataFile !== undefined) {
       writeOutputFile(metadataFile, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n", "--metadata-file");
     }
@@ -158,15 +209,24 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     await consume.catch(() => undefined);
     if (printer) io.err(printer.failures());
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
+    if (e instanceof SecretLeakError) {
+      for (const f of e.findings) io.err(`leak: ${formatFinding(f)}\n`);
+      io.err(formatAuditSummary(e.report) + "\n");
+    }
     throw e;
   }
 }
 
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
-  const flags = buildOptionsFromFlags(values, positionals, io.env);
+  const flags = buildOptionsFromFlags(values, positionals, io.env, io.stdout);
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
   resolveBuild(flags.options);
   if (flags.metadataFile !== undefined) checkOutputFile(flags.metadataFile, "--metadata-file");
+  if (flags.iidFile !== undefined) {
+    checkOutputFile(flags.iidFile, "--iidfile");
+    // As buildx: a stale ID file never outlives a failed build.
+    rmSync(flags.iidFile, { force: true });
+  }
   await withClient(values, io, (client) => runBuild(client, flags, io.signal, io));
 }
