@@ -15,7 +15,7 @@
  *
  * Messages name the destination as the caller gave it, not the temporary.
  */
-import { chmod, lstat, lutimes, mkdir, open, readdir, realpath, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { access, chmod, lstat, lutimes, mkdir, open, readdir, realpath, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { constants, type BigIntStats, type Stats } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
@@ -146,6 +146,14 @@ export async function prepareDirectoryOutput(dest: string): Promise<DirectoryOut
   const { target, st } = await resolveTarget(dest, DIR_WHAT);
   if (st && !st.isDirectory()) {
     throw new UsageError(st.isFile() ? `${DIR_WHAT} ${q(dest)} is a file` : `${DIR_WHAT} ${q(dest)} is ${fileKind(st)}, not a directory`);
+  }
+  if (st) {
+    // Merging into it needs write access: better to know before the build.
+    try {
+      await access(target, constants.W_OK | constants.X_OK);
+    } catch (e) {
+      throw outputError(DIR_WHAT, dest, e, `check its permissions`);
+    }
   }
   await makeParent(target, DIR_WHAT, dest);
   const temp = tempBeside(target);

@@ -59,6 +59,11 @@ class Pipe implements AsyncIterable<Buffer> {
     return this.#ended;
   }
 
+  /** Messages pushed but not yet read. */
+  get pending(): number {
+    return this.#items.length - this.#head;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
     for (;;) {
       if (this.#head < this.#items.length) {
@@ -93,6 +98,7 @@ export class FakeDaemon {
   readonly #opts: FakeDaemonOptions;
   readonly #queue: number[] = [];
   #active = 0;
+  #scriptDone = false;
 
   constructor(opts: FakeDaemonOptions) {
     this.#opts = opts;
@@ -103,6 +109,7 @@ export class FakeDaemon {
 
   async #run(): Promise<void> {
     for (const p of this.#opts.script) await this.#pipe.push(p);
+    this.#scriptDone = true;
     if (this.#opts.after === "end") this.#pipe.end();
     else if (this.#opts.after === "throw") this.#pipe.end(new Error("stream reset by peer"));
   }
@@ -148,6 +155,11 @@ export class FakeDaemon {
       await new Promise<void>((r) => setImmediate(r));
     }
     await this.#pipe.push(dataPacketHead(id, 0));
+  }
+
+  /** Nothing left to send and everything sent was read: the receiver waits for a daemon that has nothing more to say. */
+  get idle(): boolean {
+    return this.#scriptDone && this.#queue.length === 0 && this.#active === 0 && this.#pipe.pending === 0;
   }
 
   /** Ends the stream (the daemon went away). */

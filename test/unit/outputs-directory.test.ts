@@ -185,12 +185,18 @@ test("a destination whose directory is not writable: one clear error, nothing le
       try { await f(${JSON.stringify(join(locked, "out"))}); r.push("no error"); } catch (e) { r.push(e.message); }
     }
     try { await o.prepareDirectoryOutput(${JSON.stringify(join(locked, "sub/out"))}); r.push("no error"); } catch (e) { r.push(e.message); }
+    try { await o.prepareDirectoryOutput(${JSON.stringify(locked)}); r.push("no error"); } catch (e) { r.push(e.message); }
     console.log(JSON.stringify(r));`);
-  const [dir, file, deeper] = JSON.parse(printed) as string[];
+  const [dir, file, deeper, existing] = JSON.parse(printed) as string[];
   const shown = JSON.stringify(join(locked, "out"));
   assert.equal(dir, `cannot write destination directory ${shown}: permission denied; check that ${JSON.stringify(locked)} is writable`);
   assert.equal(file, `cannot write destination file ${shown}: permission denied; check that ${JSON.stringify(locked)} is writable`);
   assert.match(deeper ?? "", /^cannot write destination directory ".*sub\/out": permission denied; check that ".*sub" can be created and written$/);
+  assert.equal(
+    existing,
+    `cannot write destination directory ${JSON.stringify(locked)}: permission denied; check its permissions`,
+    "an existing directory we cannot write into",
+  );
   assert.deepEqual(readdirSync(locked), []);
 });
 

@@ -113,6 +113,12 @@ function show(p: string): string {
   return JSON.stringify(p.length > 200 ? `${p.slice(0, 200)}…` : p);
 }
 
+/** Text from the other side (or the transport) as one line of bounded length: control characters escaped. */
+function oneLine(text: string): string {
+  const cut = text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
+  return cut.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
 function code(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -275,7 +281,7 @@ class Receiver {
     try {
       it = messages[Symbol.asyncIterator]();
     } catch (e) {
-      this.#fail(new Error(`cannot read the stream from buildkitd: ${asError(e).message}`, { cause: e }));
+      this.#fail(new Error(`cannot read the stream from buildkitd: ${oneLine(asError(e).message)}`, { cause: e }));
       return;
     }
     const breathe = timeSlicer();
@@ -289,7 +295,7 @@ class Receiver {
           // After our FIN the daemon's only move is FIN, then it cancels the
           // call: everything is on disk, so a cancelled stream is the end.
           if (this.#finSent) this.#succeed();
-          else this.#fail(new Error(`the stream from buildkitd failed: ${asError(e).message}`, { cause: e }));
+          else this.#fail(new Error(`the stream from buildkitd failed: ${oneLine(asError(e).message)}`, { cause: e }));
           break;
         }
         if (next === undefined) break; // woken: failed or finished
@@ -353,7 +359,7 @@ class Receiver {
         this.#succeed();
         return;
       case PacketType.ERR:
-        throw new ReceiveError(`error from sender: ${p.data.toString("utf8")}`);
+        throw new ReceiveError(`error from sender: ${oneLine(p.data.toString("utf8"))}`);
       default:
         throw new ReceiveError(`unexpected packet from buildkitd (type ${p.type === PacketType.REQ ? "REQ" : p.type})`);
     }
@@ -651,7 +657,12 @@ class Receiver {
           }
           return;
         }
-        if (f.fd === undefined) await this.#reopen(f);
+        if (f.fd === undefined) {
+          await this.#reopen(f);
+          // Set by a failure elsewhere while the reopen awaited.
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+          if (this.#error) return;
+        }
         const batch = f.queue.splice(0, MAX_IOV);
         let total = 0;
         for (const b of batch) total += b.length;
@@ -770,7 +781,7 @@ class Receiver {
   #queueSend(packet: Buffer, always = false): Promise<void> {
     const p = this.#sendChain.then(() => (this.#error && !always ? undefined : this.#send(packet)));
     this.#sendChain = p.catch((e: unknown) => {
-      if (!always) this.#fail(new Error(`cannot send to buildkitd: ${asError(e).message}`, { cause: e }));
+      if (!always) this.#fail(new Error(`cannot send to buildkitd: ${oneLine(asError(e).message)}`, { cause: e }));
     });
     return p;
   }
