@@ -14,6 +14,9 @@
  * the exporter is known.
  */
 import { GrpcStatusError, Status, defineService, type SessionService } from "../grpc/server.js";
+import { bytesMessageData } from "../grpc/bytes-message.js";
+
+export { bytesMessageData } from "../grpc/bytes-message.js";
 
 /** Where one exporter's byte stream goes. */
 export interface ByteSink {
@@ -43,43 +46,6 @@ export type FileSendTarget =
 
 const EXPORTER_ID = "buildkit-attachable-exporter-id";
 const MD_PREFIX = "exporter-md-";
-
-/**
- * `data` of a BytesMessage (field 1, bytes), as a view into `body` (no
- * copy). Other fields are skipped; a repeated field 1 keeps the last, as
- * protobuf decoders do.
- */
-export function bytesMessageData(body: Buffer): Buffer {
-  let pos = 0;
-  let data = body.subarray(0, 0);
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      if (pos >= body.length) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "truncated BytesMessage");
-      const b = body[pos++]!;
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return v;
-      mul *= 128;
-      if (mul > 2 ** 56) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "bad varint in BytesMessage");
-    }
-  };
-  while (pos < body.length) {
-    const tag = varint();
-    const wire = tag & 7;
-    if (wire === 0) varint();
-    else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    else if (wire === 2) {
-      const len = varint();
-      if (pos + len > body.length) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "truncated BytesMessage");
-      if (tag >>> 3 === 1) data = body.subarray(pos, pos + len);
-      pos += len;
-    } else throw new GrpcStatusError(Status.INVALID_ARGUMENT, `bad wire type ${wire} in BytesMessage`);
-    if (pos > body.length) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "truncated BytesMessage");
-  }
-  return data;
-}
 
 /** The exporter index a call names; Go reads a missing or unparsable value as 0. */
 export function exporterId(values: readonly string[]): number {

@@ -5,7 +5,7 @@
  */
 import { Duplex } from "node:stream";
 import type { ClientCall } from "../grpc/client.js";
-import { codec } from "../grpc/codec.js";
+import { bytesMessageData } from "../grpc/bytes-message.js";
 import { Writer, varintSize } from "../grpc/protobuf-writer.js";
 
 /** Pipe bytes are sent as one BytesMessage per event loop turn, or sooner past this size. */
@@ -93,9 +93,17 @@ export function hijack(call: ClientCall): HijackedPipe {
       cb();
     },
   });
-  const bytesCodec = codec<{ data: Buffer }>("moby.buildkit.v1.BytesMessage");
   call.onMessage((m) => {
-    const { data } = bytesCodec.decode(m);
+    // A view into the message, no copy (moby.buildkit.v1.BytesMessage is field 1, bytes).
+    let data: Buffer;
+    try {
+      data = bytesMessageData(m);
+    } catch (e) {
+      // Not a BytesMessage: the tunnel cannot go on.
+      call.cancel();
+      pipe.destroy(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
     if (data.length && !pipe.push(data)) call.pause();
   });
   const done = call.status

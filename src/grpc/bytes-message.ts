@@ -1,0 +1,42 @@
+/**
+ * BytesMessage (field 1, bytes) read by hand: the session tunnel and
+ * exports carry hundreds of MB of them, and a generic decoder copies.
+ */
+import { GrpcStatusError, Status } from "./frame.js";
+
+/**
+ * `data` of a BytesMessage (field 1, bytes), as a view into `body` (no
+ * copy). Other fields are skipped; a repeated field 1 keeps the last, as
+ * protobuf decoders do.
+ */
+export function bytesMessageData(body: Buffer): Buffer {
+  let pos = 0;
+  let data = body.subarray(0, 0);
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (pos >= body.length) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "truncated BytesMessage");
+      const b = body[pos++]!;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v;
+      mul *= 128;
+      if (mul > 2 ** 56) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "bad varint in BytesMessage");
+    }
+  };
+  while (pos < body.length) {
+    const tag = varint();
+    const wire = tag & 7;
+    if (wire === 0) varint();
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else if (wire === 2) {
+      const len = varint();
+      if (pos + len > body.length) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "truncated BytesMessage");
+      if (tag >>> 3 === 1) data = body.subarray(pos, pos + len);
+      pos += len;
+    } else throw new GrpcStatusError(Status.INVALID_ARGUMENT, `bad wire type ${wire} in BytesMessage`);
+    if (pos > body.length) throw new GrpcStatusError(Status.INVALID_ARGUMENT, "truncated BytesMessage");
+  }
+  return data;
+}
