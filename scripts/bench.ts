@@ -30,10 +30,15 @@ function environment(): { host: string; buildctl: string; registry: string } {
   return { host, buildctl, registry };
 }
 
+/** Runs a command to completion and returns its wall time; a command still running after BK_BENCH_TIMEOUT_S (default 300) is killed and throws. */
 function time(cmd: string, args: string[]): number {
   const t = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const limit = Number(process.env["BK_BENCH_TIMEOUT_S"] ?? 300);
+  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"], timeout: limit * 1000 });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  // bk-build exits 143 on the SIGTERM spawnSync sends at the limit.
+  if (r.signal || (r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT")
+    throw new Error(`${cmd.split("/").pop()!} did not finish within ${limit} s`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr.toString()}`);
   return ms;
 }
@@ -177,13 +182,19 @@ if (!only || only === "export") {
   ] as const) {
     const xa: number[] = [];
     const xb: number[] = [];
-    for (let i = 0; i < buildRuns; i++) {
-      clean();
-      xa.push(time(...ours(a)));
-      clean();
-      xb.push(time(...theirs(b)));
+    try {
+      for (let i = 0; i < buildRuns; i++) {
+        clean();
+        xa.push(time(...ours(a)));
+        clean();
+        xb.push(time(...theirs(b)));
+      }
+      failed = !row(`${name} of 500 MB / 10,000 files (${buildRuns} runs)`, 1.0, xa, xb) || failed;
+    } catch (e) {
+      // buildctl v0.24's own local export of this image stalls on some machines.
+      console.log(`${name} of 500 MB / 10,000 files: bk-build ${xa.map((x) => x.toFixed(0)).join(", ")} ms; no ratio: ${(e as Error).message}`);
+      failed = true;
     }
-    failed = !row(`${name} of 500 MB / 10,000 files (${buildRuns} runs)`, 1.0, xa, xb) || failed;
     clean();
     const [cmd, args] = ours(a);
     const r = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...args], { encoding: "utf8" });
