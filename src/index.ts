@@ -28,7 +28,7 @@ export type {
 } from "./types.js";
 export type { BuildOptions, ExportSpec } from "./solve/options.js";
 export type { ExportResult } from "./solve/outputs.js";
-export { AuditError, SecretLeakError, type AuditFinding, type AuditReport } from "./audit/index.js";
+export { AuditError, SecretLeakError, type AuditFinding, type AuditReport } from "./audit/report.js";
 export type { Build, BuildResult } from "./solve/solve.js";
 export type { SecretSource } from "./solve/secrets.js";
 export type { SolveStatus, Vertex, VertexLog, VertexStatus, VertexWarning } from "./progress/status.js";

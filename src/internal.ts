@@ -21,4 +21,4 @@ export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
 export { planCompose, runCompose } from "./compose/build.js";
 export { rawJsonLine } from "./progress/rawjson.js";
-export { formatAuditSummary, formatFinding } from "./audit/index.js";
+export { formatAuditSummary, formatFinding } from "./audit/report.js";

@@ -24,8 +24,7 @@ import { BuildOutputs, type ExportResult } from "./outputs.js";
 import { fileSendService } from "../session/filesend.js";
 import { contentService } from "../session/content.js";
 import { prepareStores } from "./stores.js";
-import { BuildAudit } from "./audit.js";
-import type { AuditReport } from "../audit/index.js";
+import type { AuditReport } from "../audit/report.js";
 import type { SolveRequest } from "../gen/types/moby/buildkit/v1/SolveRequest.js";
 import type { Exporter } from "../gen/types/moby/buildkit/v1/Exporter.js";
 import type { CacheOptionsEntry } from "../gen/types/moby/buildkit/v1/CacheOptionsEntry.js";
@@ -140,7 +139,8 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     const secrets = await prepareSecrets(opts.secrets, env, { signal: ac.signal, secretTimeoutMs: opts.secretTimeoutMs });
     const agents = await prepareSsh(opts.ssh, env);
     if (ac.signal.aborted) throw abortReason(ac);
-    const audit = opts.auditSecrets ? await BuildAudit.prepare(secrets.providers, agents, ac.signal) : undefined;
+    // Loaded only when asked for: the scanner pulls in tar-stream and zlib.
+    const audit = opts.auditSecrets ? await (await import("./audit.js")).BuildAudit.prepare(secrets.providers, agents, ac.signal) : undefined;
     const extra = audit?.extraExporter(exps);
     if (extra) exps.push(extra);
     outputs = await BuildOutputs.prepare(exps, audit?.observer);
