@@ -30,15 +30,7 @@ export class SecretFailures {
   }
 }
 
-/**
- * `onServed` sees each value as it is handed to buildkitd (the leak audit
- * scans the build's output for them).
- */
-export function secretsService(
-  secrets: ReadonlyMap<string, SecretProvider>,
-  failures?: SecretFailures,
-  onServed?: (id: string, data: Buffer) => void,
-): SessionService {
+export function secretsService(secrets: ReadonlyMap<string, SecretProvider>, failures?: SecretFailures): SessionService {
   return defineService("moby.buildkit.secrets.v1.Secrets", {
     unary: {
       GetSecret: async (request, call) => {
@@ -59,7 +51,6 @@ export function secretsService(
           failures?.record(id, new UsageError(`secret "${id}" is larger than 500 KiB`));
           throw new GrpcStatusError(Status.INVALID_ARGUMENT, `secret ${id} is larger than 500 KiB`);
         }
-        onServed?.(id, data);
         return { data };
       },
     },
