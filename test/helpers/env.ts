@@ -90,6 +90,11 @@ export function buildctl(args: string[], input?: string): string {
   return r.stdout + r.stderr;
 }
 
+/** buildctl's Dockerfile build of `ctx` (its own Dockerfile) to `output` (a --output value), as the oracle. */
+export function buildctlBuild(ctx: string, output: string, extra: string[] = []): string {
+  return buildctl(["build", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${ctx}`, "--output", output, ...extra]);
+}
+
 /**
  * Runs the CLI without blocking this process, for tests that serve HTTP to
  * the build themselves (spawnSync would stall their server).

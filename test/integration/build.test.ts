@@ -9,7 +9,7 @@ import { appendFileSync, chmodSync, linkSync, mkdirSync, readFileSync, symlinkSy
 import { join } from "node:path";
 import { BuildKitClient, BuildKitError, PlainPrinter } from "../../src/index.js";
 import { spawnSync } from "node:child_process";
-import { buildctl, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
+import { buildctlBuild, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
 import { leakCheckEachTest, trackHandles } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
@@ -263,17 +263,7 @@ test("conformance: a tricky context gives the same layer as buildctl", async () 
   const theirs = `${env.registry}/bk-test/conf:buildctl-${tag}`;
   const r = runCli(["build", "--progress", "plain", "-o", `type=image,name=${ours},push=true`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
   assert.equal(r.code, 0, r.stderr);
-  buildctl([
-    "build",
-    "--frontend",
-    "dockerfile.v0",
-    "--local",
-    `context=${ctx}`,
-    "--local",
-    `dockerfile=${ctx}`,
-    "--output",
-    `type=image,name=${theirs},push=true`,
-  ]);
+  buildctlBuild(ctx, `type=image,name=${theirs},push=true`);
   const a = await getManifest(env.registry, "bk-test/conf", `ours-${tag}`);
   const b = await getManifest(env.registry, "bk-test/conf", `buildctl-${tag}`);
   assert.equal(a.layers.length, 1);

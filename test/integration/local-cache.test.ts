@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { BuildKitClient } from "../../src/index.js";
-import { buildctl, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
+import { buildctlBuild, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 import { fileTree, tempDir } from "../helpers/files.js";
 import { snapshotTree } from "../helpers/snapshot-tree.js";
@@ -126,17 +126,7 @@ test("oci exporter with tar=false writes the same layout directory as buildctl's
   const marker = randomUUID();
   const ctx = fileTree("bk-lc-oci-", { Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${marker} > /marker\n` }, t);
   const out = tempDir("bk-lc-oci-out-", t);
-  buildctl([
-    "build",
-    "--frontend",
-    "dockerfile.v0",
-    "--local",
-    `context=${ctx}`,
-    "--local",
-    `dockerfile=${ctx}`,
-    "--output",
-    `type=oci,tar=false,name=example.com/bk/base:v1,dest=${join(out, "buildctl")}`,
-  ]);
+  buildctlBuild(ctx, `type=oci,tar=false,name=example.com/bk/base:v1,dest=${join(out, "buildctl")}`);
   const client = await BuildKitClient.connect({ address: env.buildkitHost });
   try {
     const result = await client.build({

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { BuildKitClient, BuildKitError } from "../../src/index.js";
-import { buildctl, repoRoot, runCli, testEnv, type TestEnv } from "../helpers/env.js";
+import { buildctlBuild, repoRoot, runCli, testEnv, type TestEnv } from "../helpers/env.js";
 
 const cliPath = join(repoRoot, "dist", "src", "cli", "bin.js");
 import { leakCheckEachTest } from "../helpers/leaks.js";
@@ -56,14 +56,10 @@ async function withClient<T>(fn: (c: BuildKitClient) => Promise<T>): Promise<T> 
   }
 }
 
-function buildctlOut(ctx: string, output: string, extra: string[] = []): void {
-  buildctl(["build", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${ctx}`, "--output", output, ...extra]);
-}
-
 test("type=local: the same tree as buildctl's (modes, owners, links, hardlinks, mtimes, contents)", async (t) => {
   const ctx = richContext(t);
   const out = tempDir("bk-out-local-", t);
-  buildctlOut(ctx, `type=local,dest=${join(out, "buildctl")}`);
+  buildctlBuild(ctx, `type=local,dest=${join(out, "buildctl")}`);
   const result = await withClient((c) => c.build({ context: ctx, outputs: [{ type: "local", dest: join(out, "ours") }] }).result);
   assert.deepEqual(result.exports, [{ type: "local", dest: join(out, "ours"), bytes: result.exports[0]!.bytes }]);
   const ours = snapshotTree(join(out, "ours"), { mtimes: "us" });
@@ -97,7 +93,7 @@ test("type=local into an existing directory merges as buildctl does: nothing the
     mkdirSync(join(out, who, "big.bin")); // a directory where a file comes
     chmodSync(join(out, who), 0o755);
   }
-  buildctlOut(ctx, `type=local,dest=${join(out, "buildctl")}`);
+  buildctlBuild(ctx, `type=local,dest=${join(out, "buildctl")}`);
   await withClient((c) => c.build({ context: ctx, outputs: [{ type: "local", dest: join(out, "ours") }] }).result);
   const strip = (s: ReturnType<typeof snapshotTree>) => s.map((e) => (e.path === "." || e.path === "dir" ? { ...e, mtimeNs: "" } : e));
   assert.deepEqual(strip(snapshotTree(join(out, "ours"), { mtimes: "us" })), strip(snapshotTree(join(out, "buildctl"), { mtimes: "us" })));
@@ -109,7 +105,7 @@ test("type=local into an existing directory merges as buildctl does: nothing the
 test("multi-platform type=local: one directory per platform, as buildctl's", async (t) => {
   const ctx = fileTree("bk-out-mp-", { Dockerfile: "FROM scratch\nARG TARGETPLATFORM\nCOPY a.txt /files/\n", "a.txt": "a\n" }, t);
   const out = tempDir("bk-out-mp-out-", t);
-  buildctlOut(ctx, `type=local,dest=${join(out, "buildctl")}`, ["--opt", "platform=linux/amd64,linux/386"]);
+  buildctlBuild(ctx, `type=local,dest=${join(out, "buildctl")}`, ["--opt", "platform=linux/amd64,linux/386"]);
   await withClient((c) => c.build({ context: ctx, platforms: ["linux/amd64", "linux/386"], outputs: [{ type: "local", dest: join(out, "ours") }] }).result);
   assert.deepEqual(readdirSync(join(out, "ours")).sort(), ["linux_386", "linux_amd64"]);
   assert.deepEqual(snapshotTree(join(out, "ours"), { mtimes: "us" }), snapshotTree(join(out, "buildctl"), { mtimes: "us" }));
@@ -118,7 +114,7 @@ test("multi-platform type=local: one directory per platform, as buildctl's", asy
 test("type=tar is byte-identical to buildctl's; the stream form hashes the same", async (t) => {
   const ctx = richContext(t);
   const out = tempDir("bk-out-tar-", t);
-  buildctlOut(ctx, `type=tar,dest=${join(out, "buildctl.tar")}`);
+  buildctlBuild(ctx, `type=tar,dest=${join(out, "buildctl.tar")}`);
   const hash = createHash("sha256");
   const pass = new PassThrough();
   pass.pipe(hash);
@@ -144,7 +140,7 @@ test("type=oci and type=docker tarballs: buildctl's manifest digest, a complete 
   const ctx = richContext(t);
   const out = tempDir("bk-out-oci-", t);
   for (const type of ["oci", "docker"]) {
-    buildctlOut(ctx, `type=${type},name=example.com/bk/out:1,dest=${join(out, `buildctl-${type}.tar`)}`);
+    buildctlBuild(ctx, `type=${type},name=example.com/bk/out:1,dest=${join(out, `buildctl-${type}.tar`)}`);
   }
   const result = await withClient(
     (c) =>
@@ -179,7 +175,7 @@ test("CLI: -o DIR, -o - to a pipe, --iidfile and -q give the image ID; bad outpu
   // stdout is a pipe here (spawnSync's), as in `bk-build build -o - . | tar x`.
   const tar = spawnSync(process.execPath, [cliPath, "build", "--addr", env.buildkitHost, "--progress", "quiet", "-o", "-", ctx], { maxBuffer: 1 << 30 });
   assert.equal(tar.status, 0, tar.stderr.toString());
-  buildctlOut(ctx, `type=tar,dest=${join(out, "buildctl.tar")}`);
+  buildctlBuild(ctx, `type=tar,dest=${join(out, "buildctl.tar")}`);
   assert.equal(sha256(tar.stdout), sha256(readFileSync(join(out, "buildctl.tar"))));
   const q = runCli(["build", "--addr", env.buildkitHost, "-q", "--iidfile", join(out, "iid"), "-o", `type=oci,dest=${join(out, "x.tar")}`, ctx]);
   assert.equal(q.code, 0, q.stderr);
