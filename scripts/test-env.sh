@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The real BuildKit test environment: buildkitd (OCI worker with runc), a
-# registry on 127.0.0.1 and a busybox base image in it.
+# registry on 127.0.0.1 and a busybox base image in it, and a Docker Engine
+# (Debian's dockerd and containerd, with its own data root, no bridge, and a
+# second listener on 127.0.0.1 with --tlsverify: the GitLab docker:dind shape).
 #
 #   eval "$(scripts/test-env.sh up)"   install what is missing, start, print exports
 #   scripts/test-env.sh down           stop what `up` started, and only that
@@ -17,6 +19,7 @@
 #   BK_CACHE_DIR           cached binaries          (default ~/.cache/bk-build)
 #   BK_TEST_REGISTRY_PORT  registry port            (default: a free port)
 #   BK_TEST_TLS_PORT       buildkitd TLS tcp port   (default: a free port)
+#   BK_TEST_DOCKER_TLS_PORT  the Engine's TLS port  (default: a free port)
 set -euo pipefail
 
 BUILDKIT_TAG=v0.24.0
@@ -50,6 +53,8 @@ pid_alive() { # pidfile expected-command-substring
 registry_up() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/v2/" 2>/dev/null; }
 
 buildkitd_up() { "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" --timeout 2 debug info >/dev/null 2>&1; }
+
+dockerd_up() { [[ $(curl -fsS --max-time 2 --unix-socket "$STATE/docker.sock" http://engine/_ping 2>/dev/null) == OK ]]; }
 
 apt_updated=0
 apt_install() { # package...
@@ -121,6 +126,10 @@ install_packages() {
   command -v ssh-agent >/dev/null || need+=(openssh-client)
   # The registry that requires a login reads a bcrypt htpasswd file.
   command -v htpasswd >/dev/null || need+=(apache2-utils)
+  # The Docker Engine (its package brings containerd, runc and tini). Its
+  # service is not started: there is no init system here, and we start our own.
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v containerd >/dev/null || need+=(containerd)
   if ((${#need[@]})); then apt_install "${need[@]}"; fi
 }
 
@@ -228,6 +237,27 @@ EOF
   die "buildkitd did not come up; last lines of $STATE/buildkitd.log: $(tail -8 "$STATE/buildkitd.log" | tr '\n' ' ')"
 }
 
+start_dockerd() { # tls-port
+  local tlsport=$1
+  mkdir -p "$STATE/docker"
+  # Our own (empty) config file, so that a machine's /etc/docker/daemon.json
+  # changes nothing; 127.0.0.0/8 registries are insecure (plain HTTP) by default.
+  echo '{}' >"$STATE/dockerd.json"
+  log "starting dockerd $(dockerd --version | sed 's/^Docker version //') (unix://$STATE/docker.sock, --tlsverify on 127.0.0.1:$tlsport)"
+  rm -f "$STATE/docker.sock"
+  setsid dockerd --config-file "$STATE/dockerd.json" --data-root "$STATE/docker" --exec-root "$STATE/dexec" \
+    --pidfile "$STATE/dockerd.pid" -H "unix://$STATE/docker.sock" -H "tcp://127.0.0.1:$tlsport" \
+    --tlsverify --tlscacert "$STATE/tls/server/ca.pem" --tlscert "$STATE/tls/server/cert.pem" --tlskey "$STATE/tls/server/key.pem" \
+    --iptables=false --ip-masq=false --bridge=none >"$STATE/dockerd.log" 2>&1 </dev/null &
+  local pid=$! i
+  for i in $(seq 1 120); do
+    dockerd_up && { echo "$pid" >"$STATE/dockerd.pid"; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  die "dockerd did not come up; last lines of $STATE/dockerd.log: $(grep -v 'module=grpc' "$STATE/dockerd.log" | tail -6 | tr '\n' ' ')"
+}
+
 image_present() { # registry-port repository: is REPO:latest in the registry already?
   curl -fsS -o /dev/null --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
@@ -330,10 +360,10 @@ cmd_up() {
 
   # Reuse a running environment.
   if [[ -s $STATE/env ]] && pid_alive "$STATE/buildkitd.pid" buildkitd && pid_alive "$STATE/registry.pid" docker-registry &&
-    pid_alive "$STATE/auth-registry.pid" docker-registry; then
+    pid_alive "$STATE/auth-registry.pid" docker-registry && pid_alive "$STATE/dockerd.pid" dockerd; then
     local rp
     rp=$(cat "$STATE/registry.port")
-    if buildkitd_up && registry_up "$rp"; then
+    if buildkitd_up && registry_up "$rp" && dockerd_up; then
       log "reusing the running environment in $STATE"
       print_env
       return 0
@@ -345,12 +375,14 @@ cmd_up() {
   install_buildkit
   make_certs
 
-  local regport tlsport authport
+  local regport tlsport authport dockerport
   regport=$(pick_port BK_TEST_REGISTRY_PORT "${BK_TEST_REGISTRY_PORT:-}")
   tlsport=$(pick_port BK_TEST_TLS_PORT "${BK_TEST_TLS_PORT:-}")
   [[ $regport != "$tlsport" ]] || tlsport=$(free_port)
   authport=$(free_port)
   while [[ $authport == "$regport" || $authport == "$tlsport" ]]; do authport=$(free_port); done
+  dockerport=$(pick_port BK_TEST_DOCKER_TLS_PORT "${BK_TEST_DOCKER_TLS_PORT:-}")
+  while [[ $dockerport == "$regport" || $dockerport == "$tlsport" || $dockerport == "$authport" ]]; do dockerport=$(free_port); done
   echo "$regport" >"$STATE/registry.port"
 
   start_registry "$regport"
@@ -358,6 +390,7 @@ cmd_up() {
   push_busybox "$regport"
   push_ssh_image "$regport"
   start_auth_registry "$authport"
+  start_dockerd "$dockerport"
 
   cat >"$STATE/env.tmp" <<EOF
 export BUILDKIT_HOST=unix://$STATE/buildkitd.sock
@@ -368,6 +401,9 @@ export BK_TEST_TLS_DIR=$STATE/tls
 export BK_TEST_AUTH_REGISTRY=127.0.0.1:$authport
 export BK_TEST_AUTH_USER=$AUTH_USER
 export BK_TEST_AUTH_PASSWORD=$AUTH_PASSWORD
+export BK_TEST_DOCKER_HOST=unix://$STATE/docker.sock
+export BK_TEST_DOCKER_TLS_HOST=tcp://127.0.0.1:$dockerport
+export BK_TEST_DOCKER_CERT_PATH=$STATE/tls/client
 EOF
   mv "$STATE/env.tmp" "$STATE/env"
   log "ready"
@@ -379,7 +415,10 @@ cmd_down() {
   stop_pidfile "$STATE/buildkitd.pid" buildkitd
   stop_pidfile "$STATE/registry.pid" docker-registry
   stop_pidfile "$STATE/auth-registry.pid" docker-registry
-  rm -f "$STATE/env" "$STATE/buildkitd.sock"
+  # dockerd stops the containerd it started; one left behind is stopped too.
+  stop_pidfile "$STATE/dockerd.pid" dockerd
+  stop_pidfile "$STATE/dexec/containerd/containerd.pid" containerd
+  rm -f "$STATE/env" "$STATE/buildkitd.sock" "$STATE/docker.sock"
   [[ -n $quiet ]] || log "stopped (state kept in $STATE; binaries in $CACHE)"
 }
 
