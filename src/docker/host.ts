@@ -159,9 +159,7 @@ function bracket(host: string): string {
 
 /** "" for no path or "/"; otherwise cleaned as Go's path.Join would, without a trailing slash. */
 function cleanBasePath(path: string): string {
-  if (path === "") return "";
-  const clean = posix.normalize(path).replace(/\/+$/, "");
-  return clean;
+  return path === "" ? "" : posix.normalize(path).replace(/\/+$/, "");
 }
 
 type RawEndpoint =
