@@ -1,9 +1,12 @@
 /**
  * A BuildKit session: the client's gRPC server, served to buildkitd over the
- * Control.Session byte pipe (buildkitd is the HTTP/2 client on that pipe).
+ * Control.Session byte pipe (buildkitd is the HTTP/2 client on that pipe),
+ * or, through a Docker Engine, over the socket its `/session` endpoint
+ * hands over (the Engine's BuildKit is the HTTP/2 client there too).
  */
 import { randomBytes } from "node:crypto";
-import type { BuildKitError } from "../errors.js";
+import type { Duplex } from "node:stream";
+import { BuildKitError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import type { ClientCall } from "../grpc/client.js";
 import { SessionServer, type SessionService } from "../grpc/server.js";
@@ -28,6 +31,12 @@ export function newId(): string {
   return s;
 }
 
+/**
+ * Opens a session's byte stream some other way than Control.Session: the
+ * Docker Engine's `POST /session` upgrade, sent with these headers.
+ */
+export type SessionOpener = (headers: Array<[string, string]>, signal: AbortSignal) => Promise<Duplex>;
+
 export interface SessionOptions {
   /** Services besides Health, which is always served. */
   services: SessionService[];
@@ -51,6 +60,10 @@ export class Session {
   #error: BuildKitError | undefined;
   /** Sends what the pipe has buffered but not yet written to the call. */
   #flush: () => void = () => undefined;
+  /** For an opened socket: stops an open still under way. */
+  #abortOpen: (() => void) | undefined;
+  /** For an opened socket: half-closes it, destroying it after `graceMs`. */
+  #endSocket: ((graceMs: number) => void) | undefined;
 
   constructor(options: SessionOptions) {
     this.sharedKey = options.sharedKey;
@@ -63,6 +76,10 @@ export class Session {
    * daemon or close() ends it.
    */
   start(conn: Connection): void {
+    if (conn.openSession) {
+      this.#startOn(conn.openSession);
+      return;
+    }
     const call = conn.bidi("Control.Session", {
       [HEADER_UUID]: this.id,
       [HEADER_SHARED_KEY]: this.sharedKey,
@@ -76,6 +93,40 @@ export class Session {
     this.#flush = flush;
     this.#done = done;
     this.#server.serve(pipe);
+  }
+
+  /** Serves the session on a socket the opener hands over. */
+  #startOn(open: SessionOpener): void {
+    const ac = new AbortController();
+    const headers: Array<[string, string]> = [
+      [HEADER_UUID, this.id],
+      [HEADER_SHARED_KEY, this.sharedKey],
+      ...this.methods.map((m): [string, string] => [HEADER_METHOD, m]),
+    ];
+    let socket: Duplex | undefined;
+    this.#abortOpen = () => ac.abort();
+    this.#endSocket = (graceMs) => {
+      if (!socket || socket.destroyed) return;
+      socket.end();
+      const s = socket;
+      const timer = setTimeout(() => s.destroy(), graceMs);
+      s.once("close", () => clearTimeout(timer));
+    };
+    this.#done = open(headers, ac.signal).then(
+      (s) => {
+        socket = s;
+        if (this.#closing) s.destroy();
+        const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+        s.on("error", (e: Error) => {
+          this.#error ??= new BuildKitError(`the session socket failed: ${e.message}`, { code: "UNAVAILABLE", cause: e });
+        });
+        if (!this.#closing) this.#server.serve(s);
+        return closed;
+      },
+      (e: unknown) => {
+        if (!this.#closing) this.#error = e instanceof BuildKitError ? e : new BuildKitError(`cannot open the session: ${String(e)}`, { code: "UNAVAILABLE", cause: e });
+      },
+    );
   }
 
   /**
@@ -93,7 +144,15 @@ export class Session {
    * cancelling the call. Idempotent.
    */
   async close(graceMs = 2000): Promise<void> {
+    if (this.#closing) return;
     this.#closing = true;
+    if (this.#endSocket) {
+      this.#abortOpen?.();
+      this.#server.close();
+      this.#endSocket(graceMs);
+      await this.#done;
+      return;
+    }
     const call = this.#call;
     if (!call) return;
     this.#call = undefined;

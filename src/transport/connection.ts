@@ -9,6 +9,8 @@ import { GrpcStatusError, MAX_MESSAGE_BYTES, Status, statusName } from "../grpc/
 import { Queue } from "../queue.js";
 import { H2Channel, TransportError, type CallOptions, type ClientCall, type KeepaliveOptions, type Metadata } from "../grpc/client.js";
 import type { ControlMethods, MethodKind } from "../gen/methods.js";
+import type { SessionOpener } from "../session/session.js";
+import type { EngineHandle } from "../solve/engine.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
 
@@ -68,6 +70,14 @@ export interface ConnectionOptions {
   onClose?: (() => void) | undefined;
   /** HTTP/2 keepalive pings; off when undefined. */
   keepalive?: KeepaliveOptions | undefined;
+  /** HTTP/2 :authority; default from the address. */
+  authority?: string | undefined;
+  /** What errors call the daemon; default "buildkitd" (a Docker Engine: "the Docker Engine"). */
+  daemon?: string | undefined;
+  /** Sessions open their own socket this way instead of Control.Session (a Docker Engine's /session). */
+  openSession?: SessionOpener | undefined;
+  /** Set when the daemon is a Docker Engine: builds adapt their exporters to it. */
+  engine?: EngineHandle | undefined;
 }
 
 interface Method {
@@ -79,15 +89,23 @@ interface Method {
 /** A connection to one buildkitd and typed helpers to call its Control service. */
 export class Connection {
   readonly address: string;
+  /** Set when sessions do not run over Control.Session (see ConnectionOptions). */
+  readonly openSession: SessionOpener | undefined;
+  /** The Docker Engine this connection reaches, if it is one. */
+  engine: EngineHandle | undefined;
   readonly #channel: H2Channel;
   readonly #methods = new Map<ControlMethod, Method>();
   readonly #onClose: (() => void) | undefined;
+  readonly #daemon: string;
 
   constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, options: ConnectionOptions = {}) {
     this.address = addr.address;
     this.#onClose = options.onClose;
+    this.openSession = options.openSession;
+    this.engine = options.engine;
+    this.#daemon = options.daemon ?? "buildkitd";
     const dial = options.dial ?? dialer(addr, tlsOptions);
-    const authority = addr.kind === "tcp" ? (tlsOptions ? tlsOptions.serverName : `${addr.host}:${addr.port}`) : "localhost";
+    const authority = options.authority ?? (addr.kind === "tcp" ? (tlsOptions ? tlsOptions.serverName : `${addr.host}:${addr.port}`) : "localhost");
     this.#channel = new H2Channel(dial, authority, options.keepalive);
   }
 
@@ -128,7 +146,7 @@ export class Connection {
   /** The error to throw for a failed call. */
   translate(e: unknown, method: string, signal?: AbortSignal): BuildKitError {
     if (signal?.aborted) return abortError(signal);
-    return translateError(e, this.address, method);
+    return translateError(e, this.address, method, this.#daemon);
   }
 
   /** Calls a unary Control method; a refused call is tried again on a new connection. */
@@ -222,9 +240,9 @@ function abortError(signal: AbortSignal): BuildKitError {
  * buildkitd is a ConnectionError naming the address and the likely fix; a
  * connection lost later says so; statuses the daemon sent keep its message.
  */
-export function translateError(e: unknown, address: string, method: string): BuildKitError {
+export function translateError(e: unknown, address: string, method: string, daemon = "buildkitd"): BuildKitError {
   if (e instanceof BuildKitError) return e;
-  if (e instanceof TransportError) return transportFailure(e, address, method);
+  if (e instanceof TransportError) return transportFailure(e, address, method, daemon);
   if (!(e instanceof GrpcStatusError)) {
     return new BuildKitError(`${method}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
@@ -233,7 +251,7 @@ export function translateError(e: unknown, address: string, method: string): Bui
   if (!e.remote) {
     if (e.code === Status.DEADLINE_EXCEEDED) {
       return new ConnectionError(
-        `no answer from buildkitd at ${address} before the timeout; is it buildkitd, and is it up? (--timeout raises the limit)`,
+        `no answer from ${daemon} at ${address} before the timeout; is it ${daemon}, and is it up? (--timeout raises the limit)`,
         address,
         {
           code,
@@ -259,10 +277,10 @@ export function translateError(e: unknown, address: string, method: string): Bui
   return new BuildKitError(details || code, { code, cause: e });
 }
 
-function transportFailure(e: TransportError, address: string, method: string): BuildKitError {
+function transportFailure(e: TransportError, address: string, method: string, daemon: string): BuildKitError {
   const cause = e.facts.cause;
   const code = statusName(e.code);
-  const hint = "set --addr or BUILDKIT_HOST to buildkitd's address";
+  const hint = daemon === "buildkitd" ? "set --addr or BUILDKIT_HOST to buildkitd's address" : "set --addr or DOCKER_HOST to the Engine's address";
   const fail = (message: string): ConnectionError => new ConnectionError(message, address, { code, cause: e });
   switch (e.kind) {
     case "connect": {
@@ -271,25 +289,25 @@ function transportFailure(e: TransportError, address: string, method: string): B
       const why = dialReason(e.facts.nodeCode);
       if (why)
         return fail(
-          `cannot connect to buildkitd at ${address}: ${why}${/refused|no such socket|not a socket|not found|unreachable|timed out/.test(why) ? ` (${hint})` : ""}`,
+          `cannot connect to ${daemon} at ${address}: ${why}${/refused|no such socket|not a socket|not found|unreachable|timed out/.test(why) ? ` (${hint})` : ""}`,
         );
       const tlsWhy = tlsReason(`${e.facts.nodeCode ?? ""} ${e.message}`);
-      if (tlsWhy) return fail(`TLS connection to buildkitd at ${address} failed: ${tlsWhy}`);
+      if (tlsWhy) return fail(`TLS connection to ${daemon} at ${address} failed: ${tlsWhy}`);
       if (e.facts.nodeCode === "ECONNRESET" || e.facts.nodeCode === "EPIPE") return closedEarly(address, code, e);
-      return fail(`cannot connect to buildkitd at ${address}: ${e.message} (${hint})`);
+      return fail(`cannot connect to ${daemon} at ${address}: ${e.message} (${hint})`);
     }
     case "protocol": {
       const tlsWhy = e.facts.nodeCode ? tlsReason(`${e.facts.nodeCode} ${e.message}`) : undefined;
-      if (tlsWhy) return fail(`TLS connection to buildkitd at ${address} failed: ${tlsWhy}`);
+      if (tlsWhy) return fail(`TLS connection to ${daemon} at ${address} failed: ${tlsWhy}`);
       if (e.facts.cause === undefined && /closed (the (connection|call) )?before/.test(e.message)) return closedEarly(address, code, e);
-      return fail(`${address} did not answer as buildkitd (${e.message}); check the address`);
+      return fail(`${address} did not answer as ${daemon} (${e.message}); check the address`);
     }
     case "lost":
-      return fail(`connection to buildkitd at ${address} lost${during(method)}: ${e.message}`);
+      return fail(`connection to ${daemon} at ${address} lost${during(method)}: ${e.message}`);
     case "refused":
-      return fail(`buildkitd at ${address} refused the call${during(method)}: it is shutting down or restarting; try again`);
+      return fail(`${daemon} at ${address} refused the call${during(method)}: it is shutting down or restarting; try again`);
     case "reset":
-      return new BuildKitError(`buildkitd at ${address} reset the call${during(method)} (${e.message})`, { code, cause: e });
+      return new BuildKitError(`${daemon} at ${address} reset the call${during(method)} (${e.message})`, { code, cause: e });
     case "closed":
       return new UsageError("this BuildKitClient is closed", { cause: e });
   }

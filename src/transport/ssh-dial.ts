@@ -8,7 +8,8 @@ import { createHmac } from "node:crypto";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
+import { PendingStream } from "./pending-stream.js";
 import type { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { ConnectionError } from "../errors.js";
 import { bareHost } from "./address.js";
@@ -92,49 +93,6 @@ export function checkHostKey(knownHosts: string, name: string, keyBlob: Buffer):
     if (blob === key) ok = true;
   }
   return ok ? "ok" : seen ? "changed" : "unknown";
-}
-
-/**
- * A Duplex that stands in for a stream still being opened: writes wait,
- * then everything flows to and from the real stream once it is attached.
- */
-class PendingStream extends Duplex {
-  #target: Duplex | undefined;
-  #queued: Array<{ chunk: Buffer; cb: (e?: Error | null) => void }> = [];
-  #ended = false;
-
-  attach(target: Duplex): void {
-    this.#target = target;
-    target.on("data", (d: Buffer) => {
-      if (!this.push(d)) target.pause();
-    });
-    target.on("end", () => this.push(null));
-    target.on("error", (e: Error) => this.destroy(e));
-    target.on("close", () => this.destroy());
-    for (const { chunk, cb } of this.#queued) target.write(chunk, cb);
-    this.#queued = [];
-    if (this.#ended) target.end();
-  }
-
-  override _read(): void {
-    this.#target?.resume();
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    if (this.#target) this.#target.write(chunk, cb);
-    else this.#queued.push({ chunk, cb });
-  }
-
-  override _final(cb: (e?: Error | null) => void): void {
-    if (this.#target) this.#target.end();
-    else this.#ended = true;
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.#target?.destroy();
-    cb(err);
-  }
 }
 
 /**
