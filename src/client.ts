@@ -2,7 +2,9 @@ import { setMaxListeners } from "node:events";
 import { BuildKitError, ConnectionError, UsageError } from "./errors.js";
 import { MAX_TIMER_MS } from "./grpc/client.js";
 import { linkSignals } from "./signals.js";
-import { parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
+import { existsSync } from "node:fs";
+import { DEFAULT_ADDRESS, parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
+import { engineConfigured, isDockerAddress } from "./docker/host.js";
 import { Connection, type ControlMethod, type ControlRequest, type ControlResponse } from "./transport/connection.js";
 import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
 import type { ComposeLoadOptions } from "./compose/load.js";
@@ -11,14 +13,33 @@ import { startBuild, type Build } from "./solve/solve.js";
 import type { BuildOptions } from "./solve/options.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { PruneRequest } from "./gen/types/moby/buildkit/v1/PruneRequest.js";
-import type { CacheRecord, DaemonInfo, DiskUsage, DiskUsageOptions, InfoOptions, PruneOptions, PruneResult, WorkerInfo, WorkersOptions } from "./types.js";
+import type {
+  CacheRecord,
+  DaemonInfo,
+  DiskUsage,
+  DiskUsageOptions,
+  EngineInfo,
+  InfoOptions,
+  PruneOptions,
+  PruneResult,
+  WorkerInfo,
+  WorkersOptions,
+} from "./types.js";
 
 export interface ConnectOptions {
   /**
-   * buildkitd address: `unix:///path`, `tcp://host:port` or
-   * `ssh://[user@]host[:port][/path/to/buildkitd.sock]`.
-   * Default: the `BUILDKIT_HOST` environment variable, then
-   * `unix:///run/buildkit/buildkitd.sock` (as buildctl).
+   * The daemon's address. buildkitd: `unix:///path`, `tcp://host:port` or
+   * `ssh://[user@]host[:port][/path/to/buildkitd.sock]`. A Docker Engine's
+   * BuildKit: `docker://` (the Engine the docker CLI would use:
+   * `DOCKER_HOST`, `DOCKER_CONTEXT`, the Docker config's current context,
+   * then /var/run/docker.sock), `docker://CONTEXT`, `docker+unix:///path`,
+   * `docker+tcp://host[:port]` (TLS from `DOCKER_TLS_VERIFY` /
+   * `DOCKER_CERT_PATH` as the docker CLI, or `tls`), or
+   * `docker+ssh://[user@]host[:port][/path/to/docker.sock]`.
+   * Default: `BUILDKIT_HOST`; else buildkitd's socket
+   * `/run/buildkit/buildkitd.sock` if it exists; else the Docker Engine
+   * when `DOCKER_HOST` or a docker context is set or /var/run/docker.sock
+   * exists (as buildx's default builder); else buildkitd's socket.
    */
   address?: string | undefined;
   /** TLS for tcp:// addresses (as buildctl's --tlscacert/--tlscert/--tlskey/--tlsservername/--tlsdir). */
@@ -69,14 +90,16 @@ const DEFAULT_KEEPALIVE = { intervalMs: 30_000, timeoutMs: 20_000 };
 export class BuildKitClient {
   readonly #conn: Connection;
   readonly #timeoutMs: number;
+  readonly #engine: EngineInfo | undefined;
   /** Aborted by close(): cancels the builds still running. */
   readonly #closing = new AbortController();
   readonly #builds = new Set<Promise<unknown>>();
   #closed: Promise<void> | undefined;
 
-  private constructor(conn: Connection, timeoutMs: number) {
+  private constructor(conn: Connection, timeoutMs: number, engine?: EngineInfo) {
     this.#conn = conn;
     this.#timeoutMs = timeoutMs;
+    this.#engine = engine;
     // One listener per running build or call: many at once is normal use.
     setMaxListeners(0, this.#closing.signal);
   }
@@ -94,7 +117,9 @@ export class BuildKitClient {
   static async connect(options: ConnectOptions = {}): Promise<BuildKitClient> {
     const env = options.env ?? process.env;
     const timeoutMs = checkMs(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeout");
-    const addr = parseAddress(resolveAddress(options.address, env));
+    const address = defaultAddress(options.address, env);
+    if (isDockerAddress(address)) return BuildKitClient.#connectEngine(address, env, timeoutMs, options);
+    const addr = parseAddress(address);
     const tls = resolveTls(options.tls, addr);
     const ka = options.keepalive;
     const keepalive =
@@ -133,6 +158,22 @@ export class BuildKitClient {
     return client;
   }
 
+  static async #connectEngine(address: string, env: Record<string, string | undefined>, timeoutMs: number, options: ConnectOptions): Promise<BuildKitClient> {
+    const ka = options.keepalive;
+    const keepalive =
+      ka === false
+        ? undefined
+        : ka === undefined
+          ? ("default" as const)
+          : {
+              intervalMs: checkMs(ka.intervalMs ?? DEFAULT_KEEPALIVE.intervalMs, "keepalive interval"),
+              timeoutMs: checkMs(ka.timeoutMs ?? DEFAULT_KEEPALIVE.timeoutMs, "keepalive timeout"),
+            };
+    const { connectEngine } = await import("./docker/connect.js");
+    const { conn, engine } = await connectEngine(address, { env, tls: options.tls, ssh: options.ssh, timeoutMs, keepalive, signal: options.signal });
+    return new BuildKitClient(conn, timeoutMs, engine);
+  }
+
   #check(): void {
     if (this.#closed) throw new UsageError("this BuildKitClient is closed");
   }
@@ -156,6 +197,19 @@ export class BuildKitClient {
 
   /** buildkitd's version. */
   async info(options: InfoOptions = {}): Promise<DaemonInfo> {
+    if (this.#engine) {
+      // An Engine's BuildKit older than v0.11 has no Info; its workers may carry the version.
+      const res = await this.#unary("Control.Info", {}, options).catch((e: unknown) => {
+        if ((e as { code?: string }).code === "UNIMPLEMENTED") return undefined;
+        throw e;
+      });
+      let buildkit = res ? versionFromWire(res) : undefined;
+      if (!buildkit?.version) {
+        const w = (await this.#unary("Control.ListWorkers", { filter: [] }, options)).record[0]?.BuildkitVersion;
+        buildkit = { package: w?.package ?? "", version: w?.version ?? "", revision: w?.revision ?? "" };
+      }
+      return { address: this.address, buildkit, engine: { ...this.#engine } };
+    }
     const res = await this.#unary("Control.Info", {}, options);
     return { address: this.address, buildkit: versionFromWire(res) };
   }
@@ -265,6 +319,19 @@ export class BuildKitClient {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * The address to dial: the caller's, BUILDKIT_HOST, buildkitd's default
+ * socket when it exists, the Docker Engine when one is configured or its
+ * default socket exists, else buildkitd's default (whose absence the
+ * connection error then names).
+ */
+function defaultAddress(explicit: string | undefined, env: Record<string, string | undefined>): string {
+  const address = resolveAddress(explicit, env);
+  if (address !== DEFAULT_ADDRESS || explicit === DEFAULT_ADDRESS || env["BUILDKIT_HOST"] === DEFAULT_ADDRESS) return address;
+  if (existsSync(DEFAULT_ADDRESS.slice("unix://".length))) return address;
+  return engineConfigured(env) ? "docker://" : address;
 }
 
 /** A duration option in milliseconds: positive, and within setTimeout's range. */

@@ -14,7 +14,22 @@ export interface BuildKitVersion {
 export interface DaemonInfo {
   /** The address that was dialled. */
   address: string;
+  /** BuildKit's version; empty strings when the daemon does not say (an Engine's BuildKit older than v0.11). */
   buildkit: BuildKitVersion;
+  /** Set when the daemon is a Docker Engine's embedded BuildKit. */
+  engine?: EngineInfo;
+}
+
+/** The Docker Engine a client builds through. */
+export interface EngineInfo {
+  /** e.g. "28.4.0". */
+  version: string;
+  /** The API version the client uses with it (min of ours and the Engine's). */
+  apiVersion: string;
+  /** Where the address came from: "DOCKER_HOST", `context "NAME"`, "--addr", "default". */
+  source: string;
+  /** "containerd" (the containerd image store) or "classic" (graph drivers). */
+  imageStore: "containerd" | "classic";
 }
 
 export interface Platform {

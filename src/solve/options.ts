@@ -25,6 +25,8 @@ import { resolveOciContext, type OciContext } from "./stores.js";
  * - `tar`, `oci`, `docker` with `dest: FILE` or `stream`: a tarball (the
  *   files; an OCI layout; `docker load`'s format). With `attrs.tar:
  *   "false"`, `oci`/`docker` write an OCI layout directory at `dest`.
+ * - `docker` with neither: loaded into a Docker Engine's image store, as
+ *   buildx's `--load` (see BuildOptions.load).
  * - `cacheonly`: no output (the result stays in the build cache).
  *
  * Files and directories land complete or not at all: they are written
@@ -49,8 +51,12 @@ export interface ResolvedExport {
   type: string;
   /** Attributes for the daemon (`dest` taken out). */
   attrs: Record<string, string>;
-  /** How the client receives it: nothing (image), a directory, a file or stream, an OCI layout directory. */
-  target: "none" | "directory" | "file" | "stream" | "layout";
+  /**
+   * How the client receives it: nothing (image), a directory, a file or
+   * stream, an OCI layout directory, or loaded into a Docker Engine
+   * (`docker` without dest or stream).
+   */
+  target: "none" | "directory" | "file" | "stream" | "layout" | "load";
   dest?: string | undefined;
   stream?: Writable | undefined;
   /** An export the library consumes itself (the leak audit's): not reported in the result. */
@@ -92,6 +98,15 @@ export interface BuildOptions {
   /** Image names; with `push`, they are pushed. */
   tags?: string[] | undefined;
   push?: boolean | undefined;
+  /**
+   * Load the image into a Docker Engine's image store (buildx --load, an
+   * output `{ type: "docker" }` without dest). Through an Engine, that
+   * Engine; with buildkitd, the Engine the docker CLI would use
+   * (`DOCKER_HOST`, `DOCKER_CONTEXT`, the Docker config's current context,
+   * then /var/run/docker.sock, read from `env`), the tarball streamed into
+   * its `POST /images/load` with no temporary file.
+   */
+  load?: boolean | undefined;
   /** Extra exporters (buildx --output). */
   outputs?: ExportSpec[] | undefined;
   /** Entitlements such as "network.host" (the daemon must allow them). */
@@ -195,10 +210,12 @@ function resolveExport(spec: ExportSpec, platforms: number): ResolvedExport | un
   const stream = spec.stream;
   const names = attrs["name"];
   if (namedExporters.has(type) && names) for (const n of names.split(",")) checkImageName(n, "image name", "in an output's name=");
+  const asTar = type === "tar" || ((type === "oci" || type === "docker") && parseBool(attrs["tar"]) !== false);
+  // Loaded into an Engine: whether several platforms fit depends on its image store (checked then).
+  if (type === "docker" && asTar && dest === undefined && !stream) return { type, attrs, target: "load" };
   if (type === "docker" && platforms > 1) {
     throw new UsageError("docker exporter does not support exporting manifest lists, use the oci exporter instead (type=oci)");
   }
-  const asTar = type === "tar" || ((type === "oci" || type === "docker") && parseBool(attrs["tar"]) !== false);
   const asDir = type === "local" || ((type === "oci" || type === "docker") && !asTar);
   if (asDir) {
     if (stream) throw new UsageError(`${what}${type === "local" ? "" : ",tar=false"} writes a directory and cannot go to a stream: give dest=DIR`);
@@ -232,6 +249,8 @@ export function exporters(opts: BuildOptions): ResolvedExport[] {
     const r = resolveExport(o, opts.platforms?.length ?? 0);
     if (r) out.push(r);
   }
+  if (opts.load && !out.some((o) => o.target === "load")) out.push(resolveExport({ type: "docker" }, opts.platforms?.length ?? 0)!);
+  if (out.filter((o) => o.target === "load").length > 1) throw new UsageError("two outputs load into the Docker Engine: give one");
   if (out.filter((o) => o.target === "layout").length > 1) {
     throw new UsageError("only one oci or docker output with tar=false per build (they share the session's export store)");
   }
@@ -242,9 +261,12 @@ export function exporters(opts: BuildOptions): ResolvedExport[] {
   if (dup !== undefined) throw new UsageError(`two outputs write to ${JSON.stringify(dup)}: give each its own dest`);
   if (opts.tags?.length || opts.push) {
     const image = out.find((o) => o.type === "image");
+    // As buildx: the tags name every image, oci and docker output.
+    if (opts.tags?.length) for (const o of out) if (namedExporters.has(o.type) && !o.attrs["name"]) o.attrs["name"] = opts.tags.join(",");
     if (image) {
-      if (opts.tags?.length && !image.attrs["name"]) image.attrs["name"] = opts.tags.join(",");
       if (opts.push) image.attrs["push"] = "true";
+    } else if (!opts.push && out.some((o) => namedExporters.has(o.type))) {
+      // Named through the oci/docker outputs; no image exporter besides them.
     } else {
       if (opts.push && !opts.tags?.length) throw new UsageError("push needs at least one tag (--tag NAME)");
       const attrs: Record<string, string> = { name: opts.tags!.join(",") };

@@ -20,6 +20,8 @@ export interface ExportResult {
   dest?: string | undefined;
   /** True when the output went to the caller's stream. */
   stream?: boolean | undefined;
+  /** The Docker Engine the image was loaded into (its address), for a `docker` output without dest (--load). */
+  engine?: string | undefined;
   /** Manifest (or index) digest, for image, oci and docker outputs. */
   digest?: string | undefined;
   /** Config digest: the image ID, where the exporter reports one. */

@@ -18,12 +18,13 @@ import { authService } from "../session/auth.js";
 import { credentialLookup } from "./registry-auth.js";
 import { Queue } from "../queue.js";
 import { linkSignals } from "../signals.js";
-import { statusFromWire, type SolveStatus } from "../progress/status.js";
+import { statusFromWire, type SolveStatus, type Vertex } from "../progress/status.js";
 import { resolveBuild, type BuildOptions, type ResolvedBuild } from "./options.js";
 import { BuildOutputs, type ExportResult } from "./outputs.js";
 import { fileSendService } from "../session/filesend.js";
 import { contentService } from "../session/content.js";
 import { prepareStores } from "./stores.js";
+import { explainEngineError, planForEngine } from "./engine.js";
 import type { AuditReport } from "../audit/report.js";
 import type { SolveRequest } from "../gen/types/moby/buildkit/v1/SolveRequest.js";
 import type { Exporter } from "../gen/types/moby/buildkit/v1/Exporter.js";
@@ -75,13 +76,16 @@ const STATUS_NEVER_STARTED_MS = 250;
  */
 export function startBuild(conn: Connection, opts: BuildOptions, closing?: AbortSignal): Build {
   const resolved = resolveBuild(opts);
+  const engine = conn.engine
+    ? planForEngine(resolved.exps, conn.engine, { platforms: opts.platforms?.length ?? 0, cacheExports: resolved.caches.exports, env: opts.env ?? process.env })
+    : undefined;
   if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED", cause: opts.signal.reason });
   if (closing?.aborted) throw new BuildKitError("the BuildKitClient is closed", { code: "CANCELLED" });
   const ref = newId();
   const progress = new Queue<SolveStatus>("build.progress");
   const ac = new AbortController();
   const unlink = linkSignals(ac, [opts.signal, closing]);
-  const result = run(conn, opts, { ref, progress, resolved, ac }).finally(unlink);
+  const result = run(conn, opts, { ref, progress, resolved, ac, pushNames: engine?.pushNames ?? [] }).finally(unlink);
   // The caller may read progress before awaiting result; keep an early
   // failure from counting as an unhandled rejection in the meantime.
   result.catch(() => undefined);
@@ -106,6 +110,8 @@ interface Running {
   resolved: ResolvedBuild;
   /** Aborted by cancel(), the caller's signal, the client's close, or the session ending. */
   ac: AbortController;
+  /** Names the Docker Engine API pushes after the solve (its classic store). */
+  pushNames: string[];
 }
 
 /** The error a build ends with once `ac` has aborted. */
@@ -136,6 +142,13 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     const stores = await prepareStores(caches, exps, r.resolved.ociContexts, warn);
     // The frontend resolves its own cache sources from this attribute (as buildctl sends it).
     if (stores.imports.length) attrs["cache-imports"] = JSON.stringify(stores.imports.map((c) => ({ Type: c.type, Attrs: c.attrs })));
+    // --load with buildkitd: the Engine must answer before anything is built.
+    const loadExp = exps.find((e) => e.target === "load");
+    const load = loadExp
+      ? await (
+          await import("../docker/load.js")
+        ).prepareLoad(loadExp, { env, timeoutMs: LOAD_CONNECT_TIMEOUT_MS, signal: ac.signal, platforms: opts.platforms?.length ?? 0 })
+      : undefined;
     const secrets = await prepareSecrets(opts.secrets, env, { signal: ac.signal, secretTimeoutMs: opts.secretTimeoutMs });
     const agents = await prepareSsh(opts.ssh, env);
     if (ac.signal.aborted) throw abortReason(ac);
@@ -193,11 +206,31 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     await stores.finish(exporterResponse);
     const exports = await out.commit(exporterResponse);
     committed = true;
+    if (load && loadExp) {
+      const images = await step(progress, "importing to docker", () => load.loaded);
+      const result = exports[exps.filter((e) => !e.sink).indexOf(loadExp)];
+      if (result) {
+        delete result.stream;
+        result.engine = load.address;
+        if (images.length) result.names ??= images;
+      }
+    }
+    if (r.pushNames.length && conn.engine) {
+      const lookup = credentialLookup(opts.registryAuth, env);
+      for (const name of r.pushNames) {
+        const pushed = await step(progress, `pushing ${name} with docker`, () => conn.engine!.pushImage(name, lookup, ac.signal));
+        if (pushed.digest && name === r.pushNames[0]) {
+          exporterResponse["containerimage.config.digest"] ??= exporterResponse["containerimage.digest"] ?? "";
+          exporterResponse["containerimage.digest"] = pushed.digest;
+        }
+      }
+    }
     const result: BuildResult = { exporterResponse, bytesSent: Object.fromEntries(stats.bytesSent), exports, warnings };
     if (auditReport) result.audit = auditReport;
     return result;
   } catch (e) {
     if (ac.signal.aborted) throw abortReason(ac);
+    if (conn.engine && e instanceof Error) e.message = explainEngineError(e.message);
     // buildkitd only heard "secret s could not be read"; say why, with the cause.
     const local = secretFailures?.first();
     if (local) throw local;
@@ -211,6 +244,33 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     if (!committed) await outputs?.discard(ac.signal.aborted ? abortReason(ac) : new BuildKitError("the build failed"));
     await status?.drain(ac.signal);
     progress.close();
+  }
+}
+
+/** How long --load waits for the Docker Engine to answer before the build starts. */
+const LOAD_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs a client-side step of the build (a push or load through the Docker
+ * Engine API) as a vertex of its own in the progress, as buildx shows them.
+ */
+async function step<T>(progress: Queue<SolveStatus>, name: string, fn: () => Promise<T>): Promise<T> {
+  const digest = `bk-build:${createHash("sha256").update(`${name}\0${Date.now()}`).digest("hex").slice(0, 32)}`;
+  const started = new Date();
+  const vertex = (extra: Partial<Vertex>): SolveStatus => ({
+    vertexes: [{ digest, inputs: [], name, cached: false, started, ...extra }],
+    statuses: [],
+    logs: [],
+    warnings: [],
+  });
+  progress.push(vertex({}));
+  try {
+    const r = await fn();
+    progress.push(vertex({ completed: new Date() }));
+    return r;
+  } catch (e) {
+    progress.push(vertex({ completed: new Date(), error: e instanceof Error ? e.message : String(e) }));
+    throw e;
   }
 }
 

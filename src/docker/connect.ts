@@ -1,0 +1,83 @@
+/**
+ * Connecting to a Docker Engine's BuildKit: resolve the Engine as the docker
+ * CLI would, ping it (API version), open Control over `/grpc`, and learn its
+ * image store from the worker labels (buildx's test).
+ */
+import { BuildKitError, ConnectionError } from "../errors.js";
+import { Connection } from "../transport/connection.js";
+import type { KeepaliveOptions } from "../grpc/client.js";
+import type { SshOptions } from "../transport/ssh-dial.js";
+import type { TlsOptions } from "../transport/address.js";
+import type { EngineInfo } from "../types.js";
+import { resolveEngine } from "./host.js";
+import { engineHandle, engineLink } from "./engine.js";
+
+/** Present only on the containerd image store's worker. */
+const SNAPSHOTTER_LABEL = "org.mobyproject.buildkit.worker.snapshotter";
+
+export interface EngineConnection {
+  conn: Connection;
+  engine: EngineInfo;
+}
+
+export async function connectEngine(
+  address: string,
+  o: {
+    env: Record<string, string | undefined>;
+    tls: TlsOptions | undefined;
+    ssh: SshOptions | undefined;
+    timeoutMs: number;
+    keepalive: KeepaliveOptions | "default" | undefined;
+    signal: AbortSignal | undefined;
+  },
+): Promise<EngineConnection> {
+  if (o.tls?.dir !== undefined) throw new ConnectionError("--tlsdir is not used with a Docker Engine: set DOCKER_CERT_PATH, or --tlscacert/--tlscert/--tlskey", address);
+  const resolved = resolveEngine(address, {
+    env: o.env,
+    tls: o.tls ? { caFile: o.tls.caFile, certFile: o.tls.certFile, keyFile: o.tls.keyFile, serverName: o.tls.serverName } : undefined,
+  });
+  const link = engineLink(resolved, { ssh: o.ssh, env: o.env, timeoutMs: o.timeoutMs });
+  const deadline = AbortSignal.timeout(o.timeoutMs);
+  const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
+  const unixLike = resolved.endpoint.kind === "unix";
+  const keepalive = o.keepalive === "default" ? (unixLike ? undefined : { intervalMs: 30_000, timeoutMs: 20_000 }) : o.keepalive;
+  let conn: Connection | undefined;
+  try {
+    const apiVersion = await link.api.apiVersion(signal).catch((e: unknown) => {
+      if (deadline.aborted && !o.signal?.aborted) {
+        throw new ConnectionError(`no answer from the Docker Engine at ${resolved.address} within ${o.timeoutMs} ms; is dockerd up? (--timeout raises the limit)`, resolved.address, {
+          code: "DEADLINE_EXCEEDED",
+          cause: e,
+        });
+      }
+      throw e;
+    });
+    const version = await link.api.version(signal);
+    conn = new Connection({ kind: "unix", path: "", address: resolved.address }, undefined, {
+      dial: link.dialGrpc,
+      openSession: link.openSession,
+      daemon: "the Docker Engine",
+      authority: "localhost",
+      keepalive,
+      onClose: link.close,
+    });
+    const workers = await conn.unary("Control.ListWorkers", { filter: [] }, { signal, deadline: new Date(Date.now() + o.timeoutMs) });
+    // The image store decides the exporters (buildx's test: the worker's snapshotter label).
+    const containerdStore = workers.record.some((w) => SNAPSHOTTER_LABEL in w.Labels);
+    conn.engine = engineHandle(link, containerdStore);
+    return {
+      conn,
+      engine: {
+        version: version.version,
+        apiVersion,
+        source: resolved.source,
+        imageStore: containerdStore ? "containerd" : "classic",
+      },
+    };
+  } catch (e) {
+    if (conn) await conn.close(0);
+    else link.close();
+    if (e instanceof BuildKitError) throw e;
+    throw new ConnectionError(`cannot use the Docker Engine at ${resolved.address}: ${e instanceof Error ? e.message : String(e)}`, resolved.address, { cause: e });
+  }
+}

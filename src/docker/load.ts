@@ -1,0 +1,66 @@
+/**
+ * `--load` with a standalone buildkitd (buildx's docker.LoadImage): the
+ * export tarball is streamed from the session straight into the Engine's
+ * `POST /images/load`, with no temporary file. An Engine with the
+ * containerd image store gets an `oci` tarball (it takes multi-platform
+ * images), any other a `docker` one.
+ */
+import { PassThrough } from "node:stream";
+import { BuildKitError } from "../errors.js";
+import type { ResolvedExport } from "../solve/options.js";
+import type { SshOptions } from "../transport/ssh-dial.js";
+import { resolveEngine } from "./host.js";
+import { engineLink } from "./engine.js";
+
+export interface LoadTarget {
+  /** The Engine's display address. */
+  address: string;
+  /** Settles with the images the Engine loaded, once the tarball has been read to its end. */
+  loaded: Promise<string[]>;
+}
+
+/**
+ * Points `exp` (a `load` output) at the Engine the docker CLI would use,
+ * checking first that it answers: without one the build fails here, before
+ * it starts, with one line. `signal` aborts the load.
+ */
+export async function prepareLoad(
+  exp: ResolvedExport,
+  o: { env: Record<string, string | undefined>; ssh?: SshOptions | undefined; timeoutMs: number; signal: AbortSignal; platforms: number },
+): Promise<LoadTarget> {
+  const resolved = resolveEngine("docker://", { env: o.env });
+  const link = engineLink(resolved, { env: o.env, ssh: o.ssh, timeoutMs: o.timeoutMs });
+  try {
+    const deadline = AbortSignal.timeout(o.timeoutMs);
+    const info = await link.api.info(AbortSignal.any([o.signal, deadline])).catch((e: unknown) => {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new BuildKitError(`--load needs a Docker Engine, and none answered (${why}); set DOCKER_HOST, or give --output type=docker,dest=FILE.tar`, {
+        code: "UNAVAILABLE",
+        cause: e,
+      });
+    });
+    if (info.containerdStore) exp.type = "oci";
+    else if (o.platforms > 1) {
+      throw new BuildKitError(
+        `--load of a multi-platform image needs the containerd image store, and the Docker Engine at ${resolved.address} uses the classic store: build one platform, or push instead`,
+        { code: "INVALID_ARGUMENT" },
+      );
+    }
+    const pipe = new PassThrough({ highWaterMark: 1 << 20 });
+    exp.target = "stream";
+    exp.stream = pipe;
+    const loaded = link.api.loadImage(pipe, { signal: o.signal }).then(
+      (r) => r.images,
+      (e: unknown) => {
+        throw e instanceof BuildKitError ? e : new BuildKitError(`loading the image into the Docker Engine at ${resolved.address} failed: ${String(e)}`, { cause: e });
+      },
+    );
+    // Read by the build once the export is done; a failed build destroys the pipe and this with it.
+    loaded.catch(() => undefined);
+    void loaded.finally(() => link.close()).catch(() => undefined);
+    return { address: resolved.address, loaded };
+  } catch (e) {
+    link.close();
+    throw e;
+  }
+}
