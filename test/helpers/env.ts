@@ -21,6 +21,8 @@ export interface TestEnv {
   tlsDir: string | undefined;
   /** A registry that requires a login, with bk-test/private-base:latest in it. */
   authRegistry: { host: string; user: string; password: string } | undefined;
+  /** The Docker Engine: its unix socket, and its --tlsverify listener with the client's cert directory (the dind shape). */
+  docker: { host: string; tlsHost: string; certPath: string };
 }
 
 let cached: TestEnv | undefined;
@@ -57,6 +59,7 @@ export function testEnv(): TestEnv {
     authRegistry: env["BK_TEST_AUTH_REGISTRY"]
       ? { host: env["BK_TEST_AUTH_REGISTRY"], user: need("BK_TEST_AUTH_USER"), password: need("BK_TEST_AUTH_PASSWORD") }
       : undefined,
+    docker: { host: need("BK_TEST_DOCKER_HOST"), tlsHost: need("BK_TEST_DOCKER_TLS_HOST"), certPath: need("BK_TEST_DOCKER_CERT_PATH") },
   };
   return cached;
 }
@@ -66,6 +69,21 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   ms: number;
+}
+
+/**
+ * Runs the docker CLI (the oracle for what landed in the Engine) against the
+ * test Engine, with an empty Docker config of its own.
+ */
+export function dockerCli(args: string[], options: { input?: Buffer; maxBuffer?: number } = {}): { code: number | null; stdout: Buffer; stderr: string } {
+  const env = testEnv();
+  const r = spawnSync("docker", args, {
+    env: { PATH: process.env["PATH"], HOME: process.env["HOME"], DOCKER_HOST: env.docker.host, DOCKER_CONFIG: join(repoRoot, "dist", ".docker-oracle") },
+    input: options.input,
+    maxBuffer: options.maxBuffer ?? 256 << 20,
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
 /** Runs the built bk-build CLI as a user would. */

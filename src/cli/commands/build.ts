@@ -70,9 +70,8 @@ function outputsToStdout(outputs: ExportSpec[], stdout: CliStdout | undefined, q
   return outputs.map((o) => {
     const tarball = o.type === "tar" || ((o.type === "oci" || o.type === "docker") && !isFalse(o.attrs?.["tar"]));
     if (!tarball) return o;
-    if (o.dest === undefined && o.type === "docker") {
-      throw new UsageError("--output type=docker without dest loads the image into a Docker Engine, which bk-build cannot do yet: give dest=FILE.tar");
-    }
+    // Without dest, docker means --load (into the Docker Engine), as buildx.
+    if (o.dest === undefined && o.type === "docker") return o;
     if (o.dest !== undefined && o.dest !== "-") return o;
     if (used) throw new UsageError("multiple outputs configured to write to stdout: give the others dest=FILE");
     if (!stdout || stdout.isTTY) {
@@ -127,6 +126,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     cacheTo: list(values["cache-to"]).flatMap((c) => parseCacheEntries(c, "--cache-to")),
     tags: list(values["tag"]),
     push: values["push"] === true,
+    load: values["load"] === true,
     outputs: outputsToStdout(list(values["output"]).map(parseOutput), stdout, values["quiet"] === true),
     env,
   };

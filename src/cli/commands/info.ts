@@ -10,10 +10,13 @@ export async function runInfo(values: Values, _positionals: string[], io: CliIo)
     const info = await client.info({ signal: io.signal });
     if (format === "json") return io.out(toJson(info));
     const b = info.buildkit;
-    const pairs: Array<[string, string]> = [
-      ["Address", info.address],
-      ["BuildKit", [b.package, b.version, b.revision].filter(Boolean).join(" ")],
-    ];
+    const pairs: Array<[string, string]> = [["Address", info.address]];
+    const e = info.engine;
+    if (e) {
+      pairs.push(["Docker Engine", `${e.version} (API ${e.apiVersion}, ${e.imageStore} image store)`]);
+      pairs.push(["Engine from", e.source]);
+    }
+    pairs.push(["BuildKit", [b.package, b.version, b.revision].filter(Boolean).join(" ") || (e ? "older than v0.11 (the Engine's BuildKit does not report its version)" : "unknown")]);
     if (b.dockerfileVersion) pairs.push(["Dockerfile frontend", b.dockerfileVersion]);
     io.out(keyValues(pairs));
   });

@@ -1,0 +1,293 @@
+/**
+ * The Docker Engine as the daemon, end to end: Debian's dockerd (20.10, API
+ * 1.41, classic image store) started by scripts/test-env.sh, reached over
+ * its unix socket and its --tlsverify listener (the GitLab dind shape). The
+ * docker CLI is the oracle for what landed in the Engine. The Engine has no
+ * bridge network: RUN steps use --network host.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BuildKitClient } from "../../src/index.js";
+import { dockerCli, runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
+import { startAgent, startSshd, type Sshd } from "../helpers/sshd.js";
+import { leakCheckEachTest } from "../helpers/leaks.js";
+import { tempDir } from "../helpers/files.js";
+import { httpGet } from "../helpers/registry.js";
+
+leakCheckEachTest();
+
+const env = testEnv();
+let index: Server;
+let indexPort = 0;
+const seen: string[] = [];
+let currentToken = "";
+
+before(async () => {
+  index = createServer((req, res) => {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? "";
+    seen.push(token);
+    if (req.url === "/simple/internal-pkg" && token === currentToken) res.end("internal-pkg 1.0\n");
+    else {
+      res.statusCode = 401;
+      res.end("unauthorized\n");
+    }
+  });
+  await new Promise<void>((r) => index.listen(0, "127.0.0.1", r));
+  indexPort = (index.address() as { port: number }).port;
+});
+after(() => index.close());
+
+/** The environment of a CI job that has only the Engine: no BUILDKIT_HOST, DOCKER_HOST set. */
+function engineEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return { BUILDKIT_HOST: undefined, DOCKER_HOST: env.docker.host, DOCKER_CONTEXT: undefined, DOCKER_TLS_VERIFY: undefined, DOCKER_CERT_PATH: undefined, ...extra };
+}
+
+function build(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<RunResult> {
+  return runCliAsync(["build", "--progress", "plain", ...args], { env: engineEnv(extraEnv), timeoutMs: 180_000 });
+}
+
+/** Step numbers of plain output: name → #N. */
+function steps(plain: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of plain.matchAll(/^#(\d+) (\[.*)$/gm)) out.set(m[2]!, m[1]!);
+  return out;
+}
+
+function inspect(name: string): { Id: string; Config: { Labels: Record<string, string> | null } } {
+  const r = dockerCli(["image", "inspect", name]);
+  assert.equal(r.code, 0, `docker image inspect ${name}: ${r.stderr}`);
+  return (JSON.parse(r.stdout.toString()) as Array<{ Id: string; Config: { Labels: Record<string, string> | null } }>)[0]!;
+}
+
+function removeImage(name: string): void {
+  dockerCli(["image", "rm", "-f", name]);
+}
+
+test("through the Engine: rotating CI_JOB_TOKEN keeps the secret step and every later one cached; the token is in no image and no output", async () => {
+  const ctx = tempDir("bk-engine-ci-");
+  const runId = randomUUID();
+  writeFileSync(join(ctx, "requirements.txt"), "internal-pkg\n");
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    [
+      `FROM ${env.registry}/bk-test/busybox:latest`,
+      `RUN echo ${runId} > /run-id`,
+      "COPY requirements.txt /app/",
+      `RUN --mount=type=secret,id=CI_JOB_TOKEN,required=true wget -q --header "Authorization: Bearer $(cat /run/secrets/CI_JOB_TOKEN)" -O /app/installed http://127.0.0.1:${indexPort}/simple/internal-pkg`,
+      "RUN cat /app/installed > /app/check && echo installed",
+      "",
+    ].join("\n"),
+  );
+  const name = `bk-engine-ci:${runId.slice(0, 8)}`;
+  const tokenA = `glcbt-${randomBytes(12).toString("hex")}`;
+  const tokenB = `glcbt-${randomBytes(12).toString("hex")}`;
+  try {
+    currentToken = tokenA;
+    seen.length = 0;
+    const a = await build(["--network", "host", "--secret", "id=CI_JOB_TOKEN", "-t", name, ctx], { CI_JOB_TOKEN: tokenA });
+    assert.equal(a.code, 0, a.stderr);
+    assert.deepEqual(seen, [tokenA], "the index was asked once, with token A");
+    const first = inspect(name).Id;
+
+    currentToken = tokenB;
+    seen.length = 0;
+    const b = await build(["--network", "host", "--secret", "id=CI_JOB_TOKEN", "-t", name, ctx], { CI_JOB_TOKEN: tokenB });
+    assert.equal(b.code, 0, b.stderr);
+    assert.deepEqual(seen, [], "no request reached the index");
+    const st = steps(b.stderr);
+    const secretStep = [...st].find(([n]) => n.includes("--mount=type=secret"));
+    const lastStep = [...st].find(([n]) => n.includes("RUN cat /app/installed"));
+    assert.ok(secretStep && lastStep, b.stderr);
+    assert.match(b.stderr, new RegExp(`^#${secretStep[1]} CACHED$`, "m"));
+    assert.match(b.stderr, new RegExp(`^#${lastStep[1]} CACHED$`, "m"));
+    assert.equal(inspect(name).Id, first, "the same image, tagged in the Engine's store");
+
+    const saved = dockerCli(["save", name]);
+    assert.equal(saved.code, 0, saved.stderr);
+    assert.ok(saved.stdout.length > 100_000, `docker save gave ${saved.stdout.length} bytes`);
+    assert.ok(saved.stdout.includes(Buffer.from("internal-pkg 1.0")), "the installed package is in the image (the check can see layer bytes)");
+    for (const t of [tokenA, tokenB]) {
+      assert.ok(!saved.stdout.includes(Buffer.from(t)), "no token in docker save");
+      for (const text of [a.stdout, a.stderr, b.stdout, b.stderr]) assert.ok(!text.includes(t), "no token in any output");
+    }
+  } finally {
+    removeImage(name);
+  }
+});
+
+test("through the Engine: info names the Engine and its image store; a build without tag keeps an image, as buildx's docker driver", async () => {
+  const info = await runCliAsync(["info", "--format", "json"], { env: engineEnv() });
+  assert.equal(info.code, 0, info.stderr);
+  const j = JSON.parse(info.stdout) as { address: string; engine: { version: string; apiVersion: string; imageStore: string; source: string } };
+  assert.equal(j.address, `docker+${env.docker.host}`);
+  assert.match(j.engine.version, /^20\.10\./);
+  assert.equal(j.engine.apiVersion, "1.41");
+  assert.equal(j.engine.imageStore, "classic");
+  assert.equal(j.engine.source, "DOCKER_HOST");
+
+  const ctx = tempDir("bk-engine-default-");
+  const marker = randomUUID();
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nLABEL bk.marker=${marker}\n`);
+  const r = await runCliAsync(["build", "-q", ctx], { env: engineEnv() });
+  assert.equal(r.code, 0, r.stderr);
+  const id = r.stdout.trim();
+  assert.match(id, /^sha256:[0-9a-f]{64}$/);
+  try {
+    assert.equal(inspect(id).Config.Labels?.["bk.marker"], marker, "-q printed the ID of the image now in the Engine");
+  } finally {
+    removeImage(id);
+  }
+});
+
+test("through the Engine: --ssh default and a key file reach RUN --mount=type=ssh over the Engine's /session", async () => {
+  let sshd: Sshd | undefined;
+  sshd = await startSshd();
+  const agent = await startAgent([sshd.clientKey]);
+  try {
+    for (const [flag, extra] of [
+      ["default", { SSH_AUTH_SOCK: agent.socket }],
+      [`default=${sshd.clientKey}`, { SSH_AUTH_SOCK: undefined }],
+    ] as const) {
+      const token = `fetched-${randomUUID()}`;
+      writeFileSync(join(sshd.dir, "served.txt"), token);
+      const ctx = tempDir("bk-engine-ssh-");
+      const ssh = `ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p ${sshd.port} root@127.0.0.1`;
+      writeFileSync(
+        join(ctx, "Dockerfile"),
+        `FROM ${env.registry}/bk-test/ssh:latest\nRUN --mount=type=ssh,required=true echo ${token} >/dev/null && ${ssh} cat ${join(sshd.dir, "served.txt")} > /fetched.txt && cat /fetched.txt\n`,
+      );
+      const name = `bk-engine-ssh:${token.slice(-8)}`;
+      const r = await build(["--network", "host", "--ssh", flag, "-t", name, ctx], extra);
+      try {
+        assert.equal(r.code, 0, `--ssh ${flag}: ${r.stderr}`);
+        assert.ok(r.stderr.includes(token), "the step printed the file it fetched over ssh");
+        const saved = dockerCli(["save", name]);
+        assert.ok(saved.stdout.includes(Buffer.from(token)), "fetched.txt is in the image");
+      } finally {
+        removeImage(name);
+      }
+    }
+  } finally {
+    await agent.stop();
+    await sshd.stop();
+  }
+});
+
+test("--load from the standalone buildkitd streams the image into the Engine; multi-platform into the classic store is refused", async () => {
+  const ctx = tempDir("bk-engine-load-");
+  const marker = randomUUID();
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nLABEL bk.marker=${marker}\nRUN echo ${marker} > /marker\n`);
+  const name = `bk-engine-load:${marker.slice(0, 8)}`;
+  const r = await runCliAsync(["build", "--progress", "plain", "--load", "-t", name, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, DOCKER_HOST: env.docker.host },
+    timeoutMs: 120_000,
+  });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^#\d+ importing to docker$/m);
+    assert.equal(inspect(name).Config.Labels?.["bk.marker"], marker);
+  } finally {
+    removeImage(name);
+  }
+
+  const multi = await runCliAsync(["build", "--load", "--platform", "linux/amd64,linux/arm64", "-t", name, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, DOCKER_HOST: env.docker.host },
+  });
+  assert.equal(multi.code, 1, multi.stderr);
+  assert.match(multi.stderr, /^error: --load of a multi-platform image needs the containerd image store/m);
+  assert.equal(multi.stderr.trim().split("\n").length, 1, multi.stderr);
+
+  const none = await runCliAsync(["build", "--load", ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost, DOCKER_HOST: "unix:///nonexistent/docker.sock" },
+  });
+  assert.equal(none.code, 1, none.stderr);
+  assert.match(none.stderr, /^error: --load needs a Docker Engine, and none answered \(.*no such socket.*\); set DOCKER_HOST/m);
+  assert.equal(none.stderr.trim().split("\n").length, 1, none.stderr);
+});
+
+test("the dind shape: DOCKER_HOST=tcp://…:PORT, DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH alone give info, a secret build and its image; a wrong CA is one line", async () => {
+  const dind = { DOCKER_HOST: env.docker.tlsHost, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: env.docker.certPath };
+  const info = await runCliAsync(["info"], { env: engineEnv(dind) });
+  assert.equal(info.code, 0, info.stderr);
+  assert.match(info.stdout, new RegExp(`^Address: +docker\\+${env.docker.tlsHost.replace(/[.]/g, "\\.")}$`, "m"));
+  assert.match(info.stdout, /^Docker Engine: +20\.10\.\S+ \(API 1\.41, classic image store\)$/m);
+
+  const ctx = tempDir("bk-engine-dind-");
+  const secret = `dind-${randomBytes(8).toString("hex")}`;
+  const digest = createHash("sha256").update(secret).digest("hex");
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=tok test "$(sha256sum < /run/secrets/tok)" = "${digest}  -"\n`);
+  const name = `bk-engine-dind:${secret.slice(-6)}`;
+  const r = await build(["--network", "none", "--secret", "id=tok,env=TOK", "-t", name, ctx], { ...dind, TOK: secret });
+  try {
+    assert.equal(r.code, 0, r.stderr);
+    inspect(name);
+  } finally {
+    removeImage(name);
+  }
+
+  const wrong = await runCliAsync(["info"], { env: engineEnv({ ...dind, DOCKER_CERT_PATH: join(env.docker.certPath, "..", "wrong-ca") }) });
+  assert.notEqual(wrong.code, 0);
+  assert.equal(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
+  assert.match(wrong.stderr, /^error: .*(certificate|TLS).*/m);
+  assert.ok(!wrong.stderr.includes("    at "), "no stack trace");
+});
+
+test("through the Engine: a RUN step with the default network names the network mode to use; a missing Engine socket is one line", async () => {
+  const ctx = tempDir("bk-engine-net-");
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${randomUUID()}\n`);
+  const r = await build([ctx]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^error: .*network bridge not found.*build with --network host or --network none\)$/m);
+
+  const gone = await runCliAsync(["build", ctx], { env: engineEnv({ DOCKER_HOST: "unix:///nonexistent/docker.sock" }) });
+  assert.notEqual(gone.code, 0);
+  assert.equal(gone.stderr.trim(), "error: cannot connect to the Docker Engine at docker+unix:///nonexistent/docker.sock: no such socket; is dockerd running?");
+});
+
+test("through the Engine: --push from the classic store goes through the Engine API with our login; a refused push reports the registry's words", async () => {
+  const auth = env.authRegistry!;
+  const ctx = tempDir("bk-engine-push-");
+  const marker = randomUUID();
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nLABEL bk.marker=${marker}\n`);
+  const name = `${auth.host}/bk-test/engine-push:${marker.slice(0, 8)}`;
+  try {
+    const ok = await build(["--push", "-t", name, "--registry-auth", `${auth.host}=${auth.user}:REG_PASSWORD`, ctx], { REG_PASSWORD: auth.password });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, new RegExp(`^#\\d+ pushing ${name.replace(/[.]/g, "\\.")} with docker$`, "m"));
+    const res = await httpGet(`http://${auth.host}/v2/bk-test/engine-push/manifests/${marker.slice(0, 8)}`, {
+      authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`,
+      accept: "application/vnd.docker.distribution.manifest.v2+json",
+    });
+    assert.equal(res.status, 200, "the registry has the pushed manifest");
+    assert.ok(!ok.stderr.includes(auth.password) && !ok.stdout.includes(auth.password), "the password is never shown");
+
+    const bad = await build(["--push", "-t", name, "--registry-auth", `${auth.host}=${auth.user}:REG_PASSWORD`, ctx], { REG_PASSWORD: "not-the-password" });
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stderr, /^error: .*(unauthorized|authentication required|no basic auth credentials).*/im);
+    assert.ok(!bad.stderr.includes("not-the-password"));
+  } finally {
+    removeImage(name);
+  }
+});
+
+test("the library: a BuildKitClient on docker:// runs a build whose result names the image in the Engine", async () => {
+  const client = await BuildKitClient.connect({ address: "docker://", env: { DOCKER_HOST: env.docker.host, HOME: tempDir("bk-engine-home-") } });
+  try {
+    const ctx = tempDir("bk-engine-lib-");
+    writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nLABEL bk.lib=1\n`);
+    const name = `bk-engine-lib:${randomUUID().slice(0, 8)}`;
+    const r = await client.build({ context: ctx, tags: [name], env: {} }).result;
+    try {
+      assert.equal(r.exports[0]?.type, "moby");
+      assert.equal(inspect(name).Id, r.exporterResponse["containerimage.digest"]);
+    } finally {
+      removeImage(name);
+    }
+  } finally {
+    await client.close();
+  }
+});
