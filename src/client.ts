@@ -2,9 +2,8 @@ import { setMaxListeners } from "node:events";
 import { BuildKitError, ConnectionError, UsageError } from "./errors.js";
 import { MAX_TIMER_MS } from "./grpc/client.js";
 import { linkSignals } from "./signals.js";
-import { existsSync } from "node:fs";
-import { DEFAULT_ADDRESS, parseAddress, resolveAddress, resolveTls, type TlsOptions } from "./transport/address.js";
-import { engineConfigured, isDockerAddress } from "./docker/host.js";
+import { defaultAddress, parseAddress, resolveTls, type TlsOptions } from "./transport/address.js";
+import { isDockerAddress } from "./docker/host.js";
 import { Connection, type ControlMethod, type ControlRequest, type ControlResponse } from "./transport/connection.js";
 import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
 import type { ComposeLoadOptions } from "./compose/load.js";
@@ -294,10 +293,12 @@ export class BuildKitClient {
   async composeBuild(options: ComposeLoadOptions & ComposeBuildOptions = {}): Promise<ComposeServiceResult[]> {
     this.#check();
     const { loadCompose } = await import("./compose/load.js");
-    const { planCompose, runCompose } = await import("./compose/build.js");
-    const project = loadCompose(options);
+    const { planCompose, runCompose, withEngineImageNames } = await import("./compose/build.js");
+    // Through an Engine, images stay in its store (named project-service, as docker compose does), where service: contexts find them.
+    const engine = this.#conn.engine !== undefined;
+    const project = engine ? withEngineImageNames(loadCompose(options)) : loadCompose(options);
     const plan = planCompose(project, options.services);
-    return runCompose(project, plan, (o) => this.#track(startBuild(this.#conn, o, this.#closing.signal)), options);
+    return runCompose(project, plan, (o) => this.#track(startBuild(this.#conn, o, this.#closing.signal)), { ...options, localImages: engine });
   }
 
   /**
@@ -319,19 +320,6 @@ export class BuildKitClient {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-/**
- * The address to dial: the caller's, BUILDKIT_HOST, buildkitd's default
- * socket when it exists, the Docker Engine when one is configured or its
- * default socket exists, else buildkitd's default (whose absence the
- * connection error then names).
- */
-function defaultAddress(explicit: string | undefined, env: Record<string, string | undefined>): string {
-  const address = resolveAddress(explicit, env);
-  if (address !== DEFAULT_ADDRESS || explicit === DEFAULT_ADDRESS || env["BUILDKIT_HOST"] === DEFAULT_ADDRESS) return address;
-  if (existsSync(DEFAULT_ADDRESS.slice("unix://".length))) return address;
-  return engineConfigured(env) ? "docker://" : address;
 }
 
 /** A duration option in milliseconds: positive, and within setTimeout's range. */

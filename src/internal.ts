@@ -19,6 +19,7 @@ export { parseCacheEntries } from "./solve/cache.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";
 export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
-export { planCompose, runCompose } from "./compose/build.js";
+export { planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
+export { targetsEngine } from "./transport/address.js";
 export { rawJsonLine } from "./progress/rawjson.js";
 export { formatAuditSummary, formatFinding } from "./audit/report.js";

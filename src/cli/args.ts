@@ -104,7 +104,7 @@ export const commands: CommandSpec[] = [
   },
   {
     name: "compose",
-    summary: "Build a compose project's services (docker compose build, without a Docker engine)",
+    summary: "Build a compose project's services (docker compose build; through a Docker Engine the images land in its store)",
     usage:
       "bk-build compose [-f FILE]... [--env-file FILE]... [--project-directory DIR] [-p NAME] [--profile P]... build [--push] [--no-cache] [--pull] [--progress MODE] [--parallel N] [SERVICE...]",
     options: {

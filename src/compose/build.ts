@@ -22,6 +22,13 @@ export interface ComposeBuildOptions {
   services?: string[] | undefined;
   /** Push every built image that has a name. */
   push?: boolean | undefined;
+  /**
+   * Built images stay in the daemon's image store, where the project's
+   * later builds find them by name (a Docker Engine): services used as
+   * `service:` contexts are not pushed. BuildKitClient.composeBuild sets
+   * this when it talks to an Engine.
+   */
+  localImages?: boolean | undefined;
   /** Build without cache, for every service. */
   noCache?: boolean | undefined;
   /** Always pull base images. */
@@ -49,6 +56,19 @@ export interface ComposeServiceResult {
 }
 
 type StartBuild = (options: BuildOptions) => Build;
+
+/**
+ * For builds through a Docker Engine: every built service without an
+ * `image:` is named `PROJECT-SERVICE`, as docker compose names it, so that
+ * it lands in the Engine's store under that name (and service: contexts
+ * can use it from there). Returns a copy.
+ */
+export function withEngineImageNames(project: ComposeProject): ComposeProject {
+  return {
+    ...project,
+    services: project.services.map((s) => (s.build && s.image === undefined ? { ...s, image: `${project.name}-${s.name}` } : s)),
+  };
+}
 
 function imagesOf(svc: ComposeService): string[] {
   const names = [svc.image, ...(svc.build?.tags ?? [])].filter((x): x is string => Boolean(x));
@@ -126,6 +146,7 @@ export function serviceBuildOptions(
   opts: ComposeBuildOptions,
   built: ReadonlyMap<string, ComposeServiceResult>,
   push: boolean,
+  localImages = false,
 ): { options: BuildOptions; cleanup: () => void } {
   const b = svc.build!;
   const where = `service "${svc.name}"`;
@@ -167,7 +188,8 @@ export function serviceBuildOptions(
     if (value.startsWith("service:")) {
       const dep = built.get(value.slice("service:".length))!;
       const image = dep.images[0]!;
-      buildContexts[name] = `docker-image://${dep.digest ? `${image.replace(/@.*$/, "")}@${dep.digest}` : image}`;
+      // In the Engine's store the image is found by its name (the digest there is its ID, not a manifest's).
+      buildContexts[name] = `docker-image://${dep.digest && !localImages ? `${image.replace(/@.*$/, "")}@${dep.digest}` : image}`;
     } else {
       buildContexts[name] = value;
     }
@@ -222,8 +244,9 @@ export async function runCompose(
   const running = new Set<Promise<void>>();
   const runOne = async (svc: ComposeService): Promise<void> => {
     // A service used as a context is pushed: that is how the next build gets it.
-    const push = Boolean(opts.push) || neededAsContext.has(svc.name);
-    const { options, cleanup } = serviceBuildOptions(project, svc, opts, results, push && imagesOf(svc).length > 0);
+    // Through an Engine the image stays in its store, where the next build finds it.
+    const push = Boolean(opts.push) || (neededAsContext.has(svc.name) && !opts.localImages);
+    const { options, cleanup } = serviceBuildOptions(project, svc, opts, results, push && imagesOf(svc).length > 0, opts.localImages);
     opts.onStart?.(svc.name);
     try {
       const build = startBuild(options);

@@ -31,7 +31,8 @@ export async function connectEngine(
     signal: AbortSignal | undefined;
   },
 ): Promise<EngineConnection> {
-  if (o.tls?.dir !== undefined) throw new ConnectionError("--tlsdir is not used with a Docker Engine: set DOCKER_CERT_PATH, or --tlscacert/--tlscert/--tlskey", address);
+  if (o.tls?.dir !== undefined)
+    throw new ConnectionError("--tlsdir is not used with a Docker Engine: set DOCKER_CERT_PATH, or --tlscacert/--tlscert/--tlskey", address);
   const resolved = resolveEngine(address, {
     env: o.env,
     tls: o.tls ? { caFile: o.tls.caFile, certFile: o.tls.certFile, keyFile: o.tls.keyFile, serverName: o.tls.serverName } : undefined,
@@ -45,10 +46,14 @@ export async function connectEngine(
   try {
     const apiVersion = await link.api.apiVersion(signal).catch((e: unknown) => {
       if (deadline.aborted && !o.signal?.aborted) {
-        throw new ConnectionError(`no answer from the Docker Engine at ${resolved.address} within ${o.timeoutMs} ms; is dockerd up? (--timeout raises the limit)`, resolved.address, {
-          code: "DEADLINE_EXCEEDED",
-          cause: e,
-        });
+        throw new ConnectionError(
+          `no answer from the Docker Engine at ${resolved.address} within ${o.timeoutMs} ms; is dockerd up? (--timeout raises the limit)`,
+          resolved.address,
+          {
+            code: "DEADLINE_EXCEEDED",
+            cause: e,
+          },
+        );
       }
       throw e;
     });
@@ -64,7 +69,7 @@ export async function connectEngine(
     const workers = await conn.unary("Control.ListWorkers", { filter: [] }, { signal, deadline: new Date(Date.now() + o.timeoutMs) });
     // The image store decides the exporters (buildx's test: the worker's snapshotter label).
     const containerdStore = workers.record.some((w) => SNAPSHOTTER_LABEL in w.Labels);
-    conn.engine = engineHandle(link, containerdStore);
+    conn.engine = engineHandle(link, { containerdStore, version: version.version });
     return {
       conn,
       engine: {
@@ -78,6 +83,8 @@ export async function connectEngine(
     if (conn) await conn.close(0);
     else link.close();
     if (e instanceof BuildKitError) throw e;
-    throw new ConnectionError(`cannot use the Docker Engine at ${resolved.address}: ${e instanceof Error ? e.message : String(e)}`, resolved.address, { cause: e });
+    throw new ConnectionError(`cannot use the Docker Engine at ${resolved.address}: ${e instanceof Error ? e.message : String(e)}`, resolved.address, {
+      cause: e,
+    });
   }
 }

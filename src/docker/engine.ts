@@ -13,8 +13,8 @@ import { DEFAULT_DOCKER_SOCKET, type DockerEndpoint, type ResolvedEngine } from 
 import { PendingStream } from "../transport/pending-stream.js";
 import { sshDialer, type SshOptions } from "../transport/ssh-dial.js";
 import { parseNormalizedNamed, referenceName } from "../solve/reference.js";
-import type { SessionOpener } from "../session/session.js";
-import type { EngineHandle } from "../solve/engine.js";
+import type { SessionOpener } from "../transport/connection.js";
+import type { EngineHandle } from "../transport/engine-handle.js";
 
 /** The Host header the Go client sends over sockets without a host name. */
 const DUMMY_HOST = "api.moby.localhost";
@@ -117,10 +117,10 @@ function engineAuth(host: string, c: { username: string; secret: string } | unde
 }
 
 /** The Engine as builds use it (facts plus the push through its API). */
-export function engineHandle(link: EngineLink, containerdStore: boolean): EngineHandle {
+export function engineHandle(link: EngineLink, facts: { containerdStore: boolean; version: string }): EngineHandle {
   return {
     address: link.resolved.address,
-    containerdStore,
+    ...facts,
     async pushImage(name, lookup, signal) {
       const ref = parseNormalizedNamed(name);
       const repo = referenceName(ref);

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { BuildKitError } from "../errors.js";
-import type { Connection } from "../transport/connection.js";
+import type { Connection, SessionOpener } from "../transport/connection.js";
 import type { ClientCall } from "../grpc/client.js";
 import { SessionServer, type SessionService } from "../grpc/server.js";
 import { hijack } from "../transport/hijack.js";
@@ -30,12 +30,6 @@ export function newId(): string {
   }
   return s;
 }
-
-/**
- * Opens a session's byte stream some other way than Control.Session: the
- * Docker Engine's `POST /session` upgrade, sent with these headers.
- */
-export type SessionOpener = (headers: Array<[string, string]>, signal: AbortSignal) => Promise<Duplex>;
 
 export interface SessionOptions {
   /** Services besides Health, which is always served. */
@@ -124,7 +118,8 @@ export class Session {
         return closed;
       },
       (e: unknown) => {
-        if (!this.#closing) this.#error = e instanceof BuildKitError ? e : new BuildKitError(`cannot open the session: ${String(e)}`, { code: "UNAVAILABLE", cause: e });
+        if (!this.#closing)
+          this.#error = e instanceof BuildKitError ? e : new BuildKitError(`cannot open the session: ${String(e)}`, { code: "UNAVAILABLE", cause: e });
       },
     );
   }

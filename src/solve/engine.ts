@@ -15,13 +15,19 @@
 import { UsageError } from "../errors.js";
 import type { CacheEntry } from "./cache.js";
 import type { ResolvedExport } from "./options.js";
+import type { EngineFacts } from "../transport/engine-handle.js";
 
-/** What a build needs to know about the Engine it runs on. */
-export interface EngineFacts {
-  /** Display address, e.g. docker+unix:///var/run/docker.sock. */
-  address: string;
-  /** The containerd image store (worker label org.mobyproject.buildkit.worker.snapshotter). */
-  containerdStore: boolean;
+export type { EngineFacts, EngineHandle } from "../transport/engine-handle.js";
+
+/**
+ * Whether the Engine's built-in Dockerfile frontend reads named contexts
+ * (--build-context, compose's additional_contexts): Dockerfile 1.4, first
+ * in Engine 23.0. An older one ignores them, and `FROM name` then goes to
+ * Docker Hub instead.
+ */
+export function engineHasNamedContexts(version: string): boolean {
+  const major = Number(/^(\d+)\./.exec(version)?.[1] ?? "0");
+  return major >= 23;
 }
 
 /** Go's strconv.ParseBool true values. */
@@ -39,8 +45,13 @@ export interface EnginePlan {
 export function planForEngine(
   exps: ResolvedExport[],
   engine: EngineFacts,
-  o: { platforms: number; cacheExports: readonly CacheEntry[]; env: Record<string, string | undefined> },
+  o: { platforms: number; cacheExports: readonly CacheEntry[]; env: Record<string, string | undefined>; namedContexts: readonly string[] },
 ): EnginePlan {
+  if (o.namedContexts.length && !engineHasNamedContexts(engine.version)) {
+    throw new UsageError(
+      `build context "${o.namedContexts[0]}" (a named context) needs Docker Engine 23.0 or newer, and the Engine at ${engine.address} is ${engine.version}: its Dockerfile frontend would look for "${o.namedContexts[0]}" on Docker Hub instead; upgrade the Engine or build with a standalone buildkitd`,
+    );
+  }
   const pushNames: string[] = [];
   const classic = !engine.containerdStore;
   const store = "the Docker Engine's classic image store";
@@ -74,19 +85,6 @@ export function planForEngine(
     if (other) throw new UsageError(`cache export type=${other.type} is not supported with ${store} (only type=inline): ${fix}`);
   }
   return { pushNames };
-}
-
-/** The Engine a connection reaches, as builds use it. */
-export interface EngineHandle extends EngineFacts {
-  /**
-   * Pushes an image from the Engine's store (POST /images/{name}/push) with
-   * the registry login found for its host; resolves with the pushed digest.
-   */
-  pushImage(
-    name: string,
-    credentials: (host: string) => Promise<{ username: string; secret: string } | undefined>,
-    signal: AbortSignal,
-  ): Promise<{ digest?: string | undefined }>;
 }
 
 /**

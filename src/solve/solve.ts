@@ -77,7 +77,12 @@ const STATUS_NEVER_STARTED_MS = 250;
 export function startBuild(conn: Connection, opts: BuildOptions, closing?: AbortSignal): Build {
   const resolved = resolveBuild(opts);
   const engine = conn.engine
-    ? planForEngine(resolved.exps, conn.engine, { platforms: opts.platforms?.length ?? 0, cacheExports: resolved.caches.exports, env: opts.env ?? process.env })
+    ? planForEngine(resolved.exps, conn.engine, {
+        platforms: opts.platforms?.length ?? 0,
+        cacheExports: resolved.caches.exports,
+        env: opts.env ?? process.env,
+        namedContexts: Object.keys(opts.buildContexts ?? {}),
+      })
     : undefined;
   if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED", cause: opts.signal.reason });
   if (closing?.aborted) throw new BuildKitError("the BuildKitClient is closed", { code: "CANCELLED" });

@@ -1,4 +1,5 @@
 import { existsSync, statSync } from "node:fs";
+import { engineConfigured, isDockerAddress } from "../docker/host.js";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
 import { MAX_PEM_BYTES, readInputFile } from "../files.js";
@@ -79,6 +80,24 @@ export function resolveAddress(explicit: string | undefined, env: Record<string,
   const fromEnv = env["BUILDKIT_HOST"];
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
   return DEFAULT_ADDRESS;
+}
+
+/**
+ * The address to dial: the caller's, BUILDKIT_HOST, buildkitd's default
+ * socket when it exists, the Docker Engine when one is configured or its
+ * default socket exists, else buildkitd's default (whose absence the
+ * connection error then names).
+ */
+export function defaultAddress(explicit: string | undefined, env: Record<string, string | undefined>): string {
+  const address = resolveAddress(explicit, env);
+  if (address !== DEFAULT_ADDRESS || explicit === DEFAULT_ADDRESS || env["BUILDKIT_HOST"] === DEFAULT_ADDRESS) return address;
+  if (existsSync(DEFAULT_ADDRESS.slice("unix://".length))) return address;
+  return engineConfigured(env) ? "docker://" : address;
+}
+
+/** Whether `explicit` (or the default pick) is a Docker Engine, decided before any connection. */
+export function targetsEngine(explicit: string | undefined, env: Record<string, string | undefined>): boolean {
+  return isDockerAddress(defaultAddress(explicit, env));
 }
 
 export interface TlsOptions {

@@ -9,8 +9,7 @@ import { GrpcStatusError, MAX_MESSAGE_BYTES, Status, statusName } from "../grpc/
 import { Queue } from "../queue.js";
 import { H2Channel, TransportError, type CallOptions, type ClientCall, type KeepaliveOptions, type Metadata } from "../grpc/client.js";
 import type { ControlMethods, MethodKind } from "../gen/methods.js";
-import type { SessionOpener } from "../session/session.js";
-import type { EngineHandle } from "../solve/engine.js";
+import type { EngineHandle } from "./engine-handle.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
 
@@ -62,6 +61,12 @@ export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined)
       checkServerIdentity: (_host, cert) => tls.checkServerIdentity(serverName, cert),
     });
 }
+
+/**
+ * Opens a session's byte stream some other way than Control.Session: the
+ * Docker Engine's `POST /session` upgrade, sent with these headers.
+ */
+export type SessionOpener = (headers: Array<[string, string]>, signal: AbortSignal) => Promise<Duplex>;
 
 export interface ConnectionOptions {
   /** Replaces the address's own dialer (ssh:// uses this). */

@@ -42,4 +42,3 @@ export class PendingStream extends Duplex {
     cb(err);
   }
 }
-

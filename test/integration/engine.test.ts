@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BuildKitClient } from "../../src/index.js";
 import { dockerCli, runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
@@ -43,7 +43,14 @@ after(() => index.close());
 
 /** The environment of a CI job that has only the Engine: no BUILDKIT_HOST, DOCKER_HOST set. */
 function engineEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  return { BUILDKIT_HOST: undefined, DOCKER_HOST: env.docker.host, DOCKER_CONTEXT: undefined, DOCKER_TLS_VERIFY: undefined, DOCKER_CERT_PATH: undefined, ...extra };
+  return {
+    BUILDKIT_HOST: undefined,
+    DOCKER_HOST: env.docker.host,
+    DOCKER_CONTEXT: undefined,
+    DOCKER_TLS_VERIFY: undefined,
+    DOCKER_CERT_PATH: undefined,
+    ...extra,
+  };
 }
 
 function build(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<RunResult> {
@@ -144,8 +151,7 @@ test("through the Engine: info names the Engine and its image store; a build wit
 });
 
 test("through the Engine: --ssh default and a key file reach RUN --mount=type=ssh over the Engine's /session", async () => {
-  let sshd: Sshd | undefined;
-  sshd = await startSshd();
+  const sshd: Sshd = await startSshd();
   const agent = await startAgent([sshd.clientKey]);
   try {
     for (const [flag, extra] of [
@@ -219,7 +225,10 @@ test("the dind shape: DOCKER_HOST=tcp://…:PORT, DOCKER_TLS_VERIFY=1, DOCKER_CE
   const ctx = tempDir("bk-engine-dind-");
   const secret = `dind-${randomBytes(8).toString("hex")}`;
   const digest = createHash("sha256").update(secret).digest("hex");
-  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=tok test "$(sha256sum < /run/secrets/tok)" = "${digest}  -"\n`);
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=tok test "$(sha256sum < /run/secrets/tok)" = "${digest}  -"\n`,
+  );
   const name = `bk-engine-dind:${secret.slice(-6)}`;
   const r = await build(["--network", "none", "--secret", "id=tok,env=TOK", "-t", name, ctx], { ...dind, TOK: secret });
   try {
@@ -289,5 +298,48 @@ test("the library: a BuildKitClient on docker:// runs a build whose result names
     }
   } finally {
     await client.close();
+  }
+});
+
+test("compose through the Engine: images land in its store as PROJECT-SERVICE; a service: context on an Engine older than 23 is refused before it can reach Docker Hub", async () => {
+  // The test Engine is 20.10: its Dockerfile frontend has no named
+  // contexts, and `FROM base` would be looked up on Docker Hub. The path
+  // where the context is used from the Engine's store (Engine 23+) is
+  // covered by the unit tests of the compose plan.
+  const dir = tempDir("bk-engine-compose-");
+  const marker = randomUUID();
+  const project = `bkengine${marker.slice(0, 8)}`;
+  writeFileSync(
+    join(dir, "compose.yaml"),
+    [
+      `name: ${project}`,
+      "services:",
+      "  base:",
+      "    build:",
+      "      context: ./base",
+      "  app:",
+      "    build:",
+      "      context: ./app",
+      "      additional_contexts:",
+      "        base: service:base",
+      "",
+    ].join("\n"),
+  );
+  for (const d of ["base", "app"]) mkdirSync(join(dir, d));
+  writeFileSync(join(dir, "base", "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nLABEL bk.base=${marker}\n`);
+  writeFileSync(join(dir, "app", "Dockerfile"), "FROM base\nLABEL bk.app=1\n");
+  const r = await runCliAsync(["compose", "-f", join(dir, "compose.yaml"), "build", "--progress", "plain"], { env: engineEnv(), timeoutMs: 180_000 });
+  try {
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(inspect(`${project}-base`).Config.Labels?.["bk.base"], marker, "base landed in the Engine's store as PROJECT-base, unpushed");
+    assert.match(
+      r.stderr,
+      /build context "base" \(a named context\) needs Docker Engine 23\.0 or newer, and the Engine at docker\+unix:\/\/\S+ is 20\.10\.\S+/,
+    );
+    assert.doesNotMatch(r.stderr, /load metadata for docker\.io\/library\/base|registry-1\.docker\.io/, "app's build never started");
+    assert.doesNotMatch(r.stderr, /pushing/, "nothing was pushed");
+  } finally {
+    removeImage(`${project}-app`);
+    removeImage(`${project}-base`);
   }
 });

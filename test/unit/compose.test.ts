@@ -356,3 +356,48 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
   assert.equal(seen.get("solo1")!.push, false);
   assert.deepEqual(seen.get("app1")!.buildContexts, { b: "docker-image://reg/base@sha256:base" });
 });
+
+test("through a Docker Engine: services are named PROJECT-SERVICE, and service: contexts use that name from the Engine's store, unpushed", async () => {
+  const { runCompose, withEngineImageNames } = await import("../../src/compose/build.js");
+  type BuildOptions = import("../../src/solve/options.js").BuildOptions;
+  type Build = import("../../src/solve/solve.js").Build;
+  const dir = project({
+    "compose.yaml": [
+      "name: shop",
+      "services:",
+      "  base: {build: {context: .}}",
+      "  app: {build: {context: ., additional_contexts: {b: 'service:base'}}}",
+      "  named: {image: reg/named, build: {context: .}}",
+      "  pulled: {image: reg/pulled}",
+      "",
+    ].join("\n"),
+    Dockerfile: "FROM scratch\n",
+  });
+  const loaded = loadCompose({ workingDir: dir, env: {} });
+  assert.throws(() => planCompose(loaded, undefined), /give "base" an image: name/, "with buildkitd an unnamed service cannot be a context");
+  const p = withEngineImageNames(loaded);
+  assert.deepEqual(
+    p.services.map((s) => [s.name, s.image]),
+    [
+      ["base", "shop-base"],
+      ["app", "shop-app"],
+      ["named", "reg/named"],
+      ["pulled", "reg/pulled"],
+    ],
+  );
+  assert.equal(loaded.services[0]!.image, undefined, "the loaded project is not changed");
+  const seen = new Map<string, BuildOptions>();
+  const fakeBuild = (o: BuildOptions): Build => {
+    seen.set(o.tags![0]!, o);
+    const result = Promise.resolve({ exporterResponse: { "containerimage.digest": "sha256:id" }, bytesSent: {}, exports: [], warnings: [] });
+    return { ref: "r", progress: (async function* () {})(), result, cancel: () => undefined, [Symbol.asyncDispose]: async () => undefined };
+  };
+  const results = await runCompose(p, planCompose(p, undefined), fakeBuild, { localImages: true });
+  assert.deepEqual(results.map((r) => [r.service, r.outcome]).sort(), [
+    ["app", "built"],
+    ["base", "built"],
+    ["named", "built"],
+  ]);
+  assert.equal(seen.get("shop-base")!.push, false, "not pushed: the Engine keeps it");
+  assert.deepEqual(seen.get("shop-app")!.buildContexts, { b: "docker-image://shop-base" }, "by name, not name@ID");
+});

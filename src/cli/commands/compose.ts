@@ -1,9 +1,9 @@
-/** `bk-build compose [...] build [...] [SERVICE...]`: docker compose build, without a Docker engine. */
+/** `bk-build compose [...] build [...] [SERVICE...]`: docker compose build, with buildkitd or a Docker Engine. */
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { parseProgress } from "../parse-build.js";
-import { BuildKitError, UsageError, SolveError, planCompose, rawJsonLine, runCompose } from "../../internal.js";
+import { BuildKitError, UsageError, SolveError, planCompose, rawJsonLine, runCompose, targetsEngine, withEngineImageNames } from "../../internal.js";
 import {
   PlainPrinter,
   loadCompose,
@@ -27,7 +27,7 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
   if (sub !== "build") {
     throw new UsageError(sub === undefined ? "'bk-build compose' needs a subcommand: build" : `unknown compose subcommand "${sub}": only build is supported`);
   }
-  const project = loadCompose({
+  const loaded = loadCompose({
     files: list(values["file"]),
     envFiles: list(values["env-file"]),
     projectDirectory: str(values["project-directory"]),
@@ -42,9 +42,18 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     parallel = Number(parallelText);
     if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid --parallel "${parallelText}": use a whole number of at least 1`);
   }
+  // Through an Engine (known from the address alone), images stay in its store as PROJECT-SERVICE.
+  const engine = targetsEngine(str(values["addr"]), env);
+  const project = engine ? withEngineImageNames(loaded) : loaded;
   const plan = planCompose(project, services);
   if (plan.length === 0) throw new UsageError(`no service to build: none of ${project.files.join(", ")}'s active services has a build section`);
-  const options: ComposeBuildOptions = { push: values["push"] === true, noCache: values["no-cache"] === true, pull: values["pull"] === true, parallel };
+  const options: ComposeBuildOptions = {
+    push: values["push"] === true,
+    noCache: values["no-cache"] === true,
+    pull: values["pull"] === true,
+    parallel,
+    localImages: engine,
+  };
   return {
     project,
     plan,

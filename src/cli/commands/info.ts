@@ -16,7 +16,10 @@ export async function runInfo(values: Values, _positionals: string[], io: CliIo)
       pairs.push(["Docker Engine", `${e.version} (API ${e.apiVersion}, ${e.imageStore} image store)`]);
       pairs.push(["Engine from", e.source]);
     }
-    pairs.push(["BuildKit", [b.package, b.version, b.revision].filter(Boolean).join(" ") || (e ? "older than v0.11 (the Engine's BuildKit does not report its version)" : "unknown")]);
+    pairs.push([
+      "BuildKit",
+      [b.package, b.version, b.revision].filter(Boolean).join(" ") || (e ? "older than v0.11 (the Engine's BuildKit does not report its version)" : "unknown"),
+    ]);
     if (b.dockerfileVersion) pairs.push(["Dockerfile frontend", b.dockerfileVersion]);
     io.out(keyValues(pairs));
   });
