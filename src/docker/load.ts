@@ -52,7 +52,9 @@ export async function prepareLoad(
     const loaded = link.api.loadImage(pipe, { signal: o.signal }).then(
       (r) => r.images,
       (e: unknown) => {
-        throw e instanceof BuildKitError ? e : new BuildKitError(`loading the image into the Docker Engine at ${resolved.address} failed: ${String(e)}`, { cause: e });
+        throw e instanceof BuildKitError
+          ? e
+          : new BuildKitError(`loading the image into the Docker Engine at ${resolved.address} failed: ${String(e)}`, { cause: e });
       },
     );
     // Read by the build once the export is done; a failed build destroys the pipe and this with it.
