@@ -30,6 +30,11 @@ export interface EngineInfo {
   source: string;
   /** "containerd" (the containerd image store) or "classic" (graph drivers). */
   imageStore: "containerd" | "classic";
+  /**
+   * How BuildKit is reached: "native" (gRPC on the API socket, Engine 29.2+)
+   * or "hijack" (the `/grpc` and `/session` upgrades, every Engine).
+   */
+  transport: "native" | "hijack";
 }
 
 export interface Platform {

@@ -4,13 +4,19 @@
  * image store from the worker labels (buildx's test).
  */
 import { BuildKitError, ConnectionError } from "../errors.js";
-import { Connection } from "../transport/connection.js";
+import { Connection, type ControlResponse } from "../transport/connection.js";
+import { compareApiVersions } from "./api.js";
 import type { KeepaliveOptions } from "../grpc/client.js";
 import type { SshOptions } from "../transport/ssh-dial.js";
 import type { TlsOptions } from "../transport/address.js";
 import type { EngineInfo } from "../types.js";
 import { resolveEngine } from "./host.js";
 import { engineHandle, engineLink } from "./engine.js";
+
+/** Engine 29.2 (API 1.53) serves BuildKit's gRPC on its API socket. */
+const NATIVE_GRPC_API = "1.53";
+/** How long the native gRPC probe may take before path A is tried. */
+const NATIVE_PROBE_MS = 3000;
 
 /** Present only on the containerd image store's worker. */
 const SNAPSHOTTER_LABEL = "org.mobyproject.buildkit.worker.snapshotter";
@@ -57,18 +63,38 @@ export async function connectEngine(
       }
       throw e;
     });
+    const ping = await link.api.ping(signal);
     const version = await link.api.version(signal);
-    conn = new Connection({ kind: "unix", path: "", address: resolved.address }, undefined, {
-      dial: link.dialGrpc,
-      openSession: link.openSession,
-      daemon: "the Docker Engine",
-      authority: "localhost",
-      keepalive,
-      onClose: link.close,
-    });
-    const workers = await conn.unary("Control.ListWorkers", { filter: [] }, { signal, deadline: new Date(Date.now() + o.timeoutMs) });
+    const where = { kind: "unix" as const, path: "", address: resolved.address };
+    const common = { daemon: "the Docker Engine", authority: "localhost", keepalive, onClose: link.close };
+    let workers: ControlResponse<"Control.ListWorkers"> | undefined;
+    let path: "native" | "hijack" = "hijack";
+    if (ping.apiVersion && compareApiVersions(ping.apiVersion, NATIVE_GRPC_API) >= 0) {
+      // Path B: gRPC on the API socket itself, sessions over Control.Session.
+      // The API version alone can lie behind a socket proxy, so an RPC decides.
+      // Closing a probe that failed must not close the SSH connection the fallback shares.
+      let chosen = false;
+      const native = new Connection(where, undefined, { ...common, dial: link.dialNative, onClose: () => chosen && link.close() });
+      try {
+        workers = await native.unary(
+          "Control.ListWorkers",
+          { filter: [] },
+          { signal, deadline: new Date(Date.now() + Math.min(o.timeoutMs, NATIVE_PROBE_MS)) },
+        );
+        conn = native;
+        chosen = true;
+        path = "native";
+      } catch {
+        await native.close(0);
+        if (o.signal?.aborted) throw new BuildKitError("the connection was aborted", { code: "CANCELLED" });
+      }
+    }
+    if (!conn) {
+      conn = new Connection(where, undefined, { ...common, dial: link.dialGrpc, openSession: link.openSession });
+      workers = await conn.unary("Control.ListWorkers", { filter: [] }, { signal, deadline: new Date(Date.now() + o.timeoutMs) });
+    }
     // The image store decides the exporters (buildx's test: the worker's snapshotter label).
-    const containerdStore = workers.record.some((w) => SNAPSHOTTER_LABEL in w.Labels);
+    const containerdStore = workers!.record.some((w) => SNAPSHOTTER_LABEL in w.Labels);
     conn.engine = engineHandle(link, { containerdStore, version: version.version });
     return {
       conn,
@@ -77,6 +103,7 @@ export async function connectEngine(
         apiVersion,
         source: resolved.source,
         imageStore: containerdStore ? "containerd" : "classic",
+        transport: path,
       },
     };
   } catch (e) {

@@ -22,8 +22,10 @@ const DUMMY_HOST = "api.moby.localhost";
 export interface EngineLink {
   api: EngineApi;
   resolved: ResolvedEngine;
-  /** Opens the Control connection: `POST /grpc` upgraded, as one byte stream. */
+  /** Opens the Control connection: `POST /grpc` upgraded, as one byte stream (path A). */
   dialGrpc: () => Duplex;
+  /** Opens a raw connection for native gRPC on the API socket (path B, Engine 29.2+): TLS offers h2. */
+  dialNative: () => Duplex;
   openSession: SessionOpener;
   /** Closes what the dialer holds (the SSH connection of docker+ssh://). */
   close: () => void;
@@ -33,7 +35,7 @@ export interface EngineLink {
 function engineDialer(
   endpoint: DockerEndpoint,
   address: string,
-  o: { ssh: SshOptions; env: Record<string, string | undefined>; timeoutMs: number },
+  o: { ssh: SshOptions; env: Record<string, string | undefined>; timeoutMs: number; alpn: "http/1.1" | "h2" },
 ): { dial: () => Duplex; host: string; close: () => void } {
   const none = (): void => undefined;
   switch (endpoint.kind) {
@@ -55,8 +57,8 @@ function engineDialer(
             ...(t.ca ? { ca: t.ca } : {}),
             ...(t.cert ? { cert: t.cert } : {}),
             ...(t.key ? { key: t.key } : {}),
-            // HTTP/1.1 only: an Engine that could pick h2 here (29.2+) would make the Upgrade impossible.
-            ALPNProtocols: ["http/1.1"],
+            // Path A offers HTTP/1.1 only: an Engine that picked h2 (29.2+) would make the Upgrade impossible.
+            ALPNProtocols: [o.alpn],
             minVersion: "TLSv1.2",
             rejectUnauthorized: t.verify,
             ...(net.isIP(serverName) ? {} : { servername: serverName }),
@@ -82,12 +84,18 @@ export function engineLink(
   resolved: ResolvedEngine,
   o: { ssh?: SshOptions | undefined; env: Record<string, string | undefined>; timeoutMs: number },
 ): EngineLink {
-  const d = engineDialer(resolved.endpoint, resolved.address, { ssh: o.ssh ?? {}, env: o.env, timeoutMs: o.timeoutMs });
+  const d = engineDialer(resolved.endpoint, resolved.address, { ssh: o.ssh ?? {}, env: o.env, timeoutMs: o.timeoutMs, alpn: "http/1.1" });
+  // One SSH connection serves both; only TLS differs (ALPN).
+  const native =
+    resolved.endpoint.kind === "tcp" && resolved.endpoint.tls
+      ? engineDialer(resolved.endpoint, resolved.address, { ssh: o.ssh ?? {}, env: o.env, timeoutMs: o.timeoutMs, alpn: "h2" }).dial
+      : d.dial;
   const api = new EngineApi({ dial: d.dial, host: d.host, address: resolved.address });
   return {
     api,
     resolved,
     close: d.close,
+    dialNative: native,
     dialGrpc: () => {
       const p = new PendingStream();
       api.hijack("/grpc", []).then(

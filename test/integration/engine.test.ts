@@ -129,12 +129,16 @@ test("through the Engine: rotating CI_JOB_TOKEN keeps the secret step and every 
 test("through the Engine: info names the Engine and its image store; a build without tag keeps an image, as buildx's docker driver", async () => {
   const info = await runCliAsync(["info", "--format", "json"], { env: engineEnv() });
   assert.equal(info.code, 0, info.stderr);
-  const j = JSON.parse(info.stdout) as { address: string; engine: { version: string; apiVersion: string; imageStore: string; source: string } };
+  const j = JSON.parse(info.stdout) as {
+    address: string;
+    engine: { version: string; apiVersion: string; imageStore: string; source: string; transport: string };
+  };
   assert.equal(j.address, `docker+${env.docker.host}`);
   assert.match(j.engine.version, /^20\.10\./);
   assert.equal(j.engine.apiVersion, "1.41");
   assert.equal(j.engine.imageStore, "classic");
   assert.equal(j.engine.source, "DOCKER_HOST");
+  assert.equal(j.engine.transport, "hijack");
 
   const ctx = tempDir("bk-engine-default-");
   const marker = randomUUID();
@@ -220,7 +224,7 @@ test("the dind shape: DOCKER_HOST=tcp://…:PORT, DOCKER_TLS_VERIFY=1, DOCKER_CE
   const info = await runCliAsync(["info"], { env: engineEnv(dind) });
   assert.equal(info.code, 0, info.stderr);
   assert.match(info.stdout, new RegExp(`^Address: +docker\\+${env.docker.tlsHost.replace(/[.]/g, "\\.")}$`, "m"));
-  assert.match(info.stdout, /^Docker Engine: +20\.10\.\S+ \(API 1\.41, classic image store\)$/m);
+  assert.match(info.stdout, /^Docker Engine: +20\.10\.\S+ \(API 1\.41, classic image store, BuildKit over the \/grpc and \/session upgrades\)$/m);
 
   const ctx = tempDir("bk-engine-dind-");
   const secret = `dind-${randomBytes(8).toString("hex")}`;

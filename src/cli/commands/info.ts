@@ -13,7 +13,8 @@ export async function runInfo(values: Values, _positionals: string[], io: CliIo)
     const pairs: Array<[string, string]> = [["Address", info.address]];
     const e = info.engine;
     if (e) {
-      pairs.push(["Docker Engine", `${e.version} (API ${e.apiVersion}, ${e.imageStore} image store)`]);
+      const via = e.transport === "native" ? "native gRPC" : "the /grpc and /session upgrades";
+      pairs.push(["Docker Engine", `${e.version} (API ${e.apiVersion}, ${e.imageStore} image store, BuildKit over ${via})`]);
       pairs.push(["Engine from", e.source]);
     }
     pairs.push([
