@@ -183,7 +183,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     // the solve fail now, with its reason, instead of at the daemon's next use.
     void session.ended.then(({ unexpected, error }) => {
       if (unexpected && solving) {
-        ac.abort(error ?? new BuildKitError("the session with buildkitd ended before the build finished", { code: "UNAVAILABLE" }));
+        ac.abort(error ?? new BuildKitError(`the session with ${conn.daemon} at ${conn.address} ended before the build finished`, { code: "UNAVAILABLE" }));
       }
     });
     status = pumpStatus(conn, ref, progress);

@@ -103,6 +103,11 @@ export class Connection {
   readonly #onClose: (() => void) | undefined;
   readonly #daemon: string;
 
+  /** What messages call the daemon: "buildkitd" or "the Docker Engine". */
+  get daemon(): string {
+    return this.#daemon;
+  }
+
   constructor(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined, options: ConnectionOptions = {}) {
     this.address = addr.address;
     this.#onClose = options.onClose;
