@@ -76,7 +76,7 @@ test("the Engine stopped mid-build: the CLI ends within 10 s with one line namin
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";
-  dockerd.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  dockerd.stderr.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   const marker = `engine-stop-${randomUUID()}`;
   let cli: ChildProcess | undefined;
   try {
@@ -95,7 +95,7 @@ test("the Engine stopped mid-build: the CLI ends within 10 s with one line namin
     let stderr = "";
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the step never started: ${stderr}`)), 90_000);
-      child.stderr!.on("data", (d: Buffer) => {
+      child.stderr.on("data", (d: Buffer) => {
         stderr += d.toString();
         if (stderr.includes(`\n${marker}`) || new RegExp(`^#\\d+ \\d+\\.\\d+ ${marker}$`, "m").test(stderr)) {
           clearTimeout(timer);
