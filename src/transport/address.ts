@@ -88,11 +88,11 @@ export function resolveAddress(explicit: string | undefined, env: Record<string,
  * default socket exists, else buildkitd's default (whose absence the
  * connection error then names).
  */
-export function defaultAddress(explicit: string | undefined, env: Record<string, string | undefined>): string {
+export function defaultAddress(explicit: string | undefined, env: Record<string, string | undefined>, exists: (path: string) => boolean = existsSync): string {
   const address = resolveAddress(explicit, env);
   if (address !== DEFAULT_ADDRESS || explicit === DEFAULT_ADDRESS || env["BUILDKIT_HOST"] === DEFAULT_ADDRESS) return address;
-  if (existsSync(DEFAULT_ADDRESS.slice("unix://".length))) return address;
-  return engineConfigured(env) ? "docker://" : address;
+  if (exists(DEFAULT_ADDRESS.slice("unix://".length))) return address;
+  return engineConfigured(env, exists) ? "docker://" : address;
 }
 
 /** Whether `explicit` (or the default pick) is a Docker Engine, decided before any connection. */

@@ -72,3 +72,21 @@ test("resolveTls reads a --tlsdir in either layout and checks combinations", () 
   assert.throws(() => resolveTls({ dir: join(a, "nope") }, tcp), /TLS directory ".*nope" \(--tlsdir\) does not exist/);
   assert.throws(() => resolveTls({ serverName: "x" }, tcp), /--tlsservername needs/);
 });
+
+test("defaultAddress: --addr, BUILDKIT_HOST, buildkitd's socket if it exists, then the Engine when one is configured, else buildkitd's socket", async () => {
+  const { defaultAddress, targetsEngine } = await import("../../src/transport/address.js");
+  const none = (): boolean => false;
+  const only =
+    (...paths: string[]) =>
+    (p: string): boolean =>
+      paths.includes(p);
+  assert.equal(defaultAddress("tcp://b:1", { DOCKER_HOST: "unix:///d.sock" }, none), "tcp://b:1");
+  assert.equal(defaultAddress(undefined, { BUILDKIT_HOST: "tcp://b:1", DOCKER_HOST: "unix:///d.sock" }, none), "tcp://b:1");
+  assert.equal(defaultAddress(undefined, { DOCKER_HOST: "unix:///d.sock" }, only("/run/buildkit/buildkitd.sock")), DEFAULT_ADDRESS, "buildkitd's socket first");
+  assert.equal(defaultAddress(undefined, { DOCKER_HOST: "unix:///d.sock" }, none), "docker://");
+  assert.equal(defaultAddress(undefined, {}, only("/var/run/docker.sock")), "docker://", "the default Docker socket, as buildx's default builder");
+  assert.equal(defaultAddress(undefined, {}, none), DEFAULT_ADDRESS, "nothing at all: buildkitd's socket, which the error names");
+  assert.equal(defaultAddress(DEFAULT_ADDRESS, { DOCKER_HOST: "unix:///d.sock" }, none), DEFAULT_ADDRESS, "asked for by name");
+  assert.equal(targetsEngine("docker+unix:///x.sock", {}), true);
+  assert.equal(targetsEngine("unix:///x.sock", { DOCKER_HOST: "unix:///d.sock" }), false);
+});
