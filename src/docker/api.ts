@@ -600,6 +600,10 @@ export class EngineApi {
     engineMessage = ex.redact(oneLine(engineMessage ?? text));
     const details = { status, address: this.address, request: ex.what, engineMessage };
     const at = `the Docker Engine at ${this.address}`;
+    if (status === 400 && /HTTP request to an HTTPS server/i.test(engineMessage)) {
+      // Go's TLS server answers plain HTTP so (GitLab's dind on port 2376 without TLS settings).
+      return new EngineApiError(`${at} expects TLS; connect with TLS (DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH) or use its plain port`, details);
+    }
     const bare = ex.what.split(" ")[1];
     if (status === 404 && (bare === "/grpc" || bare === "/session")) {
       return new EngineApiError(`${at} does not serve BuildKit (${ex.what} answered 404)`, details);
@@ -803,6 +807,14 @@ export class EngineApi {
     const at = `the Docker Engine at ${this.address}`;
     const why = dialReason(code);
     if (why) return new ConnectionError(`cannot connect to ${at}: ${why}`, this.address, { cause: e });
+    if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(msg)) {
+      return new ConnectionError(`TLS connection to ${at} failed: it does not speak TLS there; connect without TLS or use its TLS port`, this.address, {
+        cause: e,
+      });
+    }
+    if (code !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME|ALTNAME/.test(code)) {
+      return new ConnectionError(`TLS connection to ${at} failed: ${msg}; check the CA and client certificate (DOCKER_CERT_PATH)`, this.address, { cause: e });
+    }
     if (code?.startsWith("HPE_"))
       return new ConnectionError(`${this.address} did not answer ${what} as a Docker Engine (${msg}); check the address`, this.address, { cause: e });
     if (!answered && (code === "ECONNRESET" || code === "EPIPE")) {
