@@ -19,7 +19,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Duplex, type Readable } from "node:stream";
-import { BuildKitError, ConnectionError } from "../errors.js";
+import { BuildKitError, ConnectionError, UsageError } from "../errors.js";
 import { JsonMessageParser, JsonMessageSyntaxError, messageError, type JsonMessage } from "./json-message.js";
 import { encodeRegistryAuth, REGISTRY_AUTH_HEADER, registryAuthSecrets, type RegistryAuth } from "./registry-auth.js";
 import { StdcopyDemuxer } from "./stdcopy.js";
@@ -533,7 +533,7 @@ export class EngineApi {
         return JSON.parse(body.toString("utf8")) as unknown;
       } catch {
         throw new ConnectionError(
-          `the Docker Engine at ${this.address} answered ${ex.what} with a body that is not JSON (${ex.redact(oneLine(body.toString("utf8"), 120))}); is it a Docker Engine?`,
+          `the Docker Engine at ${this.address} answered ${ex.what} with a body that is not JSON (${oneLine(ex.redact(body.toString("utf8")), 120)}); is it a Docker Engine?`,
           this.address,
         );
       }
@@ -597,7 +597,7 @@ export class EngineApi {
       // not JSON
     }
     const json = engineMessage !== undefined;
-    engineMessage = ex.redact(oneLine(engineMessage ?? text));
+    engineMessage = oneLine(ex.redact(engineMessage ?? text));
     const details = { status, address: this.address, request: ex.what, engineMessage };
     const at = `the Docker Engine at ${this.address}`;
     if (status === 400 && /HTTP request to an HTTPS server/i.test(engineMessage)) {
@@ -705,7 +705,7 @@ export class EngineApi {
     }
     for (const [k, v] of spec.headers ?? []) add(k, v);
     const body = spec.body;
-    if (body === undefined || Buffer.isBuffer(body)) add("Content-Length", String(body?.length ?? 0));
+    if (spec.method === "POST" && (body === undefined || Buffer.isBuffer(body))) add("Content-Length", String(body?.length ?? 0));
 
     let answered = false;
     let finished = false;
@@ -720,22 +720,13 @@ export class EngineApi {
       return firstError;
     };
 
-    const req = http.request({
-      method: spec.method,
-      path: spec.path,
-      headers,
-      setHost: false,
-      createConnection: () => {
-        try {
-          return this.#dial();
-        } catch (e) {
-          // A dialer that throws: its error arrives as the stream's, like any dial failure.
-          const failing = new Duplex({ read: () => undefined, write: (_c, _e, cb) => cb() });
-          process.nextTick(() => failing.destroy(e instanceof Error ? e : new Error(String(e))));
-          return failing;
-        }
-      },
-    });
+    let req: http.ClientRequest;
+    try {
+      req = this.#request(spec, headers);
+    } catch (e) {
+      // Node refuses a header with CR/LF or a bad name before anything is sent.
+      throw new UsageError(`invalid request to the Docker Engine (${what}): ${redact(e instanceof Error ? e.message : String(e))}`, { cause: e });
+    }
 
     const onAbort = (): void => {
       req.destroy(spec.signal ? abortError(spec.signal) : undefined);
@@ -796,6 +787,25 @@ export class EngineApi {
         if (!Buffer.isBuffer(body) && body !== undefined) body.unpipe(req);
       },
     };
+  }
+
+  #request(spec: Spec, headers: http.OutgoingHttpHeaders): http.ClientRequest {
+    return http.request({
+      method: spec.method,
+      path: spec.path,
+      headers,
+      setHost: false,
+      createConnection: () => {
+        try {
+          return this.#dial();
+        } catch (e) {
+          // A dialer that throws: its error arrives as the stream's, like any dial failure.
+          const failing = new Duplex({ read: () => undefined, write: (_c, _e, cb) => cb() });
+          process.nextTick(() => failing.destroy(e instanceof Error ? e : new Error(String(e))));
+          return failing;
+        }
+      },
+    });
   }
 
   /** One clear line for a failed exchange. */

@@ -19,7 +19,7 @@ import {
   type JsonMessage,
   type RegistryAuth,
 } from "../../src/docker/api.js";
-import { BuildKitError, ConnectionError } from "../../src/errors.js";
+import { BuildKitError, ConnectionError, UsageError } from "../../src/errors.js";
 import { tempDir } from "../helpers/files.js";
 import { cleanup, leakCheckEachTest } from "../helpers/leaks.js";
 
@@ -110,9 +110,12 @@ async function fakeEngine(t: TestContext, o: FakeOptions = {}): Promise<Fake> {
     host = `127.0.0.1:${port}`;
   }
   cleanup(t, async () => {
+    // Every stream the client dialed is closed by the client itself (hijacked ones by the test, as a caller would).
+    for (let i = 0; i < 100 && dialed.some((s) => !s.destroyed); i++) await new Promise((r) => setTimeout(r, 10));
+    const open = dialed.filter((s) => !s.destroyed).length;
     for (const s of sockets) s.destroy();
-    for (const s of dialed) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    assert.equal(open, 0, `${open} of the ${dialed.length} streams the client dialed are still open`);
   });
   const api = new EngineApi({
     dial: () => {
@@ -425,6 +428,24 @@ test("TLS to a plain-TCP Engine says it does not speak TLS there", T, async (t) 
   const e = await rejection(api.ping());
   assert.ok(e instanceof ConnectionError);
   assert.equal(e.message, `TLS connection to the Docker Engine at ${f.address} failed: it does not speak TLS there; connect without TLS or use its TLS port`);
+});
+
+test("a dialer's own error is kept; a header Node refuses is a usage error, sent nowhere", T, async () => {
+  const own = new ConnectionError("cannot connect to the Docker Engine at ssh://me@host: ssh exited with 255", "ssh://me@host");
+  const api = new EngineApi({
+    dial: () => {
+      throw own;
+    },
+    host: "api.moby.localhost",
+    address: "ssh://me@host",
+  });
+  assert.equal(await rejection(api.ping()), own);
+  let dials = 0;
+  const never = new EngineApi({ dial: () => (dials++, net.connect(1, "127.0.0.1")), host: "h", address: "tcp://127.0.0.1:1" });
+  const e = await rejection(never.hijack("/session", [["X-Docker-Expose-Session-Uuid", "a\r\nInjected: yes"]]));
+  assert.ok(e instanceof UsageError, String(e));
+  assert.match(e.message, /^invalid request to the Docker Engine \(POST \/session\): /);
+  assert.equal(dials, 0);
 });
 
 // ---------------------------------------------------------------- hijack
@@ -745,6 +766,8 @@ test("credentials never appear in an error or a message, even when the Engine ec
       void readAll(req).then(() => {
         const echo = `header ${header} decoded ${decoded} secret ${mode === "token" ? token : password}`;
         if (mode === "status") sendJson(res, 401, { message: `unauthorized: ${echo}` });
+        // The secret across the point where long messages are cut.
+        else if (mode === "long") sendJson(res, 401, { message: `${"x".repeat(290)} ${password} ${"y".repeat(50)}` });
         else if (mode === "text") {
           res.writeHead(403, { "Content-Type": "text/plain" });
           res.end(echo);
@@ -755,6 +778,7 @@ test("credentials never appear in an error or a message, even when the Engine ec
   const auths: Array<[string, RegistryAuth, string]> = [
     ["status", { username: "me", password }, password],
     ["text", { username: "me", password }, password],
+    ["long", { username: "me", password }, password],
     ["stream", { username: "me", password }, password],
     ["token", { identityToken: token, serverAddress: "registry.example" }, token],
   ];
@@ -766,8 +790,9 @@ test("credentials never appear in an error or a message, even when the Engine ec
     for (const text of [e.message, String(e), e.stack ?? "", inspect(e, { depth: Infinity, showHidden: true }), JSON.stringify(messages)]) {
       assert.ok(!text.includes(secret), `${m}: the secret leaked: ${text}`);
       assert.ok(!text.includes(header), `${m}: the header leaked: ${text}`);
+      for (let i = 0; i + 8 <= secret.length; i++) assert.ok(!text.includes(secret.slice(i, i + 8)), `${m}: part of the secret leaked: ${text}`);
     }
-    assert.match(e.message, /<redacted>/, `${m}: ${e.message}`);
+    assert.match(e.message, /<redacted/, `${m}: ${e.message}`);
   }
 });
 
