@@ -19,7 +19,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Duplex, type Readable } from "node:stream";
-import { BuildKitError, ConnectionError } from "../errors.js";
+import { BuildKitError, ConnectionError, UsageError } from "../errors.js";
 import { JsonMessageParser, JsonMessageSyntaxError, messageError, type JsonMessage } from "./json-message.js";
 import { encodeRegistryAuth, REGISTRY_AUTH_HEADER, registryAuthSecrets, type RegistryAuth } from "./registry-auth.js";
 import { StdcopyDemuxer } from "./stdcopy.js";
@@ -533,7 +533,7 @@ export class EngineApi {
         return JSON.parse(body.toString("utf8")) as unknown;
       } catch {
         throw new ConnectionError(
-          `the Docker Engine at ${this.address} answered ${ex.what} with a body that is not JSON (${ex.redact(oneLine(body.toString("utf8"), 120))}); is it a Docker Engine?`,
+          `the Docker Engine at ${this.address} answered ${ex.what} with a body that is not JSON (${oneLine(ex.redact(body.toString("utf8")), 120)}); is it a Docker Engine?`,
           this.address,
         );
       }
@@ -597,9 +597,13 @@ export class EngineApi {
       // not JSON
     }
     const json = engineMessage !== undefined;
-    engineMessage = ex.redact(oneLine(engineMessage ?? text));
+    engineMessage = oneLine(ex.redact(engineMessage ?? text));
     const details = { status, address: this.address, request: ex.what, engineMessage };
     const at = `the Docker Engine at ${this.address}`;
+    if (status === 400 && /HTTP request to an HTTPS server/i.test(engineMessage)) {
+      // Go's TLS server answers plain HTTP so (GitLab's dind on port 2376 without TLS settings).
+      return new EngineApiError(`${at} expects TLS; connect with TLS (DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH) or use its plain port`, details);
+    }
     const bare = ex.what.split(" ")[1];
     if (status === 404 && (bare === "/grpc" || bare === "/session")) {
       return new EngineApiError(`${at} does not serve BuildKit (${ex.what} answered 404)`, details);
@@ -701,7 +705,7 @@ export class EngineApi {
     }
     for (const [k, v] of spec.headers ?? []) add(k, v);
     const body = spec.body;
-    if (body === undefined || Buffer.isBuffer(body)) add("Content-Length", String(body?.length ?? 0));
+    if (spec.method === "POST" && (body === undefined || Buffer.isBuffer(body))) add("Content-Length", String(body?.length ?? 0));
 
     let answered = false;
     let finished = false;
@@ -716,22 +720,13 @@ export class EngineApi {
       return firstError;
     };
 
-    const req = http.request({
-      method: spec.method,
-      path: spec.path,
-      headers,
-      setHost: false,
-      createConnection: () => {
-        try {
-          return this.#dial();
-        } catch (e) {
-          // A dialer that throws: its error arrives as the stream's, like any dial failure.
-          const failing = new Duplex({ read: () => undefined, write: (_c, _e, cb) => cb() });
-          process.nextTick(() => failing.destroy(e instanceof Error ? e : new Error(String(e))));
-          return failing;
-        }
-      },
-    });
+    let req: http.ClientRequest;
+    try {
+      req = this.#request(spec, headers);
+    } catch (e) {
+      // Node refuses a header with CR/LF or a bad name before anything is sent.
+      throw new UsageError(`invalid request to the Docker Engine (${what}): ${redact(e instanceof Error ? e.message : String(e))}`, { cause: e });
+    }
 
     const onAbort = (): void => {
       req.destroy(spec.signal ? abortError(spec.signal) : undefined);
@@ -794,6 +789,25 @@ export class EngineApi {
     };
   }
 
+  #request(spec: Spec, headers: http.OutgoingHttpHeaders): http.ClientRequest {
+    return http.request({
+      method: spec.method,
+      path: spec.path,
+      headers,
+      setHost: false,
+      createConnection: () => {
+        try {
+          return this.#dial();
+        } catch (e) {
+          // A dialer that throws: its error arrives as the stream's, like any dial failure.
+          const failing = new Duplex({ read: () => undefined, write: (_c, _e, cb) => cb() });
+          process.nextTick(() => failing.destroy(e instanceof Error ? e : new Error(String(e))));
+          return failing;
+        }
+      },
+    });
+  }
+
   /** One clear line for a failed exchange. */
   #translate(e: unknown, what: string, answered: boolean, signal: AbortSignal | undefined, redact: (s: string) => string): BuildKitError {
     if (signal?.aborted) return abortError(signal);
@@ -803,6 +817,14 @@ export class EngineApi {
     const at = `the Docker Engine at ${this.address}`;
     const why = dialReason(code);
     if (why) return new ConnectionError(`cannot connect to ${at}: ${why}`, this.address, { cause: e });
+    if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(msg)) {
+      return new ConnectionError(`TLS connection to ${at} failed: it does not speak TLS there; connect without TLS or use its TLS port`, this.address, {
+        cause: e,
+      });
+    }
+    if (code !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME|ALTNAME/.test(code)) {
+      return new ConnectionError(`TLS connection to ${at} failed: ${msg}; check the CA and client certificate (DOCKER_CERT_PATH)`, this.address, { cause: e });
+    }
     if (code?.startsWith("HPE_"))
       return new ConnectionError(`${this.address} did not answer ${what} as a Docker Engine (${msg}); check the address`, this.address, { cause: e });
     if (!answered && (code === "ECONNRESET" || code === "EPIPE")) {
