@@ -80,10 +80,17 @@ function engineDialer(
 /** The API client and the hijacking dialers for one Engine. */
 export function engineLink(
   resolved: ResolvedEngine,
-  o: { ssh?: SshOptions | undefined; env: Record<string, string | undefined>; timeoutMs: number },
+  o: {
+    ssh?: SshOptions | undefined;
+    env: Record<string, string | undefined>;
+    timeoutMs: number;
+    /** For messages: what the daemon is called and its process (podman: "the podman service"). */
+    name?: string | undefined;
+    process?: string | undefined;
+  },
 ): EngineLink {
   const d = engineDialer(resolved.endpoint, resolved.address, { ssh: o.ssh ?? {}, env: o.env, timeoutMs: o.timeoutMs });
-  const api = new EngineApi({ dial: d.dial, host: d.host, address: resolved.address });
+  const api = new EngineApi({ dial: d.dial, host: d.host, address: resolved.address, name: o.name, process: o.process });
   return {
     api,
     resolved,
