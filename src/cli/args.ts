@@ -189,7 +189,8 @@ export const commands: CommandSpec[] = [
 
 export const globalHelp = [
   "Global options:",
-  "  --addr ADDR               buildkitd address: unix:///path, tcp://host:port or ssh://[user@]host[:port][/socket]",
+  "  --addr ADDR               buildkitd address: unix:///path, tcp://host:port or ssh://[user@]host[:port][/socket];",
+  "                            in a container: docker-container://NAME[?context=CTX], podman-container://NAME",
   "                            (default $BUILDKIT_HOST, else unix:///run/buildkit/buildkitd.sock)",
   "  --tlscacert FILE          CA certificate to verify buildkitd with",
   "  --tlscert FILE            client certificate",
