@@ -18,7 +18,7 @@ import { BuildKitError, ConnectionError } from "../errors.js";
 import { PendingStream } from "../transport/pending-stream.js";
 import type { ParsedAddress } from "../transport/address.js";
 import type { SshOptions } from "../transport/ssh-dial.js";
-import type { EngineApi, ExecSession } from "./api.js";
+import { EngineApiError, type EngineApi, type ExecSession } from "./api.js";
 import { resolveEngine, resolvePodman, type ResolvedEngine } from "./host.js";
 import { engineLink } from "./engine.js";
 
@@ -85,7 +85,9 @@ export async function openDialStdio(api: EngineApi, addr: ContainerAddress, sign
     session = await api.exec(addr.container, DIAL_STDIO, { signal, cli: addr.runtime });
   } catch (e) {
     if (!(e instanceof BuildKitError) || e.code === "CANCELLED") throw e;
-    const message = e.message.includes(addr.container) ? e.message : `cannot run buildctl dial-stdio in container ${addr.container}: ${e.message}`;
+    // No such container, or not running: the Engine's answer names it already.
+    const named = (e instanceof EngineApiError && e.status === 404) || e.code === "FAILED_PRECONDITION";
+    const message = named ? e.message : `cannot run buildctl dial-stdio in container ${addr.container}: ${e.message}`;
     throw new ConnectionError(message, addr.address, { code: e.code, cause: e });
   }
   return new DialStdio(session, addr);
@@ -138,6 +140,7 @@ class DialStdio extends Duplex {
   #held: Buffer[] = [];
   #heldBytes = 0;
   #failing = false;
+  #grace: ReturnType<typeof setTimeout> | undefined;
 
   constructor(session: ExecSession, addr: ContainerAddress) {
     super();
@@ -184,7 +187,7 @@ class DialStdio extends Duplex {
     // Not HTTP/2: the Engine's or dial-stdio's words; read on until the exec ends (or briefly).
     this.#held = [head];
     this.#state = "failing";
-    setTimeout(() => this.#fail(), FAILURE_GRACE_MS).unref();
+    this.#grace = setTimeout(() => this.#fail(), FAILURE_GRACE_MS);
   }
 
   /** Fails the stream with what the exec wrote and its exit code (once it has one). */
@@ -212,6 +215,7 @@ class DialStdio extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    clearTimeout(this.#grace);
     this.#inner.destroy();
     cb(err);
   }
