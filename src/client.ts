@@ -34,7 +34,12 @@ export interface ConnectOptions {
    * then /var/run/docker.sock), `docker://CONTEXT`, `docker+unix:///path`,
    * `docker+tcp://host[:port]` (TLS from `DOCKER_TLS_VERIFY` /
    * `DOCKER_CERT_PATH` as the docker CLI, or `tls`), or
-   * `docker+ssh://[user@]host[:port][/path/to/docker.sock]`.
+   * `docker+ssh://[user@]host[:port][/path/to/docker.sock]`. buildkitd in a
+   * container, as buildctl's helpers (`buildctl dial-stdio` run through the
+   * Engine API, no docker CLI needed): `docker-container://NAME` (on the
+   * Engine the docker CLI would use), `docker-container://NAME?context=CTX`,
+   * `podman-container://NAME` (podman's API service: `CONTAINER_HOST`, else
+   * its default socket for the user).
    * Default: `BUILDKIT_HOST`; else buildkitd's socket
    * `/run/buildkit/buildkitd.sock` if it exists; else the Docker Engine
    * when `DOCKER_HOST` or a docker context is set or /var/run/docker.sock
@@ -120,16 +125,21 @@ export class BuildKitClient {
     if (isDockerAddress(address)) return BuildKitClient.#connectEngine(address, env, timeoutMs, options);
     const addr = parseAddress(address);
     const tls = resolveTls(options.tls, addr);
+    // A container is reached through its Engine: local when that is a unix socket.
+    const container = addr.kind === "container" ? (await import("./docker/container.js")).containerLink(addr, { env, ssh: options.ssh, timeoutMs }) : undefined;
+    const local = addr.kind === "unix" || container?.engine.endpoint.kind === "unix";
     const ka = options.keepalive;
     const keepalive =
-      ka === false || (ka === undefined && addr.kind === "unix")
+      ka === false || (ka === undefined && local)
         ? undefined
         : {
             intervalMs: checkMs(ka?.intervalMs ?? DEFAULT_KEEPALIVE.intervalMs, "keepalive interval"),
             timeoutMs: checkMs(ka?.timeoutMs ?? DEFAULT_KEEPALIVE.timeoutMs, "keepalive timeout"),
           };
     let conn: Connection;
-    if (addr.kind === "ssh") {
+    if (container) {
+      conn = new Connection(addr, undefined, { dial: container.dial, onClose: container.close, keepalive });
+    } else if (addr.kind === "ssh") {
       const ssh = sshDialer(addr, options.ssh ?? {}, env, timeoutMs);
       conn = new Connection(addr, tls, { dial: ssh.dial, onClose: ssh.close, keepalive });
     } else {

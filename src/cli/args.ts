@@ -191,6 +191,7 @@ export const globalHelp = [
   "Global options:",
   "  --addr ADDR               buildkitd address: unix:///path, tcp://host:port or ssh://[user@]host[:port][/socket];",
   "                            a Docker Engine: docker://[CONTEXT], docker+unix:///path, docker+tcp://host[:port], docker+ssh://...",
+  "                            in a container: docker-container://NAME[?context=CTX], podman-container://NAME",
   "                            (default $BUILDKIT_HOST, else unix:///run/buildkit/buildkitd.sock if it exists,",
   "                            else the Docker Engine of $DOCKER_HOST / the docker context / /var/run/docker.sock)",
   "  --tlscacert FILE          CA certificate to verify buildkitd with",

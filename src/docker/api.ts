@@ -48,6 +48,10 @@ export interface EngineApiOptions {
   address: string;
   /** Default "bk-build". */
   userAgent?: string | undefined;
+  /** What messages call the daemon; default "the Docker Engine" (podman: "the podman service"). */
+  name?: string | undefined;
+  /** The daemon's process, for hints; default "dockerd". */
+  process?: string | undefined;
 }
 
 export interface EnginePing {
@@ -93,6 +97,8 @@ export interface ExecOptions {
   env?: string[] | undefined;
   workingDir?: string | undefined;
   user?: string | undefined;
+  /** The CLI named in hints ("docker ps", "docker start NAME"); default "docker". */
+  cli?: string | undefined;
 }
 
 export interface ExecSession {
@@ -205,16 +211,16 @@ function escapePath(s: string): string {
   return encodeURIComponent(s).replace(/%(2F|3A|40|24|26|2B|2C|3B|3D)/gi, (m) => decodeURIComponent(m));
 }
 
-/** The reason a dial failed, from Node's error code. */
-function dialReason(code: string | undefined): string | undefined {
+/** The reason a dial failed, from Node's error code; `daemon` is the process named in hints ("dockerd"). */
+function dialReason(code: string | undefined, daemon: string): string | undefined {
   switch (code) {
     case "ENOENT":
-      return "no such socket; is dockerd running?";
+      return `no such socket; is ${daemon} running?`;
     case "ECONNREFUSED":
-      return "connection refused; is dockerd running?";
+      return `connection refused; is ${daemon} running?`;
     case "EACCES":
     case "EPERM":
-      return "permission denied on the socket; run as a user who may use it (e.g. in the docker group)";
+      return `permission denied on the socket; run as a user who may use it${daemon === "dockerd" ? " (e.g. in the docker group)" : ""}`;
     case "ENOTSOCK":
     case "ENOTDIR":
       return "not a socket; check the address";
@@ -226,10 +232,16 @@ function dialReason(code: string | undefined): string | undefined {
     case "EADDRNOTAVAIL":
       return "host unreachable; check the address";
     case "ETIMEDOUT":
-      return "timed out; is dockerd running and reachable there?";
+      return `timed out; is ${daemon} running and reachable there?`;
     default:
       return undefined;
   }
+}
+
+/** The container an exec is for, and the CLI named in hints. */
+interface ContainerRef {
+  name: string;
+  cli: string;
 }
 
 interface Spec {
@@ -270,6 +282,9 @@ export class EngineApi {
   readonly #dial: () => Duplex;
   readonly #host: string;
   readonly #userAgent: string;
+  /** "the Docker Engine at unix:///var/run/docker.sock", for messages. */
+  readonly #at: string;
+  readonly #process: string;
   #version: Promise<string> | undefined;
 
   constructor(o: EngineApiOptions) {
@@ -277,6 +292,8 @@ export class EngineApi {
     this.#host = o.host;
     this.address = o.address;
     this.#userAgent = o.userAgent ?? "bk-build";
+    this.#at = `${o.name ?? "the Docker Engine"} at ${o.address}`;
+    this.#process = o.process ?? "dockerd";
   }
 
   /** HEAD /_ping, and GET /_ping if HEAD got no 200 (as the Go client); the headers say what the Engine is. */
@@ -465,22 +482,23 @@ export class EngineApi {
   async exec(container: string, cmd: string[], o: ExecOptions = {}): Promise<ExecSession> {
     const ver = await this.apiVersion(o.signal);
     const id = escapePath(container);
-    const inspect = record(await this.#getJson(`/v${ver}/containers/${id}/json`, o.signal, container)) ?? {};
+    const cli = o.cli ?? "docker";
+    const target = { name: container, cli };
+    const inspect = record(await this.#getJson(`/v${ver}/containers/${id}/json`, o.signal, target)) ?? {};
     const state = record(inspect["State"]);
     if (state?.["Running"] !== true) {
       const status = optionalString(state?.["Status"]);
-      throw new BuildKitError(
-        `container ${container} on the Docker Engine at ${this.address} is not running${status ? ` (${status})` : ""}; start it (docker start ${container})`,
-        { code: "FAILED_PRECONDITION" },
-      );
+      throw new BuildKitError(`container ${container} on ${this.#at} is not running${status ? ` (${status})` : ""}; start it (${cli} start ${container})`, {
+        code: "FAILED_PRECONDITION",
+      });
     }
     const config: Record<string, unknown> = { AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false, Cmd: cmd };
     if (o.env) config["Env"] = o.env;
     if (o.workingDir !== undefined) config["WorkingDir"] = o.workingDir;
     if (o.user !== undefined) config["User"] = o.user;
-    const created = record(await this.#postJson(`/v${ver}/containers/${id}/exec`, config, o.signal, container));
+    const created = record(await this.#postJson(`/v${ver}/containers/${id}/exec`, config, o.signal, target));
     const execId = optionalString(created?.["Id"]);
-    if (!execId) throw new BuildKitError(`the Docker Engine at ${this.address} created an exec in ${container} but sent no id`, { code: "INTERNAL" });
+    if (!execId) throw new BuildKitError(`${this.#at} created an exec in ${container} but sent no id`, { code: "INTERNAL" });
     const socket = await this.#upgrade({
       method: "POST",
       path: `/v${ver}/exec/${escapePath(execId)}/start`,
@@ -489,7 +507,7 @@ export class EngineApi {
       upgrade: "tcp",
       signal: o.signal,
     });
-    const stream = new ExecStream(socket, this.address, o.onStderr);
+    const stream = new ExecStream(socket, this.address, this.#at, o.onStderr);
     return {
       stream,
       stderr: () => stream.stderrText(),
@@ -514,16 +532,16 @@ export class EngineApi {
     }
   }
 
-  async #getJson(path: string, signal: AbortSignal | undefined, container?: string): Promise<unknown> {
+  async #getJson(path: string, signal: AbortSignal | undefined, container?: ContainerRef): Promise<unknown> {
     return this.#json({ method: "GET", path, signal }, container);
   }
 
-  async #postJson(path: string, body: unknown, signal: AbortSignal | undefined, container?: string): Promise<unknown> {
+  async #postJson(path: string, body: unknown, signal: AbortSignal | undefined, container?: ContainerRef): Promise<unknown> {
     return this.#json({ method: "POST", path, headers: [["Content-Type", "application/json"]], body: Buffer.from(JSON.stringify(body)), signal }, container);
   }
 
   /** A request answered with a JSON document. */
-  async #json(spec: Spec, container?: string): Promise<unknown> {
+  async #json(spec: Spec, container?: ContainerRef): Promise<unknown> {
     const ex = this.#start(spec);
     try {
       const { res } = await ex.head;
@@ -533,7 +551,7 @@ export class EngineApi {
         return JSON.parse(body.toString("utf8")) as unknown;
       } catch {
         throw new ConnectionError(
-          `the Docker Engine at ${this.address} answered ${ex.what} with a body that is not JSON (${oneLine(ex.redact(body.toString("utf8")), 120)}); is it a Docker Engine?`,
+          `${this.#at} answered ${ex.what} with a body that is not JSON (${oneLine(ex.redact(body.toString("utf8")), 120)}); is it a Docker Engine?`,
           this.address,
         );
       }
@@ -563,12 +581,7 @@ export class EngineApi {
       res.on("data", (c: Buffer) => {
         size += c.length;
         if (size > max) {
-          reject(
-            new ConnectionError(
-              `the Docker Engine at ${this.address} answered ${ex.what} with more than ${max >> 10} KiB; is it a Docker Engine?`,
-              this.address,
-            ),
-          );
+          reject(new ConnectionError(`${this.#at} answered ${ex.what} with more than ${max >> 10} KiB; is it a Docker Engine?`, this.address));
           res.destroy();
           return;
         }
@@ -580,7 +593,7 @@ export class EngineApi {
   }
 
   /** The error for a non-success answer, from its body (the Engine's JSON {"message"} or the text). */
-  async #statusError(ex: Exchange, res: http.IncomingMessage, container?: string): Promise<BuildKitError> {
+  async #statusError(ex: Exchange, res: http.IncomingMessage, container?: ContainerRef): Promise<BuildKitError> {
     const status = res.statusCode ?? 0;
     let body: Buffer = Buffer.alloc(0);
     try {
@@ -599,7 +612,7 @@ export class EngineApi {
     const json = engineMessage !== undefined;
     engineMessage = oneLine(ex.redact(engineMessage ?? text));
     const details = { status, address: this.address, request: ex.what, engineMessage };
-    const at = `the Docker Engine at ${this.address}`;
+    const at = this.#at;
     if (status === 400 && /HTTP request to an HTTPS server/i.test(engineMessage)) {
       // Go's TLS server answers plain HTTP so (GitLab's dind on port 2376 without TLS settings).
       return new EngineApiError(`${at} expects TLS; connect with TLS (DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH) or use its plain port`, details);
@@ -609,7 +622,10 @@ export class EngineApi {
       return new EngineApiError(`${at} does not serve BuildKit (${ex.what} answered 404)`, details);
     }
     if (status === 404 && container !== undefined && /no such container/i.test(engineMessage)) {
-      return new EngineApiError(`${at} has no container ${container}${engineMessage ? ` (${engineMessage})` : ""}; check the name (docker ps)`, details);
+      return new EngineApiError(
+        `${at} has no container ${container.name}${engineMessage ? ` (${engineMessage})` : ""}; check the name (${container.cli} ps)`,
+        details,
+      );
     }
     if (status === 400 && /\bAPI version\b|client version .* too (old|new)/i.test(engineMessage)) {
       const ver = /^\/v(\d+\.\d+)\//.exec(ex.req.path)?.[1];
@@ -658,14 +674,14 @@ export class EngineApi {
           messages = parser.push(chunk);
         } catch (e) {
           const why = e instanceof JsonMessageSyntaxError ? e.message : String(e);
-          fail(new ConnectionError(`the Docker Engine at ${this.address} sent a bad progress stream while ${doing}: ${why}`, this.address));
+          fail(new ConnectionError(`${this.#at} sent a bad progress stream while ${doing}: ${why}`, this.address));
           return;
         }
         for (const raw of messages) {
           const m = redactMessage(raw, ex.redact);
           const error = messageError(m);
           if (error !== undefined) {
-            fail(new BuildKitError(`${doing} on the Docker Engine at ${this.address} failed: ${oneLine(error, 2000)}`, { code: "UNKNOWN" }));
+            fail(new BuildKitError(`${doing} on ${this.#at} failed: ${oneLine(error, 2000)}`, { code: "UNKNOWN" }));
             return;
           }
           try {
@@ -678,8 +694,7 @@ export class EngineApi {
       });
       res.on("end", () => {
         if (parser.idle) resolve();
-        else
-          fail(new ConnectionError(`connection to the Docker Engine at ${this.address} lost while ${doing}: the answer ended inside a message`, this.address));
+        else fail(new ConnectionError(`connection to ${this.#at} lost while ${doing}: the answer ended inside a message`, this.address));
       });
     });
     return Promise.race([read, ex.failed]);
@@ -767,7 +782,7 @@ export class EngineApi {
     else {
       body.on("error", (e) => {
         if (finished) return;
-        failWith(new BuildKitError(`${what} to the Docker Engine at ${this.address} failed: reading what to send failed: ${e.message}`, { cause: e }));
+        failWith(new BuildKitError(`${what} to ${this.#at} failed: reading what to send failed: ${e.message}`, { cause: e }));
         req.destroy();
       });
       body.pipe(req);
@@ -814,8 +829,8 @@ export class EngineApi {
     if (e instanceof BuildKitError) return e;
     const code = nodeCode(e);
     const msg = redact(e instanceof Error ? e.message : String(e));
-    const at = `the Docker Engine at ${this.address}`;
-    const why = dialReason(code);
+    const at = this.#at;
+    const why = dialReason(code, this.#process);
     if (why) return new ConnectionError(`cannot connect to ${at}: ${why}`, this.address, { cause: e });
     if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(msg)) {
       return new ConnectionError(`TLS connection to ${at} failed: it does not speak TLS there; connect without TLS or use its TLS port`, this.address, {
@@ -857,7 +872,7 @@ class ExecStream extends Duplex {
   #stderrBytes = 0;
   #ended = false;
 
-  constructor(socket: Duplex, address: string, onStderr: ((chunk: Buffer) => void) | undefined) {
+  constructor(socket: Duplex, address: string, at: string, onStderr: ((chunk: Buffer) => void) | undefined) {
     super();
     this.#socket = socket;
     const demux = new StdcopyDemuxer((stream, payload) => {
@@ -867,14 +882,14 @@ class ExecStream extends Duplex {
         this.#keepStderr(payload);
         onStderr?.(payload);
       } else {
-        this.destroy(new BuildKitError(`the Docker Engine at ${address} reported an error in the exec stream: ${oneLine(payload.toString("utf8"))}`));
+        this.destroy(new BuildKitError(`${at} reported an error in the exec stream: ${oneLine(payload.toString("utf8"))}`));
       }
     });
     socket.on("data", (d: Buffer) => {
       try {
         demux.push(d);
       } catch (e) {
-        this.destroy(new BuildKitError(`the Docker Engine at ${address} sent a bad exec stream: ${e instanceof Error ? e.message : String(e)}`));
+        this.destroy(new BuildKitError(`${at} sent a bad exec stream: ${e instanceof Error ? e.message : String(e)}`));
       }
     });
     const endRead = (): void => {
@@ -883,9 +898,7 @@ class ExecStream extends Duplex {
       this.push(null);
     };
     socket.on("end", endRead);
-    socket.on("error", (e: Error) =>
-      this.destroy(new ConnectionError(`connection to the Docker Engine at ${address} lost during the exec: ${e.message}`, address, { cause: e })),
-    );
+    socket.on("error", (e: Error) => this.destroy(new ConnectionError(`connection to ${at} lost during the exec: ${e.message}`, address, { cause: e })));
     socket.on("close", () => {
       endRead();
       if (!this.writableEnded) this.end();

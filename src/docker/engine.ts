@@ -82,7 +82,14 @@ function engineDialer(
 /** The API client and the hijacking dialers for one Engine. */
 export function engineLink(
   resolved: ResolvedEngine,
-  o: { ssh?: SshOptions | undefined; env: Record<string, string | undefined>; timeoutMs: number },
+  o: {
+    ssh?: SshOptions | undefined;
+    env: Record<string, string | undefined>;
+    timeoutMs: number;
+    /** For messages: what the daemon is called and its process (podman: "the podman service"). */
+    name?: string | undefined;
+    process?: string | undefined;
+  },
 ): EngineLink {
   const d = engineDialer(resolved.endpoint, resolved.address, { ssh: o.ssh ?? {}, env: o.env, timeoutMs: o.timeoutMs, alpn: "http/1.1" });
   // One SSH connection serves both; only TLS differs (ALPN).
@@ -90,7 +97,7 @@ export function engineLink(
     resolved.endpoint.kind === "tcp" && resolved.endpoint.tls
       ? engineDialer(resolved.endpoint, resolved.address, { ssh: o.ssh ?? {}, env: o.env, timeoutMs: o.timeoutMs, alpn: "h2" }).dial
       : d.dial;
-  const api = new EngineApi({ dial: d.dial, host: d.host, address: resolved.address });
+  const api = new EngineApi({ dial: d.dial, host: d.host, address: resolved.address, name: o.name, process: o.process });
   return {
     api,
     resolved,

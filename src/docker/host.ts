@@ -665,3 +665,53 @@ export function engineConfigured(env: Record<string, string | undefined>, exists
   }
   return exists(DEFAULT_DOCKER_SOCKET);
 }
+
+/* ------------------------------------------------------------------ */
+/* podman's Docker-compatible API service                              */
+/* ------------------------------------------------------------------ */
+
+/** `podman system service`'s default socket when run as root. */
+export const PODMAN_ROOTFUL_SOCKET = "/run/podman/podman.sock";
+
+/**
+ * The podman API service a `podman-container://` address reaches, as
+ * podman's remote client finds it: `CONTAINER_HOST` (unix://, tcp:// or
+ * ssh://), else the socket `podman system service` (podman.socket) listens
+ * on by default: `/run/podman/podman.sock` for root,
+ * `$XDG_RUNTIME_DIR/podman/podman.sock` (or `/run/user/UID/...` without
+ * XDG_RUNTIME_DIR) for other users, whose containers are rootless.
+ * containers.conf service destinations and CONTAINER_CONNECTION are not read.
+ */
+export function resolvePodman(env: Record<string, string | undefined>, euid: number): ResolvedEngine {
+  const fromEnv = (env["CONTAINER_HOST"] ?? "").trim();
+  if (fromEnv !== "") {
+    const what = `CONTAINER_HOST "${fromEnv}"`;
+    const sep = fromEnv.indexOf("://");
+    const scheme = sep >= 0 ? fromEnv.slice(0, sep) : "";
+    if (!["unix", "tcp", "ssh"].includes(scheme)) {
+      throw new UsageError(`invalid ${what}: expected unix:///path/to/podman.sock, tcp://host:port or ssh://[user@]host[:port]/path/to/podman.sock`);
+    }
+    let raw: RawEndpoint;
+    try {
+      raw = parseFlagHost(fromEnv, false);
+    } catch (e) {
+      if (e instanceof HostProblem) throw new UsageError(`invalid ${what}: ${e.message}`);
+      throw e;
+    }
+    if (raw.kind === "ssh" && raw.socketPath === undefined) {
+      throw new UsageError(`invalid ${what}: name the podman socket on the remote host, e.g. ssh://user@host/run/user/1000/podman/podman.sock`);
+    }
+    const endpoint = withTls(raw, undefined);
+    return { endpoint, address: podmanAddress(endpoint), source: "CONTAINER_HOST" };
+  }
+  if (euid === 0)
+    return { endpoint: { kind: "unix", path: PODMAN_ROOTFUL_SOCKET }, address: `unix://${PODMAN_ROOTFUL_SOCKET}`, source: "podman's rootful socket" };
+  const runtimeDir = env["XDG_RUNTIME_DIR"] || `/run/user/${euid}`;
+  const path = posix.join(runtimeDir, "podman", "podman.sock");
+  return { endpoint: { kind: "unix", path }, address: `unix://${path}`, source: "podman's rootless socket" };
+}
+
+/** podman's own URL form (no docker+ prefix), for messages. */
+function podmanAddress(endpoint: DockerEndpoint): string {
+  return engineAddress(endpoint).replace(/^docker\+/, "");
+}

@@ -10,7 +10,9 @@ export const DEFAULT_ADDRESS = "unix:///run/buildkit/buildkitd.sock";
 export type ParsedAddress =
   | { kind: "unix"; path: string; address: string }
   | { kind: "tcp"; host: string; port: number; address: string }
-  | { kind: "ssh"; user: string | undefined; host: string; port: number; socketPath: string; address: string };
+  | { kind: "ssh"; user: string | undefined; host: string; port: number; socketPath: string; address: string }
+  /** buildkitd in a container, reached through `buildctl dial-stdio` run by the Engine API (docker-container://, podman-container://). */
+  | { kind: "container"; runtime: "docker" | "podman"; container: string; context: string | undefined; address: string };
 
 /** Strips the brackets of an IPv6 literal ("[::1]" -> "::1"), for dialling and names. */
 export function bareHost(host: string): string {
@@ -26,7 +28,7 @@ export function parseAddress(address: string): ParsedAddress {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(trimmed);
   if (!m) {
     throw new UsageError(
-      `invalid buildkitd address "${address}": expected unix:///path/to/buildkitd.sock, tcp://host:port or ssh://[user@]host[:port][/path/to/buildkitd.sock]`,
+      `invalid buildkitd address "${address}": expected unix:///path/to/buildkitd.sock, tcp://host:port, ssh://[user@]host[:port][/path/to/buildkitd.sock] or docker-container://NAME`,
     );
   }
   const scheme = m[1]!.toLowerCase();
@@ -68,7 +70,45 @@ export function parseAddress(address: string): ParsedAddress {
       address: `ssh://${user ? `${user}@` : ""}${host}${m2[3] === undefined ? "" : `:${port}`}${socketPath}`,
     };
   }
-  throw new UsageError(`unsupported buildkitd address scheme "${scheme}://" in "${address}": use unix://, tcp:// or ssh://`);
+  if (scheme === "docker-container" || scheme === "podman-container") return parseContainerAddress(address, scheme, rest);
+  throw new UsageError(
+    `unsupported buildkitd address scheme "${scheme}://" in "${address}": use unix://, tcp://, ssh://, docker-container:// or podman-container://`,
+  );
+}
+
+/** Docker's container names (and IDs, which are hex): a letter or digit, then letters, digits, "_", "." or "-". */
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/**
+ * `docker-container://NAME[?context=CONTEXT]` and `podman-container://NAME`,
+ * buildctl's connection helpers. buildctl takes the URL's host name as the
+ * container and ignores a user, port or path; here they are refused, as is
+ * any query parameter other than docker-container's `context` (buildctl
+ * ignores those too), so that a mistyped address is not quietly another.
+ */
+function parseContainerAddress(address: string, scheme: "docker-container" | "podman-container", rest: string): ParsedAddress {
+  const runtime = scheme === "docker-container" ? "docker" : "podman";
+  const form = runtime === "docker" ? "docker-container://NAME[?context=CONTEXT]" : "podman-container://NAME";
+  const bad = (why: string): UsageError => new UsageError(`invalid buildkitd address "${address}": ${why} (expected ${form})`);
+  if (rest.includes("#")) throw bad("a fragment (#...) has no meaning here");
+  const q = rest.indexOf("?");
+  const query = q >= 0 ? rest.slice(q + 1) : "";
+  const authority = (q >= 0 ? rest.slice(0, q) : rest).replace(/\/$/, "");
+  if (authority === "") throw bad("no container name");
+  if (authority.includes("/")) throw bad("a path has no meaning here; the container runs buildkitd at its default socket");
+  if (authority.includes("@")) throw bad("a user part has no meaning here");
+  if (authority.includes(":")) throw bad("a port has no meaning here");
+  if (!CONTAINER_NAME.test(authority)) throw bad(`"${authority}" is not a container name or ID`);
+  let context: string | undefined;
+  const params = new URLSearchParams(query);
+  for (const key of new Set(params.keys())) {
+    if (key !== "context" || runtime === "podman") throw bad(`unknown parameter "${key}"`);
+    const values = params.getAll(key);
+    if (values.length > 1) throw bad("context is given more than once");
+    context = values[0] || undefined;
+  }
+  const normal = `${scheme}://${authority}${context === undefined ? "" : `?context=${encodeURIComponent(context)}`}`;
+  return { kind: "container", runtime, container: authority, context, address: normal };
 }
 
 /**

@@ -44,6 +44,7 @@ function retryable(e: unknown, method: string, attempt: number): boolean {
 export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined): () => Duplex {
   if (addr.kind === "unix") return () => net.connect(addr.path);
   if (addr.kind === "ssh") throw new Error("internal: ssh:// addresses dial through sshDialer");
+  if (addr.kind === "container") throw new Error("internal: container addresses dial through the Engine API (docker/container.ts)");
   const host = bareHost(addr.host);
   if (!tlsOptions) return () => net.connect(addr.port, host);
   const serverName = tlsOptions.serverName;

@@ -23,7 +23,7 @@ test("parseAddress rejects bad input with a line that names it", () => {
     ["unix://relative.sock", /must be absolute/],
     ["tcp://host", /expected tcp:\/\/host:port/],
     ["tcp://host:99999", /port must be between 1 and 65535/],
-    ["docker-container://buildkitd", /unsupported buildkitd address scheme "docker-container:\/\/"/],
+    ["kube-pod://buildkitd", /unsupported buildkitd address scheme "kube-pod:\/\/"/],
   ];
   for (const [input, re] of cases) {
     assert.throws(
