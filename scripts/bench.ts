@@ -1,40 +1,48 @@
 /**
  * npm run bench: bk-build side by side with buildctl on the same daemon,
- * reported as ratios (bk-build / buildctl; lower is better).
+ * reported as ratios (bk-build / buildctl; lower is better). The `engine`
+ * section compares with `docker buildx build` instead: through the Docker
+ * Engine (buildx's docker driver), and `--load` from buildkitd into the
+ * Engine (buildx's remote driver).
  *
- * Uses BUILDKIT_HOST and BK_BUILDCTL when set, else scripts/test-env.sh up.
- * BK_BENCH_RUNS sets the number of runs per command (default 30).
+ * Uses BUILDKIT_HOST, BK_BUILDCTL, BK_TEST_REGISTRY and BK_TEST_DOCKER_HOST
+ * when set, else scripts/test-env.sh up. BK_BENCH_RUNS sets the number of
+ * runs per quick command (default 30), BK_BENCH_BUILD_RUNS per slow one
+ * (default 3), BK_BENCH_ONLY one section (info, build, export, engine).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { accessSync, appendFileSync, constants, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const runs = Number(process.env["BK_BENCH_RUNS"] ?? 30);
+const only = process.env["BK_BENCH_ONLY"];
 
-function environment(): { host: string; buildctl: string; registry: string } {
+function environment(): { host: string; buildctl: string; registry: string; dockerHost: string | undefined } {
   let host = process.env["BUILDKIT_HOST"];
   let buildctl = process.env["BK_BUILDCTL"];
   let registry = process.env["BK_TEST_REGISTRY"];
-  if (!host || !buildctl) {
+  let dockerHost = process.env["BK_TEST_DOCKER_HOST"];
+  if (!host || !buildctl || (!dockerHost && (!only || only === "engine"))) {
     const out = execFileSync("bash", [join(root, "scripts", "test-env.sh"), "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
     const get = (k: string): string | undefined => new RegExp(`^export ${k}=(.*)$`, "m").exec(out)?.[1];
     host = get("BUILDKIT_HOST");
     buildctl = get("BK_BUILDCTL");
     registry = get("BK_TEST_REGISTRY");
+    dockerHost = get("BK_TEST_DOCKER_HOST");
   }
   if (!host || !buildctl || !registry) throw new Error("no BUILDKIT_HOST/BK_BUILDCTL/BK_TEST_REGISTRY: start scripts/test-env.sh up");
-  return { host, buildctl, registry };
+  return { host, buildctl, registry, dockerHost };
 }
 
 /** Runs a command to completion and returns its wall time; a command still running after BK_BENCH_TIMEOUT_S (default 300) is killed and throws. */
-function time(cmd: string, args: string[]): number {
+function time(cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
   const t = process.hrtime.bigint();
   const limit = Number(process.env["BK_BENCH_TIMEOUT_S"] ?? 300);
-  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"], timeout: limit * 1000 });
+  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"], timeout: limit * 1000, env: env ?? process.env });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   // bk-build exits 143 on the SIGTERM spawnSync sends at the limit.
   if (r.signal || (r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT")
@@ -49,20 +57,22 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-const { host, buildctl, registry } = environment();
+const { host, buildctl, registry, dockerHost } = environment();
 const cli = join(root, "dist", "src", "cli", "bin.js");
 const buildRuns = Number(process.env["BK_BENCH_BUILD_RUNS"] ?? 3);
-const only = process.env["BK_BENCH_ONLY"];
+
+const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`;
 
 function row(name: string, goal: number, a: number[], b: number[]): boolean {
   const ratio = median(a) / median(b);
   const met = ratio <= goal;
-  console.log([name, median(a).toFixed(1), median(b).toFixed(1), ratio.toFixed(2), `<= ${goal}`, met ? "yes" : "NO"].join("\t"));
+  console.log([name, median(a).toFixed(1), median(b).toFixed(1), ratio.toFixed(2), `<= ${goal}`, met ? "yes" : "NO", spread(a), spread(b)].join("\t"));
   return met;
 }
 
 console.log(`daemon: ${host}`);
-console.log(["case", "bk-build median ms", "buildctl median ms", "ratio", "goal", "met"].join("\t"));
+if (only !== "engine")
+  console.log(["case", "bk-build median ms", "buildctl median ms", "ratio", "goal", "met", "bk-build min-max", "buildctl min-max"].join("\t"));
 // The goals are information: the bench reports and exits 0 (issue 15 owns them).
 let failed = false;
 
@@ -226,6 +236,162 @@ if (!only || only === "export") {
   }
   failed = !row(`local cache export + import (${buildRuns} runs)`, 1.1, ra, rb) || failed;
   rmSync(base, { recursive: true, force: true });
+}
+
+/** buildx for the engine section: cached under BK_CACHE_DIR (as test-env.sh caches buildkitd), built from the Go module cache once. */
+const buildxVersion = "v0.38.2";
+function buildx(): string {
+  const cache = process.env["BK_CACHE_DIR"] ?? join(homedir(), ".cache", "bk-build");
+  const bin = join(cache, `buildx-${buildxVersion}`);
+  try {
+    accessSync(bin, constants.X_OK);
+    return bin;
+  } catch {
+    // not built yet
+  }
+  const mod = `github.com/docker/buildx@${buildxVersion}`;
+  console.error(`bench: building buildx ${buildxVersion} with go (once; cached as ${bin})`);
+  const dl = spawnSync("go", ["mod", "download", "-json", mod], { encoding: "utf8" });
+  if (dl.error) throw new Error(`buildx ${buildxVersion} is not at ${bin} and go cannot be run to build it (${dl.error.message})`);
+  let dir: string | undefined;
+  try {
+    const j = JSON.parse(dl.stdout) as { Dir?: string; Error?: string };
+    if (j.Error) throw new Error(j.Error);
+    dir = j.Dir;
+  } catch (e) {
+    throw new Error(`go mod download ${mod} failed: ${(e as Error).message} ${dl.stderr.trim()}`);
+  }
+  if (!dir) throw new Error(`go mod download ${mod} gave no module directory`);
+  mkdirSync(cache, { recursive: true });
+  const tmp = mkdtempSync(join(cache, "build."));
+  try {
+    const b = spawnSync(
+      "go",
+      ["build", "-trimpath", "-ldflags", `-X github.com/docker/buildx/version.Version=${buildxVersion}`, "-o", join(tmp, "buildx"), "./cmd/buildx"],
+      { cwd: dir, encoding: "utf8", env: { ...process.env, GOFLAGS: "-mod=mod -buildvcs=false", CGO_ENABLED: "0" }, timeout: 30 * 60_000 },
+    );
+    if (b.status !== 0) throw new Error(`go build of buildx ${buildxVersion} failed: ${(b.error?.message ?? b.stderr).trim().split("\n").slice(-3).join(" ")}`);
+    renameSync(join(tmp, "buildx"), bin);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return bin;
+}
+
+if (!only || only === "engine") {
+  // bk-build side by side with `docker buildx build` (the docker CLI with
+  // buildx as its plugin, in a DOCKER_CONFIG of our own, never ~/.docker).
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-engine-"));
+  const cfg = join(base, "docker-config");
+  const builder = `bk-bench-${process.pid}`;
+  const tags = { noop: "bk-bench-engine-noop", load: "bk-bench-engine-load" };
+  // Only DOCKER_HOST picks the Engine, and both tools keep their defaults.
+  const unset = new Set(["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "BUILDKIT_HOST", "BUILDX_BUILDER", "BUILDX_NO_DEFAULT_LOAD"]);
+  const env: NodeJS.ProcessEnv = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !unset.has(k))),
+    DOCKER_CONFIG: cfg,
+    DOCKER_HOST: dockerHost,
+  };
+  const docker = (...args: string[]): { status: number | null; out: string } => {
+    const r = spawnSync("docker", args, { encoding: "utf8", env });
+    return { status: r.error ? -1 : r.status, out: `${r.stdout ?? ""}${r.stderr ?? ""}${r.error?.message ?? ""}` };
+  };
+  const rmi = (...names: string[]): void => void docker("rmi", ...names);
+  let created = false;
+  console.log(`engine: ${dockerHost ?? "(none)"}`);
+  console.log(["case", "bk-build median ms", "buildx median ms", "ratio", "goal", "met", "bk-build min-max", "buildx min-max"].join("\t"));
+  try {
+    if (!dockerHost) throw new Error("no BK_TEST_DOCKER_HOST: start scripts/test-env.sh up (it runs a Docker Engine)");
+    mkdirSync(join(cfg, "cli-plugins"), { recursive: true });
+    symlinkSync(buildx(), join(cfg, "cli-plugins", "docker-buildx"));
+    const v = docker("buildx", "version");
+    if (v.status !== 0) throw new Error(`docker buildx does not run (is the docker CLI installed?): ${v.out.trim()}`);
+    // With DOCKER_HOST set, buildx's docker-driver builder for that Engine is "default" (the context's name).
+    const d = docker("buildx", "inspect", "default");
+    if (d.status !== 0 || !/^Driver:\s+docker$/m.test(d.out)) throw new Error(`no buildx builder "default" with the docker driver: ${d.out.trim()}`);
+
+    // 1. A cached no-op build through the Engine; both tag it (the Engine's
+    // BuildKit stores it, as the docker driver does by default). The Engine
+    // has no bridge network, hence --network host for both.
+    const noop = join(base, "noop");
+    mkdirSync(noop);
+    writeFileSync(join(noop, "app.txt"), "bk-bench\n");
+    writeFileSync(join(noop, "Dockerfile"), `FROM ${registry}/bk-test/busybox:latest\nCOPY app.txt /app/\nRUN cat /app/app.txt > /app/copy\n`);
+    const common = ["--progress", "quiet", "--network", "host"];
+    const ours: [string, string[], NodeJS.ProcessEnv] = [
+      process.execPath,
+      [cli, "build", "--addr", `docker+${dockerHost}`, ...common, "-t", `${tags.noop}:bk`, noop],
+      env,
+    ];
+    const theirs: [string, string[], NodeJS.ProcessEnv] = [
+      "docker",
+      ["buildx", "build", "--builder", "default", ...common, "-t", `${tags.noop}:bx`, noop],
+      env,
+    ];
+    time(...ours);
+    time(...theirs);
+    const na: number[] = [];
+    const nb: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      na.push(time(...ours));
+      nb.push(time(...theirs));
+    }
+    failed = !row(`cached no-op build through the Engine, -t, whole process (${runs} runs)`, 1.2, na, nb) || failed;
+    rmi(`${tags.noop}:bk`, `${tags.noop}:bx`);
+
+    // 2. --load of a 200 MB image from buildkitd into the Engine. The random
+    // 200 MB stage is cached in buildkitd, so each run re-exports the docker
+    // tarball and the Engine loads it. The image is removed from the Engine
+    // before every run (a new tag alone would not do: the classic store
+    // skips layers it already holds), and no other image may hold the layer.
+    const load = join(base, "load");
+    mkdirSync(load);
+    writeFileSync(join(load, "Dockerfile"), `FROM ${registry}/bk-test/busybox:latest\nRUN head -c 200000000 /dev/urandom > /blob\n`);
+    const c = docker("buildx", "create", "--name", builder, "--driver", "remote", host);
+    if (c.status !== 0) throw new Error(`docker buildx create --driver remote ${host} failed: ${c.out.trim()}`);
+    created = true;
+    const lours: [string, string[], NodeJS.ProcessEnv] = [
+      process.execPath,
+      [cli, "build", "--addr", host, "--progress", "quiet", "--load", "-t", `${tags.load}:bk`, load],
+      env,
+    ];
+    const ltheirs: [string, string[], NodeJS.ProcessEnv] = [
+      "docker",
+      ["buildx", "build", "--builder", builder, "--progress", "quiet", "--load", "-t", `${tags.load}:bx`, load],
+      env,
+    ];
+    rmi(`${tags.load}:bk`, `${tags.load}:bx`);
+    time(...lours);
+    const layers = docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", `${tags.load}:bk`);
+    const blob = (JSON.parse(layers.out) as string[]).at(-1)!;
+    rmi(`${tags.load}:bk`);
+    time(...ltheirs);
+    rmi(`${tags.load}:bx`);
+    const fresh = (): void => {
+      const ids = docker("image", "ls", "-aq").out.split(/\s+/).filter(Boolean);
+      const held = ids.length ? docker("image", "inspect", "-f", "{{.Id}} {{json .RootFS.Layers}}", ...new Set(ids)).out : "";
+      const holder = held.split("\n").find((l) => l.includes(blob));
+      if (holder) throw new Error(`image ${holder.split(" ")[0]} in the Engine holds the 200 MB layer, so a load would not re-import it: remove it`);
+    };
+    const la: number[] = [];
+    const lb: number[] = [];
+    for (let i = 0; i < buildRuns; i++) {
+      fresh();
+      la.push(time(...lours));
+      rmi(`${tags.load}:bk`);
+      fresh();
+      lb.push(time(...ltheirs));
+      rmi(`${tags.load}:bx`);
+    }
+    failed = !row(`--load of 200 MB from buildkitd into the Engine (${buildRuns} runs)`, 1.0, la, lb) || failed;
+  } catch (e) {
+    console.log(`engine: no ratio: ${(e as Error).message}`);
+    failed = true;
+  } finally {
+    if (dockerHost) rmi(`${tags.noop}:bk`, `${tags.noop}:bx`, `${tags.load}:bk`, `${tags.load}:bx`);
+    if (created) docker("buildx", "rm", builder);
+    rmSync(base, { recursive: true, force: true });
+  }
 }
 
 console.log(failed ? "some goals are not met (see the table); the bench reports, it does not fail" : "every goal is met");
