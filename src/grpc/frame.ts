@@ -111,18 +111,31 @@ export class MessageReader {
     }
   }
 
+  /** The first `n` bytes as one buffer: a view when the first chunk holds them, else exactly those bytes gathered. */
   #peek(n: number): Buffer {
     const first = this.#chunks[0]!;
     if (first.length >= n) return first;
-    const all = Buffer.concat(this.#chunks, this.#length);
-    this.#chunks = [all];
-    return all;
+    // Gather only what is asked for: the rest stays in its chunks (no copy
+    // of the next message's bytes, no big buffer kept alive by a view).
+    const out = Buffer.allocUnsafe(n);
+    let o = 0;
+    let i = 0;
+    while (o < n) {
+      const c = this.#chunks[i]!;
+      const k = Math.min(c.length, n - o);
+      c.copy(out, o, 0, k);
+      o += k;
+      if (k === c.length) i++;
+      else this.#chunks[i] = c.subarray(k);
+    }
+    this.#chunks.splice(0, i, out);
+    return out;
   }
 
   #take(n: number): Buffer {
     if (n === 0) return Buffer.alloc(0);
     const buf = this.#peek(n);
-    const out = buf.subarray(0, n);
+    const out = buf.length === n ? buf : buf.subarray(0, n);
     if (buf.length === n) this.#chunks.shift();
     else this.#chunks[0] = buf.subarray(n);
     this.#length -= n;
