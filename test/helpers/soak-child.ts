@@ -2,7 +2,7 @@
  * The soak test's child process (test/integration/faults.test.ts): one
  * uncached build, then BUILDS cached builds on one BuildKitClient, each with
  * a secret attached. Reports as JSON lines on stdout: RSS (after a forced GC
- * when run with --expose-gc) at builds 100, 500 and the last, open file
+ * when run with --expose-gc) at builds 100, 200, 500 and the last, open file
  * descriptors before connect() and after close(), and durations.
  *
  * It never calls process.exit(): the parent asserts that it exits by itself
@@ -60,7 +60,7 @@ report({ event: "uncached", ms: Date.now() - start, cached: firstCached });
 
 const loop = Date.now();
 let notCached = 0;
-const marks = new Set([100, 500, count]);
+const marks = new Set([100, 200, 500, count]);
 for (let i = 1; i <= count; i++) {
   if (!(await build(false))) notCached++;
   if (marks.has(i)) report({ event: "memory", build: i, ms: Date.now() - loop, ...memory() });

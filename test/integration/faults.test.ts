@@ -232,13 +232,14 @@ test("soak: 1000 cached builds on one client: RSS flat, file descriptors back af
   const loop = get("builds");
   const closed = get("closed");
   const m100 = get("memory", 100);
+  const m200 = get("memory", 200);
   const m500 = get("memory", 500);
   const m1000 = get("memory", builds);
   t.diagnostic(
     `uncached build ${first?.["ms"]} ms; ${builds} cached builds in ${loop?.["ms"]} ms (${loop ? (Number(loop["ms"]) / builds).toFixed(1) : "?"} ms each), not cached: ${loop?.["notCached"]}`,
   );
   t.diagnostic(
-    `RSS (forced GC: ${m100?.["gc"]}) at build 100: ${mb(m100?.["rss"])}, 500: ${mb(m500?.["rss"])}, ${builds}: ${mb(m1000?.["rss"])}; heap used ${mb(m100?.["heapUsed"])} / ${mb(m500?.["heapUsed"])} / ${mb(m1000?.["heapUsed"])} of ${mb(m100?.["heapTotal"])} / ${mb(m500?.["heapTotal"])} / ${mb(m1000?.["heapTotal"])}`,
+    `RSS (forced GC: ${m100?.["gc"]}) at build 100: ${mb(m100?.["rss"])}, 200: ${mb(m200?.["rss"])}, 500: ${mb(m500?.["rss"])}, ${builds}: ${mb(m1000?.["rss"])}; heap used ${mb(m100?.["heapUsed"])} / ${mb(m500?.["heapUsed"])} / ${mb(m1000?.["heapUsed"])} of ${mb(m100?.["heapTotal"])} / ${mb(m500?.["heapTotal"])} / ${mb(m1000?.["heapTotal"])}`,
   );
   t.diagnostic(`open fds before connect(): ${closed?.["fdStart"]}, after close(): ${closed?.["fdEnd"]}`);
   t.diagnostic(
@@ -247,14 +248,16 @@ test("soak: 1000 cached builds on one client: RSS flat, file descriptors back af
 
   assert.ok(r.settled, `the soak child had not exited after 15 min; events: ${JSON.stringify(events)}\n${stderr}`);
   assert.equal(r.value!.code, 0, `the soak child failed:\n${stderr}`);
-  assert.ok(first && loop && closed && m100 && m500 && m1000, `missing reports: ${JSON.stringify(events)}`);
+  assert.ok(first && loop && closed && m100 && m200 && m500 && m1000, `missing reports: ${JSON.stringify(events)}`);
   assert.equal(first["cached"], false, "the first build ran its RUN step");
   assert.equal(loop["notCached"], 0, "every later build was fully cached");
-  const growth = (Number(m1000["rss"]) - Number(m100["rss"])) / Number(m100["rss"]);
-  // Was 10 %: since the outputs work (issue 11) the growth is 8-11 % here
-  // with the heap flat (~11 MB), against ~4 % before; the cause is not found
-  // yet (issue 11's note). 15 % still fails a leak of ~15 KB per build.
-  assert.ok(growth <= 0.15, `RSS grew ${(growth * 100).toFixed(1)} % from build 100 to ${builds}`);
+  // Measured from build 200: RSS settles over the first ~200 builds (about
+  // +7 % from build 100 to 200 here, then flat to within 1 % up to build
+  // 1500, heap ~10 MB), which is allocator and code warm-up, not a leak; a
+  // leak grows on after that. 10 % from 200 to 1000 fails a leak of ~12 KB
+  // per build.
+  const growth = (Number(m1000["rss"]) - Number(m200["rss"])) / Number(m200["rss"]);
+  assert.ok(growth <= 0.1, `RSS grew ${(growth * 100).toFixed(1)} % from build 200 to ${builds}`);
   assert.equal(closed["fdEnd"], closed["fdStart"], "file descriptors back to their count before connect()");
   assert.ok(closedAt > 0 && r.value!.at - closedAt < 3000, `the child exited ${r.value!.at - closedAt} ms after close() (it must exit by itself)`);
 });
