@@ -50,6 +50,11 @@ pid_alive() { # pidfile expected-command-substring
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$want"
 }
 
+# For the wait loops after a start: the process is still there. (Not
+# pid_alive: right after the fork its command line is still this script's,
+# which made a start that was going fine look like one that had died.)
+started_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
 registry_up() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/v2/" 2>/dev/null; }
 
 buildkitd_up() { "$BIN/buildctl" --addr "unix://$STATE/buildkitd.sock" --timeout 2 debug info >/dev/null 2>&1; }
@@ -192,7 +197,7 @@ EOF
   local i
   for i in $(seq 1 100); do
     registry_up "$port" && return 0
-    pid_alive "$STATE/registry.pid" docker-registry || break
+    started_alive "$STATE/registry.pid" || break
     sleep 0.1
   done
   die "the registry did not come up on 127.0.0.1:$port; last lines of $STATE/registry.log: $(tail -5 "$STATE/registry.log" | tr '\n' ' ')"
@@ -231,7 +236,7 @@ EOF
   local i
   for i in $(seq 1 120); do
     buildkitd_up && return 0
-    pid_alive "$STATE/buildkitd.pid" buildkitd || break
+    started_alive "$STATE/buildkitd.pid" || break
     sleep 0.5
   done
   die "buildkitd did not come up; last lines of $STATE/buildkitd.log: $(tail -8 "$STATE/buildkitd.log" | tr '\n' ' ')"
@@ -336,7 +341,7 @@ EOF
   for i in $(seq 1 60); do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null || true)
     [[ $code == 401 ]] && break
-    pid_alive "$STATE/auth-registry.pid" docker-registry || break
+    started_alive "$STATE/auth-registry.pid" || break
     sleep 0.25
   done
   [[ $code == 401 ]] || die "the login-only registry did not come up on 127.0.0.1:$port; last lines of $STATE/auth-registry.log: $(tail -5 "$STATE/auth-registry.log" | tr '\n' ' ')"
