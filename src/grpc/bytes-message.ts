@@ -40,3 +40,32 @@ export function bytesMessageData(body: Buffer): Buffer {
   }
   return data;
 }
+
+/**
+ * The data of a BytesMessage that arrives in pieces (views of DATA chunks),
+ * as pieces too: the common shape (field 1 first, and nothing else) is
+ * trimmed in place; anything else is joined and read by bytesMessageData.
+ */
+export function bytesMessagePieces(pieces: readonly Buffer[]): Buffer[] {
+  const total = pieces.reduce((n, p) => n + p.length, 0);
+  const first = pieces[0];
+  if (total === 0 || !first) return [];
+  if (first.length >= 11 && first[0] === 0x0a) {
+    let pos = 1;
+    let len = 0;
+    let mul = 1;
+    for (; pos < 11; pos++) {
+      const b = first[pos]!;
+      len += (b & 0x7f) * mul;
+      mul *= 128;
+      if (b < 0x80) break;
+    }
+    pos++;
+    if (pos <= 11 && pos + len === total) {
+      const out = [first.subarray(pos), ...pieces.slice(1)];
+      return out[0]!.length ? out : out.slice(1);
+    }
+  }
+  const data = bytesMessageData(Buffer.concat(pieces, total));
+  return data.length ? [data] : [];
+}

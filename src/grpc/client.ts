@@ -126,6 +126,7 @@ export class ClientCall {
   readonly #conn: Conn;
   readonly #reader = new MessageReader();
   #onMessage: (m: Buffer) => void = () => undefined;
+  #onPieces: ((pieces: Buffer[]) => void) | undefined;
   #settle!: (err: GrpcStatusError | undefined) => void;
   #ended = false;
   #responded = false;
@@ -194,6 +195,18 @@ export class ClientCall {
 
   #onData(chunk: Buffer): void {
     this.#conn.lastDataAt = Date.now();
+    const onPieces = this.#onPieces;
+    if (onPieces) {
+      let pieces: Buffer[][];
+      try {
+        pieces = this.#reader.pushPieces(chunk);
+      } catch (e) {
+        this.#fail(e instanceof GrpcStatusError ? e : new GrpcStatusError(Status.INTERNAL, String(e)));
+        return;
+      }
+      for (const p of pieces) onPieces(p);
+      return;
+    }
     let messages: Buffer[];
     try {
       messages = this.#reader.push(chunk);
@@ -253,6 +266,11 @@ export class ClientCall {
   }
 
   /** Receives each response message's bytes, in order. */
+  /** Each message as the views of the DATA chunks that hold it, in place of onMessage (no reassembly copy). */
+  onMessagePieces(handler: (pieces: Buffer[]) => void): void {
+    this.#onPieces = handler;
+  }
+
   onMessage(handler: (m: Buffer) => void): void {
     this.#onMessage = handler;
   }

@@ -112,6 +112,43 @@ export class MessageReader {
   }
 
   /** The first `n` bytes as one buffer: a view when the first chunk holds them, else exactly those bytes gathered. */
+  /**
+   * Like push, but each complete message comes as the views of the chunks
+   * that hold it, in order (nothing is copied but a prefix split across
+   * chunks): for consumers that pass the bytes on, such as the session
+   * tunnel.
+   */
+  pushPieces(chunk: Buffer): Buffer[][] {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+    const out: Buffer[][] = [];
+    for (;;) {
+      if (this.#length < 5) return out;
+      const head = this.#peek(5);
+      if (head[0] !== 0) throw new GrpcStatusError(Status.UNIMPLEMENTED, "compressed messages are not supported");
+      const size = head.readUInt32BE(1);
+      if (size > MAX_MESSAGE_BYTES) throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `message of ${size} bytes is over the limit`);
+      if (this.#length < 5 + size) return out;
+      this.#take(5);
+      const pieces: Buffer[] = [];
+      let left = size;
+      while (left > 0) {
+        const c = this.#chunks[0]!;
+        if (c.length <= left) {
+          pieces.push(c);
+          this.#chunks.shift();
+          left -= c.length;
+        } else {
+          pieces.push(c.subarray(0, left));
+          this.#chunks[0] = c.subarray(left);
+          left = 0;
+        }
+      }
+      this.#length -= size;
+      out.push(pieces);
+    }
+  }
+
   #peek(n: number): Buffer {
     const first = this.#chunks[0]!;
     if (first.length >= n) return first;

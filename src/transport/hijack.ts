@@ -5,7 +5,7 @@
  */
 import { Duplex } from "node:stream";
 import type { ClientCall } from "../grpc/client.js";
-import { bytesMessageData } from "../grpc/bytes-message.js";
+import { bytesMessagePieces } from "../grpc/bytes-message.js";
 import { Writer, varintSize } from "../grpc/protobuf-writer.js";
 
 /** Pipe bytes are sent as one BytesMessage per event loop turn, or sooner past this size. */
@@ -93,18 +93,20 @@ export function hijack(call: ClientCall): HijackedPipe {
       cb();
     },
   });
-  call.onMessage((m) => {
-    // A view into the message, no copy (moby.buildkit.v1.BytesMessage is field 1, bytes).
-    let data: Buffer;
+  call.onMessagePieces((pieces) => {
+    // Views into the DATA chunks, no copy (moby.buildkit.v1.BytesMessage is field 1, bytes).
+    let data: Buffer[];
     try {
-      data = bytesMessageData(m);
+      data = bytesMessagePieces(pieces);
     } catch (e) {
       // Not a BytesMessage: the tunnel cannot go on.
       call.cancel();
       pipe.destroy(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    if (data.length && !pipe.push(data)) call.pause();
+    let room = true;
+    for (const d of data) room = pipe.push(d) && room;
+    if (!room) call.pause();
   });
   const done = call.status
     .then(

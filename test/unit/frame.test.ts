@@ -35,3 +35,40 @@ test("MessageReader: a message split inside its 5-byte prefix, and empty message
     ["abc", "", "z"],
   );
 });
+
+test("pushPieces: each message as views of its chunks, equal to what push gathers; BytesMessage data taken from pieces", async () => {
+  const { bytesMessagePieces, bytesMessageData } = await import("../../src/grpc/bytes-message.js");
+  const { Writer, varintSize } = await import("../../src/grpc/protobuf-writer.js");
+  const bytesMessage = (data: Buffer, extra = false): Buffer => {
+    const w = new Writer(Buffer.alloc(1 + varintSize(data.length) + data.length + (extra ? 2 : 0)));
+    if (extra) w.raw(Buffer.from([0x10, 0x01])); // field 2 (varint) before field 1: not the fast path
+    w.buf[w.pos++] = 0x0a;
+    w.varint(data.length);
+    w.raw(data);
+    return w.buf;
+  };
+  for (let round = 0; round < 200; round++) {
+    const datas = Array.from({ length: randomInt(1, 8) }, () => randomBytes([0, 1, 5, 200, 16_384, 70_000][randomInt(0, 6)]!));
+    const bodies = datas.map((d, i) => bytesMessage(d, i % 3 === 2));
+    const stream = Buffer.concat(bodies.map((b) => frame([b], b.length)));
+    const a = new MessageReader();
+    const b = new MessageReader();
+    const whole: Buffer[] = [];
+    const pieced: Buffer[][] = [];
+    for (let at = 0; at < stream.length;) {
+      const n = Math.min(stream.length - at, [1, 3, 9, 4096, 16_393][randomInt(0, 5)]!);
+      const c = stream.subarray(at, at + n);
+      whole.push(...a.push(c));
+      pieced.push(...b.pushPieces(c));
+      at += n;
+    }
+    assert.equal(pieced.length, bodies.length);
+    for (let i = 0; i < bodies.length; i++) {
+      assert.ok(Buffer.concat(pieced[i]!).equals(whole[i]!), `message ${i}`);
+      const data = Buffer.concat(bytesMessagePieces(pieced[i]!));
+      assert.ok(data.equals(datas[i]!), `data ${i} (${datas[i]!.length} bytes)`);
+      assert.ok(data.equals(bytesMessageData(whole[i]!)));
+    }
+  }
+  assert.throws(() => bytesMessagePieces([Buffer.from([0x0a, 5, 1])]), /truncated/);
+});
