@@ -50,7 +50,8 @@ export async function connectEngine(
   const keepalive = o.keepalive === "default" ? (unixLike ? undefined : { intervalMs: 30_000, timeoutMs: 20_000 }) : o.keepalive;
   let conn: Connection | undefined;
   try {
-    const apiVersion = await link.api.apiVersion(signal).catch((e: unknown) => {
+    // One /_ping (it also settles the API version) and /version, at once.
+    const [ping, version] = await Promise.all([link.api.ping(signal), link.api.version(signal)]).catch((e: unknown) => {
       if (deadline.aborted && !o.signal?.aborted) {
         throw new ConnectionError(
           `no answer from the Docker Engine at ${resolved.address} within ${o.timeoutMs} ms; is dockerd up? (--timeout raises the limit)`,
@@ -63,8 +64,7 @@ export async function connectEngine(
       }
       throw e;
     });
-    const ping = await link.api.ping(signal);
-    const version = await link.api.version(signal);
+    const apiVersion = await link.api.apiVersion(signal);
     const where = { kind: "unix" as const, path: "", address: resolved.address };
     const common = { daemon: "the Docker Engine", authority: "localhost", keepalive, onClose: link.close };
     let workers: ControlResponse<"Control.ListWorkers"> | undefined;
