@@ -96,22 +96,12 @@ export class MessageReader {
 
   /** Takes a chunk; returns the complete messages it finishes. */
   push(chunk: Buffer): Buffer[] {
-    this.#chunks.push(chunk);
-    this.#length += chunk.length;
+    this.#add(chunk);
     const out: Buffer[] = [];
-    for (;;) {
-      if (this.#length < 5) return out;
-      const head = this.#peek(5);
-      if (head[0] !== 0) throw new GrpcStatusError(Status.UNIMPLEMENTED, "compressed messages are not supported");
-      const size = head.readUInt32BE(1);
-      if (size > MAX_MESSAGE_BYTES) throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `message of ${size} bytes is over the limit`);
-      if (this.#length < 5 + size) return out;
-      this.#take(5);
-      out.push(this.#take(size));
-    }
+    for (let size = this.#next(); size !== undefined; size = this.#next()) out.push(this.#take(size));
+    return out;
   }
 
-  /** The first `n` bytes as one buffer: a view when the first chunk holds them, else exactly those bytes gathered. */
   /**
    * Like push, but each complete message comes as the views of the chunks
    * that hold it, in order (nothing is copied but a prefix split across
@@ -119,17 +109,9 @@ export class MessageReader {
    * tunnel.
    */
   pushPieces(chunk: Buffer): Buffer[][] {
-    this.#chunks.push(chunk);
-    this.#length += chunk.length;
+    this.#add(chunk);
     const out: Buffer[][] = [];
-    for (;;) {
-      if (this.#length < 5) return out;
-      const head = this.#peek(5);
-      if (head[0] !== 0) throw new GrpcStatusError(Status.UNIMPLEMENTED, "compressed messages are not supported");
-      const size = head.readUInt32BE(1);
-      if (size > MAX_MESSAGE_BYTES) throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `message of ${size} bytes is over the limit`);
-      if (this.#length < 5 + size) return out;
-      this.#take(5);
+    for (let size = this.#next(); size !== undefined; size = this.#next()) {
       const pieces: Buffer[] = [];
       let left = size;
       while (left > 0) {
@@ -147,8 +129,27 @@ export class MessageReader {
       this.#length -= size;
       out.push(pieces);
     }
+    return out;
   }
 
+  #add(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+  }
+
+  /** When a whole message is buffered: checks and consumes its prefix, and returns its size. */
+  #next(): number | undefined {
+    if (this.#length < 5) return undefined;
+    const head = this.#peek(5);
+    if (head[0] !== 0) throw new GrpcStatusError(Status.UNIMPLEMENTED, "compressed messages are not supported");
+    const size = head.readUInt32BE(1);
+    if (size > MAX_MESSAGE_BYTES) throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `message of ${size} bytes is over the limit`);
+    if (this.#length < 5 + size) return undefined;
+    this.#take(5);
+    return size;
+  }
+
+  /** The first `n` bytes as one buffer: a view when the first chunk holds them, else exactly those bytes gathered. */
   #peek(n: number): Buffer {
     const first = this.#chunks[0]!;
     if (first.length >= n) return first;
