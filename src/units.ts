@@ -1,6 +1,14 @@
 /** Pure parsers for durations and sizes as Go and docker write them, and the decimal size scaling. */
 import { UsageError } from "./errors.js";
 
+/** Go's strconv.ParseBool; undefined when it is not a boolean. */
+export function parseBool(v: string | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (/^(1|t|true)$/i.test(v)) return true;
+  if (/^(0|f|false)$/i.test(v)) return false;
+  return undefined;
+}
+
 const durationUnits: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,

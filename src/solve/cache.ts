@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { homedir } from "node:os";
 import { UsageError } from "../errors.js";
+import { parseBool } from "../units.js";
 import { csvFields, typedFields } from "../csv.js";
 import { checkImageName } from "./reference.js";
 
@@ -42,7 +43,6 @@ export function parseCacheEntries(spec: string, flag: string): CacheEntry[] {
 type Env = Record<string, string | undefined>;
 
 /** Go's strconv.ParseBool for "true" values. */
-const isTrue = (v: string | undefined): boolean => v !== undefined && /^(1|t|true)$/i.test(v);
 
 /**
  * GitHub Actions cache: token and URLs from the runner's environment, as
@@ -51,7 +51,7 @@ const isTrue = (v: string | undefined): boolean => v !== undefined && /^(1|t|tru
  */
 function fillGha(attrs: Record<string, string>, env: Env): boolean {
   let version = attrs["version"];
-  if (version === undefined && isTrue(env["ACTIONS_CACHE_SERVICE_V2"])) version = "2";
+  if (version === undefined && parseBool(env["ACTIONS_CACHE_SERVICE_V2"]) === true) version = "2";
   const token = env["ACTIONS_RUNTIME_TOKEN"];
   if (attrs["token"] === undefined && token !== undefined) attrs["token"] = token;
   if (attrs["url_v2"] === undefined && version === "2" && env["ACTIONS_RESULTS_URL"] !== undefined) attrs["url_v2"] = env["ACTIONS_RESULTS_URL"];

@@ -13,6 +13,7 @@
  *   cache export but `inline`.
  */
 import { UsageError } from "../errors.js";
+import { parseBool } from "../units.js";
 import type { CacheEntry } from "./cache.js";
 import type { ResolvedExport } from "./options.js";
 import type { EngineFacts } from "../transport/engine-handle.js";
@@ -29,9 +30,6 @@ export function engineHasNamedContexts(version: string): boolean {
   const major = Number(/^(\d+)\./.exec(version)?.[1] ?? "0");
   return major >= 23;
 }
-
-/** Go's strconv.ParseBool true values. */
-const isTrue = (v: string | undefined): boolean => v !== undefined && /^(1|t|true)$/i.test(v);
 
 export interface EnginePlan {
   /** Image names the Engine API pushes once the build succeeds (classic store). */
@@ -56,7 +54,7 @@ export function planForEngine(
   const classic = !engine.containerdStore;
   const store = "the Docker Engine's classic image store";
   const fix = "enable the containerd image store in the Engine, or build with a standalone buildkitd";
-  if (exps.length === 0 && !isTrue(o.env["BUILDX_NO_DEFAULT_LOAD"])) {
+  if (exps.length === 0 && parseBool(o.env["BUILDX_NO_DEFAULT_LOAD"]) !== true) {
     exps.push({ type: "moby", attrs: {}, target: "none" });
   }
   for (const e of exps) {
@@ -66,10 +64,10 @@ export function planForEngine(
     }
     if (e.type === "image") {
       e.type = "moby";
-      if (isTrue(e.attrs["push-by-digest"]) && isTrue(e.attrs["push"])) {
+      if (parseBool(e.attrs["push-by-digest"]) === true && parseBool(e.attrs["push"]) === true) {
         throw new UsageError("push-by-digest is not supported through a Docker Engine: push by name, or build with a standalone buildkitd");
       }
-      if (classic && isTrue(e.attrs["push"])) {
+      if (classic && parseBool(e.attrs["push"]) === true) {
         pushNames.push(...(e.attrs["name"] ?? "").split(",").filter(Boolean));
       }
     }

@@ -12,7 +12,7 @@ import type { SecretSource } from "./secrets.js";
 import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
 import { resolveCaches, type CacheEntry, type ResolvedCaches } from "./cache.js";
-import { parseBytes } from "../units.js";
+import { parseBool, parseBytes } from "../units.js";
 import { checkImageName } from "./reference.js";
 import { resolveOciContext, type OciContext } from "./stores.js";
 
@@ -173,14 +173,6 @@ export function checkPlatform(platform: string, what: string): void {
 
 /** Exporters whose `name=` is a list of image names. */
 const namedExporters = new Set(["image", "oci", "docker"]);
-
-/** Go's strconv.ParseBool; undefined when it is not a boolean. */
-function parseBool(v: string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (/^(1|t|true)$/i.test(v)) return true;
-  if (/^(0|f|false)$/i.test(v)) return false;
-  return undefined;
-}
 
 function statKind(path: string): "dir" | "other" | undefined {
   try {
