@@ -3,7 +3,6 @@
  */
 import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { appendFileSync, chmodSync, linkSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,37 +12,28 @@ import { buildctlBuild, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } f
 import { getManifest, imageBytes } from "../helpers/registry.js";
 import { leakCheckEachTest, trackHandles } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
+import { startPackageIndex, stepNumbers, type PackageIndex } from "../helpers/package-index.js";
 
 const cliPath = join(repoRoot, "dist", "src", "cli", "bin.js");
 
 leakCheckEachTest();
 
 let env: TestEnv;
-let index: Server;
+let index: PackageIndex;
 let indexPort = 0;
 /** Tokens the fake package index saw, in order. */
-const seen: string[] = [];
-let currentToken = "";
+let seen: string[] = [];
 
 before(async () => {
   env = testEnv();
   // Stands in for a private package index: it answers only the current token.
-  index = createServer((req, res) => {
-    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? "";
-    seen.push(token);
-    if (req.url === "/simple/internal-pkg" && token === currentToken) {
-      res.end("internal-pkg 1.0\n");
-    } else {
-      res.statusCode = 401;
-      res.end("unauthorized\n");
-    }
-  });
-  await new Promise<void>((r) => index.listen(0, "127.0.0.1", r));
-  indexPort = (index.address() as { port: number }).port;
+  index = await startPackageIndex();
+  indexPort = index.port;
+  seen = index.seen;
 });
 
-after(() => {
-  index.close();
+after(async () => {
+  await index.close();
 });
 
 /**
@@ -53,10 +43,10 @@ after(() => {
 function recordIndexRequests(): (ms: number) => Promise<string[]> {
   const urls: string[] = [];
   const track = (req: { url?: string }): void => void urls.push(req.url ?? "");
-  index.on("request", track);
+  index.server.on("request", track);
   return async (ms) => {
     await new Promise((r) => setTimeout(r, ms));
-    index.off("request", track);
+    index.server.off("request", track);
     return urls;
   };
 }
@@ -67,13 +57,6 @@ function dir(prefix: string): string {
 
 function token(): string {
   return `glcbt-${randomBytes(12).toString("hex")}`;
-}
-
-/** Step numbers of plain output: name → #N. */
-function steps(plain: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const m of plain.matchAll(/^#(\d+) (\[.*)$/gm)) out.set(m[2]!, m[1]!);
-  return out;
 }
 
 test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", async () => {
@@ -97,7 +80,7 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
   const outputs: string[] = [];
 
   // Build 1: token A.
-  currentToken = tokenA;
+  index.token = tokenA;
   seen.length = 0;
   const a = await runCliAsync(["build", "--progress", "plain", "--secret", "id=CI_JOB_TOKEN", ctx], {
     env: { BUILDKIT_HOST: env.buildkitHost, CI_JOB_TOKEN: tokenA },
@@ -107,7 +90,7 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
   assert.deepEqual(seen, [tokenA], "the index was asked once, with token A");
 
   // Build 2: token B, pushed. The secret step and all after it are cached.
-  currentToken = tokenB;
+  index.token = tokenB;
   seen.length = 0;
   const meta = join(dir("bk-ci-meta-"), `${runId}.json`);
   const b = await runCliAsync(
@@ -117,7 +100,7 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
   outputs.push(b.stdout, b.stderr);
   assert.equal(b.code, 0, b.stderr);
   assert.deepEqual(seen, [], "no request reached the index");
-  const st = steps(b.stderr);
+  const st = stepNumbers(b.stderr);
   const secretStep = [...st].find(([name]) => name.includes("--mount=type=secret"));
   const lastStep = [...st].find(([name]) => name.includes("RUN cat /app/installed"));
   assert.ok(secretStep && lastStep, b.stderr);

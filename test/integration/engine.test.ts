@@ -7,7 +7,6 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,28 +15,20 @@ import { dockerCli, runCliAsync, testEnv, type RunResult } from "../helpers/env.
 import { startAgent, startSshd, type Sshd } from "../helpers/sshd.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
+import { startPackageIndex, stepNumbers, type PackageIndex } from "../helpers/package-index.js";
 import { httpGet } from "../helpers/registry.js";
 
 leakCheckEachTest();
 
 const env = testEnv();
-let index: Server;
+let index: PackageIndex;
 let indexPort = 0;
-const seen: string[] = [];
-let currentToken = "";
+let seen: string[] = [];
 
 before(async () => {
-  index = createServer((req, res) => {
-    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? "";
-    seen.push(token);
-    if (req.url === "/simple/internal-pkg" && token === currentToken) res.end("internal-pkg 1.0\n");
-    else {
-      res.statusCode = 401;
-      res.end("unauthorized\n");
-    }
-  });
-  await new Promise<void>((r) => index.listen(0, "127.0.0.1", r));
-  indexPort = (index.address() as { port: number }).port;
+  index = await startPackageIndex();
+  indexPort = index.port;
+  seen = index.seen;
 });
 after(() => index.close());
 
@@ -55,13 +46,6 @@ function engineEnv(extra: Record<string, string | undefined> = {}): Record<strin
 
 function build(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<RunResult> {
   return runCliAsync(["build", "--progress", "plain", ...args], { env: engineEnv(extraEnv), timeoutMs: 180_000 });
-}
-
-/** Step numbers of plain output: name → #N. */
-function steps(plain: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const m of plain.matchAll(/^#(\d+) (\[.*)$/gm)) out.set(m[2]!, m[1]!);
-  return out;
 }
 
 function inspect(name: string): { Id: string; Config: { Labels: Record<string, string> | null } } {
@@ -93,19 +77,19 @@ test("through the Engine: rotating CI_JOB_TOKEN keeps the secret step and every 
   const tokenA = `glcbt-${randomBytes(12).toString("hex")}`;
   const tokenB = `glcbt-${randomBytes(12).toString("hex")}`;
   try {
-    currentToken = tokenA;
+    index.token = tokenA;
     seen.length = 0;
     const a = await build(["--network", "host", "--secret", "id=CI_JOB_TOKEN", "-t", name, ctx], { CI_JOB_TOKEN: tokenA });
     assert.equal(a.code, 0, a.stderr);
     assert.deepEqual(seen, [tokenA], "the index was asked once, with token A");
     const first = inspect(name).Id;
 
-    currentToken = tokenB;
+    index.token = tokenB;
     seen.length = 0;
     const b = await build(["--network", "host", "--secret", "id=CI_JOB_TOKEN", "-t", name, ctx], { CI_JOB_TOKEN: tokenB });
     assert.equal(b.code, 0, b.stderr);
     assert.deepEqual(seen, [], "no request reached the index");
-    const st = steps(b.stderr);
+    const st = stepNumbers(b.stderr);
     const secretStep = [...st].find(([n]) => n.includes("--mount=type=secret"));
     const lastStep = [...st].find(([n]) => n.includes("RUN cat /app/installed"));
     assert.ok(secretStep && lastStep, b.stderr);

@@ -9,7 +9,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer, type Server } from "node:http";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,24 +17,19 @@ import { dockerCli, repoRoot, testEnv } from "../helpers/env.js";
 import { httpGet } from "../helpers/registry.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
+import { startPackageIndex, type PackageIndex } from "../helpers/package-index.js";
 
 leakCheckEachTest();
 
 const env = testEnv();
-let index: Server;
+let index: PackageIndex;
 let indexPort = 0;
-const seen: string[] = [];
-let currentToken = "";
+let seen: string[] = [];
 
 before(async () => {
-  index = createServer((req, res) => {
-    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? "";
-    seen.push(token);
-    res.statusCode = req.url === "/simple/internal-pkg" && token === currentToken ? 200 : 401;
-    res.end(res.statusCode === 200 ? "internal-pkg 1.0\n" : "unauthorized\n");
-  });
-  await new Promise<void>((r) => index.listen(0, "127.0.0.1", r));
-  indexPort = (index.address() as { port: number }).port;
+  index = await startPackageIndex();
+  indexPort = index.port;
+  seen = index.seen;
 });
 after(() => index.close());
 
@@ -101,7 +95,7 @@ async function runJob(name: string, services: Record<string, string>, check: (va
   for (const round of [1, 2]) {
     const token = `glcbt-${randomBytes(12).toString("hex")}`;
     tokens.push(token);
-    currentToken = token;
+    index.token = token;
     seen.length = 0;
     const vars = { ...gitlabVars(token, sha), ...(job.variables ?? {}), ...services };
     const r = await run(lines[0]!, ctx, vars);
