@@ -21,5 +21,4 @@ export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
 export { planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
 export { targetsEngine } from "./transport/address.js";
-export { rawJsonLine } from "./progress/rawjson.js";
 export { formatAuditSummary, formatFinding } from "./audit/report.js";

@@ -5,7 +5,6 @@ import { withClient } from "../connect.js";
 import type { CliIo, CliStdout } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import {
-  PlainPrinter,
   renderSnippet,
   SecretLeakError,
   type BuildKitClient,
@@ -27,7 +26,6 @@ import {
   isRemoteContext,
   parseCacheEntries,
   parseSsh,
-  rawJsonLine,
   readInputFile,
   resolveBuild,
   runEnvironmentAttrs,
@@ -42,19 +40,26 @@ import {
   parseProgress,
   parseSecret,
   parseRegistryAuth,
+  resolveProgress,
 } from "../parse-build.js";
+import { startProgress } from "../progress.js";
 
 export interface BuildIo {
   out: (text: string) => void;
   err: (text: string) => void;
+  env?: Record<string, string | undefined>;
+  stderr?: CliIo["stderr"];
 }
 
 /** A build's flags, checked and mapped. */
 export interface BuildFlags {
   options: BuildOptions;
   progress: ReturnType<typeof parseProgress>;
+  /** The progress mode came from BUILDKIT_PROGRESS, not --progress. */
+  progressFromEnv: boolean;
   metadataFile: string | undefined;
   iidFile: string | undefined;
+  debug: boolean;
 }
 
 /** Go's strconv.ParseBool false values. */
@@ -144,7 +149,14 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   if (iidFile !== undefined && (options.outputs ?? []).some((o) => o.type === "local" || o.type === "tar")) {
     throw new UsageError("--iidfile needs an image output: local and tar outputs have no image ID");
   }
-  return { options, progress, metadataFile: str(values["metadata-file"]), iidFile };
+  return {
+    options,
+    progress,
+    progressFromEnv: values["progress"] === undefined && values["quiet"] !== true,
+    metadataFile: str(values["metadata-file"]),
+    iidFile,
+    debug: values["debug"] === true,
+  };
 }
 
 /** The image ID from the outputs' own reports (an oci/docker tarball's stream headers). */
@@ -155,9 +167,9 @@ function imageIdOf(exports: readonly ExportResult[]): string | undefined {
 
 /** Runs a build from flags already parsed by buildOptionsFromFlags. */
 export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal: AbortSignal, io: BuildIo): Promise<void> {
-  const { options, progress, metadataFile, iidFile } = flags;
+  const { options, metadataFile, iidFile } = flags;
+  const progress = resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
   options.signal = signal;
-  options.onWarning = (w) => io.err(`warning: ${w}\n`);
 
   // Warn about secrets the Dockerfile mounts but nobody provides. A remote
   // context holds its own Dockerfile; a local one that is not there is
@@ -184,18 +196,16 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     }
   }
 
+  const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: flags.debug });
+  options.onWarning = (w) => display.message(`warning: ${w}\n`);
   const build = client.build(options);
-  const printer = progress === "plain" ? new PlainPrinter(io.err) : undefined;
   const consume = (async () => {
-    for await (const s of build.progress) {
-      if (printer) printer.update(s);
-      else if (progress === "rawjson") io.err(rawJsonLine(s));
-    }
-    printer?.flush();
+    for await (const s of build.progress) display.update(s);
   })();
   try {
     const result = await build.result;
     await consume;
+    display.end(false);
     // The image ID, as buildx: the config digest, else the manifest digest.
     const response = result.exporterResponse;
     const imageId = response["containerimage.config.digest"] ?? response["containerimage.digest"] ?? imageIdOf(result.exports);
@@ -207,7 +217,7 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     }
   } catch (e) {
     await consume.catch(() => undefined);
-    if (printer) io.err(printer.failures());
+    display.end(true);
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
     if (e instanceof SecretLeakError) {
       for (const f of e.findings) io.err(`leak: ${formatFinding(f)}\n`);
@@ -220,6 +230,8 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
   const flags = buildOptionsFromFlags(values, positionals, io.env, io.stdout);
+  // --progress tty without a terminal is refused before anything else.
+  resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
   resolveBuild(flags.options);
   if (flags.metadataFile !== undefined) checkOutputFile(flags.metadataFile, "--metadata-file");
