@@ -143,7 +143,6 @@ export class TtyPrinter {
   /** The previous frame's line lengths (cells) and the width it was drawn at. */
   #lastLines: number[] = [];
   #lastWidth = 0;
-  #drawn = false;
   #lastDraw = -Infinity;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -437,25 +436,17 @@ export class TtyPrinter {
     const shown = this.#fit(lines, height, all);
     const c = this.#o.colors;
 
-    let out = "";
-    // Back to the top of the previous frame. When the terminal got narrower,
-    // its lines may have been rewrapped: count the rows they take now.
-    if (this.#drawn) {
-      let up = 0;
-      for (const n of this.#lastLines) up += width < this.#lastWidth ? Math.max(1, Math.ceil(n / width)) : 1;
-      if (up > 0) out += `\x1b[${up}A`;
-    }
-    out += "\x1b[1G\x1b[?25l\x1b[J";
-    this.#drawn = true;
-    const lengths: number[] = [];
+    // Rows of this frame: the text (with colours) and its length in cells.
+    const rows: Array<[string, number]> = [];
 
     const start = this.#startTime !== undefined ? this.#local(this.#startTime) : now;
     const finished = all && done > 0 && done === total ? "FINISHED" : "";
     let header = `[+] ${this.#o.phase} ${((now - start) / 1000).toFixed(1)}s (${done}/${total}) ${finished}`;
     header = this.#o.description ? align(header, this.#o.description, width - 1) : align(header, "", width);
-    header = cut(header, width);
-    out += header + "\n";
-    lengths.push(len(header));
+    // width - 1, as every line: a line that fills the last column leaves
+    // some terminals waiting to wrap, and the newline after it then counts twice.
+    header = cut(header, width - 1);
+    rows.push([header, len(header)]);
 
     for (const l of shown) {
       if (!l.intervals.length) continue;
@@ -467,8 +458,9 @@ export class TtyPrinter {
       }
       if (secs < 0.05) secs = 0;
       const pfx = " => ";
-      const timer = ` ${secs.toFixed(1)}s\n`;
-      let left = width - pfx.length - timer.length - 1;
+      const timer = ` ${secs.toFixed(1)}s`;
+      // progressui counts the timer's newline: the line ends at width - 1.
+      let left = width - pfx.length - timer.length - 2;
       let showStatus = false;
       if (l.status && left + l.status.length > 20) {
         showStatus = true;
@@ -477,24 +469,37 @@ export class TtyPrinter {
       if (left < 12) continue;
       let line = pfx + cut(l.name, left);
       if (showStatus) line += " " + l.status;
-      line = align(line, timer, width);
+      line = align(line, timer, width - 1);
+      const n = len(line);
       if (l.completed) {
         const color = l.canceled ? c.cancel : l.error ? c.error : c.run;
         if (color) line = `${color}${line}\x1b[0m`;
       }
-      out += line;
-      lengths.push(width - 1);
+      rows.push([line, n]);
       if (l.showTerm && l.job) {
         const term = l.job.term;
         term.resize(this.#termHeight, width - TERM_PAD);
         for (const row of term.content()) {
           const tail = ` => => # ${row}`;
-          out += `\x1b[2m${tail}\n\x1b[0m`;
-          lengths.push(len(tail));
+          rows.push([`\x1b[2m${tail}\x1b[0m`, len(tail)]);
         }
         l.job.termCount++;
       }
     }
+
+    // Back to the top of the previous frame. When the terminal got narrower,
+    // a terminal that rewraps has split its lines: count the rows they take now.
+    let up = 0;
+    for (const n of this.#lastLines) up += width < this.#lastWidth ? Math.max(1, Math.ceil(n / width)) : 1;
+    let out = up > 0 ? `\x1b[${up}A` : "";
+    // Each row ends with ESC[K (erase to the end of the line), so nothing of
+    // an older, longer or rewrapped row stays. (Not ESC[J: tmux moves the
+    // whole screen into its scrollback when that is sent from the top-left.)
+    out += "\x1b[1G\x1b[?25l";
+    for (const [text] of rows) out += `${text}\x1b[K\n`;
+    // Rows the previous frame used below this one: blanked, then back up.
+    if (up > rows.length) out += "\x1b[K\n".repeat(up - rows.length) + `\x1b[${up - rows.length}A`;
+    const lengths = rows.map(([, n]) => n);
     out += "\x1b[?25h";
     this.#lastLines = lengths;
     this.#lastWidth = width;

@@ -90,10 +90,10 @@ test("tty: ERROR and CANCELED prefixes; only completed lines are coloured, in th
     ],
   });
   const out = writes.join("");
-  assert.match(out, /\x1b\[31m => ERROR RUN false +0\.0s\n\x1b\[0m/);
-  assert.match(out, /\x1b\[33m => CANCELED RUN sleep 9 +0\.0s\n\x1b\[0m/);
-  assert.match(out, /\x1b\[34m => RUN echo ok +0\.0s\n\x1b\[0m/);
-  assert.match(out, /\x1b\[0m => RUN still going +0\.0s\n\x1b\[\?25h$/, "a running line has no colour");
+  assert.match(out, /\x1b\[31m => ERROR RUN false +0\.0s\x1b\[0m\x1b\[K\n/);
+  assert.match(out, /\x1b\[33m => CANCELED RUN sleep 9 +0\.0s\x1b\[0m\x1b\[K\n/);
+  assert.match(out, /\x1b\[34m => RUN echo ok +0\.0s\x1b\[0m\x1b\[K\n/);
+  assert.match(out, /\n => RUN still going +0\.0s\x1b\[K\n\x1b\[\?25h$/, "a running line has no colour");
 });
 
 test("tty: transfer statuses with decimal sizes, WARN lines, and the log tail of a running step (faint, cut to width - 10)", () => {
@@ -119,7 +119,7 @@ test("tty: transfer statuses with decimal sizes, WARN lines, and the log tail of
   const tail = f.filter((l) => l.startsWith(" => => # "));
   // The tail's emulator is 60 columns wide (70 - 10): the long line wraps.
   assert.deepEqual(tail, [" => => # step 1", ` => => # step 2 ${"x".repeat(53)}`, ` => => # ${"x".repeat(7)}`]);
-  assert.match(writes.join(""), /\x1b\[2m => => # step 1\n\x1b\[0m/);
+  assert.match(writes.join(""), /\x1b\[2m => => # step 1\x1b\[0m\x1b\[K\n/);
   // Once the step completes, its tail goes.
   p.update({
     ...empty(),
