@@ -9,8 +9,8 @@ import { randomUUID } from "node:crypto";
 import type { TestContext } from "node:test";
 
 export interface Tmux {
-  /** The visible screen (with `escapes`, tmux's rendering of colours and attributes as SGR sequences; with `history`, the scrollback too). */
-  capture(options?: { escapes?: boolean; history?: boolean }): string;
+  /** The visible screen (wrapped lines joined unless `join` is false; with `escapes`, tmux's rendering of colours and attributes as SGR sequences; with `history`, the scrollback too). */
+  capture(options?: { escapes?: boolean; history?: boolean; join?: boolean }): string;
   keys(...keys: string[]): void;
   resize(width: number, height: number): void;
   /** A tmux format of the pane, e.g. "#{cursor_flag}". */
@@ -44,8 +44,8 @@ export function startTmux(t: TestContext, command: string[], options: { width: n
   t.after(() => {
     spawnSync("tmux", ["-L", socket, "kill-server"], { timeout: 10_000 });
   });
-  const capture = (o: { escapes?: boolean; history?: boolean } = {}): string =>
-    tmux("capture-pane", "-p", "-t", "t", ...(o.escapes ? ["-e"] : []), ...(o.history ? ["-S", "-"] : []));
+  const capture = (o: { escapes?: boolean; history?: boolean; join?: boolean } = {}): string =>
+    tmux("capture-pane", "-p", ...(o.join === false ? [] : ["-J"]), "-t", "t", ...(o.escapes ? ["-e"] : []), ...(o.history ? ["-S", "-"] : []));
   const waitFor = async (re: RegExp, timeoutMs = 60_000): Promise<string> => {
     const end = Date.now() + timeoutMs;
     for (;;) {

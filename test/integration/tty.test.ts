@@ -86,8 +86,10 @@ test("tty: NO_COLOR draws no colour; a resize mid-build leaves the final frame w
   assert.ok(!/\x1b\[(3\d|9\d|38;5;\d+)m/.test(coloured), `colour codes with NO_COLOR:\n${JSON.stringify(coloured)}`);
   // tmux rewraps on a narrower window and pushes the rows that no longer
   // fit above the cursor into its scrollback, where no program can reach
-  // them; what must hold is the screen: the final frame, whole, once.
-  const screen = term.capture();
+  // them; what must hold is the screen: the final frame, whole, once. (Rows
+  // tmux rewrapped keep their "wrapped" mark when overwritten, so the screen
+  // is read row by row, not with wrapped rows joined.)
+  const screen = term.capture({ join: false });
   assert.equal(count(screen, "[+] Building"), 1, `a resize left an old frame on the screen:\n${screen}`);
   assert.match(screen, /^\[\+\] Building \d+\.\ds \((\d+)\/\1\) FINISHED/);
   assert.equal(count(screen, "RUN for i"), 1, screen);
@@ -203,4 +205,44 @@ test("rawjson: the same build's lines from bk-build and buildctl parse to the sa
   // The step's name holds <&>: both escape it as Go's encoder does.
   assert.ok(r.stderr.includes("\\u003c\\u0026\\u003e") && ours.stderr.includes("\\u003c\\u0026\\u003e"), "<&> escaped as \\u003c\\u0026\\u003e");
   assert.ok(!ours.stderr.includes('"type":"Buffer"'));
+});
+
+test("tty: a failed step's logs are printed in full after the final frame, then the error", async (t) => {
+  const marker = randomUUID().slice(0, 8);
+  const ctx = fileTree("bk-tty-fail-", { Dockerfile: `FROM ${busybox}\nRUN for i in $(seq 1 15); do echo "out-$i ${marker}"; done; exit 3\n` }, t);
+  const term = startTmux(t, [process.execPath, bin, "build", "--no-cache", ctx], { width: 100, height: 40, env: ttyEnv() });
+  assert.equal(await term.exitCode(), 1, term.capture({ history: true }));
+  const all = term.capture({ history: true });
+  assert.equal(count(all, "[+] Building"), 1, all);
+  assert.match(all, / => ERROR \[2\/2\] RUN for i/);
+  const dump = all.slice(all.indexOf("------"));
+  assert.match(dump, /^------\n > \[2\/2\] RUN for i[^\n]*:\n/);
+  for (let i = 1; i <= 15; i++) assert.match(dump, new RegExp(`^\\d+\\.\\d+ out-${i} ${marker}$`, "m"), `line ${i} of the failed step is missing:\n${dump}`);
+  assert.match(dump, /\nerror: [^\n]*exit code: 3/);
+});
+
+test("tty: compose draws one display for the project, each step named by its service", async (t) => {
+  const marker = randomUUID().slice(0, 8);
+  const dir = fileTree(
+    "bk-tty-compose-",
+    {
+      "compose.yaml": ["services:", "  alpha:", "    build: ./a", "  beta:", "    build: ./b", ""].join("\n"),
+      "a/Dockerfile": `FROM ${busybox}\nRUN echo alpha-${marker} && sleep 1\n`,
+      "b/Dockerfile": `FROM ${busybox}\nRUN echo beta-${marker} && sleep 1\n`,
+    },
+    t,
+  );
+  const term = startTmux(t, [process.execPath, bin, "compose", "-f", join(dir, "compose.yaml"), "build", "--no-cache"], {
+    width: 110,
+    height: 40,
+    env: ttyEnv(),
+  });
+  assert.equal(await term.exitCode(), 0, term.capture({ history: true }));
+  const all = term.capture({ history: true });
+  assert.equal(count(all, "[+] Building"), 1, all);
+  assert.match(all, /FINISHED/);
+  assert.equal(count(all, `=> [alpha] [2/2] RUN echo alpha-${marker}`), 1, all);
+  assert.equal(count(all, `=> [beta] [2/2] RUN echo beta-${marker}`), 1, all);
+  assert.match(all, /service "alpha": built/);
+  assert.match(all, /service "beta": built/);
 });
