@@ -71,8 +71,25 @@ export class LogTerminal {
   }
 
   write(data: Buffer | string): void {
-    const text = this.#pending + (typeof data === "string" ? data : this.#decoder.write(data));
+    let text = this.#pending + (typeof data === "string" ? data : this.#decoder.write(data));
     this.#pending = "";
+    // Plain lines (no control character but \n): only the last `height` of
+    // them can still be on the screen, each taking a row or more, so the
+    // ones before are skipped, as if written and scrolled away. A step that
+    // logs 100,000 lines costs a split, not 100,000 lines of emulation.
+    // eslint-disable-next-line no-control-regex
+    if (!/[\x00-\x09\x0b-\x1f\x7f]/.test(text)) {
+      let cut = text.length;
+      for (let n = 0; n < this.#height && cut > 0; n++) cut = text.lastIndexOf("\n", cut - 1);
+      if (cut > 0) {
+        // Everything up to and including that newline scrolls out: a
+        // blank screen with the cursor on its last row is what remains.
+        this.#rows = Array.from({ length: this.#height }, () => []);
+        this.#row = this.#height - 1;
+        this.#col = 0;
+        text = text.slice(cut + 1);
+      }
+    }
     let i = 0;
     while (i < text.length) {
       const c = text.charCodeAt(i);

@@ -46,3 +46,26 @@ test("log terminal: resize keeps the bottom rows and cuts long rows", () => {
   t.write("\nnext");
   assert.deepEqual(t.content(), ["4 long", "next"]);
 });
+
+test("log terminal: skipping plain lines that scrolled away gives the same screen as emulating every one (random corpus)", () => {
+  let seed = 7;
+  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  for (let round = 0; round < 300; round++) {
+    const height = 1 + rand(8);
+    const width = 1 + rand(30);
+    let text = "";
+    const lines = rand(40);
+    for (let i = 0; i < lines; i++) text += "x".repeat(rand(2 * width + 2)) + String(i) + (rand(5) ? "\n" : "");
+    const whole = new LogTerminal(height, width);
+    whole.write("prefix line\n");
+    whole.write(text);
+    const slow = new LogTerminal(height, width);
+    slow.write("prefix line\n");
+    for (const ch of text) slow.write(ch);
+    assert.deepEqual(whole.content(), slow.content(), `height ${height} width ${width}: ${JSON.stringify(text)}`);
+    // And writing goes on the same from there.
+    whole.write("\rnext\x1b[K");
+    slow.write("\rnext\x1b[K");
+    assert.deepEqual(whole.content(), slow.content());
+  }
+});
