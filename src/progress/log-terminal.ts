@@ -77,7 +77,6 @@ export class LogTerminal {
     // them can still be on the screen, each taking a row or more, so the
     // ones before are skipped, as if written and scrolled away. A step that
     // logs 100,000 lines costs a split, not 100,000 lines of emulation.
-    // eslint-disable-next-line no-control-regex
     if (!/[\x00-\x09\x0b-\x1f\x7f]/.test(text)) {
       let cut = text.length;
       for (let n = 0; n < this.#height && cut > 0; n++) cut = text.lastIndexOf("\n", cut - 1);
