@@ -1,0 +1,108 @@
+/**
+ * The history calls behind BuildKitClient.history(), buildLogs() and
+ * removeHistory(): Control.ListenBuildHistory, Control.UpdateBuildHistory,
+ * and the daemon's content store (Content.Read, served on the same
+ * connection as Control) for the stored logs.
+ */
+import { BuildKitError, UsageError } from "../errors.js";
+import type { Connection } from "../transport/connection.js";
+import { statusFromWire, type SolveStatus } from "../progress/status.js";
+import { buildRecordFromWire, type BuildRecord } from "./record.js";
+import { daemonFilter, parseHistoryFilter } from "./filter.js";
+import { StatusLogDecoder } from "./log.js";
+
+export interface HistoryOptions {
+  /** Only builds still running. */
+  activeOnly?: boolean | undefined;
+  /** One build, by its exact ref. */
+  ref?: string | undefined;
+  /** At most this many records, newest first (0 or unset: all, in the daemon's order). */
+  limit?: number | undefined;
+  /**
+   * buildx's history filters, AND-ed: `ref=SUBSTRING`, `ref!=REF`,
+   * `status=running|completed|error|canceled`, `repository=URL`,
+   * `startedAt>24h` / `completedAt<=2025-01-02T15:04:05Z` (a Go duration
+   * means "ago"; or an RFC 3339 time), `duration>30s`.
+   */
+  filters?: readonly string[] | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface BuildLogsOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface RemoveHistoryOptions {
+  signal?: AbortSignal | undefined;
+  /** Deadline in milliseconds; default the client's timeout. */
+  timeoutMs?: number | undefined;
+}
+
+/** The records the daemon holds, as options select them. Bad options throw a UsageError before any call. */
+export async function* listHistory(conn: Connection, options: HistoryOptions, signal: AbortSignal): AsyncGenerator<BuildRecord, void, undefined> {
+  const limit = options.limit ?? 0;
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > 2 ** 31 - 1)
+    throw new UsageError(`invalid history limit ${String(limit)}: must be a whole number, 0 or more`);
+  const filters = (options.filters ?? []).map((f) => parseHistoryFilter(f));
+  const request = {
+    ActiveOnly: options.activeOnly ?? false,
+    Ref: options.ref ?? "",
+    EarlyExit: true,
+    Filter: daemonFilter(filters),
+    Limit: limit,
+  };
+  const selected = (async function* () {
+    for await (const ev of conn.serverStream("Control.ListenBuildHistory", request, { signal })) {
+      if (ev.type === "DELETED" || !ev.record) continue;
+      if (options.activeOnly && ev.type !== "STARTED") continue;
+      const record = buildRecordFromWire(ev.record);
+      // Daemons before v0.20 ignore Filter and Limit: apply them here too.
+      if (filters.every((f) => f.matches(record))) yield record;
+    }
+  })();
+  if (limit === 0) {
+    yield* selected;
+    return;
+  }
+  const all: BuildRecord[] = [];
+  for await (const r of selected) all.push(r);
+  all.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+  yield* all.slice(0, limit);
+}
+
+/** One record by exact ref; a NOT_FOUND BuildKitError when the daemon has none. */
+export async function getRecord(conn: Connection, ref: string, signal: AbortSignal): Promise<BuildRecord> {
+  if (ref === "") throw new UsageError("empty build ref");
+  for await (const r of listHistory(conn, { ref }, signal)) if (r.ref === ref) return r;
+  throw new BuildKitError(`no build ${ref} in ${conn.daemon}'s history`, { code: "NOT_FOUND" });
+}
+
+/**
+ * The progress of a recorded build: for a finished build its stored log,
+ * read from the daemon's content store and decoded; for a running one the
+ * live status stream (Control.Status), which ends with the build.
+ */
+export async function* buildLogs(conn: Connection, ref: string, signal: AbortSignal): AsyncGenerator<SolveStatus, void, undefined> {
+  const record = await getRecord(conn, ref, signal);
+  if (record.status === "running") {
+    for await (const r of conn.serverStream("Control.Status", { Ref: ref }, { signal })) yield statusFromWire(r);
+    return;
+  }
+  if (!record.logs) return;
+  const decoder = new StatusLogDecoder(`the log of build ${ref}`);
+  let received = 0;
+  for await (const piece of conn.serverStream("Content.Read", { digest: record.logs.digest, offset: "0", size: "0" }, { signal })) {
+    received += piece.data.length;
+    yield* decoder.push(piece.data);
+  }
+  decoder.end();
+  if (received !== record.logs.size) {
+    throw new BuildKitError(`cannot read the log of build ${ref}: got ${received} of its ${record.logs.size} bytes`, { code: "DATA_LOSS" });
+  }
+}
+
+/** Deletes one record (and its blobs) from the daemon's history. */
+export async function removeHistory(conn: Connection, ref: string, signal: AbortSignal, deadline: Date): Promise<void> {
+  if (ref === "") throw new UsageError("empty build ref");
+  await conn.unary("Control.UpdateBuildHistory", { Ref: ref, Delete: true }, { signal, deadline });
+}
