@@ -8,7 +8,7 @@ import { BuildKitError, UsageError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import { buildRecordFromWire, type BuildRecord } from "./record.js";
-import { daemonFilter, parseHistoryFilter } from "./filter.js";
+import { parseHistoryFilter } from "./filter.js";
 import { StatusLogDecoder } from "./log.js";
 
 export interface HistoryOptions {
@@ -44,19 +44,16 @@ export async function* listHistory(conn: Connection, options: HistoryOptions, si
   if (!Number.isSafeInteger(limit) || limit < 0 || limit > 2 ** 31 - 1)
     throw new UsageError(`invalid history limit ${String(limit)}: must be a whole number, 0 or more`);
   const filters = (options.filters ?? []).map((f) => parseHistoryFilter(f));
-  const request = {
-    ActiveOnly: options.activeOnly ?? false,
-    Ref: options.ref ?? "",
-    EarlyExit: true,
-    Filter: daemonFilter(filters),
-    Limit: limit,
-  };
+  // Filters and the limit are applied here, never sent: buildkitd v0.24
+  // dereferences nil (and crashes) in ListenBuildHistory when a Filter or
+  // Limit meets a removed record whose deletion is still pending (a build
+  // removed within seconds of finishing); fixed after v0.24.
+  const request = { ActiveOnly: options.activeOnly ?? false, Ref: options.ref ?? "", EarlyExit: true, Filter: [], Limit: 0 };
   const selected = (async function* () {
     for await (const ev of conn.serverStream("Control.ListenBuildHistory", request, { signal })) {
       if (ev.type === "DELETED" || !ev.record) continue;
       if (options.activeOnly && ev.type !== "STARTED") continue;
       const record = buildRecordFromWire(ev.record);
-      // Daemons before v0.20 ignore Filter and Limit: apply them here too.
       if (filters.every((f) => f.matches(record))) yield record;
     }
   })();

@@ -1,9 +1,9 @@
 /**
  * History filters as buildx takes them (`ref=x`, `status=error`,
- * `startedAt>24h`, `duration>30s`, ...), translated for the daemon's
- * containerd filter syntax, plus a local matcher for daemons older than
- * v0.20, which ignore filters (buildx commands/history/utils.go,
- * dockerFiltersToBuildkit).
+ * `startedAt>24h`, `duration>30s`, ...) with buildx's meaning (buildx
+ * commands/history/utils.go: `ref=` and `repository=` match substrings,
+ * `status=` exactly, times at whole seconds). They are matched here, not by
+ * the daemon: see api.ts for why none are sent.
  */
 import { UsageError } from "../errors.js";
 import { parseGoDuration } from "../units.js";
@@ -16,9 +16,7 @@ export interface HistoryFilter {
   key: FilterKey;
   op: FilterOp;
   value: string;
-  /** What the daemon is sent, e.g. `ref~=abc` or `status==error`. */
-  daemon: string;
-  /** The same test applied locally (`now` for "ago" durations). */
+  /** Whether a record passes the filter. */
   matches(record: BuildRecord): boolean;
 }
 
@@ -46,7 +44,6 @@ export function parseHistoryFilter(text: string, now: Date = new Date()): Histor
     case "status": {
       if (op !== "=" && op !== "!=") throw new UsageError(`invalid history filter "${text}": ${key} takes = or !=`);
       if (key === "status" && !STATUSES.includes(value)) throw new UsageError(`invalid history filter "${text}": status is one of ${STATUSES.join(", ")}`);
-      const daemonOp = op === "!=" ? "!=" : key === "status" ? "==" : "~=";
       const get = (r: BuildRecord): string => (key === "ref" ? r.ref : key === "status" ? r.status : repositoryOf(r.frontendAttrs));
       const matches =
         op === "!="
@@ -54,7 +51,7 @@ export function parseHistoryFilter(text: string, now: Date = new Date()): Histor
           : key === "status"
             ? (r: BuildRecord): boolean => get(r) === value
             : (r: BuildRecord): boolean => get(r).includes(value);
-      return { key, op, value, daemon: `${key}${daemonOp}${value}`, matches };
+      return { key, op, value, matches };
     }
     case "startedAt":
     case "completedAt":
@@ -81,9 +78,10 @@ export function parseHistoryFilter(text: string, now: Date = new Date()): Histor
         ">": (a: number) => a > bound,
         ">=": (a: number) => a >= bound,
       }[op];
-      // buildkitd compares times at whole seconds (Unix()); so does the local matcher.
+      // buildx compares times at whole seconds (Unix()).
       const sec = (ms: number): number => (key === "duration" ? ms : Math.floor(ms / 1000) * 1000);
-      return { key, op, value, daemon: `${key}${op}${value}`, matches: (r) => cmp(sec(get(r))) };
+      bound = sec(bound);
+      return { key, op, value, matches: (r) => cmp(sec(get(r))) };
     }
     default:
       throw new UsageError(`unsupported history filter "${text}": keys are ref, repository, status, startedAt, completedAt, duration`);
@@ -97,10 +95,4 @@ function repositoryOf(attrs: Readonly<Record<string, string>>): string {
   const ctx = attrs["context"] ?? "";
   if (/^(?:git@|git:\/\/|ssh:\/\/|https?:\/\/)/.test(ctx)) return ctx.replace(/#.*$/, "");
   return "";
-}
-
-/** The daemon's Filter value for a set of filters: one CSV string, so they are AND-ed (buildx sends the same). */
-export function daemonFilter(filters: readonly HistoryFilter[]): string[] {
-  if (filters.length === 0) return [];
-  return [filters.map((f) => (/[",\n]/.test(f.daemon) ? `"${f.daemon.replaceAll('"', '""')}"` : f.daemon)).join(",")];
 }
