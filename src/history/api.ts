@@ -7,7 +7,9 @@
 import { BuildKitError, UsageError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import { statusFromWire, type SolveStatus } from "../progress/status.js";
-import { buildRecordFromWire, type BuildRecord } from "./record.js";
+import { buildRecordFromWire, recordSecrets, type BuildRecord } from "./record.js";
+import { maskStatus } from "./redact.js";
+import type { BuildHistoryRecord__Output } from "../gen/types/moby/buildkit/v1/BuildHistoryRecord.js";
 import { parseHistoryFilter } from "./filter.js";
 import { StatusLogDecoder } from "./log.js";
 
@@ -67,22 +69,29 @@ export async function* listHistory(conn: Connection, options: HistoryOptions, si
   yield* all.slice(0, limit);
 }
 
-/** One record by exact ref; a NOT_FOUND BuildKitError when the daemon has none. */
-export async function getRecord(conn: Connection, ref: string, signal: AbortSignal): Promise<BuildRecord> {
+/** One wire record by exact ref; a NOT_FOUND BuildKitError when the daemon has none. */
+async function wireRecord(conn: Connection, ref: string, signal: AbortSignal): Promise<BuildHistoryRecord__Output> {
   if (ref === "") throw new UsageError("empty build ref");
-  for await (const r of listHistory(conn, { ref }, signal)) if (r.ref === ref) return r;
+  const request = { ActiveOnly: false, Ref: ref, EarlyExit: true, Filter: [], Limit: 0 };
+  for await (const ev of conn.serverStream("Control.ListenBuildHistory", request, { signal })) {
+    if (ev.type !== "DELETED" && ev.record?.Ref === ref) return ev.record;
+  }
   throw new BuildKitError(`no build ${ref} in ${conn.daemon}'s history`, { code: "NOT_FOUND" });
 }
 
 /**
  * The progress of a recorded build: for a finished build its stored log,
  * read from the daemon's content store and decoded; for a running one the
- * live status stream (Control.Status), which ends with the build.
+ * live status stream (Control.Status), which ends with the build. What the
+ * record's attributes mask (secret-looking build args) is masked here too:
+ * the Dockerfile frontend expands build args into step names.
  */
 export async function* buildLogs(conn: Connection, ref: string, signal: AbortSignal): AsyncGenerator<SolveStatus, void, undefined> {
-  const record = await getRecord(conn, ref, signal);
+  const wire = await wireRecord(conn, ref, signal);
+  const secrets = recordSecrets(wire);
+  const record = buildRecordFromWire(wire);
   if (record.status === "running") {
-    for await (const r of conn.serverStream("Control.Status", { Ref: ref }, { signal })) yield statusFromWire(r);
+    for await (const r of conn.serverStream("Control.Status", { Ref: ref }, { signal })) yield maskStatus(statusFromWire(r), secrets);
     return;
   }
   if (!record.logs) return;
@@ -90,7 +99,7 @@ export async function* buildLogs(conn: Connection, ref: string, signal: AbortSig
   let received = 0;
   for await (const piece of conn.serverStream("Content.Read", { digest: record.logs.digest, offset: "0", size: "0" }, { signal })) {
     received += piece.data.length;
-    yield* decoder.push(piece.data);
+    for (const s of decoder.push(piece.data)) yield maskStatus(s, secrets);
   }
   decoder.end();
   if (received !== record.logs.size) {

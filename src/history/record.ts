@@ -3,7 +3,7 @@ import { timestamp } from "../convert.js";
 import { statusName } from "../grpc/frame.js";
 import type { BuildHistoryRecord__Output } from "../gen/types/moby/buildkit/v1/BuildHistoryRecord.js";
 import type { Descriptor__Output } from "../gen/types/moby/buildkit/v1/Descriptor.js";
-import { redactAttrs } from "./redact.js";
+import { maskText, redactAttrs, secretValues } from "./redact.js";
 
 /** How a recorded build ended (or that it has not): buildx's statuses. */
 export type BuildStatus = "running" | "completed" | "error" | "canceled";
@@ -56,6 +56,11 @@ function blob(d: Descriptor__Output | null): BlobDescriptor | undefined {
   return { mediaType: d.media_type, digest: d.digest, size: Number(d.size) };
 }
 
+/** The strings of a wire record that bk-build masks wherever they appear (attribute values of secret shape). */
+export function recordSecrets(r: BuildHistoryRecord__Output): string[] {
+  return secretValues(Object.assign({}, r.FrontendAttrs, ...r.Exporters.map((e) => e.Attrs)) as Record<string, string>);
+}
+
 export function buildRecordFromWire(r: BuildHistoryRecord__Output): BuildRecord {
   const createdAt = timestamp(r.CreatedAt) ?? new Date(0);
   const completedAt = timestamp(r.CompletedAt);
@@ -74,7 +79,8 @@ export function buildRecordFromWire(r: BuildHistoryRecord__Output): BuildRecord 
     pinned: r.pinned,
     exporterResponse: Object.fromEntries(Object.entries(r.ExporterResponse).filter(([k]) => k === "image.name" || /(?:^|\.)digest$/.test(k))),
   };
-  if (r.error) out.error = { code: statusName(r.error.code), message: r.error.message };
+  // The message can quote a step's command, build args expanded.
+  if (r.error) out.error = { code: statusName(r.error.code), message: maskText(r.error.message, recordSecrets(r)) };
   if (completedAt) {
     out.completedAt = completedAt;
     out.durationMs = completedAt.getTime() - createdAt.getTime();
