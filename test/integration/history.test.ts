@@ -275,3 +275,29 @@ test("API: result.ref, client.history() by ref and filter, client.buildLogs() re
     for await (const r of client.history({ filters: ["status=bogus"] })) void r;
   }, /invalid history filter "status=bogus"/);
 });
+
+test("API: buildLogs() of a running build follows its live progress to the end; activeOnly lists it while it runs", async (t) => {
+  await using client = await BuildKitClient.connect({ address: env.buildkitHost, env: {} });
+  const marker = randomUUID();
+  const ctx = fileTree("bk-hist-live-", { Dockerfile: `FROM ${busybox}\nRUN echo live-${marker} && sleep 3 && echo end-${marker}\n` }, t);
+  const build = client.build({ context: ctx, noCache: true, env: {} });
+  let own = "";
+  const consumed = (async () => {
+    for await (const s of build.progress) for (const l of s.logs) own += l.data.toString();
+  })();
+  // Wait until the step runs.
+  for (const end = Date.now() + 60_000; !own.includes(`live-${marker}\n`) && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(own.includes(`live-${marker}\n`), "the step started");
+  const active: BuildRecord[] = [];
+  for await (const r of client.history({ activeOnly: true })) active.push(r);
+  const mine = active.find((r) => r.ref === build.ref);
+  assert.ok(mine, `the running build is listed with activeOnly: ${active.map((r) => r.ref).join(", ")}`);
+  assert.equal(mine.status, "running");
+  assert.equal(mine.completedAt, undefined);
+  let replayed = "";
+  for await (const s of client.buildLogs(build.ref)) for (const l of s.logs) replayed += l.data.toString();
+  assert.ok(replayed.includes(`end-${marker}\n`), `the live log went on to the step's end:\n${replayed}`);
+  await build.result;
+  await consumed;
+  await client.removeHistory(build.ref);
+});
