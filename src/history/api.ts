@@ -10,6 +10,8 @@ import { statusFromWire, type SolveStatus } from "../progress/status.js";
 import { buildRecordFromWire, recordSecrets, type BuildRecord } from "./record.js";
 import { maskStatus } from "./redact.js";
 import type { BuildHistoryRecord__Output } from "../gen/types/moby/buildkit/v1/BuildHistoryRecord.js";
+import type { BuildHistoryEvent__Output } from "../gen/types/moby/buildkit/v1/BuildHistoryEvent.js";
+import type { BuildHistoryRequest } from "../gen/types/moby/buildkit/v1/BuildHistoryRequest.js";
 import { parseHistoryFilter } from "./filter.js";
 import { StatusLogDecoder } from "./log.js";
 
@@ -40,6 +42,21 @@ export interface RemoveHistoryOptions {
   timeoutMs?: number | undefined;
 }
 
+/** ListenBuildHistory, with a daemon that has none (before v0.11) said plainly. */
+async function* listen(conn: Connection, request: BuildHistoryRequest, signal: AbortSignal): AsyncGenerator<BuildHistoryEvent__Output, void, undefined> {
+  try {
+    yield* conn.serverStream("Control.ListenBuildHistory", request, { signal });
+  } catch (e) {
+    if ((e as { code?: string }).code === "UNIMPLEMENTED") {
+      throw new BuildKitError(`${conn.daemon} at ${conn.address} has no build history (buildkitd v0.11 and later keep one)`, {
+        code: "UNIMPLEMENTED",
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
 /** The records the daemon holds, as options select them. Bad options throw a UsageError before any call. */
 export async function* listHistory(conn: Connection, options: HistoryOptions, signal: AbortSignal): AsyncGenerator<BuildRecord, void, undefined> {
   const limit = options.limit ?? 0;
@@ -52,7 +69,7 @@ export async function* listHistory(conn: Connection, options: HistoryOptions, si
   // removed within seconds of finishing); fixed after v0.24.
   const request = { ActiveOnly: options.activeOnly ?? false, Ref: options.ref ?? "", EarlyExit: true, Filter: [], Limit: 0 };
   const selected = (async function* () {
-    for await (const ev of conn.serverStream("Control.ListenBuildHistory", request, { signal })) {
+    for await (const ev of listen(conn, request, signal)) {
       if (ev.type === "DELETED" || !ev.record) continue;
       if (options.activeOnly && ev.type !== "STARTED") continue;
       const record = buildRecordFromWire(ev.record);
@@ -73,7 +90,7 @@ export async function* listHistory(conn: Connection, options: HistoryOptions, si
 async function wireRecord(conn: Connection, ref: string, signal: AbortSignal): Promise<BuildHistoryRecord__Output> {
   if (ref === "") throw new UsageError("empty build ref");
   const request = { ActiveOnly: false, Ref: ref, EarlyExit: true, Filter: [], Limit: 0 };
-  for await (const ev of conn.serverStream("Control.ListenBuildHistory", request, { signal })) {
+  for await (const ev of listen(conn, request, signal)) {
     if (ev.type !== "DELETED" && ev.record?.Ref === ref) return ev.record;
   }
   throw new BuildKitError(`no build ${ref} in ${conn.daemon}'s history`, { code: "NOT_FOUND" });
