@@ -28,8 +28,8 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
     },
   },
-  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "progress", "compose", "cli")) },
-  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "progress", "compose", "cli")) },
+  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "progress", "history", "compose", "cli")) },
+  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "progress", "history", "compose", "cli")) },
   {
     // OCI layouts on disk: node builtins, errors.ts and files.ts only.
     files: ["src/oci/**/*.ts"],
@@ -46,7 +46,9 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "compose", "cli")) },
+  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "history", "compose", "cli")) },
+  // Build history: records, filters, the stored-log decoder; above transport and progress, beside solve.
+  { files: ["src/history/**/*.ts"], rules: forbid(below("history", "session", "solve", "compose", "cli", "docker", "oci", "outputs", "audit")) },
   {
     // The leak audit stands alone: node builtins, tar-stream and the error classes.
     files: ["src/audit/**/*.ts"],

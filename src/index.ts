@@ -37,6 +37,8 @@ export { TtyPrinter, type TtyPrinterOptions } from "./progress/tty.js";
 export { DEFAULT_COLORS, NO_COLORS, parseBuildkitColors, ttyOptionsFromEnv, type TtyColors, type TtyEnvOptions } from "./progress/tty-options.js";
 export { formatWarnings } from "./progress/warnings.js";
 export { rawJsonLine } from "./progress/rawjson.js";
+export type { BuildLogsOptions, HistoryOptions, RemoveHistoryOptions } from "./history/api.js";
+export type { BlobDescriptor, BuildRecord, BuildStatus } from "./history/record.js";
 export type { SshAgentSource } from "./solve/ssh.js";
 export type { RegistryAuthOptions, RegistryCredential } from "./solve/registry-auth.js";
 export type { CacheEntry } from "./solve/cache.js";

@@ -21,4 +21,6 @@ export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
 export { planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
 export { targetsEngine } from "./transport/address.js";
+export { matchRef } from "./history/ref.js";
+export { parseHistoryFilter } from "./history/filter.js";
 export { formatAuditSummary, formatFinding } from "./audit/report.js";

@@ -185,6 +185,25 @@ export const commands: CommandSpec[] = [
       formatFlag,
     ],
   },
+  {
+    name: "history",
+    summary: "List, inspect, replay the logs of and remove the daemon's build records",
+    usage: [
+      "bk-build history ls [--filter F]... [--format table|json]",
+      "       bk-build history inspect [REF] [--format table|json]",
+      "       bk-build history logs [REF] [--progress plain|rawjson]",
+      "       bk-build history rm REF...",
+    ].join("\n"),
+    options: { filter: { type: "string", multiple: true }, format: { type: "string" }, progress: { type: "string" } },
+    flags: [
+      "  REF                       a build ref from 'history ls' or a unique prefix of it; ^N = the Nth newest",
+      "                            finished build (inspect and logs default to ^0, the newest)",
+      "  --filter F                ls: ref=SUBSTRING, status=running|completed|error|canceled, repository=URL,",
+      "                            startedAt>24h, completedAt<=TIME, duration>30s (repeatable, AND-ed)",
+      "  --progress plain|rawjson  logs: how the stored progress is printed (default plain)",
+      formatFlag,
+    ],
+  },
 ];
 
 export const globalHelp = [
@@ -327,7 +346,7 @@ export function parseCommandLine(argv: string[]): Parsed {
   if (parsed.values["help"]) return { kind: "help", text: commandHelp(spec) };
   const timeout = str(parsed.values["timeout"]);
   if (timeout !== undefined) parseTimeout(timeout);
-  if (spec.name !== "build" && spec.name !== "compose" && parsed.positionals.length) {
+  if (spec.name !== "build" && spec.name !== "compose" && spec.name !== "history" && parsed.positionals.length) {
     throw new UsageError(`'bk-build ${spec.name}' takes no arguments, got "${parsed.positionals[0]}"`);
   }
   return { kind: "command", spec, values: parsed.values, positionals: parsed.positionals };

@@ -31,6 +31,8 @@ import type { Exporter } from "../gen/types/moby/buildkit/v1/Exporter.js";
 import type { CacheOptionsEntry } from "../gen/types/moby/buildkit/v1/CacheOptionsEntry.js";
 
 export interface BuildResult {
+  /** The build's ref (as `build.ref`): its record in the daemon's history (`client.history({ ref })`, `client.buildLogs(ref)`). */
+  ref: string;
   /** The exporters' response, e.g. `containerimage.digest`. */
   exporterResponse: Record<string, string>;
   /** Bytes of file content sent for each local directory. */
@@ -230,7 +232,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
         }
       }
     }
-    const result: BuildResult = { exporterResponse, bytesSent: Object.fromEntries(stats.bytesSent), exports, warnings };
+    const result: BuildResult = { ref, exporterResponse, bytesSent: Object.fromEntries(stats.bytesSent), exports, warnings };
     if (auditReport) result.audit = auditReport;
     return result;
   } catch (e) {

@@ -327,7 +327,7 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
       setTimeout(() => {
         running--;
         if (service === "bad") reject(new Error("failed to solve: exit code: 1"));
-        else resolve({ exporterResponse: { "containerimage.digest": `sha256:${service}` }, bytesSent: {}, exports: [], warnings: [] });
+        else resolve({ ref: `ref-${service}`, exporterResponse: { "containerimage.digest": `sha256:${service}` }, bytesSent: {}, exports: [], warnings: [] });
       }, 20),
     );
     result.catch(() => undefined);
@@ -389,7 +389,7 @@ test("through a Docker Engine: services are named PROJECT-SERVICE, and service: 
   const seen = new Map<string, BuildOptions>();
   const fakeBuild = (o: BuildOptions): Build => {
     seen.set(o.tags![0]!, o);
-    const result = Promise.resolve({ exporterResponse: { "containerimage.digest": "sha256:id" }, bytesSent: {}, exports: [], warnings: [] });
+    const result = Promise.resolve({ ref: "r", exporterResponse: { "containerimage.digest": "sha256:id" }, bytesSent: {}, exports: [], warnings: [] });
     return { ref: "r", progress: (async function* () {})(), result, cancel: () => undefined, [Symbol.asyncDispose]: async () => undefined };
   };
   const results = await runCompose(p, planCompose(p, undefined), fakeBuild, { localImages: true });

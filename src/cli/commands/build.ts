@@ -165,6 +165,11 @@ function imageIdOf(exports: readonly ExportResult[]): string | undefined {
   return undefined;
 }
 
+/** The line that names a build's history record. */
+function refLine(ref: string): string {
+  return `build ref: ${ref} (bk-build history inspect ${ref})\n`;
+}
+
 /** Runs a build from flags already parsed by buildOptionsFromFlags. */
 export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal: AbortSignal, io: BuildIo): Promise<void> {
   const { options, metadataFile, iidFile } = flags;
@@ -196,6 +201,8 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     }
   }
 
+  // The record's ref, for 'bk-build history': not with quiet (stdout is the image ID) or rawjson (a JSON stream).
+  const showRef = progress === "plain" || progress === "tty";
   const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: flags.debug });
   options.onWarning = (w) => display.message(`warning: ${w}\n`);
   const build = client.build(options);
@@ -213,12 +220,16 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     if (iidFile !== undefined && imageId) writeOutputFile(iidFile, imageId, "--iidfile");
     if (result.audit) io.err(formatAuditSummary(result.audit) + "\n");
     if (metadataFile !== undefined) {
-      writeOutputFile(metadataFile, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n", "--metadata-file");
+      // buildx writes builder/node/ref here; bk-build talks to one daemon, so the bare ref, as 'history' takes it.
+      const metadata = { ...result.exporterResponse, "buildx.build.ref": result.ref };
+      writeOutputFile(metadataFile, JSON.stringify(metadataJson(metadata), null, 2) + "\n", "--metadata-file");
     }
+    if (showRef) io.err(refLine(build.ref));
   } catch (e) {
     await consume.catch(() => undefined);
     display.end(true);
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
+    if (showRef && (e as { code?: string }).code !== "USAGE") io.err(refLine(build.ref));
     if (e instanceof SecretLeakError) {
       for (const f of e.findings) io.err(`leak: ${formatFinding(f)}\n`);
       io.err(formatAuditSummary(e.report) + "\n");
