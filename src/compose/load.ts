@@ -394,7 +394,15 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
   const extraHosts: string[] = [];
   const eh = b["extra_hosts"];
   if (Array.isArray(eh)) extraHosts.push(...eh.map(String));
-  else if (isObj(eh)) for (const [h, ip] of Object.entries(eh)) extraHosts.push(`${h}=${String(ip)}`);
+  // The mapping form may give a host several IPs (a list), as compose-go's HostsList.
+  else if (isObj(eh)) {
+    for (const [h, ip] of Object.entries(eh)) {
+      const ips = Array.isArray(ip)
+        ? ip.map((x) => scalar(x, `${where}: build.extra_hosts ${h}`))
+        : [ip === null ? "" : scalar(ip, `${where}: build.extra_hosts ${h}`)];
+      extraHosts.push(`${h}=${ips.join(",")}`);
+    }
+  }
   return {
     context,
     dockerfile: optScalar(b["dockerfile"], `${where}: build.dockerfile`),
