@@ -430,12 +430,24 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
 export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
   const shell = options.env ?? process.env;
   const cwd = options.workingDir ?? process.cwd();
-  const files = options.files?.length ? options.files.map((f) => resolve(cwd, f)) : discoverFiles(cwd);
+  // Without -f: COMPOSE_FILE (split at COMPOSE_PATH_SEPARATOR, default ":"), else discovery, as compose.
+  const composeFile = shell["COMPOSE_FILE"];
+  const fromVar = composeFile ? composeFile.split(shell["COMPOSE_PATH_SEPARATOR"] || ":").filter(Boolean) : [];
+  const files = options.files?.length ? options.files.map((f) => resolve(cwd, f)) : fromVar.length ? fromVar.map((f) => resolve(cwd, f)) : discoverFiles(cwd);
+  for (const f of fromVar.length && !options.files?.length ? files : []) {
+    if (!existsSync(f)) throw new UsageError(`COMPOSE_FILE names ${f}, which does not exist: fix COMPOSE_FILE or pass -f`);
+  }
   const directory = resolve(cwd, options.projectDirectory ?? dirname(files[0]!));
 
   const dotenv: Record<string, string> = {};
-  const envFiles = options.envFiles?.length ? options.envFiles.map((f) => resolve(cwd, f)) : [join(directory, ".env")].filter((f) => existsSync(f));
-  const envFlag = options.envFiles?.length ? "--env-file" : undefined;
+  // Without --env-file: COMPOSE_ENV_FILES (comma-separated), else .env in the project directory.
+  const envVarFiles = (shell["COMPOSE_ENV_FILES"] ?? "").split(",").filter(Boolean);
+  const envFiles = options.envFiles?.length
+    ? options.envFiles.map((f) => resolve(cwd, f))
+    : envVarFiles.length
+      ? envVarFiles.map((f) => resolve(cwd, f))
+      : [join(directory, ".env")].filter((f) => existsSync(f));
+  const envFlag = options.envFiles?.length ? "--env-file" : envVarFiles.length ? "COMPOSE_ENV_FILES" : undefined;
   // As compose: each file's values expand from the shell first, then from
   // earlier lines and earlier files.
   for (const f of envFiles) {

@@ -60,7 +60,13 @@ test("compose extra_hosts: list and mapping forms, several IPs per host, bracket
   });
   const p = loadCompose({ workingDir: dir, env: {} });
   const hosts = (name: string): string | undefined =>
-    serviceBuildOptions(p, p.services.find((s) => s.name === name)!, {}, new Map(), false).options.frontendAttrs?.["add-hosts"];
+    serviceBuildOptions(
+      p,
+      p.services.find((s) => s.name === name)!,
+      {},
+      new Map(),
+      false,
+    ).options.frontendAttrs?.["add-hosts"];
   assert.equal(hosts("a"), "somehost=162.242.195.82,somehost=162.242.195.83,ipv6=::1,otherhost=50.31.209.229");
   assert.equal(hosts("b"), "somehost=162.242.195.82,somehost=162.242.195.83,gw=host-gateway");
 });

@@ -462,3 +462,24 @@ test("additional_contexts merge by key across files whether lists or mappings; a
     '{"json":1}',
   );
 });
+
+test("COMPOSE_FILE (with COMPOSE_PATH_SEPARATOR) and COMPOSE_ENV_FILES stand in for -f and --env-file", () => {
+  const dir = project({
+    "base.yaml": "services:\n  app:\n    build:\n      context: .\n      args: [A]\n",
+    "over.yaml": "services:\n  app:\n    build:\n      target: t2\n",
+    "one.env": "A=from-one\n",
+    "two.env": "A=${A}-and-two\n",
+  });
+  const p = loadCompose({ workingDir: dir, env: { COMPOSE_FILE: "base.yaml:over.yaml", COMPOSE_ENV_FILES: "one.env,two.env" } });
+  assert.deepEqual(p.files, [join(dir, "base.yaml"), join(dir, "over.yaml")]);
+  assert.equal(p.services[0]!.build!.target, "t2");
+  assert.equal(p.services[0]!.build!.args["A"], "from-one-and-two");
+  const semi = loadCompose({ workingDir: dir, env: { COMPOSE_FILE: "base.yaml;over.yaml", COMPOSE_PATH_SEPARATOR: ";" } });
+  assert.equal(semi.files.length, 2);
+  assert.throws(
+    () => loadCompose({ workingDir: dir, env: { COMPOSE_FILE: "missing.yaml" } }),
+    /COMPOSE_FILE names .*missing\.yaml, which does not exist: fix COMPOSE_FILE or pass -f/,
+  );
+  // -f wins over COMPOSE_FILE.
+  assert.deepEqual(loadCompose({ workingDir: dir, files: ["base.yaml"], env: { COMPOSE_FILE: "missing.yaml" } }).files, [join(dir, "base.yaml")]);
+});
