@@ -18,7 +18,7 @@ export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
 export { parseCacheEntries } from "./solve/cache.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";
 export { csvFields, keyValue, typedFields } from "./csv.js";
-export { parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
+export { parseBool, parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
 export { planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
 export { targetsEngine } from "./transport/address.js";
 export { matchRef } from "./history/ref.js";

@@ -1,6 +1,6 @@
 /** Command-line parsing: pure, no I/O. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError, parseTimeout } from "../internal.js";
+import { UsageError, parseBool, parseTimeout } from "../internal.js";
 
 type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 
@@ -315,6 +315,46 @@ function joinDashValues(args: string[], options: OptionSpec): string[] {
   return out;
 }
 
+/**
+ * pflag's other forms, which Node's parseArgs does not take: a boolean flag
+ * with a value (`--push=true`, `--no-cache=false`: Go's ParseBool; the last
+ * occurrence wins) and a short flag with `=` (`-t=NAME` is NAME, where
+ * parseArgs would give "=NAME").
+ */
+function pflagForms(args: string[], options: OptionSpec, command: string): string[] {
+  const bools = new Set(Object.entries(options).flatMap(([name, o]) => (o.type === "boolean" ? [name] : [])));
+  const shortString = new Map(Object.entries(options).flatMap(([name, o]) => (o.short && o.type === "string" ? [[o.short, name] as const] : [])));
+  const out: string[] = [];
+  const final = new Map<string, boolean>();
+  let tail: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      tail = args.slice(i);
+      break;
+    }
+    const long = /^--([^=]+)(?:=([\s\S]*))?$/.exec(a);
+    if (long && bools.has(long[1]!)) {
+      const name = long[1]!;
+      if (long[2] === undefined) final.set(name, true);
+      else {
+        const v = parseBool(long[2]);
+        if (v === undefined) throw new UsageError(`invalid argument "${long[2]}" for "--${name}" flag: use true or false; run 'bk-build ${command} --help'`);
+        final.set(name, v);
+      }
+      continue;
+    }
+    const short = /^-([^-])=([\s\S]*)$/.exec(a);
+    if (short && shortString.has(short[1]!)) {
+      out.push(`--${shortString.get(short[1]!)!}=${short[2]!}`);
+      continue;
+    }
+    out.push(a);
+  }
+  for (const [name, v] of final) if (v) out.push(`--${name}`);
+  return [...out, ...tail];
+}
+
 /** Parses argv (without node and script). Throws UsageError with one clear line. */
 export function parseCommandLine(argv: string[]): Parsed {
   const at = findCommand(argv);
@@ -331,7 +371,7 @@ export function parseCommandLine(argv: string[]): Parsed {
     throw new UsageError(`unknown command "${name}"; commands are: ${commands.map((c) => c.name).join(", ")}`);
   }
   const options = { ...globalOptions, ...spec.options };
-  const rest = joinDashValues([...argv.slice(0, at), ...argv.slice(at + 1)], options);
+  const rest = pflagForms(joinDashValues([...argv.slice(0, at), ...argv.slice(at + 1)], options), options, spec.name);
   let parsed: { values: Values; positionals: string[] };
   try {
     parsed = parseArgs({

@@ -43,8 +43,8 @@ test("mistakes give one line naming the input and what to do", () => {
   usage(["--addr"], /flag --addr needs a value/);
   usage(["info", "extra"], /'bk-build info' takes no arguments, got "extra"/);
   usage(["--nope"], /unknown flag --nope/);
-  usage(["du", "--verbose=yes"], /^flag --verbose takes no value; run 'bk-build du --help'$/);
-  usage(["build", "--push=1", "."], /^flag --push takes no value/);
+  usage(["du", "--verbose=yes"], /^invalid argument "yes" for "--verbose" flag: use true or false; run 'bk-build du --help'$/);
+  usage(["build", "--push=maybe", "."], /^invalid argument "maybe" for "--push" flag: use true or false; run .bk-build build --help.$/);
 });
 
 test("--format accepts table and json only", () => {
@@ -75,4 +75,21 @@ test("--timeout is checked by the parser, up to what a timer can wait (2^31-1 ms
   usage(["info", "--timeout", "soon"], /invalid duration "soon" for --timeout/);
   const ok = parseCommandLine(["info", "--timeout", "2147483"]);
   assert.equal(ok.kind === "command" && ok.values["timeout"], "2147483");
+});
+
+test("pflag's forms: --flag=true|false (Go's ParseBool, the last one wins), -t=NAME, -- ends the options", () => {
+  const p = (argv: string[]) => {
+    const r = parseCommandLine(argv);
+    assert.equal(r.kind, "command");
+    return r.kind === "command" ? r : undefined!;
+  };
+  assert.equal(p(["build", "--push=true", "."]).values["push"], true);
+  assert.equal(p(["build", "--push=false", "."]).values["push"], undefined);
+  assert.equal(p(["build", "--no-cache", "--no-cache=false", "."]).values["no-cache"], undefined, "--no-cache=false means cached");
+  assert.equal(p(["build", "--no-cache=0", "--no-cache=T", "."]).values["no-cache"], true);
+  assert.deepEqual(p(["build", "-t=reg/app:1", "-t", "reg/app:2", "."]).values["tag"], ["reg/app:1", "reg/app:2"]);
+  assert.deepEqual(p(["build", "--build-arg", "--push", "."]).values["build-arg"], ["--push"], "a string flag's value is not read as a flag");
+  const dd = p(["build", "--push", "--", "--not-a-flag"]);
+  assert.deepEqual(dd.positionals, ["--not-a-flag"]);
+  assert.equal(dd.values["push"], true);
 });
