@@ -28,15 +28,17 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
     },
   },
-  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "progress", "compose", "cli")) },
-  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "progress", "compose", "cli")) },
+  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "gateway", "progress", "compose", "cli")) },
+  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "gateway", "progress", "compose", "cli")) },
   {
     // OCI layouts on disk: node builtins, errors.ts and files.ts only.
     files: ["src/oci/**/*.ts"],
     rules: forbid({ group: ["../*", "!../errors.js", "!../files.js"], message: "oci/ imports only ../errors.js and ../files.js (README: Layout)." }),
   },
-  { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "progress", "compose", "cli")) },
-  { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "compose", "cli")) },
+  { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "gateway", "progress", "compose", "cli")) },
+  { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "gateway", "compose", "cli")) },
+  // The gateway client (frontend subrequests; later, programmatic frontends) sits beside solve/.
+  { files: ["src/gateway/**/*.ts"], rules: forbid(below("gateway", "compose", "cli")) },
   {
     files: ["src/outputs/**/*.ts"],
     rules: {
@@ -46,7 +48,7 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "compose", "cli")) },
+  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "gateway", "compose", "cli")) },
   {
     // The leak audit stands alone: node builtins, tar-stream and the error classes.
     files: ["src/audit/**/*.ts"],
