@@ -11,7 +11,7 @@
  * result back with LLBBridge.Return, after which Control.Solve ends.
  */
 import { createHash } from "node:crypto";
-import { BuildKitError, SolveError, UsageError } from "../errors.js";
+import { BuildKitError, SolveError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import { decodeErrorDetails } from "../transport/error-details.js";
 import { GrpcStatusError, Status } from "../grpc/frame.js";
@@ -178,10 +178,4 @@ export function unsupported(e: unknown, requestId: string): UnsupportedSubreques
     `the daemon's Dockerfile frontend does not support ${name} (it is too old): use a newer buildkitd, or a newer frontend with # syntax=docker/dockerfile:1`,
     e,
   );
-}
-
-/** A UsageError for a call name that is not one of ours. */
-export function checkSubrequestName(name: string): SubrequestName {
-  if (name in SUBREQUESTS) return name as SubrequestName;
-  throw new UsageError(`unknown call "${name}": use build, check, outline or targets`);
 }
