@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, symlinkSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { BuildKitClient, type CheckResult } from "../../src/index.js";
+import { BuildKitClient, UnsupportedSubrequestError, type CheckResult } from "../../src/index.js";
 import { buildxBinary, runCli, testEnv, type RunResult } from "../helpers/env.js";
 import { fileTree, tempDir } from "../helpers/files.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
@@ -254,4 +254,26 @@ test("compose build --check lints every service, each line prefixed with its ser
   const r2 = runCli(["compose", "-f", join(ok, "compose.yaml"), "build", "--check"], { cwd: ok, env: { BUILDKIT_HOST: env.buildkitHost } });
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(r2.stdout, "db | Check complete, no warnings found.\n");
+});
+
+test("a daemon whose frontend predates subrequests (the test Engine's BuildKit): one clear line, exit 1, for each call", async () => {
+  const dir = fileTree("bk-call-old-", { Dockerfile: CLEAN });
+  for (const [call, request] of [
+    ["check", "frontend.lint"],
+    ["outline", "frontend.outline"],
+    ["targets", "frontend.targets"],
+  ] as const) {
+    const r = runCli(["--addr", `docker+${env.docker.host}`, "build", "--call", call, "."], {
+      cwd: dir,
+      env: { DOCKER_HOST: undefined, DOCKER_CONTEXT: undefined },
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.equal(
+      r.stderr,
+      `error: the daemon's Dockerfile frontend does not support ${request} (it is too old): use a newer buildkitd, or a newer frontend with # syntax=docker/dockerfile:1\n`,
+    );
+  }
+  await using client = await BuildKitClient.connect({ address: `docker+${env.docker.host}`, env: {} });
+  await assert.rejects(client.check({ context: dir }), (e: unknown) => e instanceof UnsupportedSubrequestError && e.subrequest === "frontend.lint");
 });
