@@ -215,7 +215,13 @@ test("the API: check, outline and targets return typed results", async () => {
       ["final", true, base],
     ],
   );
-  // Calls stay out of the build history and leave no job behind: a second round trip on the same client works.
+  // A cancelled call rejects with CANCELLED and leaves the client usable.
+  const ac = new AbortController();
+  const cancelled = client.check({ context: dir, signal: ac.signal });
+  ac.abort();
+  await assert.rejects(cancelled, (e: unknown) => (e as { code?: string }).code === "CANCELLED");
+  await assert.rejects(client.check({ context: join(dir, "missing") }), /build context ".*missing" is not a directory/);
+  // Calls leave no job behind: another round trip on the same client works.
   assert.equal((await client.check({ context: dir })).warnings.length, 3);
   assert.ok(checkMs < 10_000, `check took ${checkMs} ms`);
 });
