@@ -232,6 +232,16 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
  * parse (printed as an error, with its snippet).
  */
 export async function runCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo): Promise<number> {
+  try {
+    return await printCall(client, options, call, io);
+  } catch (e) {
+    // The frontend failed (e.g. outline of a Dockerfile that does not parse): its snippet, then the error line.
+    if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
+    throw e;
+  }
+}
+
+async function printCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo): Promise<number> {
   const format = call.json ? "json" : "text";
   if (call.name === "outline") {
     io.out(formatOutline(await client.outline(options), { format }));
