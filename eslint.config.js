@@ -28,8 +28,8 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
     },
   },
-  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "gateway", "progress", "compose", "cli")) },
-  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "gateway", "progress", "compose", "cli")) },
+  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "gateway", "progress", "history", "compose", "cli")) },
+  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "gateway", "progress", "history", "compose", "cli")) },
   {
     // OCI layouts on disk: node builtins, errors.ts and files.ts only.
     files: ["src/oci/**/*.ts"],
@@ -48,7 +48,9 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "gateway", "compose", "cli")) },
+  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "gateway", "history", "compose", "cli")) },
+  // Build history: records, filters, the stored-log decoder; above transport and progress, beside solve.
+  { files: ["src/history/**/*.ts"], rules: forbid(below("history", "session", "solve", "gateway", "compose", "cli", "docker", "oci", "outputs", "audit")) },
   {
     // The leak audit stands alone: node builtins, tar-stream and the error classes.
     files: ["src/audit/**/*.ts"],

@@ -8,7 +8,10 @@
  * Uses BUILDKIT_HOST, BK_BUILDCTL, BK_TEST_REGISTRY and BK_TEST_DOCKER_HOST
  * when set, else scripts/test-env.sh up. BK_BENCH_RUNS sets the number of
  * runs per quick command (default 30), BK_BENCH_BUILD_RUNS per slow one
- * (default 3), BK_BENCH_ONLY one section (info, build, export, engine).
+ * (default 3), BK_BENCH_ONLY one section (info, build, export, engine, tty).
+ * The `tty` section compares bk-build with itself: a build that logs
+ * 100,000 lines with --progress tty (in a pseudo-terminal, via script(1))
+ * against --progress quiet, wall and CPU time.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -368,6 +371,55 @@ if (!only || only === "engine") {
   } finally {
     if (dockerHost) rmi(`${tags.noop}:bk`, `${tags.noop}:bx`, `${tags.load}:bk`, `${tags.load}:bx`);
     if (created) docker("buildx", "rm", builder);
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+if (!only || only === "tty") {
+  // The tty display must not slow a build that logs a lot: `seq 100000` in
+  // one step, uncached, drawn in a 120x40 pseudo-terminal, against the same
+  // build with --progress quiet in the same terminal.
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-tty-"));
+  writeFileSync(join(base, "Dockerfile"), `FROM ${registry}/bk-test/busybox:latest\nRUN seq 100000\n`);
+  const n = Math.max(5, buildRuns * 2);
+  /** Wall ms and the child's CPU ms (user + sys, from the shell's `times`). */
+  const inPty = (mode: string): { wall: number; cpu: number } => {
+    const inner = `stty cols 120 rows 40; ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} build --addr ${host} --no-cache --progress ${mode} ${base} >/dev/null || exit 1; times`;
+    const t = process.hrtime.bigint();
+    const r = spawnSync("script", ["-qfec", `bash -c ${JSON.stringify(inner)}`, "/dev/null"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 120_000,
+    });
+    const wall = Number(process.hrtime.bigint() - t) / 1e6;
+    if (r.status !== 0) throw new Error(`the ${mode} build in a pseudo-terminal failed (${r.status}): ${(r.stdout + r.stderr).slice(-500)}`);
+    const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.stdout.replace(/\r/g, ""));
+    if (!m) throw new Error(`no CPU times from the ${mode} run: ${r.stdout.slice(-300)}`);
+    const cpu = (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000;
+    return { wall, cpu };
+  };
+  try {
+    inPty("tty");
+    inPty("quiet");
+    const tw: number[] = [];
+    const qw: number[] = [];
+    const tc: number[] = [];
+    const qc: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = inPty("tty");
+      const b = inPty("quiet");
+      tw.push(a.wall);
+      tc.push(a.cpu);
+      qw.push(b.wall);
+      qc.push(b.cpu);
+    }
+    console.log(["case", "tty median ms", "quiet median ms", "ratio", "goal", "met", "tty min-max", "quiet min-max"].join("\t"));
+    failed = !row(`seq 100000 in one step, --progress tty vs quiet, wall (${n} runs)`, 1.1, tw, qw) || failed;
+    row(`seq 100000 in one step, --progress tty vs quiet, CPU (information)`, Infinity, tc, qc);
+  } catch (e) {
+    console.log(`tty: no ratio: ${(e as Error).message}`);
+    failed = true;
+  } finally {
     rmSync(base, { recursive: true, force: true });
   }
 }

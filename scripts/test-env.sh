@@ -158,6 +158,8 @@ install_packages() {
   # service is not started: there is no init system here, and we start our own.
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v containerd >/dev/null || need+=(containerd)
+  # The tty progress tests run bk-build in a real terminal.
+  command -v tmux >/dev/null || need+=(tmux)
   if ((${#need[@]})); then apt_install "${need[@]}"; fi
 }
 

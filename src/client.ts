@@ -14,6 +14,9 @@ import type { CheckResult, OutlineResult, TargetsResult } from "./gateway/result
 import type { SubrequestMetadata, SubrequestName } from "./gateway/subrequest.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { PruneRequest } from "./gen/types/moby/buildkit/v1/PruneRequest.js";
+import type { BuildLogsOptions, HistoryOptions, RemoveHistoryOptions } from "./history/api.js";
+import type { BuildRecord } from "./history/record.js";
+import type { SolveStatus } from "./progress/status.js";
 import type {
   CacheRecord,
   DaemonInfo,
@@ -266,6 +269,53 @@ export class BuildKitClient {
       for await (const r of this.#conn.serverStream("Control.Prune", req, { signal: ac.signal })) {
         yield recordFromWire(r);
       }
+    } finally {
+      unlink();
+    }
+  }
+
+  /** Runs one of the history calls under a signal linked to the caller's and the client's. */
+  async *#linked<T>(signal: AbortSignal | undefined, fn: (signal: AbortSignal) => AsyncGenerator<T, void, undefined>): AsyncGenerator<T, void, undefined> {
+    this.#check();
+    const ac = new AbortController();
+    const unlink = linkSignals(ac, [signal, this.#closing.signal]);
+    try {
+      yield* fn(ac.signal);
+    } finally {
+      unlink();
+    }
+  }
+
+  /**
+   * The daemon's build history: running builds first, then the stored
+   * records (newest first when `limit` is set). Secret-looking attribute
+   * values are masked. Bad filters throw a UsageError before any call.
+   */
+  async *history(options: HistoryOptions = {}): AsyncGenerator<BuildRecord, void, undefined> {
+    const { listHistory } = await import("./history/api.js");
+    yield* this.#linked(options.signal, (signal) => listHistory(this.#conn, options, signal));
+  }
+
+  /**
+   * The progress of a recorded build, as `build.progress` yields it: a
+   * finished build's stored log (read from the daemon's content store), or
+   * a running build's live progress until it ends. An unknown ref rejects
+   * with a NOT_FOUND BuildKitError.
+   */
+  async *buildLogs(ref: string, options: BuildLogsOptions = {}): AsyncGenerator<SolveStatus, void, undefined> {
+    const { buildLogs } = await import("./history/api.js");
+    yield* this.#linked(options.signal, (signal) => buildLogs(this.#conn, ref, signal));
+  }
+
+  /** Deletes one build's record (exact ref) from the daemon's history. */
+  async removeHistory(ref: string, options: RemoveHistoryOptions = {}): Promise<void> {
+    this.#check();
+    const { removeHistory } = await import("./history/api.js");
+    const timeout = checkMs(options.timeoutMs ?? this.#timeoutMs, "timeoutMs");
+    const ac = new AbortController();
+    const unlink = linkSignals(ac, [options.signal, this.#closing.signal]);
+    try {
+      await removeHistory(this.#conn, ref, ac.signal, new Date(Date.now() + timeout));
     } finally {
       unlink();
     }

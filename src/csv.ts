@@ -1,7 +1,7 @@
 import { UsageError } from "./errors.js";
 
-/** Splits one CSV record the way Go's encoding/csv does (quotes, "" escapes). */
-export function csvFields(text: string): string[] {
+/** Splits one CSV record the way Go's encoding/csv does (quotes, "" escapes); `comma` as its Comma. */
+export function csvFields(text: string, comma = ","): string[] {
   const out: string[] = [];
   let field = "";
   let i = 0;
@@ -30,7 +30,7 @@ export function csvFields(text: string): string[] {
       i++;
       continue;
     }
-    if (ch === ",") {
+    if (ch === comma) {
       out.push(field);
       field = "";
       atStart = true;

@@ -31,8 +31,14 @@ export type { ExportResult } from "./solve/outputs.js";
 export { AuditError, SecretLeakError, type AuditFinding, type AuditReport } from "./audit/report.js";
 export type { Build, BuildResult } from "./solve/solve.js";
 export type { SecretSource } from "./solve/secrets.js";
-export type { SolveStatus, Vertex, VertexLog, VertexStatus, VertexWarning } from "./progress/status.js";
+export type { ProgressGroup, SolveStatus, SourcePosition, Vertex, VertexLog, VertexStatus, VertexWarning, WarningSource } from "./progress/status.js";
 export { PlainPrinter } from "./progress/plain.js";
+export { TtyPrinter, type TtyPrinterOptions } from "./progress/tty.js";
+export { DEFAULT_COLORS, NO_COLORS, parseBuildkitColors, ttyOptionsFromEnv, type TtyColors, type TtyEnvOptions } from "./progress/tty-options.js";
+export { formatWarnings } from "./progress/warnings.js";
+export { rawJsonLine } from "./progress/rawjson.js";
+export type { BuildLogsOptions, HistoryOptions, RemoveHistoryOptions } from "./history/api.js";
+export type { BlobDescriptor, BuildRecord, BuildStatus } from "./history/record.js";
 export type { SshAgentSource } from "./solve/ssh.js";
 export type { RegistryAuthOptions, RegistryCredential } from "./solve/registry-auth.js";
 export type { CacheEntry } from "./solve/cache.js";
@@ -48,7 +54,6 @@ export type {
   OutlineResult,
   SourceFile,
   SourceLocation,
-  SourcePosition,
   SourceRange,
   TargetsResult,
 } from "./gateway/results.js";

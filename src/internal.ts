@@ -21,5 +21,6 @@ export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBool, parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
 export { checkCompose, planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
 export { targetsEngine } from "./transport/address.js";
-export { rawJsonLine } from "./progress/rawjson.js";
+export { matchRef } from "./history/ref.js";
+export { parseHistoryFilter } from "./history/filter.js";
 export { formatAuditSummary, formatFinding } from "./audit/report.js";

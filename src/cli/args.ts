@@ -79,7 +79,7 @@ export const commands: CommandSpec[] = [
       "  --load                    load the image into the Docker Engine (DOCKER_HOST, docker context, /var/run/docker.sock)",
       "  -o, --output SPEC         DIR | - | type=local,dest=DIR | type=tar|oci|docker,dest=FILE|- [,tar=false] | type=docker (= --load)",
       "                            | type=image,name=NAME[,push=true] | type=registry,name=NAME | type=cacheonly",
-      "  --progress MODE           auto, plain, rawjson, quiet (default $BUILDKIT_PROGRESS or auto)",
+      "  --progress MODE           auto (tty on a terminal, else plain), tty, plain, rawjson, quiet, none (default $BUILDKIT_PROGRESS or auto)",
       "  -q, --quiet               print only the image ID",
       "  --iidfile FILE            write the image ID (config digest) to FILE",
       "  --metadata-file FILE      write the build result (image digest, ...) as JSON",
@@ -135,7 +135,7 @@ export const commands: CommandSpec[] = [
       "  --push                    push every built image that has a name",
       "  --no-cache                build without cache",
       "  --pull                    always pull base images",
-      "  --progress MODE           auto, plain, rawjson, quiet (plain lines are prefixed with the service)",
+      "  --progress MODE           auto, tty, plain, rawjson, quiet, none (plain lines are prefixed with the service; tty draws one display)",
       "  -q, --quiet               print only SERVICE DIGEST lines",
       "  --parallel N              builds at once (default 4)",
       "  --check                   lint each service's Dockerfile instead of building (output prefixed with the service)",
@@ -189,6 +189,25 @@ export const commands: CommandSpec[] = [
       "  --filter F                only records matching F (repeatable)",
       "  -v, --verbose             one block of details per removed record",
       "  -f, --force               accepted for buildx compatibility (bk-build never prompts)",
+      formatFlag,
+    ],
+  },
+  {
+    name: "history",
+    summary: "List, inspect, replay the logs of and remove the daemon's build records",
+    usage: [
+      "bk-build history ls [--filter F]... [--format table|json]",
+      "       bk-build history inspect [REF] [--format table|json]",
+      "       bk-build history logs [REF] [--progress plain|rawjson]",
+      "       bk-build history rm REF...",
+    ].join("\n"),
+    options: { filter: { type: "string", multiple: true }, format: { type: "string" }, progress: { type: "string" } },
+    flags: [
+      "  REF                       a build ref from 'history ls' or a unique prefix of it; ^N = the Nth newest",
+      "                            finished build (inspect and logs default to ^0, the newest)",
+      "  --filter F                ls: ref=SUBSTRING, status=running|completed|error|canceled, repository=URL,",
+      "                            startedAt>24h, completedAt<=TIME, duration>30s (repeatable, AND-ed)",
+      "  --progress plain|rawjson  logs: how the stored progress is printed (default plain)",
       formatFlag,
     ],
   },
@@ -334,7 +353,7 @@ export function parseCommandLine(argv: string[]): Parsed {
   if (parsed.values["help"]) return { kind: "help", text: commandHelp(spec) };
   const timeout = str(parsed.values["timeout"]);
   if (timeout !== undefined) parseTimeout(timeout);
-  if (spec.name !== "build" && spec.name !== "compose" && parsed.positionals.length) {
+  if (spec.name !== "build" && spec.name !== "compose" && spec.name !== "history" && parsed.positionals.length) {
     throw new UsageError(`'bk-build ${spec.name}' takes no arguments, got "${parsed.positionals[0]}"`);
   }
   return { kind: "command", spec, values: parsed.values, positionals: parsed.positionals };

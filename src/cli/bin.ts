@@ -47,6 +47,15 @@ process.exitCode = await main(
           },
         }),
     },
+    stderr: {
+      isTTY: process.stderr.isTTY,
+      columns: () => process.stderr.columns,
+      rows: () => process.stderr.rows,
+      onResize: (fn) => {
+        process.stderr.on("resize", fn);
+        return () => void process.stderr.off("resize", fn);
+      },
+    },
     env: process.env,
     cwd: process.cwd(),
     signal: ac.signal,

@@ -7,12 +7,23 @@ export interface CliStdout {
   writable(): Writable;
 }
 
+/** stderr's terminal, when it is one: its size, read at every redraw, and resizes. */
+export interface CliTerminal {
+  readonly isTTY: boolean;
+  columns(): number | undefined;
+  rows(): number | undefined;
+  /** Calls `fn` on every resize (SIGWINCH); returns the unsubscribe. */
+  onResize(fn: () => void): () => void;
+}
+
 /** What a CLI command gets from the process: output, environment, working directory, cancellation. */
 export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
   /** The process's stdout as a byte stream, for `--output -` (absent: refused). */
   stdout?: CliStdout | undefined;
+  /** stderr as a terminal (absent: not one, so progress is plain). */
+  stderr?: CliTerminal | undefined;
   env: Record<string, string | undefined>;
   cwd: string;
   /** Aborted on SIGINT, SIGTERM or SIGHUP. */

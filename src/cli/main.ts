@@ -28,6 +28,7 @@ const runners: Record<string, () => Promise<Runner>> = {
   workers: async () => (await import("./commands/workers.js")).runWorkers,
   du: async () => (await import("./commands/du.js")).runDu,
   prune: async () => (await import("./commands/prune.js")).runPrune,
+  history: async () => (await import("./commands/history.js")).runHistory,
 };
 
 function version(): string {

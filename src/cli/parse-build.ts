@@ -133,23 +133,29 @@ export function parseOutput(spec: string): ExportSpec {
   return dest === undefined ? { type, attrs } : { type, attrs, dest };
 }
 
-export type ProgressMode = "plain" | "rawjson" | "quiet";
+/** --progress as asked for; "auto" is settled against the terminal by resolveProgress. */
+export type ProgressMode = "auto" | "tty" | "plain" | "rawjson" | "quiet" | "none";
 
-/** --progress (default from BUILDKIT_PROGRESS): auto and tty print plain for now. */
+const PROGRESS_MODES: readonly string[] = ["auto", "tty", "plain", "rawjson", "quiet", "none"];
+
+/** --progress, else BUILDKIT_PROGRESS, else auto; an explicit flag beats the variable. */
 export function parseProgress(value: string | undefined, env: Record<string, string | undefined>): ProgressMode {
-  const v = value ?? env["BUILDKIT_PROGRESS"] ?? "auto";
-  switch (v) {
-    case "auto":
-    case "tty":
-    case "plain":
-      return "plain";
-    case "rawjson":
-      return "rawjson";
-    case "quiet":
-      return "quiet";
-    default:
-      throw new UsageError(`invalid progress mode "${v}"${value === undefined ? " (from BUILDKIT_PROGRESS)" : ""}: use auto, plain, rawjson or quiet`);
+  const v = value ?? (env["BUILDKIT_PROGRESS"] || undefined) ?? "auto";
+  if (PROGRESS_MODES.includes(v)) return v as ProgressMode;
+  throw new UsageError(`invalid progress mode "${v}"${value === undefined ? " (from BUILDKIT_PROGRESS)" : ""}: use auto, tty, plain, rawjson, quiet or none`);
+}
+
+/**
+ * The display to use: auto is tty when stderr is a terminal, else plain (so
+ * also in CI, where stderr is a pipe); tty on something that is not a
+ * terminal is refused, as progressui does.
+ */
+export function resolveProgress(mode: ProgressMode, stderrIsTTY: boolean, fromEnv = false): Exclude<ProgressMode, "auto"> {
+  if (mode === "auto") return stderrIsTTY ? "tty" : "plain";
+  if (mode === "tty" && !stderrIsTTY) {
+    throw new UsageError(`progress mode tty${fromEnv ? " (from BUILDKIT_PROGRESS)" : ""} needs stderr to be a terminal: use --progress plain or auto`);
   }
+  return mode;
 }
 
 /**

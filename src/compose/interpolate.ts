@@ -20,22 +20,22 @@ type Lookup = (name: string) => string | undefined;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
 
-/** Finds the "}" closing a "${" that starts at `open`, minding nesting. */
+/**
+ * Finds the "}" closing a "${" that starts at `open`. As compose-go's
+ * getFirstBraceClosingIndex: every "{" opens (and the character after it is
+ * skipped), every "}" closes, so a default may hold braces:
+ * ${JSON:-{"a":1}}.
+ */
 function closing(text: string, open: number): number {
   let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    if (text[i] === "$" && text[i + 1] === "$") {
-      i++;
-      continue;
-    }
-    if (text[i] === "$" && text[i + 1] === "{") {
-      depth++;
-      i++;
-      continue;
-    }
+  for (let i = open + 1; i < text.length; i++) {
     if (text[i] === "}") {
       depth--;
       if (depth === 0) return i;
+    }
+    if (text[i] === "{") {
+      depth++;
+      i++;
     }
   }
   return -1;

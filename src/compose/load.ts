@@ -9,8 +9,10 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import type * as Yaml from "yaml";
 import { UsageError } from "../errors.js";
+import { parseBool } from "../units.js";
 import { MAX_TEXT_FILE_BYTES, readInputFile } from "../files.js";
 import { InterpolationError, interpolate } from "./interpolate.js";
+import { DotenvError, parseDotenv, type DotenvLookup } from "./dotenv.js";
 import { DEFAULT_SSH_ID } from "../session/ssh-id.js";
 import { isRemoteContext } from "../solve/options.js";
 
@@ -106,31 +108,26 @@ function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Reads a .env file: KEY=VALUE lines, comments, `export `, single and double quotes. */
-export function parseEnvFile(text: string, file: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) return;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw new UsageError(`${file}:${i + 1}: expected KEY=VALUE, got "${line.slice(0, 40)}"`);
-    let v = m[2]!;
-    if (v.startsWith('"')) {
-      const end = v.lastIndexOf('"');
-      v = v
-        .slice(1, end > 0 ? end : undefined)
-        .replace(/\\n/g, "\n")
-        .replace(/\\"/g, '"')
-        .replace(/\\\\/g, "\\");
-    } else if (v.startsWith("'")) {
-      const end = v.lastIndexOf("'");
-      v = v.slice(1, end > 0 ? end : undefined);
-    } else {
-      v = v.replace(/\s+#.*$/, "").trim();
-    }
-    out[m[1]!] = v;
-  });
-  return out;
+/**
+ * Reads one env file in compose's dialect (see dotenv.ts) into `out`; values
+ * expand from `lookup` (the shell) first, then from what `out` holds. Errors
+ * name the file and line.
+ */
+export function parseEnvFile(text: string, file: string, lookup: DotenvLookup = () => undefined, out: Record<string, string> = {}): Record<string, string> {
+  try {
+    return parseDotenv(text, lookup, out);
+  } catch (e) {
+    if (e instanceof DotenvError) throw new UsageError(`${file}:${e.line}: ${e.message.replace(/^line \d+: /, "")}`);
+    throw e;
+  }
+}
+
+/** compose-go's NormalizeProjectName: lowercase, only [a-z0-9_-], no leading _ or -. */
+export function normalizeProjectName(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, "")
+    .replace(/^[_-]+/, "");
 }
 
 /** compose's default discovery: the nearest directory (upwards) holding a compose file. */
@@ -287,6 +284,10 @@ function normalizeService(svc: Obj, env: Record<string, string>, where: string):
     }
     if (b["args"] !== undefined) b["args"] = toMap(b["args"], env, `${where}: build.args`);
     if (b["labels"] !== undefined) b["labels"] = toMap(b["labels"], {}, `${where}: build.labels`);
+    // A list in one file and a mapping in the next merge by key, as compose.
+    if (b["additional_contexts"] !== undefined && b["additional_contexts"] !== null) {
+      b["additional_contexts"] = toMap(b["additional_contexts"], {}, `${where}: build.additional_contexts`);
+    }
     if (b["ssh"] !== undefined) b["ssh"] = sshMap(b["ssh"], where);
     out["build"] = b;
   }
@@ -322,6 +323,17 @@ function expandPath(p: string, base: string, env: Record<string, string>): strin
 }
 
 /** A YAML scalar as compose reads it (numbers and booleans as written); a mapping or list is an error naming the key. */
+/** A boolean as compose casts one: true/false, or a string Go's ParseBool reads ("true", "1", "f", ...). */
+function boolOf(v: unknown, what: string): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v === "boolean") return v;
+  if (typeof v === "string") {
+    const b = parseBool(v);
+    if (b !== undefined) return b;
+  }
+  throw new UsageError(`${what}: ${JSON.stringify(v)} is not a boolean (use true or false)`);
+}
+
 function scalar(v: unknown, what: string): string {
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
@@ -382,7 +394,15 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
   const extraHosts: string[] = [];
   const eh = b["extra_hosts"];
   if (Array.isArray(eh)) extraHosts.push(...eh.map(String));
-  else if (isObj(eh)) for (const [h, ip] of Object.entries(eh)) extraHosts.push(`${h}=${String(ip)}`);
+  // The mapping form may give a host several IPs (a list), as compose-go's HostsList.
+  else if (isObj(eh)) {
+    for (const [h, ip] of Object.entries(eh)) {
+      const ips = Array.isArray(ip)
+        ? ip.map((x) => scalar(x, `${where}: build.extra_hosts ${h}`))
+        : [ip === null ? "" : scalar(ip, `${where}: build.extra_hosts ${h}`)];
+      extraHosts.push(`${h}=${ips.join(",")}`);
+    }
+  }
   return {
     context,
     dockerfile: optScalar(b["dockerfile"], `${where}: build.dockerfile`),
@@ -399,8 +419,8 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
     extraHosts,
     shmSize: optScalar(b["shm_size"], `${where}: build.shm_size`),
     ulimits,
-    noCache: b["no_cache"] === true,
-    pull: b["pull"] === true,
+    noCache: boolOf(b["no_cache"], `${where}: build.no_cache`),
+    pull: boolOf(b["pull"], `${where}: build.pull`),
     secrets,
     ssh,
   };
@@ -416,19 +436,45 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
   const dotenv: Record<string, string> = {};
   const envFiles = options.envFiles?.length ? options.envFiles.map((f) => resolve(cwd, f)) : [join(directory, ".env")].filter((f) => existsSync(f));
   const envFlag = options.envFiles?.length ? "--env-file" : undefined;
+  // As compose: each file's values expand from the shell first, then from
+  // earlier lines and earlier files.
   for (const f of envFiles) {
     const text = readInputFile(f, { what: "env file", flag: envFlag, maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
-    Object.assign(dotenv, parseEnvFile(text, f));
+    parseEnvFile(text, f, (k) => shell[k], dotenv);
   }
   const environment: Record<string, string> = { ...dotenv };
   for (const [k, v] of Object.entries(shell)) if (v !== undefined) environment[k] = v;
   const lookup = (n: string): string | undefined => environment[n];
 
+  const fileFlag = options.files?.length ? "-f" : undefined;
+  const parsed = files.map((f) => parseFile(f, fileFlag));
+  // The project name, as compose settles it before interpolating (so that
+  // ${COMPOSE_PROJECT_NAME} works in the files): -p, else
+  // COMPOSE_PROJECT_NAME, both as given (they must be valid already); else
+  // the last top-level name: (interpolated), else the directory's name,
+  // both normalised.
+  const explicit = options.projectName ?? (environment["COMPOSE_PROJECT_NAME"] || undefined);
+  let name: string;
+  if (explicit !== undefined) {
+    if (normalizeProjectName(explicit) !== explicit) {
+      throw new UsageError(
+        `invalid project name "${explicit}"${options.projectName === undefined ? " (from COMPOSE_PROJECT_NAME)" : ""}: use lowercase letters, digits, dashes and underscores, starting with a letter or digit`,
+      );
+    }
+    name = explicit;
+  } else {
+    let fromFiles = "";
+    for (const p of parsed) {
+      const n = isObj(p.data) ? p.data["name"] : undefined;
+      if (typeof n === "string" && n !== "") fromFiles = n;
+    }
+    name = normalizeProjectName(interpolateAll(fromFiles, lookup, parsed.at(-1)!, ["name"]) as string) || normalizeProjectName(basename(directory));
+  }
+  environment["COMPOSE_PROJECT_NAME"] = name;
+
   let merged: Obj = {};
   const whereOf = new Map<string, string>();
-  const fileFlag = options.files?.length ? "-f" : undefined;
-  for (const f of files) {
-    const p = parseFile(f, fileFlag);
+  for (const p of parsed) {
     const data = interpolateAll(p.data, lookup, p, []) as Obj;
     const services = data["services"];
     if (services !== undefined && services !== null && !isObj(services)) throw new UsageError(`${p.where(["services"])}: services must be a mapping`);
@@ -469,8 +515,5 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
     const active = profiles.length === 0 || profiles.some((p) => profilesOn.has(p)) || profilesOn.has("*");
     services.push({ name, image: typeof svc["image"] === "string" ? svc["image"] : undefined, profiles, active, build });
   }
-  const name = (options.projectName ?? environment["COMPOSE_PROJECT_NAME"] ?? (typeof merged["name"] === "string" ? merged["name"] : basename(directory)))
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]/g, "");
   return { name, directory, files, environment, services, secrets };
 }

@@ -6,12 +6,7 @@
  */
 import { BuildKitError } from "../errors.js";
 import type { SubrequestMetadata } from "./subrequest.js";
-
-/** A line and column in a source file (1-based lines, as the frontend counts). */
-export interface SourcePosition {
-  line: number;
-  character: number;
-}
+import type { SourcePosition } from "../progress/status.js";
 
 export interface SourceRange {
   start: SourcePosition;

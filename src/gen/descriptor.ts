@@ -354,6 +354,15 @@ export const descriptor: Record<string, unknown> = {
           "Info": {
            "requestType": "InfoRequest",
            "responseType": "InfoResponse"
+          },
+          "ListenBuildHistory": {
+           "requestType": "BuildHistoryRequest",
+           "responseType": "BuildHistoryEvent",
+           "responseStream": true
+          },
+          "UpdateBuildHistory": {
+           "requestType": "UpdateBuildHistoryRequest",
+           "responseType": "UpdateBuildHistoryResponse"
           }
          }
         },
@@ -781,6 +790,196 @@ export const descriptor: Record<string, unknown> = {
           "buildkitVersion": {
            "type": "moby.buildkit.v1.types.BuildkitVersion",
            "id": 1
+          }
+         }
+        },
+        "BuildHistoryRequest": {
+         "fields": {
+          "ActiveOnly": {
+           "type": "bool",
+           "id": 1
+          },
+          "Ref": {
+           "type": "string",
+           "id": 2
+          },
+          "EarlyExit": {
+           "type": "bool",
+           "id": 3
+          },
+          "Filter": {
+           "rule": "repeated",
+           "type": "string",
+           "id": 4
+          },
+          "Limit": {
+           "type": "int32",
+           "id": 5
+          }
+         }
+        },
+        "BuildHistoryEventType": {
+         "values": {
+          "STARTED": 0,
+          "COMPLETE": 1,
+          "DELETED": 2
+         }
+        },
+        "BuildHistoryEvent": {
+         "fields": {
+          "type": {
+           "type": "BuildHistoryEventType",
+           "id": 1
+          },
+          "record": {
+           "type": "BuildHistoryRecord",
+           "id": 2
+          }
+         }
+        },
+        "BuildHistoryRecord": {
+         "fields": {
+          "Ref": {
+           "type": "string",
+           "id": 1
+          },
+          "Frontend": {
+           "type": "string",
+           "id": 2
+          },
+          "FrontendAttrs": {
+           "keyType": "string",
+           "type": "string",
+           "id": 3
+          },
+          "Exporters": {
+           "rule": "repeated",
+           "type": "Exporter",
+           "id": 4
+          },
+          "error": {
+           "type": "google.rpc.Status",
+           "id": 5
+          },
+          "CreatedAt": {
+           "type": "google.protobuf.Timestamp",
+           "id": 6
+          },
+          "CompletedAt": {
+           "type": "google.protobuf.Timestamp",
+           "id": 7
+          },
+          "logs": {
+           "type": "Descriptor",
+           "id": 8
+          },
+          "ExporterResponse": {
+           "keyType": "string",
+           "type": "string",
+           "id": 9
+          },
+          "Result": {
+           "type": "BuildResultInfo",
+           "id": 10
+          },
+          "Results": {
+           "keyType": "string",
+           "type": "BuildResultInfo",
+           "id": 11
+          },
+          "Generation": {
+           "type": "int32",
+           "id": 12
+          },
+          "trace": {
+           "type": "Descriptor",
+           "id": 13
+          },
+          "pinned": {
+           "type": "bool",
+           "id": 14
+          },
+          "numCachedSteps": {
+           "type": "int32",
+           "id": 15
+          },
+          "numTotalSteps": {
+           "type": "int32",
+           "id": 16
+          },
+          "numCompletedSteps": {
+           "type": "int32",
+           "id": 17
+          },
+          "externalError": {
+           "type": "Descriptor",
+           "id": 18
+          },
+          "numWarnings": {
+           "type": "int32",
+           "id": 19
+          }
+         }
+        },
+        "UpdateBuildHistoryRequest": {
+         "fields": {
+          "Ref": {
+           "type": "string",
+           "id": 1
+          },
+          "Pinned": {
+           "type": "bool",
+           "id": 2
+          },
+          "Delete": {
+           "type": "bool",
+           "id": 3
+          },
+          "Finalize": {
+           "type": "bool",
+           "id": 4
+          }
+         }
+        },
+        "UpdateBuildHistoryResponse": {
+         "fields": {}
+        },
+        "Descriptor": {
+         "fields": {
+          "media_type": {
+           "type": "string",
+           "id": 1
+          },
+          "digest": {
+           "type": "string",
+           "id": 2
+          },
+          "size": {
+           "type": "int64",
+           "id": 3
+          },
+          "annotations": {
+           "keyType": "string",
+           "type": "string",
+           "id": 5
+          }
+         }
+        },
+        "BuildResultInfo": {
+         "fields": {
+          "ResultDeprecated": {
+           "type": "Descriptor",
+           "id": 1
+          },
+          "Attestations": {
+           "rule": "repeated",
+           "type": "Descriptor",
+           "id": 2
+          },
+          "Results": {
+           "keyType": "int64",
+           "type": "Descriptor",
+           "id": 3
           }
          }
         },

@@ -22,6 +22,8 @@ import type { HealthCheckRequest as _grpc_health_v1_HealthCheckRequest, HealthCh
 import type { HealthCheckResponse as _grpc_health_v1_HealthCheckResponse, HealthCheckResponse__Output as _grpc_health_v1_HealthCheckResponse__Output } from "./types/grpc/health/v1/HealthCheckResponse.js";
 import type { GetSecretRequest as _moby_buildkit_secrets_v1_GetSecretRequest, GetSecretRequest__Output as _moby_buildkit_secrets_v1_GetSecretRequest__Output } from "./types/moby/buildkit/secrets/v1/GetSecretRequest.js";
 import type { GetSecretResponse as _moby_buildkit_secrets_v1_GetSecretResponse, GetSecretResponse__Output as _moby_buildkit_secrets_v1_GetSecretResponse__Output } from "./types/moby/buildkit/secrets/v1/GetSecretResponse.js";
+import type { BuildHistoryEvent__Output as _moby_buildkit_v1_BuildHistoryEvent__Output } from "./types/moby/buildkit/v1/BuildHistoryEvent.js";
+import type { BuildHistoryRequest as _moby_buildkit_v1_BuildHistoryRequest } from "./types/moby/buildkit/v1/BuildHistoryRequest.js";
 import type { BytesMessage as _moby_buildkit_v1_BytesMessage, BytesMessage__Output as _moby_buildkit_v1_BytesMessage__Output } from "./types/moby/buildkit/v1/BytesMessage.js";
 import type { DiskUsageRequest as _moby_buildkit_v1_DiskUsageRequest } from "./types/moby/buildkit/v1/DiskUsageRequest.js";
 import type { DiskUsageResponse__Output as _moby_buildkit_v1_DiskUsageResponse__Output } from "./types/moby/buildkit/v1/DiskUsageResponse.js";
@@ -34,6 +36,8 @@ import type { SolveRequest as _moby_buildkit_v1_SolveRequest } from "./types/mob
 import type { SolveResponse__Output as _moby_buildkit_v1_SolveResponse__Output } from "./types/moby/buildkit/v1/SolveResponse.js";
 import type { StatusRequest as _moby_buildkit_v1_StatusRequest } from "./types/moby/buildkit/v1/StatusRequest.js";
 import type { StatusResponse__Output as _moby_buildkit_v1_StatusResponse__Output } from "./types/moby/buildkit/v1/StatusResponse.js";
+import type { UpdateBuildHistoryRequest as _moby_buildkit_v1_UpdateBuildHistoryRequest } from "./types/moby/buildkit/v1/UpdateBuildHistoryRequest.js";
+import type { UpdateBuildHistoryResponse__Output as _moby_buildkit_v1_UpdateBuildHistoryResponse__Output } from "./types/moby/buildkit/v1/UpdateBuildHistoryResponse.js";
 import type { UsageRecord__Output as _moby_buildkit_v1_UsageRecord__Output } from "./types/moby/buildkit/v1/UsageRecord.js";
 import type { PingRequest as _moby_buildkit_v1_frontend_PingRequest } from "./types/moby/buildkit/v1/frontend/PingRequest.js";
 import type { PongResponse__Output as _moby_buildkit_v1_frontend_PongResponse__Output } from "./types/moby/buildkit/v1/frontend/PongResponse.js";
@@ -91,6 +95,8 @@ export interface ControlMethods {
   Session: { kind: "bidi"; path: "/moby.buildkit.v1.Control/Session"; req: _moby_buildkit_v1_BytesMessage; res: _moby_buildkit_v1_BytesMessage__Output };
   ListWorkers: { kind: "unary"; path: "/moby.buildkit.v1.Control/ListWorkers"; req: _moby_buildkit_v1_ListWorkersRequest; res: _moby_buildkit_v1_ListWorkersResponse__Output };
   Info: { kind: "unary"; path: "/moby.buildkit.v1.Control/Info"; req: _moby_buildkit_v1_InfoRequest; res: _moby_buildkit_v1_InfoResponse__Output };
+  ListenBuildHistory: { kind: "server"; path: "/moby.buildkit.v1.Control/ListenBuildHistory"; req: _moby_buildkit_v1_BuildHistoryRequest; res: _moby_buildkit_v1_BuildHistoryEvent__Output };
+  UpdateBuildHistory: { kind: "unary"; path: "/moby.buildkit.v1.Control/UpdateBuildHistory"; req: _moby_buildkit_v1_UpdateBuildHistoryRequest; res: _moby_buildkit_v1_UpdateBuildHistoryResponse__Output };
 }
 
 /** moby.buildkit.v1.frontend.LLBBridge, as called: `req` is sent, `res` received. */

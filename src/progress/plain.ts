@@ -38,6 +38,8 @@ const BATCH_MS = 100;
 
 interface State {
   n: number;
+  /** Order of first mention: ties in completion time print in this order. */
+  seen: number;
   vertex: Vertex;
   announced: boolean;
   done: boolean;
@@ -98,7 +100,7 @@ export class PlainPrinter {
   #state(v: Vertex): State {
     let s = this.#vertices.get(v.digest);
     if (!s) {
-      s = { n: 0, vertex: v, announced: false, done: false, partial: "", lines: [] };
+      s = { n: 0, seen: this.#vertices.size, vertex: v, announced: false, done: false, partial: "", lines: [] };
       this.#vertices.set(v.digest, s);
     }
     // Each update carries the whole vertex: a vertex that completes and
@@ -152,7 +154,20 @@ export class PlainPrinter {
     // Completed vertices first, in completion order; then the running ones.
     const touched = new Set<string>([...status.vertexes.map((v) => v.digest), ...lines.keys()]);
     const states = [...touched].map((d) => this.#vertices.get(d)!).filter((s) => s.vertex.started || s.vertex.completed || s.vertex.cached);
-    const completed = states.filter((s) => s.vertex.completed && !s.done).sort((x, y) => x.vertex.completed!.getTime() - y.vertex.completed!.getTime());
+    // (buildctl sorts a map by completion time, so its ties come out in any
+    // order; ours put a step's inputs before it, then keep the daemon's order.)
+    const depth = new Map<string, number>();
+    const depthOf = (digest: string, guard = 0): number => {
+      const known = depth.get(digest);
+      if (known !== undefined) return known;
+      const v = this.#vertices.get(digest)?.vertex;
+      const d = v && guard < 64 ? 1 + Math.max(-1, ...v.inputs.map((i) => depthOf(i, guard + 1))) : 0;
+      depth.set(digest, d);
+      return d;
+    };
+    const completed = states
+      .filter((s) => s.vertex.completed && !s.done)
+      .sort((x, y) => x.vertex.completed!.getTime() - y.vertex.completed!.getTime() || depthOf(x.vertex.digest) - depthOf(y.vertex.digest) || x.seen - y.seen);
     // A running vertex shows when it has lines, or to announce that it started.
     const running = states.filter((s) => !s.vertex.completed && (lines.has(s.vertex.digest) || !s.announced));
     for (const s of [...completed, ...running]) this.#printVertex(s, lines.get(s.vertex.digest) ?? []);

@@ -10,6 +10,28 @@ export interface Vertex {
   started?: Date;
   completed?: Date;
   error?: string;
+  /** Vertices of one group (e.g. the layers of a COPY --link) that displays fold into one line. */
+  progressGroup?: ProgressGroup;
+}
+
+export interface ProgressGroup {
+  id: string;
+  name: string;
+  /** A weak member alone does not make the group show. */
+  weak: boolean;
+}
+
+/** A position in a source file: line 1-based, character 0-based, as the daemon sends them. */
+export interface SourcePosition {
+  line: number;
+  character: number;
+}
+
+/** The file a warning points into, as the daemon saw it. */
+export interface WarningSource {
+  filename: string;
+  data: string;
+  language: string;
 }
 
 export interface VertexStatus {
@@ -38,6 +60,8 @@ export interface VertexWarning {
   short: string;
   detail: string[];
   url: string;
+  source?: WarningSource;
+  ranges?: Array<{ start: SourcePosition; end: SourcePosition }>;
 }
 
 /** One progress update from buildkitd. */
@@ -57,6 +81,7 @@ export function statusFromWire(r: StatusResponse__Output): SolveStatus {
       if (s) out.started = s;
       if (c) out.completed = c;
       if (v.error) out.error = v.error;
+      if (v.progressGroup) out.progressGroup = { id: v.progressGroup.id, name: v.progressGroup.name, weak: v.progressGroup.weak };
       return out;
     }),
     statuses: r.statuses.map((s) => {
@@ -75,12 +100,20 @@ export function statusFromWire(r: StatusResponse__Output): SolveStatus {
       if (t) out.timestamp = t;
       return out;
     }),
-    warnings: r.warnings.map((w) => ({
-      vertex: w.vertex,
-      level: Number(w.level),
-      short: Buffer.from(w.short).toString(),
-      detail: w.detail.map((d) => Buffer.from(d).toString()),
-      url: w.url,
-    })),
+    warnings: r.warnings.map((w) => {
+      const out: VertexWarning = {
+        vertex: w.vertex,
+        level: Number(w.level),
+        short: Buffer.from(w.short).toString(),
+        detail: w.detail.map((d) => Buffer.from(d).toString()),
+        url: w.url,
+      };
+      if (w.info) out.source = { filename: w.info.filename, data: Buffer.from(w.info.data).toString(), language: w.info.language };
+      if (w.ranges.length) {
+        const pos = (p: { line: number; character: number } | null): SourcePosition => ({ line: p?.line ?? 0, character: p?.character ?? 0 });
+        out.ranges = w.ranges.map((r) => ({ start: pos(r.start), end: pos(r.end) }));
+      }
+      return out;
+    }),
   };
 }

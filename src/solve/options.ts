@@ -6,6 +6,7 @@ import { basename, dirname, resolve } from "node:path";
 import { statSync } from "node:fs";
 import type { Writable } from "node:stream";
 import type { ByteSink } from "../session/filesend.js";
+import { isIP } from "node:net";
 import { UsageError } from "../errors.js";
 import { MAX_TEXT_FILE_BYTES, checkInputFile } from "../files.js";
 import type { SecretSource } from "./secrets.js";
@@ -295,11 +296,7 @@ export function runEnvironmentAttrs(
 ): { attrs: Record<string, string>; entitlements: string[] } {
   const attrs: Record<string, string> = {};
   const entitlements: string[] = [];
-  const hosts = env.addHosts.map((h) => {
-    const i = h.search(/[:=]/);
-    if (i <= 0 || i === h.length - 1) throw new UsageError(`invalid ${name("add-host")} "${h}": use HOST:IP`);
-    return `${h.slice(0, i)}=${h.slice(i + 1)}`;
-  });
+  const hosts = env.addHosts.flatMap((h) => parseAddHost(h, name("add-host")));
   if (hosts.length) attrs["add-hosts"] = hosts.join(",");
   if (env.shmSize !== undefined) attrs["shm-size"] = parseBytes(env.shmSize, name("shm-size")).toString();
   for (const u of env.ulimits) {
@@ -313,6 +310,30 @@ export function runEnvironmentAttrs(
     if (network === "host") entitlements.push("network.host");
   }
   return { attrs, entitlements };
+}
+
+/** The IP that `host-gateway` stands for until the daemon's worker says which. */
+export const HOST_GATEWAY = "host-gateway";
+
+/**
+ * One --add-host / extra_hosts entry as buildx reads it: HOST=IP or HOST:IP
+ * (the first "=", else the first ":"), several IPs separated by commas,
+ * each may be in [brackets] (IPv6), each must be an IP or `host-gateway`
+ * (swapped for the worker's gateway IP when the build starts). Gives
+ * buildkitd's `host=ip` entries, one per IP.
+ */
+export function parseAddHost(entry: string, flag: string): string[] {
+  let cut = entry.indexOf("=");
+  if (cut < 0) cut = entry.indexOf(":");
+  const host = cut < 0 ? "" : entry.slice(0, cut);
+  const ips = cut < 0 ? "" : entry.slice(cut + 1);
+  if (!host || !ips) throw new UsageError(`invalid ${flag} "${entry}": use HOST:IP (or HOST=IP[,IP...], HOST:host-gateway)`);
+  if (ips === HOST_GATEWAY) return [`${host}=${HOST_GATEWAY}`];
+  return ips.split(",").map((raw) => {
+    const ip = raw.length > 2 && raw.startsWith("[") && raw.endsWith("]") ? raw.slice(1, -1) : raw;
+    if (!isIP(ip)) throw new UsageError(`invalid ${flag} "${entry}": "${raw}" is not an IP address`);
+    return `${host}=${ip}`;
+  });
 }
 
 /**

@@ -5,8 +5,9 @@
  * starts ends in one teardown: the session closed, the status stream
  * drained (buildkit's inactivity rule), progress closed, listeners removed.
  */
+import { isIP } from "node:net";
 import { createHash } from "node:crypto";
-import { BuildKitError } from "../errors.js";
+import { BuildKitError, UsageError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import { Session, newId } from "../session/session.js";
 import { fileSyncService, type FileSyncStats } from "../session/filesync.js";
@@ -19,7 +20,7 @@ import { credentialLookup } from "./registry-auth.js";
 import { Queue } from "../queue.js";
 import { linkSignals } from "../signals.js";
 import { statusFromWire, type SolveStatus, type Vertex } from "../progress/status.js";
-import { resolveBuild, type BuildOptions, type ResolvedBuild } from "./options.js";
+import { HOST_GATEWAY, resolveBuild, type BuildOptions, type ResolvedBuild } from "./options.js";
 import { BuildOutputs, type ExportResult } from "./outputs.js";
 import { fileSendService } from "../session/filesend.js";
 import { contentService } from "../session/content.js";
@@ -31,6 +32,8 @@ import type { Exporter } from "../gen/types/moby/buildkit/v1/Exporter.js";
 import type { CacheOptionsEntry } from "../gen/types/moby/buildkit/v1/CacheOptionsEntry.js";
 
 export interface BuildResult {
+  /** The build's ref (as `build.ref`): its record in the daemon's history (`client.history({ ref })`, `client.buildLogs(ref)`). */
+  ref: string;
   /** The exporters' response, e.g. `containerimage.digest`. */
   exporterResponse: Record<string, string>;
   /** Bytes of file content sent for each local directory. */
@@ -126,6 +129,24 @@ function abortReason(ac: AbortController): BuildKitError {
   return new BuildKitError("the build was aborted", { code: "CANCELLED", cause: reason });
 }
 
+/** The worker label the Docker Engine's BuildKit puts its host-gateway IP in (what buildx's docker driver reads). */
+const HOST_GATEWAY_LABEL = "org.mobyproject.buildkit.worker.moby.host-gateway-ip";
+
+/** Swaps `host-gateway` in add-hosts for the daemon's gateway IP, as buildx does; a daemon without one is refused. */
+async function withHostGateway(conn: Connection, hosts: string, signal: AbortSignal): Promise<string> {
+  const res = await conn.unary("Control.ListWorkers", { filter: [] }, { signal });
+  const ip = res.record.map((w) => w.Labels[HOST_GATEWAY_LABEL]).find((v) => v);
+  if (!ip || !isIP(ip)) {
+    throw new UsageError(
+      `add-host "host-gateway" needs the daemon's gateway IP, and ${conn.daemon} at ${conn.address} reports none (a Docker Engine's BuildKit gives it in its workers' ${HOST_GATEWAY_LABEL} label; buildkitd never does): give the IP instead`,
+    );
+  }
+  return hosts
+    .split(",")
+    .map((h) => (h.endsWith(`=${HOST_GATEWAY}`) ? `${h.slice(0, -HOST_GATEWAY.length)}${ip}` : h))
+    .join(",");
+}
+
 async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<BuildResult> {
   const { ref, progress, ac } = r;
   const { context, dirs, attrs, exps } = r.resolved;
@@ -144,6 +165,9 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     };
     const caches = r.resolved.caches;
     for (const w of caches.warnings) warn(w);
+    if (attrs["add-hosts"]?.split(",").some((h) => h.endsWith(`=${HOST_GATEWAY}`))) {
+      attrs["add-hosts"] = await withHostGateway(conn, attrs["add-hosts"], ac.signal);
+    }
     const stores = await prepareStores(caches, exps, r.resolved.ociContexts, warn);
     // The frontend resolves its own cache sources from this attribute (as buildctl sends it).
     if (stores.imports.length) attrs["cache-imports"] = JSON.stringify(stores.imports.map((c) => ({ Type: c.type, Attrs: c.attrs })));
@@ -230,7 +254,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
         }
       }
     }
-    const result: BuildResult = { exporterResponse, bytesSent: Object.fromEntries(stats.bytesSent), exports, warnings };
+    const result: BuildResult = { ref, exporterResponse, bytesSent: Object.fromEntries(stats.bytesSent), exports, warnings };
     if (auditReport) result.audit = auditReport;
     return result;
   } catch (e) {

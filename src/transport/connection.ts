@@ -8,19 +8,32 @@ import { codec, methodTypes, type Codec } from "../grpc/codec.js";
 import { GrpcStatusError, MAX_MESSAGE_BYTES, Status, statusName } from "../grpc/frame.js";
 import { Queue } from "../queue.js";
 import { H2Channel, TransportError, type CallOptions, type ClientCall, type KeepaliveOptions, type Metadata } from "../grpc/client.js";
-import type { ControlMethods, LLBBridgeMethods, MethodKind } from "../gen/methods.js";
+import type { ContentMethods, ControlMethods, LLBBridgeMethods, MethodKind } from "../gen/methods.js";
 import type { EngineHandle } from "./engine-handle.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
+/** The daemon's read-only content store (history blobs), served on the same connection as Control. */
+const CONTENT = "containerd.services.content.v1.Content";
 const BRIDGE = "moby.buildkit.v1.frontend.LLBBridge";
 /** The header that ties a gateway call to the build (Control.Solve's Ref) it serves. */
 export const BUILD_ID_HEADER = "buildkit-controlapi-buildid";
 
-/** A Control method of the given kinds, named "Control.Info" style. */
-export type ControlMethod<K extends MethodKind = MethodKind> = {
-  [N in keyof ControlMethods]: ControlMethods[N]["kind"] extends K ? `Control.${N}` : never;
-}[keyof ControlMethods];
-type ControlSpec<M extends ControlMethod> = ControlMethods[M extends `Control.${infer N extends keyof ControlMethods}` ? N : never];
+/**
+ * A method of the daemon's Control service (or of its content store,
+ * "Content.Read" style) of the given kinds, named "Control.Info" style.
+ */
+export type ControlMethod<K extends MethodKind = MethodKind> =
+  | {
+      [N in keyof ControlMethods]: ControlMethods[N]["kind"] extends K ? `Control.${N}` : never;
+    }[keyof ControlMethods]
+  | {
+      [N in keyof ContentMethods]: ContentMethods[N]["kind"] extends K ? `Content.${N}` : never;
+    }[keyof ContentMethods];
+type ControlSpec<M extends ControlMethod> = M extends `Control.${infer N extends keyof ControlMethods}`
+  ? ControlMethods[N]
+  : M extends `Content.${infer N extends keyof ContentMethods}`
+    ? ContentMethods[N]
+    : never;
 /** What a Control method is sent (the generated input type). */
 export type ControlRequest<M extends ControlMethod> = ControlSpec<M>["req"];
 /** What a Control method answers (the generated __Output type). */
@@ -41,7 +54,7 @@ const REFUSED_RETRIES = 2;
  * tried once more on a new connection, as HTTP clients do for idempotent
  * requests on a reused connection.
  */
-const IDEMPOTENT = new Set(["Control.Info", "Control.ListWorkers", "Control.DiskUsage"]);
+const IDEMPOTENT = new Set(["Control.Info", "Control.ListWorkers", "Control.DiskUsage", "Control.ListenBuildHistory", "Content.Read"]);
 
 function retryable(e: unknown, method: string, attempt: number): boolean {
   if (!(e instanceof TransportError)) return false;
@@ -133,7 +146,8 @@ export class Connection {
   #method(method: ControlMethod | BridgeMethod): Method {
     let m = this.#methods.get(method);
     if (!m) {
-      const [service, name] = method.startsWith("LLBBridge.") ? [BRIDGE, method.slice("LLBBridge.".length)] : [CONTROL, method.replace(/^Control\./, "")];
+      const [prefix, name] = method.split(".") as [string, string];
+      const service = prefix === "Content" ? CONTENT : prefix === "LLBBridge" ? BRIDGE : CONTROL;
       const t = methodTypes(service, name);
       m = { path: `/${service}/${name}`, request: codec(t.requestType), response: codec(t.responseType) };
       this.#methods.set(method, m);

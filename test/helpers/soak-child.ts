@@ -1,9 +1,10 @@
 /**
  * The soak test's child process (test/integration/faults.test.ts): one
  * uncached build, then BUILDS cached builds on one BuildKitClient, each with
- * a secret attached. Reports as JSON lines on stdout: RSS (after a forced GC
- * when run with --expose-gc) at builds 100, 200, 500 and the last, open file
- * descriptors before connect() and after close(), and durations.
+ * a secret attached. Reports as JSON lines on stdout: RSS, heap and external
+ * memory (after a forced GC when run with --expose-gc) every 50 builds and at
+ * the last, open file descriptors before connect() and after close(), and
+ * durations.
  *
  * It never calls process.exit(): the parent asserts that it exits by itself
  * once its last build is done and the client is closed.
@@ -27,11 +28,11 @@ const count = Number(countArg);
 const report = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
 const openFds = (): number => readdirSync("/proc/self/fd").length;
 const gc = (globalThis as { gc?: () => void }).gc;
-function memory(): { rss: number; heapUsed: number; heapTotal: number; gc: boolean } {
+function memory(): { rss: number; heapUsed: number; heapTotal: number; external: number; gc: boolean } {
   gc?.();
   gc?.();
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, gc: gc !== undefined };
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, gc: gc !== undefined };
 }
 
 // libuv opens one reserve descriptor (/dev/null, its EMFILE fallback) the
@@ -60,10 +61,9 @@ report({ event: "uncached", ms: Date.now() - start, cached: firstCached });
 
 const loop = Date.now();
 let notCached = 0;
-const marks = new Set([100, 200, 500, count]);
 for (let i = 1; i <= count; i++) {
   if (!(await build(false))) notCached++;
-  if (marks.has(i)) report({ event: "memory", build: i, ms: Date.now() - loop, ...memory() });
+  if (i % 50 === 0 || i === count) report({ event: "memory", build: i, ms: Date.now() - loop, ...memory() });
 }
 report({ event: "builds", count, notCached, ms: Date.now() - loop });
 

@@ -57,7 +57,9 @@ test(".env files: quotes, comments, export, bad lines named", () => {
     D: "x",
     E: "",
   });
-  assert.throws(() => parseEnvFile("A=1\nnot a line\n", "/p/.env"), /^UsageError: \/p\/\.env:2: expected KEY=VALUE/);
+  assert.throws(() => parseEnvFile("A=1\nnot a line\n", "/p/.env"), /^UsageError: \/p\/\.env:2: key cannot contain a space$/);
+  assert.throws(() => parseEnvFile('A=1\nB="open\n', "/p/.env"), /^UsageError: \/p\/\.env:3: unterminated quoted value "open$/);
+  assert.throws(() => parseEnvFile("A=${NOPE:?set NOPE}\n", "/p/.env"), /^UsageError: \/p\/\.env:1: required variable NOPE is missing a value: set NOPE$/);
 });
 
 function project(files: Record<string, string>): string {
@@ -327,7 +329,7 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
       setTimeout(() => {
         running--;
         if (service === "bad") reject(new Error("failed to solve: exit code: 1"));
-        else resolve({ exporterResponse: { "containerimage.digest": `sha256:${service}` }, bytesSent: {}, exports: [], warnings: [] });
+        else resolve({ ref: `ref-${service}`, exporterResponse: { "containerimage.digest": `sha256:${service}` }, bytesSent: {}, exports: [], warnings: [] });
       }, 20),
     );
     result.catch(() => undefined);
@@ -389,7 +391,7 @@ test("through a Docker Engine: services are named PROJECT-SERVICE, and service: 
   const seen = new Map<string, BuildOptions>();
   const fakeBuild = (o: BuildOptions): Build => {
     seen.set(o.tags![0]!, o);
-    const result = Promise.resolve({ exporterResponse: { "containerimage.digest": "sha256:id" }, bytesSent: {}, exports: [], warnings: [] });
+    const result = Promise.resolve({ ref: "r", exporterResponse: { "containerimage.digest": "sha256:id" }, bytesSent: {}, exports: [], warnings: [] });
     return { ref: "r", progress: (async function* () {})(), result, cancel: () => undefined, [Symbol.asyncDispose]: async () => undefined };
   };
   const results = await runCompose(p, planCompose(p, undefined), fakeBuild, { localImages: true });
@@ -400,4 +402,63 @@ test("through a Docker Engine: services are named PROJECT-SERVICE, and service: 
   ]);
   assert.equal(seen.get("shop-base")!.push, false, "not pushed: the Engine keeps it");
   assert.deepEqual(seen.get("shop-app")!.buildContexts, { b: "docker-image://shop-base" }, "by name, not name@ID");
+});
+
+test("COMPOSE_PROJECT_NAME during interpolation: -p, then the variable, then name:, then the directory; an invalid -p is refused", () => {
+  const dir = project({
+    "compose.yaml": "name: My_App-${STAGE:-dev}\nservices:\n  web:\n    image: reg/${COMPOSE_PROJECT_NAME}-web:1\n    build: .\n",
+  });
+  const load = (o: { projectName?: string; env?: Record<string, string> }) => loadCompose({ workingDir: dir, env: o.env ?? {}, projectName: o.projectName });
+  assert.equal(load({}).name, "my_app-dev", "name: interpolated and normalised");
+  assert.equal(load({}).services[0]!.image, "reg/my_app-dev-web:1");
+  assert.equal(load({ env: { STAGE: "prod" } }).services[0]!.image, "reg/my_app-prod-web:1");
+  assert.equal(load({ projectName: "explicit" }).services[0]!.image, "reg/explicit-web:1");
+  assert.equal(load({ env: { COMPOSE_PROJECT_NAME: "fromenv" } }).services[0]!.image, "reg/fromenv-web:1");
+  assert.throws(() => load({ projectName: "Bad Name" }), /^UsageError: invalid project name "Bad Name": use lowercase letters/);
+  assert.throws(() => load({ env: { COMPOSE_PROJECT_NAME: "_x" } }), /invalid project name "_x" \(from COMPOSE_PROJECT_NAME\)/);
+  const unnamed = project({ "compose.yaml": "services:\n  web:\n    image: ${COMPOSE_PROJECT_NAME}:1.0.0\n    build: .\n" });
+  const p = loadCompose({ workingDir: unnamed, env: {} });
+  assert.match(p.services[0]!.image!, /^bk-compose-[a-z0-9]+:1\.0\.0$/, "the directory's name, normalised");
+});
+
+test(".env values expand (shell first, then earlier lines and files); multi-line values and bare keys; compose's string booleans", () => {
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  app:",
+      "    build:",
+      "      context: .",
+      "      args: [URL, PEM, FROM_SHELL]",
+      "      no_cache: ${NO_CACHE:-true}",
+      "      pull: 'false'",
+      "",
+    ].join("\n"),
+    ".env": 'HOST=localhost\nURL=http://${HOST}:${PORT:-5000}\nPEM="-----BEGIN KEY-----\nabc\n-----END KEY-----"\nFROM_SHELL\n',
+  });
+  const p = loadCompose({ workingDir: dir, env: { HOST: "shell-host", FROM_SHELL: "yes" } });
+  const b = p.services[0]!.build!;
+  assert.equal(b.args["URL"], "http://shell-host:5000");
+  assert.equal(b.args["PEM"], "-----BEGIN KEY-----\nabc\n-----END KEY-----");
+  assert.equal(b.args["FROM_SHELL"], "yes");
+  assert.equal(b.noCache, true, 'no_cache: "true" (from a default) is true');
+  assert.equal(b.pull, false);
+  const bad = project({ "compose.yaml": "services:\n  app:\n    build:\n      context: .\n      no_cache: maybe\n" });
+  assert.throws(() => loadCompose({ workingDir: bad, env: {} }), /build\.no_cache: "maybe" is not a boolean \(use true or false\)/);
+});
+
+test("additional_contexts merge by key across files whether lists or mappings; a default may hold braces", () => {
+  const dir = project({
+    "a.yaml": "services:\n  app:\n    build:\n      context: .\n      additional_contexts: ['resources=/path', 'base=docker-image://busybox']\n",
+    "b.yaml": "services:\n  app:\n    build:\n      additional_contexts:\n        base: docker-image://alpine\n        extra: ./extra\n",
+  });
+  const p = loadCompose({ files: ["a.yaml", "b.yaml"], workingDir: dir, env: {} });
+  assert.deepEqual(p.services[0]!.build!.additionalContexts, { resources: "/path", base: "docker-image://alpine", extra: join(dir, "extra") });
+  assert.equal(
+    interpolate('${JSON:-{"json":1}}', (k) => ({ JSON: '{"json":2}' })[k]),
+    '{"json":2}',
+  );
+  assert.equal(
+    interpolate('${JSON:-{"json":1}}', () => undefined),
+    '{"json":1}',
+  );
 });

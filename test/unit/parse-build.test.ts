@@ -2,7 +2,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { csvFields } from "../../src/csv.js";
 import { parseSsh } from "../../src/solve/ssh.js";
-import { dockerfileMountIds, metadataJson, parseBuildArgs, parseBuildContexts, parseOutput, parseProgress, parseSecret } from "../../src/cli/parse-build.js";
+import {
+  dockerfileMountIds,
+  metadataJson,
+  parseBuildArgs,
+  parseBuildContexts,
+  parseOutput,
+  parseProgress,
+  parseSecret,
+  resolveProgress,
+} from "../../src/cli/parse-build.js";
 import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
 import { UsageError } from "../../src/errors.js";
 
@@ -54,10 +63,19 @@ test("--output and --build-context", () => {
 });
 
 test("--progress and BUILDKIT_PROGRESS", () => {
-  assert.equal(parseProgress(undefined, {}), "plain");
+  assert.equal(parseProgress(undefined, {}), "auto");
+  assert.equal(parseProgress(undefined, { BUILDKIT_PROGRESS: "" }), "auto");
+  assert.equal(parseProgress(undefined, { BUILDKIT_PROGRESS: "tty" }), "tty");
+  assert.equal(parseProgress("none", {}), "none");
   assert.equal(parseProgress(undefined, { BUILDKIT_PROGRESS: "rawjson" }), "rawjson");
   assert.equal(parseProgress("quiet", { BUILDKIT_PROGRESS: "rawjson" }), "quiet");
   assert.throws(() => parseProgress(undefined, { BUILDKIT_PROGRESS: "fancy" }), /invalid progress mode "fancy" \(from BUILDKIT_PROGRESS\)/);
+  // auto: tty on a terminal, plain otherwise (CI's pipes included); tty without a terminal is refused.
+  assert.equal(resolveProgress("auto", true), "tty");
+  assert.equal(resolveProgress("auto", false), "plain");
+  assert.equal(resolveProgress("plain", true), "plain");
+  assert.throws(() => resolveProgress("tty", false), /progress mode tty needs stderr to be a terminal: use --progress plain or auto/);
+  assert.throws(() => resolveProgress("tty", false, true), /progress mode tty \(from BUILDKIT_PROGRESS\) needs stderr/);
 });
 
 test("secret and SSH ids mounted by a Dockerfile", () => {
@@ -115,7 +133,7 @@ test("build flags become frontend attributes", () => {
     ["."],
     {},
   );
-  assert.equal(progress, "plain");
+  assert.equal(progress, "auto");
   assert.deepEqual(options.frontendAttrs, {
     "add-hosts": "db=10.0.0.2,v6=fe80::1",
     "shm-size": String(64 * 1024 * 1024),

@@ -72,3 +72,25 @@ test("a running vertex interrupted by another is marked ... and its header repea
     ["#1 step a", "#1 0.100 one", "#1 ...", "", "#2 step b", "#2 ...", "", "#1 step a", "#1 1.500 two", "#1 DONE 2.0s", ""].join("\n"),
   );
 });
+
+test("steps that complete at the same moment print inputs first, whatever order the daemon sent them in", () => {
+  const out: string[] = [];
+  const p = new PlainPrinter((t) => void out.push(t));
+  const c = { started: at(5), completed: at(5), cached: true };
+  p.update({
+    ...empty(),
+    vertexes: [
+      { digest: "s3", inputs: ["s2"], name: "[3/3] RUN b", ...c },
+      { digest: "s2", inputs: ["s1"], name: "[2/3] RUN a", ...c },
+      { digest: "s1", inputs: [], name: "[1/3] FROM busybox", ...c },
+    ],
+  });
+  p.flush();
+  assert.deepEqual(
+    out
+      .join("")
+      .split("\n")
+      .filter((l) => / \[/.test(l)),
+    ["#1 [1/3] FROM busybox", "#2 [2/3] RUN a", "#3 [3/3] RUN b"],
+  );
+});

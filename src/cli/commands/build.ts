@@ -6,7 +6,6 @@ import { withClient } from "../connect.js";
 import type { CliIo, CliStdout } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import {
-  PlainPrinter,
   formatCheck,
   formatOutline,
   formatTargets,
@@ -31,7 +30,6 @@ import {
   isRemoteContext,
   parseCacheEntries,
   parseSsh,
-  rawJsonLine,
   readInputFile,
   resolveBuild,
   runEnvironmentAttrs,
@@ -46,20 +44,27 @@ import {
   parseProgress,
   parseSecret,
   parseRegistryAuth,
+  resolveProgress,
 } from "../parse-build.js";
 import { callFromFlags, type CallSpec } from "../parse-call.js";
+import { startProgress } from "../progress.js";
 
 export interface BuildIo {
   out: (text: string) => void;
   err: (text: string) => void;
+  env?: Record<string, string | undefined>;
+  stderr?: CliIo["stderr"];
 }
 
 /** A build's flags, checked and mapped. */
 export interface BuildFlags {
   options: BuildOptions;
   progress: ReturnType<typeof parseProgress>;
+  /** The progress mode came from BUILDKIT_PROGRESS, not --progress. */
+  progressFromEnv: boolean;
   metadataFile: string | undefined;
   iidFile: string | undefined;
+  debug: boolean;
   /** --call check|outline|targets (or --check): ask the frontend instead of building. */
   call: CallSpec | undefined;
 }
@@ -152,7 +157,15 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     throw new UsageError("--iidfile needs an image output: local and tar outputs have no image ID");
   }
   const call = callFromFlags(str(values["call"]), values["check"] === true);
-  return { options, progress, metadataFile: str(values["metadata-file"]), iidFile, call };
+  return {
+    options,
+    progress,
+    progressFromEnv: values["progress"] === undefined && values["quiet"] !== true,
+    metadataFile: str(values["metadata-file"]),
+    iidFile,
+    debug: values["debug"] === true,
+    call,
+  };
 }
 
 /** The image ID from the outputs' own reports (an oci/docker tarball's stream headers). */
@@ -161,11 +174,16 @@ function imageIdOf(exports: readonly ExportResult[]): string | undefined {
   return undefined;
 }
 
+/** The line that names a build's history record. */
+function refLine(ref: string): string {
+  return `build ref: ${ref} (bk-build history inspect ${ref})\n`;
+}
+
 /** Runs a build from flags already parsed by buildOptionsFromFlags. */
 export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal: AbortSignal, io: BuildIo): Promise<void> {
-  const { options, progress, metadataFile, iidFile } = flags;
+  const { options, metadataFile, iidFile } = flags;
+  const progress = resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
   options.signal = signal;
-  options.onWarning = (w) => io.err(`warning: ${w}\n`);
 
   // Warn about secrets the Dockerfile mounts but nobody provides. A remote
   // context holds its own Dockerfile; a local one that is not there is
@@ -192,18 +210,18 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     }
   }
 
+  // The record's ref, for 'bk-build history': not with quiet (stdout is the image ID) or rawjson (a JSON stream).
+  const showRef = progress === "plain" || progress === "tty";
+  const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: flags.debug });
+  options.onWarning = (w) => display.message(`warning: ${w}\n`);
   const build = client.build(options);
-  const printer = progress === "plain" ? new PlainPrinter(io.err) : undefined;
   const consume = (async () => {
-    for await (const s of build.progress) {
-      if (printer) printer.update(s);
-      else if (progress === "rawjson") io.err(rawJsonLine(s));
-    }
-    printer?.flush();
+    for await (const s of build.progress) display.update(s);
   })();
   try {
     const result = await build.result;
     await consume;
+    display.end(false);
     // The image ID, as buildx: the config digest, else the manifest digest.
     const response = result.exporterResponse;
     const imageId = response["containerimage.config.digest"] ?? response["containerimage.digest"] ?? imageIdOf(result.exports);
@@ -211,12 +229,16 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     if (iidFile !== undefined && imageId) writeOutputFile(iidFile, imageId, "--iidfile");
     if (result.audit) io.err(formatAuditSummary(result.audit) + "\n");
     if (metadataFile !== undefined) {
-      writeOutputFile(metadataFile, JSON.stringify(metadataJson(result.exporterResponse), null, 2) + "\n", "--metadata-file");
+      // buildx writes builder/node/ref here; bk-build talks to one daemon, so the bare ref, as 'history' takes it.
+      const metadata = { ...result.exporterResponse, "buildx.build.ref": result.ref };
+      writeOutputFile(metadataFile, JSON.stringify(metadataJson(metadata), null, 2) + "\n", "--metadata-file");
     }
+    if (showRef) io.err(refLine(build.ref));
   } catch (e) {
     await consume.catch(() => undefined);
-    if (printer) io.err(printer.failures());
+    display.end(true);
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
+    if (showRef && (e as { code?: string }).code !== "USAGE") io.err(refLine(build.ref));
     if (e instanceof SecretLeakError) {
       for (const f of e.findings) io.err(`leak: ${formatFinding(f)}\n`);
       io.err(formatAuditSummary(e.report) + "\n");
@@ -265,6 +287,8 @@ async function printCall(client: BuildKitClient, options: BuildOptions, call: Ca
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const flags = buildOptionsFromFlags(values, positionals, io.env, io.stdout);
+  // --progress tty without a terminal is refused before anything else.
+  resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
   resolveBuild(flags.options);
   const call = flags.call;

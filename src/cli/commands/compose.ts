@@ -3,20 +3,10 @@ import { join } from "node:path";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
-import { parseProgress } from "../parse-build.js";
+import { parseProgress, resolveProgress } from "../parse-build.js";
+import { startProgress } from "../progress.js";
+import { BuildKitError, UsageError, SolveError, checkCompose, planCompose, runCompose, targetsEngine, withEngineImageNames } from "../../internal.js";
 import {
-  BuildKitError,
-  UsageError,
-  SolveError,
-  checkCompose,
-  planCompose,
-  rawJsonLine,
-  runCompose,
-  targetsEngine,
-  withEngineImageNames,
-} from "../../internal.js";
-import {
-  PlainPrinter,
   formatCheck,
   loadCompose,
   renderSnippet,
@@ -31,6 +21,8 @@ export interface ComposePlan {
   plan: ComposeService[];
   options: ComposeBuildOptions;
   progress: ReturnType<typeof parseProgress>;
+  progressFromEnv: boolean;
+  debug: boolean;
   /** --check: lint each service instead of building it. */
   check: boolean;
 }
@@ -73,47 +65,48 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     plan,
     options,
     progress: values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env),
+    progressFromEnv: values["progress"] === undefined && values["quiet"] !== true,
+    debug: values["debug"] === true,
     check: values["check"] === true,
   };
 }
 
-/** Runs the builds; progress per service, prefixed with its name in plain mode. */
+/** Runs the builds: plain lines prefixed with the service, one tty display for the project. */
 export async function runComposeBuild(
   client: BuildKitClient,
   p: ComposePlan,
   signal: AbortSignal,
-  io: { out: (t: string) => void; err: (t: string) => void },
+  io: Pick<CliIo, "out" | "err"> & Partial<Pick<CliIo, "env" | "stderr">>,
 ): Promise<void> {
-  const width = Math.max(...p.plan.map((s) => s.name.length));
-  const printers = new Map<string, PlainPrinter>();
+  const progress = resolveProgress(p.progress, io.stderr?.isTTY === true, p.progressFromEnv);
+  const services = p.plan.map((s) => s.name);
+  const width = Math.max(...services.map((s) => s.length));
   const prefixed =
     (service: string) =>
     (text: string): void => {
-      const tag = `${service.padEnd(width)} | `;
-      io.err(text.replace(/^(?=.)/gm, tag));
+      io.err(text.replace(/^(?=.)/gm, `${service.padEnd(width)} | `));
     };
-  const results = await runCompose(p.project, p.plan, (o) => client.build(o), {
-    ...p.options,
-    signal,
-    onStart: (service) => {
-      if (p.progress === "plain") printers.set(service, new PlainPrinter(prefixed(service)));
-    },
-    onStatus: (service, status) => {
-      if (p.progress === "plain") printers.get(service)?.update(status);
-      else if (p.progress === "rawjson") io.err(rawJsonLine(status, { service }));
-    },
-  });
-  for (const pr of printers.values()) pr.flush();
+  const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: p.debug, services });
+  let results;
+  try {
+    results = await runCompose(p.project, p.plan, (o) => client.build(o), {
+      ...p.options,
+      signal,
+      onStatus: (service, status) => display.update(status, service),
+    });
+  } catch (e) {
+    display.end(true);
+    throw e;
+  }
   const failed = results.filter((r) => r.outcome !== "built");
+  display.end(failed.some((r) => r.outcome === "failed"));
   for (const r of results) {
     if (r.outcome === "built") {
       const name = r.images[0];
-      if (p.progress === "quiet") io.out(`${r.service} ${r.digest ?? ""}\n`);
+      if (progress === "quiet") io.out(`${r.service} ${r.digest ?? ""}\n`);
       else io.err(`service "${r.service}": built${name ? ` ${name}` : ""}${r.digest ? ` ${r.digest}` : ""}\n`);
       continue;
     }
-    const printer = printers.get(r.service);
-    if (printer && r.outcome === "failed") prefixed(r.service)(printer.failures());
     if (r.error instanceof SolveError) for (const src of r.error.sources) prefixed(r.service)(renderSnippet(src));
     io.err(`service "${r.service}": ${r.outcome}: ${r.error?.message ?? "unknown error"}\n`);
   }
@@ -156,6 +149,7 @@ export async function runComposeCheck(
 export async function runComposeCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const plan = composePlanFromFlags(values, positionals, io.env, io.cwd);
   if (plan.check) return withClient(values, io, (client) => runComposeCheck(client, plan, io.signal, io));
+  resolveProgress(plan.progress, io.stderr?.isTTY === true, plan.progressFromEnv);
   await withClient(values, io, (client) => runComposeBuild(client, plan, io.signal, io));
   return undefined;
 }

@@ -1,0 +1,81 @@
+/**
+ * buildx and compose behaviours that reach the daemon: --add-host with
+ * several IPs and brackets, host-gateway refused where the daemon has no
+ * gateway IP, and a compose project whose .env expands variables and whose
+ * tags use ${COMPOSE_PROJECT_NAME}.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { runCli, testEnv } from "../helpers/env.js";
+import { fileTree } from "../helpers/files.js";
+import { getManifest } from "../helpers/registry.js";
+
+const env = testEnv();
+const busybox = `${env.registry}/bk-test/busybox:latest`;
+
+test("--add-host: several IPs for one host and a bracketed IPv6 land in /etc/hosts; host-gateway on buildkitd is one clear line", (t) => {
+  const marker = randomUUID();
+  const ctx = fileTree("bk-addhost-", { Dockerfile: `FROM ${busybox}\nRUN echo ${marker} && grep -E 'multi|v6host' /etc/hosts\n` }, t);
+  const r = runCli(["build", "--no-cache", "--progress", "plain", "--add-host", "multi=10.1.1.1,10.1.1.2", "--add-host", "v6host=[fd00::7]", ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /10\.1\.1\.1\s+multi/);
+  assert.match(r.stderr, /10\.1\.1\.2\s+multi/);
+  assert.match(r.stderr, /fd00::7\s+v6host/);
+  const gw = runCli(["build", "--progress", "plain", "--add-host", "gw.internal:host-gateway", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(gw.code, 2, gw.stderr);
+  assert.equal(
+    gw.stderr
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("error:")).length,
+    1,
+    gw.stderr,
+  );
+  assert.match(gw.stderr, /error: add-host "host-gateway" needs the daemon's gateway IP, and buildkitd at .* reports none .*: give the IP instead\n$/);
+  const bad = runCli(["build", "--add-host", "h=10.0.0.999", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'error: invalid --add-host "h=10.0.0.999": "10.0.0.999" is not an IP address\n');
+});
+
+test("compose: .env values that expand, multi-line values, ${COMPOSE_PROJECT_NAME} in a tag, no_cache as a string", async (t) => {
+  const run = randomUUID().slice(0, 8);
+  const dir = fileTree(
+    "bk-parity-compose-",
+    {
+      "compose.yaml": [
+        `name: parity-${run}`,
+        "services:",
+        "  app:",
+        `    image: ${env.registry}/bk-test/\${COMPOSE_PROJECT_NAME}:1`,
+        "    build:",
+        "      context: .",
+        "      args: [URL, CERT]",
+        '      no_cache: "true"',
+        "",
+      ].join("\n"),
+      ".env": `HOST=index.internal\nURL="http://\${HOST}:\${PORT:-8080}/simple"\nCERT="-----BEGIN CERT-----\nline-${run}\n-----END CERT-----"\n`,
+      Dockerfile: `FROM ${busybox}\nARG URL\nARG CERT\nRUN echo "url=$URL" && echo "$CERT" | grep -c CERT\n`,
+    },
+    t,
+  );
+  const r = runCli(["compose", "-f", join(dir, "compose.yaml"), "build", "--progress", "plain", "--push"], {
+    env: { BUILDKIT_HOST: env.buildkitHost, PORT: "9000" },
+    timeoutMs: 120_000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /url=http:\/\/index\.internal:9000\/simple/);
+  assert.match(r.stderr, /#\d+ [\d.]+ 2\n/, "both CERT lines of the multi-line value reached the build");
+  // A second build runs the step again (its output shows): no_cache: "true" is true.
+  const again = runCli(["compose", "-f", join(dir, "compose.yaml"), "build", "--progress", "plain"], {
+    env: { BUILDKIT_HOST: env.buildkitHost, PORT: "9000" },
+    timeoutMs: 120_000,
+  });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /url=http:\/\/index\.internal:9000\/simple/, again.stderr);
+  const m = await getManifest(env.registry, `bk-test/parity-${run}`, "1");
+  assert.match(m.digest, /^sha256:[0-9a-f]{64}$/, "the image was pushed under the project's name");
+});
