@@ -28,15 +28,17 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
     },
   },
-  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "progress", "history", "compose", "cli")) },
-  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "progress", "history", "compose", "cli")) },
+  { files: ["src/grpc/**/*.ts"], rules: forbid(below("grpc", "transport", "oci", "session", "solve", "gateway", "progress", "history", "compose", "cli")) },
+  { files: ["src/transport/**/*.ts"], rules: forbid(below("transport", "oci", "session", "solve", "gateway", "progress", "history", "compose", "cli")) },
   {
     // OCI layouts on disk: node builtins, errors.ts and files.ts only.
     files: ["src/oci/**/*.ts"],
     rules: forbid({ group: ["../*", "!../errors.js", "!../files.js"], message: "oci/ imports only ../errors.js and ../files.js (README: Layout)." }),
   },
-  { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "progress", "compose", "cli")) },
-  { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "compose", "cli")) },
+  { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "gateway", "progress", "compose", "cli")) },
+  { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "gateway", "compose", "cli")) },
+  // The gateway client (frontend subrequests; later, programmatic frontends) sits beside solve/.
+  { files: ["src/gateway/**/*.ts"], rules: forbid(below("gateway", "compose", "cli")) },
   {
     files: ["src/outputs/**/*.ts"],
     rules: {
@@ -46,9 +48,9 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "history", "compose", "cli")) },
+  { files: ["src/progress/**/*.ts"], rules: forbid(below("progress", "transport", "session", "solve", "gateway", "history", "compose", "cli")) },
   // Build history: records, filters, the stored-log decoder; above transport and progress, beside solve.
-  { files: ["src/history/**/*.ts"], rules: forbid(below("history", "session", "solve", "compose", "cli", "docker", "oci", "outputs", "audit")) },
+  { files: ["src/history/**/*.ts"], rules: forbid(below("history", "session", "solve", "gateway", "compose", "cli", "docker", "oci", "outputs", "audit")) },
   {
     // The leak audit stands alone: node builtins, tar-stream and the error classes.
     files: ["src/audit/**/*.ts"],

@@ -15,8 +15,8 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, appendFileSync, constants, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -241,44 +241,22 @@ if (!only || only === "export") {
   rmSync(base, { recursive: true, force: true });
 }
 
-/** buildx for the engine section: cached under BK_CACHE_DIR (as test-env.sh caches buildkitd), built from the Go module cache once. */
-const buildxVersion = "v0.38.2";
+/**
+ * buildx for the engine section: BK_TEST_BUILDX, else scripts/test-env.sh
+ * builds it (once, from the Go module cache, cached under BK_CACHE_DIR as
+ * buildkitd is) and prints its path: one recipe for the tests and the bench.
+ */
 function buildx(): string {
-  const cache = process.env["BK_CACHE_DIR"] ?? join(homedir(), ".cache", "bk-build");
-  const bin = join(cache, `buildx-${buildxVersion}`);
-  try {
-    accessSync(bin, constants.X_OK);
-    return bin;
-  } catch {
-    // not built yet
-  }
-  const mod = `github.com/docker/buildx@${buildxVersion}`;
-  console.error(`bench: building buildx ${buildxVersion} with go (once; cached as ${bin})`);
-  const dl = spawnSync("go", ["mod", "download", "-json", mod], { encoding: "utf8" });
-  if (dl.error) throw new Error(`buildx ${buildxVersion} is not at ${bin} and go cannot be run to build it (${dl.error.message})`);
-  let dir: string | undefined;
-  try {
-    const j = JSON.parse(dl.stdout) as { Dir?: string; Error?: string };
-    if (j.Error) throw new Error(j.Error);
-    dir = j.Dir;
-  } catch (e) {
-    throw new Error(`go mod download ${mod} failed: ${(e as Error).message} ${dl.stderr.trim()}`);
-  }
-  if (!dir) throw new Error(`go mod download ${mod} gave no module directory`);
-  mkdirSync(cache, { recursive: true });
-  const tmp = mkdtempSync(join(cache, "build."));
-  try {
-    const b = spawnSync(
-      "go",
-      ["build", "-trimpath", "-ldflags", `-X github.com/docker/buildx/version.Version=${buildxVersion}`, "-o", join(tmp, "buildx"), "./cmd/buildx"],
-      { cwd: dir, encoding: "utf8", env: { ...process.env, GOFLAGS: "-mod=mod -buildvcs=false", CGO_ENABLED: "0" }, timeout: 30 * 60_000 },
-    );
-    if (b.status !== 0) throw new Error(`go build of buildx ${buildxVersion} failed: ${(b.error?.message ?? b.stderr).trim().split("\n").slice(-3).join(" ")}`);
-    renameSync(join(tmp, "buildx"), bin);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  return bin;
+  const fromEnv = process.env["BK_TEST_BUILDX"];
+  if (fromEnv) return fromEnv;
+  const r = spawnSync("bash", [join(root, "scripts", "test-env.sh"), "buildx"], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 30 * 60_000,
+  });
+  const path = r.stdout.trim().split("\n").pop() ?? "";
+  if (r.status !== 0 || !path) throw new Error(`scripts/test-env.sh buildx failed (${r.error?.message ?? `exit ${r.status}`}); see the lines above`);
+  return path;
 }
 
 if (!only || only === "engine") {

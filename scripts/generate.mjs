@@ -113,9 +113,9 @@ for (const f of walk(join(out, "types"))) {
 // what the caller sends, `res` what it receives), and SessionMethods, the
 // services buildkitd calls on a session, in the server's view (`req` is what
 // a handler receives, `res` what it returns), keyed by service then method.
-// Control is the one service bk-build calls; every other service in proto/
+// Control and the gateway (LLBBridge) are the services bk-build calls; every other service in proto/
 // is one that buildkitd calls on a session.
-const CALLED = new Set(["moby.buildkit.v1.Control"]);
+const CALLED = new Set(["moby.buildkit.v1.Control", "moby.buildkit.v1.frontend.LLBBridge"]);
 const imports = new Map(); // file -> Set of imported names
 /** The alias of a message type's input (or __Output) interface, imported once. */
 function typeRef(type, output) {

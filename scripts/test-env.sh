@@ -10,6 +10,8 @@
 #   scripts/test-env.sh seed           push the busybox base image to the registry
 #                                      named by BK_TEST_REGISTRY through the daemon
 #                                      at BUILDKIT_HOST (for docker-compose.test.yml)
+#   scripts/test-env.sh buildx         build buildx (the tests' oracle) if it is not
+#                                      cached yet, and print its path
 #
 # stdout of `up` carries only `export NAME=value` lines; progress goes to stderr
 # and the daemons' logs to files in the state directory.
@@ -108,6 +110,27 @@ install_buildkit() {
     { rm -rf "$tmp"; die "go build of buildkit $BUILDKIT_TAG failed (see $STATE/go-build.log: $(tail -2 "$STATE/go-build.log" | tr '\n' ' '))"; }
   mkdir -p "$BIN"
   mv "$tmp/buildkitd" "$tmp/buildctl" "$BIN/"
+  rm -rf "$tmp"
+}
+
+# buildx is the oracle the tests compare with (--call check|outline|targets).
+# Built like buildkitd: downloaded through the Go module proxy, built from
+# the module cache, cached beside buildkit's binaries.
+BUILDX_TAG=v0.38.2
+BUILDX=$CACHE/buildx-$BUILDX_TAG
+install_buildx() {
+  [[ -x $BUILDX ]] && return 0
+  command -v go >/dev/null || die "go is not installed; it is needed once to build buildx $BUILDX_TAG"
+  log "building buildx $BUILDX_TAG with go (once; cached as $BUILDX)"
+  local dir tmp pkg=github.com/docker/buildx
+  mkdir -p "$STATE" "$CACHE"
+  dir=$(go mod download -json "$pkg@$BUILDX_TAG" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.Error){console.error(j.Error);process.exit(1)}console.log(j.Dir)})') ||
+    die "go mod download $pkg@$BUILDX_TAG failed (is the Go module proxy reachable?)"
+  tmp=$(mktemp -d "$CACHE/build.XXXXXX")
+  (cd "$dir" && GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X $pkg/version.Version=$BUILDX_TAG" -o "$tmp/buildx" ./cmd/buildx) >"$STATE/go-build-buildx.log" 2>&1 ||
+    { rm -rf "$tmp"; die "go build of buildx $BUILDX_TAG failed (see $STATE/go-build-buildx.log: $(tail -2 "$STATE/go-build-buildx.log" | tr '\n' ' '))"; }
+  mv "$tmp/buildx" "$BUILDX"
   rm -rf "$tmp"
 }
 
@@ -380,6 +403,7 @@ cmd_up() {
 
   install_packages
   install_buildkit
+  install_buildx
   make_certs
 
   local regport tlsport authport dockerport
@@ -411,6 +435,7 @@ export BK_TEST_AUTH_PASSWORD=$AUTH_PASSWORD
 export BK_TEST_DOCKER_HOST=unix://$STATE/docker.sock
 export BK_TEST_DOCKER_TLS_HOST=tcp://127.0.0.1:$dockerport
 export BK_TEST_DOCKER_CERT_PATH=$STATE/tls/client
+export BK_TEST_BUILDX=$BUILDX
 EOF
   mv "$STATE/env.tmp" "$STATE/env"
   log "ready"
@@ -456,5 +481,6 @@ case ${1:-} in
   seed) cmd_seed ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status|seed" >&2; exit 2 ;;
+  buildx) install_buildx && echo "$BUILDX" ;;
+  *) echo "usage: $0 up|down|status|seed|buildx" >&2; exit 2 ;;
 esac

@@ -7,9 +7,11 @@ import { isDockerAddress } from "./docker/host.js";
 import { Connection, type ControlMethod, type ControlRequest, type ControlResponse } from "./transport/connection.js";
 import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
 import type { ComposeLoadOptions } from "./compose/load.js";
-import type { ComposeBuildOptions, ComposeServiceResult } from "./compose/build.js";
+import type { ComposeBuildOptions, ComposeCheckResult, ComposeServiceResult } from "./compose/build.js";
 import { startBuild, type Build } from "./solve/solve.js";
 import type { BuildOptions } from "./solve/options.js";
+import type { CheckResult, OutlineResult, TargetsResult } from "./gateway/results.js";
+import type { SubrequestMetadata, SubrequestName } from "./gateway/subrequest.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { PruneRequest } from "./gen/types/moby/buildkit/v1/PruneRequest.js";
 import type { BuildLogsOptions, HistoryOptions, RemoveHistoryOptions } from "./history/api.js";
@@ -332,6 +334,45 @@ export class BuildKitClient {
     return this.#track(startBuild(this.#conn, options, this.#closing.signal));
   }
 
+  /**
+   * Lints the Dockerfile without building (buildx --call check): the
+   * frontend's findings, with the sources they point into. Takes a build's
+   * options (context, Dockerfile, build args, target, ...); secrets, SSH,
+   * outputs and caches are not used. `statusCode` is 1 when there are
+   * warnings or a build error (buildx exits with it). Bad options throw a
+   * UsageError; a daemon whose frontend cannot lint, an
+   * UnsupportedSubrequestError.
+   */
+  async check(options: BuildOptions): Promise<CheckResult> {
+    const { checkResult } = await import("./gateway/results.js");
+    return checkResult(await this.#subrequest(options, "check"));
+  }
+
+  /** What the target takes (buildx --call outline): build args with defaults, secrets, SSH agents. As check() otherwise. */
+  async outline(options: BuildOptions): Promise<OutlineResult> {
+    const { outlineResult } = await import("./gateway/results.js");
+    return outlineResult(await this.#subrequest(options, "outline"));
+  }
+
+  /** The Dockerfile's stages (buildx --call targets). As check() otherwise. */
+  async targets(options: BuildOptions): Promise<TargetsResult> {
+    const { targetsResult } = await import("./gateway/results.js");
+    return targetsResult(await this.#subrequest(options, "targets"));
+  }
+
+  async #subrequest(options: BuildOptions, name: SubrequestName): Promise<SubrequestMetadata> {
+    this.#check();
+    const { runSubrequest } = await import("./gateway/subrequest.js");
+    const call = runSubrequest(this.#conn, options, name, this.#closing.signal);
+    const settled = call.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#builds.add(settled);
+    void settled.then(() => this.#builds.delete(settled));
+    return call;
+  }
+
   #track(build: Build): Build {
     const settled = build.result.then(
       () => undefined,
@@ -359,6 +400,21 @@ export class BuildKitClient {
     const project = engine ? withEngineImageNames(loadCompose(options)) : loadCompose(options);
     const plan = planCompose(project, options.services);
     return runCompose(project, plan, (o) => this.#track(startBuild(this.#conn, o, this.#closing.signal)), { ...options, localImages: engine });
+  }
+
+  /**
+   * Lints a compose project's services (`docker compose build --check`):
+   * loads and plans as composeBuild() does, then runs check() for each
+   * selected service with its build options. Resolves with one result per
+   * service; a failed check does not reject (its result carries the error).
+   */
+  async composeCheck(options: ComposeLoadOptions & ComposeBuildOptions = {}): Promise<ComposeCheckResult[]> {
+    this.#check();
+    const { loadCompose } = await import("./compose/load.js");
+    const { planCompose, checkCompose } = await import("./compose/build.js");
+    const project = loadCompose(options);
+    const plan = planCompose(project, options.services);
+    return checkCompose(project, plan, (o) => this.check(o), options);
   }
 
   /**

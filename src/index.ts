@@ -44,6 +44,20 @@ export type { RegistryAuthOptions, RegistryCredential } from "./solve/registry-a
 export type { CacheEntry } from "./solve/cache.js";
 export type { SshOptions } from "./transport/ssh-dial.js";
 export type { ComposeLoadOptions, ComposeProject, ComposeService, ComposeBuild, ComposeSecret, ComposeBuildSecret } from "./compose/load.js";
-export type { ComposeBuildOptions, ComposeServiceResult } from "./compose/build.js";
+export type { ComposeBuildOptions, ComposeCheckResult, ComposeServiceResult } from "./compose/build.js";
+export type {
+  BuildTarget,
+  CheckResult,
+  CheckWarning,
+  OutlineArg,
+  OutlineMount,
+  OutlineResult,
+  SourceFile,
+  SourceLocation,
+  SourceRange,
+  TargetsResult,
+} from "./gateway/results.js";
+export { UnsupportedSubrequestError } from "./gateway/subrequest.js";
+export { formatCheck, formatOutline, formatTargets, type CheckOutput, type PrintOptions } from "./gateway/print.js";
 export { loadCompose } from "./compose/load.js";
 export { InterpolationError } from "./compose/interpolate.js";

@@ -19,7 +19,7 @@ export { parseCacheEntries } from "./solve/cache.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";
 export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBool, parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
-export { planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
+export { checkCompose, planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
 export { targetsEngine } from "./transport/address.js";
 export { matchRef } from "./history/ref.js";
 export { parseHistoryFilter } from "./history/filter.js";

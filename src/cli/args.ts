@@ -63,6 +63,8 @@ export const commands: CommandSpec[] = [
       "metadata-file": { type: "string" },
       iidfile: { type: "string" },
       "audit-secrets": { type: "boolean" },
+      call: { type: "string" },
+      check: { type: "boolean" },
     },
     flags: [
       "  -f, --file PATH           Dockerfile (default PATH/Dockerfile; may be outside the context)",
@@ -93,6 +95,9 @@ export const commands: CommandSpec[] = [
       "  --shm-size SIZE           size of /dev/shm, e.g. 128MB",
       "  --ulimit NAME=SOFT:HARD   ulimit for RUN (repeatable)",
       "  --network MODE            default, none or host",
+      "  --call NAME[,format=json][,ignorestatus=true]  build (default), check (lint the Dockerfile; exit 1 on warnings),",
+      "                            outline (args, secrets, SSH the target takes) or targets (the stages); nothing is built",
+      "  --check                   same as --call check",
     ],
   },
   {
@@ -106,7 +111,7 @@ export const commands: CommandSpec[] = [
     name: "compose",
     summary: "Build a compose project's services (docker compose build; through a Docker Engine the images land in its store)",
     usage:
-      "bk-build compose [-f FILE]... [--env-file FILE]... [--project-directory DIR] [-p NAME] [--profile P]... build [--push] [--no-cache] [--pull] [--progress MODE] [--parallel N] [SERVICE...]",
+      "bk-build compose [-f FILE]... [--env-file FILE]... [--project-directory DIR] [-p NAME] [--profile P]... build [--push] [--no-cache] [--pull] [--progress MODE] [--parallel N] [--check] [SERVICE...]",
     options: {
       file: { type: "string", short: "f", multiple: true },
       "env-file": { type: "string", multiple: true },
@@ -119,6 +124,7 @@ export const commands: CommandSpec[] = [
       progress: { type: "string" },
       quiet: { type: "boolean", short: "q" },
       parallel: { type: "string" },
+      check: { type: "boolean" },
     },
     flags: [
       "  -f, --file FILE           compose file (repeatable, merged in order; default: compose.yaml, ... found upwards)",
@@ -132,6 +138,7 @@ export const commands: CommandSpec[] = [
       "  --progress MODE           auto, tty, plain, rawjson, quiet, none (plain lines are prefixed with the service; tty draws one display)",
       "  -q, --quiet               print only SERVICE DIGEST lines",
       "  --parallel N              builds at once (default 4)",
+      "  --check                   lint each service's Dockerfile instead of building (output prefixed with the service)",
     ],
   },
   {

@@ -37,10 +37,10 @@ async function connect(values: Values, io: CliIo): Promise<BuildKitClient> {
 }
 
 /** Connects, runs `fn`, and closes the client however `fn` ends. */
-export async function withClient(values: Values, io: CliIo, fn: (client: BuildKitClient) => Promise<void>): Promise<void> {
+export async function withClient<T = void>(values: Values, io: CliIo, fn: (client: BuildKitClient) => Promise<T>): Promise<T> {
   const client = await connect(values, io);
   try {
-    await fn(client);
+    return await fn(client);
   } finally {
     await client.close();
   }

@@ -18,7 +18,8 @@ export const EXIT_USAGE = 2;
 /** --audit-secrets found a secret in the build's output. */
 export const EXIT_LEAK = 3;
 
-type Runner = (values: Values, positionals: string[], io: CliIo) => Promise<void>;
+/** A command resolves with its exit code when it is not 0 without an error (`--call check` with warnings). */
+type Runner = (values: Values, positionals: string[], io: CliIo) => Promise<unknown>;
 
 const runners: Record<string, () => Promise<Runner>> = {
   build: async () => (await import("./commands/build.js")).runBuildCommand,
@@ -53,8 +54,8 @@ export async function main(argv: string[], io: CliIo, interruptedCode: () => num
       return 0;
     }
     const run = await runners[parsed.spec.name]!();
-    await run(parsed.values, parsed.positionals, io);
-    return 0;
+    const code = await run(parsed.values, parsed.positionals, io);
+    return typeof code === "number" ? code : 0;
   } catch (e) {
     const err = e as { name?: string; message?: string; stack?: string; code?: string };
     if (io.signal.aborted) {

@@ -16,6 +16,7 @@ import { checkImageName } from "../solve/reference.js";
 import type { RegistryAuthOptions } from "../solve/registry-auth.js";
 import type { SolveStatus } from "../progress/status.js";
 import type { ComposeProject, ComposeService } from "./load.js";
+import type { CheckResult } from "../gateway/results.js";
 
 export interface ComposeBuildOptions {
   /** Services to build (named ones are built even when their profile is off). Default: every active service with a build section. */
@@ -302,4 +303,48 @@ export async function runCompose(
     else if (pending.length) throw new Error("internal: compose services cannot start");
   }
   return plan.map((s) => results.get(s.name)!);
+}
+
+/** One service's lint result (`compose build --check`). */
+export interface ComposeCheckResult {
+  service: string;
+  /** The frontend's findings; absent when the check itself failed. */
+  result?: CheckResult | undefined;
+  error?: BuildKitError | undefined;
+}
+
+/**
+ * Lints every planned service's Dockerfile with its build options (build
+ * args, target, ...), `parallel` at a time; nothing is built, so a
+ * service: context names the other service's image without a digest.
+ * Never rejects for a failed check (its result carries the error).
+ */
+export async function checkCompose(
+  project: ComposeProject,
+  plan: ComposeService[],
+  check: (options: BuildOptions) => Promise<CheckResult>,
+  opts: ComposeBuildOptions,
+): Promise<ComposeCheckResult[]> {
+  const parallel = opts.parallel ?? 4;
+  if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
+  const assumed = new Map(plan.map((s) => [s.name, { service: s.name, outcome: "built" as const, images: imagesOf(s) }]));
+  const results: ComposeCheckResult[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < plan.length) {
+      const i = next++;
+      const svc = plan[i]!;
+      const { options, cleanup } = serviceBuildOptions(project, svc, opts, assumed, false, true);
+      opts.onStart?.(svc.name);
+      try {
+        results[i] = { service: svc.name, result: await check(options) };
+      } catch (e) {
+        results[i] = { service: svc.name, error: e instanceof BuildKitError ? e : new BuildKitError(e instanceof Error ? e.message : String(e), { cause: e }) };
+      } finally {
+        cleanup();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, plan.length) }, worker));
+  return results;
 }

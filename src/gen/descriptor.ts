@@ -1088,6 +1088,232 @@ export const descriptor: Record<string, unknown> = {
            }
           }
          }
+        },
+        "frontend": {
+         "nested": {
+          "LLBBridge": {
+           "methods": {
+            "Solve": {
+             "requestType": "SolveRequest",
+             "responseType": "SolveResponse"
+            },
+            "Ping": {
+             "requestType": "PingRequest",
+             "responseType": "PongResponse"
+            },
+            "Return": {
+             "requestType": "ReturnRequest",
+             "responseType": "ReturnResponse"
+            }
+           }
+          },
+          "Result": {
+           "oneofs": {
+            "result": {
+             "oneof": [
+              "refDeprecated",
+              "refsDeprecated",
+              "ref",
+              "refs"
+             ]
+            }
+           },
+           "fields": {
+            "refDeprecated": {
+             "type": "string",
+             "id": 1
+            },
+            "refsDeprecated": {
+             "type": "RefMapDeprecated",
+             "id": 2
+            },
+            "ref": {
+             "type": "Ref",
+             "id": 3
+            },
+            "refs": {
+             "type": "RefMap",
+             "id": 4
+            },
+            "metadata": {
+             "keyType": "string",
+             "type": "bytes",
+             "id": 10
+            }
+           }
+          },
+          "RefMapDeprecated": {
+           "fields": {
+            "refs": {
+             "keyType": "string",
+             "type": "string",
+             "id": 1
+            }
+           }
+          },
+          "Ref": {
+           "fields": {
+            "id": {
+             "type": "string",
+             "id": 1
+            },
+            "def": {
+             "type": "pb.Definition",
+             "id": 2
+            }
+           }
+          },
+          "RefMap": {
+           "fields": {
+            "refs": {
+             "keyType": "string",
+             "type": "Ref",
+             "id": 1
+            }
+           }
+          },
+          "ReturnRequest": {
+           "fields": {
+            "result": {
+             "type": "Result",
+             "id": 1
+            },
+            "error": {
+             "type": "google.rpc.Status",
+             "id": 2
+            }
+           }
+          },
+          "ReturnResponse": {
+           "fields": {}
+          },
+          "SolveRequest": {
+           "fields": {
+            "Definition": {
+             "type": "pb.Definition",
+             "id": 1
+            },
+            "Frontend": {
+             "type": "string",
+             "id": 2
+            },
+            "FrontendOpt": {
+             "keyType": "string",
+             "type": "string",
+             "id": 3
+            },
+            "allowResultReturn": {
+             "type": "bool",
+             "id": 5
+            },
+            "allowResultArrayRef": {
+             "type": "bool",
+             "id": 6
+            },
+            "Final": {
+             "type": "bool",
+             "id": 10
+            },
+            "ExporterAttr": {
+             "type": "bytes",
+             "id": 11
+            },
+            "CacheImports": {
+             "rule": "repeated",
+             "type": "CacheOptionsEntry",
+             "id": 12
+            },
+            "FrontendInputs": {
+             "keyType": "string",
+             "type": "pb.Definition",
+             "id": 13
+            },
+            "Evaluate": {
+             "type": "bool",
+             "id": 14
+            }
+           }
+          },
+          "CacheOptionsEntry": {
+           "fields": {
+            "Type": {
+             "type": "string",
+             "id": 1
+            },
+            "Attrs": {
+             "keyType": "string",
+             "type": "string",
+             "id": 2
+            }
+           }
+          },
+          "SolveResponse": {
+           "fields": {
+            "ref": {
+             "type": "string",
+             "id": 1
+            },
+            "result": {
+             "type": "Result",
+             "id": 3
+            }
+           }
+          },
+          "PingRequest": {
+           "fields": {}
+          },
+          "PongResponse": {
+           "fields": {
+            "FrontendAPICaps": {
+             "rule": "repeated",
+             "type": "moby.buildkit.v1.apicaps.APICap",
+             "id": 1
+            },
+            "LLBCaps": {
+             "rule": "repeated",
+             "type": "moby.buildkit.v1.apicaps.APICap",
+             "id": 2
+            },
+            "Workers": {
+             "rule": "repeated",
+             "type": "moby.buildkit.v1.types.WorkerRecord",
+             "id": 3
+            }
+           }
+          }
+         }
+        },
+        "apicaps": {
+         "nested": {
+          "APICap": {
+           "fields": {
+            "ID": {
+             "type": "string",
+             "id": 1
+            },
+            "Enabled": {
+             "type": "bool",
+             "id": 2
+            },
+            "Deprecated": {
+             "type": "bool",
+             "id": 3
+            },
+            "DisabledReason": {
+             "type": "string",
+             "id": 4
+            },
+            "DisabledReasonMsg": {
+             "type": "string",
+             "id": 5
+            },
+            "DisabledAlternative": {
+             "type": "string",
+             "id": 6
+            }
+           }
+          }
+         }
         }
        }
       },

@@ -39,6 +39,12 @@ import type { StatusResponse__Output as _moby_buildkit_v1_StatusResponse__Output
 import type { UpdateBuildHistoryRequest as _moby_buildkit_v1_UpdateBuildHistoryRequest } from "./types/moby/buildkit/v1/UpdateBuildHistoryRequest.js";
 import type { UpdateBuildHistoryResponse__Output as _moby_buildkit_v1_UpdateBuildHistoryResponse__Output } from "./types/moby/buildkit/v1/UpdateBuildHistoryResponse.js";
 import type { UsageRecord__Output as _moby_buildkit_v1_UsageRecord__Output } from "./types/moby/buildkit/v1/UsageRecord.js";
+import type { PingRequest as _moby_buildkit_v1_frontend_PingRequest } from "./types/moby/buildkit/v1/frontend/PingRequest.js";
+import type { PongResponse__Output as _moby_buildkit_v1_frontend_PongResponse__Output } from "./types/moby/buildkit/v1/frontend/PongResponse.js";
+import type { ReturnRequest as _moby_buildkit_v1_frontend_ReturnRequest } from "./types/moby/buildkit/v1/frontend/ReturnRequest.js";
+import type { ReturnResponse__Output as _moby_buildkit_v1_frontend_ReturnResponse__Output } from "./types/moby/buildkit/v1/frontend/ReturnResponse.js";
+import type { SolveRequest as _moby_buildkit_v1_frontend_SolveRequest } from "./types/moby/buildkit/v1/frontend/SolveRequest.js";
+import type { SolveResponse__Output as _moby_buildkit_v1_frontend_SolveResponse__Output } from "./types/moby/buildkit/v1/frontend/SolveResponse.js";
 import type { BytesMessage as _moby_filesync_v1_BytesMessage, BytesMessage__Output as _moby_filesync_v1_BytesMessage__Output } from "./types/moby/filesync/v1/BytesMessage.js";
 import type { CredentialsRequest as _moby_filesync_v1_CredentialsRequest, CredentialsRequest__Output as _moby_filesync_v1_CredentialsRequest__Output } from "./types/moby/filesync/v1/CredentialsRequest.js";
 import type { CredentialsResponse as _moby_filesync_v1_CredentialsResponse, CredentialsResponse__Output as _moby_filesync_v1_CredentialsResponse__Output } from "./types/moby/filesync/v1/CredentialsResponse.js";
@@ -91,6 +97,13 @@ export interface ControlMethods {
   Info: { kind: "unary"; path: "/moby.buildkit.v1.Control/Info"; req: _moby_buildkit_v1_InfoRequest; res: _moby_buildkit_v1_InfoResponse__Output };
   ListenBuildHistory: { kind: "server"; path: "/moby.buildkit.v1.Control/ListenBuildHistory"; req: _moby_buildkit_v1_BuildHistoryRequest; res: _moby_buildkit_v1_BuildHistoryEvent__Output };
   UpdateBuildHistory: { kind: "unary"; path: "/moby.buildkit.v1.Control/UpdateBuildHistory"; req: _moby_buildkit_v1_UpdateBuildHistoryRequest; res: _moby_buildkit_v1_UpdateBuildHistoryResponse__Output };
+}
+
+/** moby.buildkit.v1.frontend.LLBBridge, as called: `req` is sent, `res` received. */
+export interface LLBBridgeMethods {
+  Solve: { kind: "unary"; path: "/moby.buildkit.v1.frontend.LLBBridge/Solve"; req: _moby_buildkit_v1_frontend_SolveRequest; res: _moby_buildkit_v1_frontend_SolveResponse__Output };
+  Ping: { kind: "unary"; path: "/moby.buildkit.v1.frontend.LLBBridge/Ping"; req: _moby_buildkit_v1_frontend_PingRequest; res: _moby_buildkit_v1_frontend_PongResponse__Output };
+  Return: { kind: "unary"; path: "/moby.buildkit.v1.frontend.LLBBridge/Return"; req: _moby_buildkit_v1_frontend_ReturnRequest; res: _moby_buildkit_v1_frontend_ReturnResponse__Output };
 }
 
 /** moby.filesync.v1.Auth, as called: `req` is sent, `res` received. */

@@ -8,12 +8,15 @@ import { codec, methodTypes, type Codec } from "../grpc/codec.js";
 import { GrpcStatusError, MAX_MESSAGE_BYTES, Status, statusName } from "../grpc/frame.js";
 import { Queue } from "../queue.js";
 import { H2Channel, TransportError, type CallOptions, type ClientCall, type KeepaliveOptions, type Metadata } from "../grpc/client.js";
-import type { ContentMethods, ControlMethods, MethodKind } from "../gen/methods.js";
+import type { ContentMethods, ControlMethods, LLBBridgeMethods, MethodKind } from "../gen/methods.js";
 import type { EngineHandle } from "./engine-handle.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
 /** The daemon's read-only content store (history blobs), served on the same connection as Control. */
 const CONTENT = "containerd.services.content.v1.Content";
+const BRIDGE = "moby.buildkit.v1.frontend.LLBBridge";
+/** The header that ties a gateway call to the build (Control.Solve's Ref) it serves. */
+export const BUILD_ID_HEADER = "buildkit-controlapi-buildid";
 
 /**
  * A method of the daemon's Control service (or of its content store,
@@ -35,6 +38,12 @@ type ControlSpec<M extends ControlMethod> = M extends `Control.${infer N extends
 export type ControlRequest<M extends ControlMethod> = ControlSpec<M>["req"];
 /** What a Control method answers (the generated __Output type). */
 export type ControlResponse<M extends ControlMethod> = ControlSpec<M>["res"];
+
+/** A gateway (LLBBridge) method, named "LLBBridge.Ping" style. */
+export type BridgeMethod = `LLBBridge.${keyof LLBBridgeMethods}`;
+type BridgeSpec<M extends BridgeMethod> = LLBBridgeMethods[M extends `LLBBridge.${infer N extends keyof LLBBridgeMethods}` ? N : never];
+export type BridgeRequest<M extends BridgeMethod> = BridgeSpec<M>["req"];
+export type BridgeResponse<M extends BridgeMethod> = BridgeSpec<M>["res"];
 
 /** How often a refused call (the server going away) is tried again on a new connection. */
 const REFUSED_RETRIES = 2;
@@ -113,7 +122,7 @@ export class Connection {
   /** The Docker Engine this connection reaches, if it is one. */
   engine: EngineHandle | undefined;
   readonly #channel: H2Channel;
-  readonly #methods = new Map<ControlMethod, Method>();
+  readonly #methods = new Map<ControlMethod | BridgeMethod, Method>();
   readonly #onClose: (() => void) | undefined;
   readonly #daemon: string;
 
@@ -133,12 +142,12 @@ export class Connection {
     this.#channel = new H2Channel(dial, authority, options.keepalive);
   }
 
-  /** Path and codecs of a Control method named "Control.Info" style. */
-  #method(method: ControlMethod): Method {
+  /** Path and codecs of a method named "Control.Info" (or "LLBBridge.Ping") style. */
+  #method(method: ControlMethod | BridgeMethod): Method {
     let m = this.#methods.get(method);
     if (!m) {
       const [prefix, name] = method.split(".") as [string, string];
-      const service = prefix === "Content" ? CONTENT : CONTROL;
+      const service = prefix === "Content" ? CONTENT : prefix === "LLBBridge" ? BRIDGE : CONTROL;
       const t = methodTypes(service, name);
       m = { path: `/${service}/${name}`, request: codec(t.requestType), response: codec(t.responseType) };
       this.#methods.set(method, m);
@@ -147,18 +156,18 @@ export class Connection {
   }
 
   /** Encodes a request, refusing one over the message limit before anything is sent. */
-  #encode(method: ControlMethod, request: object): Buffer {
+  #encode(method: ControlMethod | BridgeMethod, request: object): Buffer {
     const bytes = this.#method(method).request.encode(request);
     if (bytes.length > MAX_MESSAGE_BYTES) {
       throw new BuildKitError(
-        `the ${method.replace(/^Control\./, "")} request is ${bytes.length} bytes, over buildkitd's ${MAX_MESSAGE_BYTES >> 20} MiB message limit (large build arguments, labels or attributes?)`,
+        `the ${method.replace(/^(Control|LLBBridge)\./, "")} request is ${bytes.length} bytes, over buildkitd's ${MAX_MESSAGE_BYTES >> 20} MiB message limit (large build arguments, labels or attributes?)`,
         { code: "RESOURCE_EXHAUSTED" },
       );
     }
     return bytes;
   }
 
-  #start(method: ControlMethod, body: Buffer | undefined, metadata: Metadata, options: CallOptions): ClientCall {
+  #start(method: ControlMethod | BridgeMethod, body: Buffer | undefined, metadata: Metadata, options: CallOptions): ClientCall {
     if (options.signal?.aborted) throw abortError(options.signal);
     const call = this.#channel.call(this.#method(method).path, metadata, options);
     if (body !== undefined) {
@@ -176,11 +185,23 @@ export class Connection {
 
   /** Calls a unary Control method; a refused call is tried again on a new connection. */
   async unary<M extends ControlMethod<"unary">>(method: M, request: ControlRequest<M>, options: CallOptions = {}): Promise<ControlResponse<M>> {
+    return (await this.#unary(method, request, {}, options)) as ControlResponse<M>;
+  }
+
+  /**
+   * Calls a gateway (LLBBridge) method for the build whose Control.Solve
+   * has `buildId` as its Ref (sent in the buildkit-controlapi-buildid header).
+   */
+  async bridge<M extends BridgeMethod>(method: M, request: BridgeRequest<M>, buildId: string, options: CallOptions = {}): Promise<BridgeResponse<M>> {
+    return (await this.#unary(method, request, { [BUILD_ID_HEADER]: buildId }, options)) as BridgeResponse<M>;
+  }
+
+  async #unary(method: ControlMethod | BridgeMethod, request: object, metadata: Metadata, options: CallOptions): Promise<unknown> {
     const body = this.#encode(method, request);
     for (let attempt = 0; ; attempt++) {
       let response: Buffer | undefined;
       try {
-        const call = this.#start(method, body, {}, options);
+        const call = this.#start(method, body, metadata, options);
         call.onMessage((m) => {
           response ??= m;
         });
@@ -190,7 +211,7 @@ export class Connection {
         throw this.translate(e, method, options.signal);
       }
       if (!response) throw new BuildKitError(`${method}: buildkitd sent no response message`, { code: "INTERNAL" });
-      return this.#method(method).response.decode(response) as ControlResponse<M>;
+      return this.#method(method).response.decode(response);
     }
   }
 
@@ -289,13 +310,19 @@ export function translateError(e: unknown, address: string, method: string, daem
   // A buildkitd older than v0.11 has the Control service but not Info; grpc-go
   // words that "unknown method Info for service moby.buildkit.v1.Control".
   // Any other UNIMPLEMENTED from the server means the service itself is missing.
+  if (e.code === Status.UNIMPLEMENTED && method.startsWith("LLBBridge.")) {
+    return new BuildKitError(`${daemon} at ${address} has no frontend gateway (${method}: ${details || code}); it is too old for this call`, {
+      code,
+      cause: e,
+    });
+  }
   if (e.code === Status.UNIMPLEMENTED && !/unknown method \w+ for service moby\.buildkit\.v1\.Control/i.test(details)) {
     return new ConnectionError(`${address} is a gRPC server but not buildkitd (it has no moby.buildkit.v1.Control service); check the address`, address, {
       code,
       cause: e,
     });
   }
-  if (method === "Control.Solve") {
+  if (method === "Control.Solve" || method === "LLBBridge.Solve") {
     const d = decodeErrorDetails(e.statusDetails);
     return new SolveError(`failed to solve: ${details || code}`, { code, cause: e, ...d });
   }
@@ -339,7 +366,9 @@ function transportFailure(e: TransportError, address: string, method: string, da
 }
 
 function during(method: string): string {
-  return method === "Control.Solve" || method === "Control.Session" || method === "Control.Status" ? " during the build" : "";
+  return method === "Control.Solve" || method === "Control.Session" || method === "Control.Status" || method.startsWith("LLBBridge.")
+    ? " during the build"
+    : "";
 }
 
 function closedEarly(address: string, code: string, cause: unknown): ConnectionError {

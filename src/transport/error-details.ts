@@ -15,6 +15,8 @@ export interface ErrorDetails {
   sources: SourceSnippet[];
   vertex?: string;
   exitCode?: number;
+  /** A subrequest (e.g. frontend.lint) the frontend does not know. */
+  subrequest?: string;
 }
 
 /** Decodes the raw google.rpc.Status of grpc-status-details-bin. */
@@ -45,6 +47,9 @@ export function decodeErrorDetails(raw: Buffer | undefined): ErrorDetails {
     } else if (d.type_url.endsWith("errdefs.Vertex+json")) {
       const digest = body["digest"];
       if (typeof digest === "string") out.vertex = digest;
+    } else if (d.type_url.endsWith("errdefs.Subrequest+json")) {
+      const name = body["name"];
+      if (typeof name === "string") out.subrequest = name;
     } else if (d.type_url.endsWith("gatewayapi.ExitMessage+json")) {
       const code = body["Code"];
       if (typeof code === "number") out.exitCode = code;

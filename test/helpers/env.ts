@@ -64,6 +64,18 @@ export function testEnv(): TestEnv {
   return cached;
 }
 
+/**
+ * buildx, the oracle for --call (BK_TEST_BUILDX, which scripts/test-env.sh
+ * up exports; else where it caches the build). Throws when it is missing.
+ */
+export function buildxBinary(): string {
+  const path =
+    process.env["BK_TEST_BUILDX"] || join(process.env["BK_CACHE_DIR"] ?? join(process.env["HOME"] ?? "/root", ".cache", "bk-build"), "buildx-v0.38.2");
+  const r = spawnSync(path, ["version"], { encoding: "utf8", timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`buildx is not at ${path} (${r.error?.message ?? r.stderr.trim()}): run scripts/test-env.sh buildx (or up)`);
+  return path;
+}
+
 export interface RunResult {
   code: number | null;
   stdout: string;

@@ -1,10 +1,14 @@
 /** `bk-build build [OPTIONS] PATH`: flags follow docker buildx build. */
 import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo, CliStdout } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import {
+  formatCheck,
+  formatOutline,
+  formatTargets,
   renderSnippet,
   SecretLeakError,
   type BuildKitClient,
@@ -42,6 +46,7 @@ import {
   parseRegistryAuth,
   resolveProgress,
 } from "../parse-build.js";
+import { callFromFlags, type CallSpec } from "../parse-call.js";
 import { startProgress } from "../progress.js";
 
 export interface BuildIo {
@@ -60,6 +65,8 @@ export interface BuildFlags {
   metadataFile: string | undefined;
   iidFile: string | undefined;
   debug: boolean;
+  /** --call check|outline|targets (or --check): ask the frontend instead of building. */
+  call: CallSpec | undefined;
 }
 
 /** Go's strconv.ParseBool false values. */
@@ -149,6 +156,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   if (iidFile !== undefined && (options.outputs ?? []).some((o) => o.type === "local" || o.type === "tar")) {
     throw new UsageError("--iidfile needs an image output: local and tar outputs have no image ID");
   }
+  const call = callFromFlags(str(values["call"]), values["check"] === true);
   return {
     options,
     progress,
@@ -156,6 +164,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     metadataFile: str(values["metadata-file"]),
     iidFile,
     debug: values["debug"] === true,
+    call,
   };
 }
 
@@ -238,13 +247,55 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   }
 }
 
+/**
+ * --call check|outline|targets: the frontend's answer printed as buildx
+ * prints it, on stdout. Resolves with the exit code: check's status code
+ * (1 with warnings) unless ignorestatus; 1 when the Dockerfile does not
+ * parse (printed as an error, with its snippet).
+ */
+export async function runCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo): Promise<number> {
+  try {
+    return await printCall(client, options, call, io);
+  } catch (e) {
+    // The frontend failed (e.g. outline of a Dockerfile that does not parse): its snippet, then the error line.
+    if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
+    throw e;
+  }
+}
+
+async function printCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo): Promise<number> {
+  const format = call.json ? "json" : "text";
+  if (call.name === "outline") {
+    io.out(formatOutline(await client.outline(options), { format }));
+    return 0;
+  }
+  if (call.name === "targets") {
+    io.out(formatTargets(await client.targets(options), { format }));
+    return 0;
+  }
+  const result = await client.check(options);
+  // As buildx names the Dockerfile in snippets: the -f path as given, else CONTEXT/Dockerfile.
+  const printed = formatCheck(result, { format, dockerfileName: options.dockerfile ?? join(options.context, "Dockerfile") });
+  io.out(printed.out);
+  if (printed.error !== undefined) {
+    io.err(`error: ${printed.error}`);
+    return 1;
+  }
+  return call.ignoreStatus ? 0 : result.statusCode;
+}
+
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
-export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
+export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const flags = buildOptionsFromFlags(values, positionals, io.env, io.stdout);
   // --progress tty without a terminal is refused before anything else.
   resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
   resolveBuild(flags.options);
+  const call = flags.call;
+  if (call) {
+    flags.options.signal = io.signal;
+    return withClient(values, io, (client) => runCall(client, flags.options, call, io));
+  }
   if (flags.metadataFile !== undefined) checkOutputFile(flags.metadataFile, "--metadata-file");
   if (flags.iidFile !== undefined) {
     checkOutputFile(flags.iidFile, "--iidfile");
@@ -252,4 +303,5 @@ export async function runBuildCommand(values: Values, positionals: string[], io:
     rmSync(flags.iidFile, { force: true });
   }
   await withClient(values, io, (client) => runBuild(client, flags, io.signal, io));
+  return undefined;
 }

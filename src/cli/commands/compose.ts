@@ -1,11 +1,20 @@
 /** `bk-build compose [...] build [...] [SERVICE...]`: docker compose build, with buildkitd or a Docker Engine. */
+import { join } from "node:path";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { parseProgress, resolveProgress } from "../parse-build.js";
 import { startProgress } from "../progress.js";
-import { BuildKitError, UsageError, SolveError, planCompose, runCompose, targetsEngine, withEngineImageNames } from "../../internal.js";
-import { loadCompose, renderSnippet, type BuildKitClient, type ComposeBuildOptions, type ComposeProject, type ComposeService } from "../../index.js";
+import { BuildKitError, UsageError, SolveError, checkCompose, planCompose, runCompose, targetsEngine, withEngineImageNames } from "../../internal.js";
+import {
+  formatCheck,
+  loadCompose,
+  renderSnippet,
+  type BuildKitClient,
+  type ComposeBuildOptions,
+  type ComposeProject,
+  type ComposeService,
+} from "../../index.js";
 
 export interface ComposePlan {
   project: ComposeProject;
@@ -14,6 +23,8 @@ export interface ComposePlan {
   progress: ReturnType<typeof parseProgress>;
   progressFromEnv: boolean;
   debug: boolean;
+  /** --check: lint each service instead of building it. */
+  check: boolean;
 }
 
 /** Loads and checks everything a compose build needs, before any connection. */
@@ -56,6 +67,7 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     progress: values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env),
     progressFromEnv: values["progress"] === undefined && values["quiet"] !== true,
     debug: values["debug"] === true,
+    check: values["check"] === true,
   };
 }
 
@@ -103,9 +115,41 @@ export async function runComposeBuild(
   }
 }
 
+/**
+ * `compose build --check`: each service's check printed as `build --check`
+ * prints it, every line prefixed with the service. Resolves with 1 when a
+ * service has warnings or its check failed, else 0.
+ */
+export async function runComposeCheck(
+  client: BuildKitClient,
+  p: ComposePlan,
+  signal: AbortSignal,
+  io: { out: (t: string) => void; err: (t: string) => void },
+): Promise<number> {
+  const width = Math.max(...p.plan.map((s) => s.name.length));
+  const prefix = (service: string, text: string): string => text.replace(/^/gm, `${service.padEnd(width)} | `).replace(/\| $/gm, "|");
+  const results = await checkCompose(p.project, p.plan, (o) => client.check(o), { ...p.options, signal });
+  let code = 0;
+  for (const r of results) {
+    if (!r.result) {
+      io.err(prefix(r.service, `error: ${r.error?.message ?? "unknown error"}`) + "\n");
+      code = 1;
+      continue;
+    }
+    const build = p.plan.find((s) => s.name === r.service)!.build!;
+    const printed = formatCheck(r.result, { dockerfileName: build.dockerfile ?? join(build.context, "Dockerfile") });
+    io.out(prefix(r.service, printed.out.replace(/\n$/, "")) + "\n");
+    if (printed.error !== undefined) io.err(prefix(r.service, `error: ${printed.error.replace(/\n$/, "")}`) + "\n");
+    if (printed.error !== undefined || r.result.statusCode !== 0) code = 1;
+  }
+  return code;
+}
+
 /** `bk-build compose ... build`: the project is loaded and checked before the daemon is dialled. */
-export async function runComposeCommand(values: Values, positionals: string[], io: CliIo): Promise<void> {
+export async function runComposeCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const plan = composePlanFromFlags(values, positionals, io.env, io.cwd);
+  if (plan.check) return withClient(values, io, (client) => runComposeCheck(client, plan, io.signal, io));
   resolveProgress(plan.progress, io.stderr?.isTTY === true, plan.progressFromEnv);
   await withClient(values, io, (client) => runComposeBuild(client, plan, io.signal, io));
+  return undefined;
 }
