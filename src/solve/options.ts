@@ -114,6 +114,8 @@ export interface BuildOptions {
   entitlements?: string[] | undefined;
   /** Other frontend attributes, sent as they are. */
   frontendAttrs?: Record<string, string> | undefined;
+  /** Always look up base images in their registry, even when the daemon has them (buildx --pull). */
+  pull?: boolean | undefined;
   signal?: AbortSignal | undefined;
   /**
    * After the build, scan every layer and file it produced for the values of
@@ -150,6 +152,7 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
   for (const [k, v] of Object.entries(opts.buildArgs ?? {})) attrs[`build-arg:${k}`] = v;
   for (const [k, v] of Object.entries(opts.labels ?? {})) attrs[`label:${k}`] = v;
   if (opts.platforms?.length) attrs["platform"] = opts.platforms.join(",");
+  if (opts.pull) attrs["image-resolve-mode"] = "pull";
   if (opts.noCache === true) attrs["no-cache"] = "";
   else if (Array.isArray(opts.noCache) && opts.noCache.length) attrs["no-cache"] = opts.noCache.join(",");
   for (const [name, value] of Object.entries(opts.buildContexts ?? {})) {

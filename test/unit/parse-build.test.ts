@@ -13,6 +13,8 @@ import {
   resolveProgress,
 } from "../../src/cli/parse-build.js";
 import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
+import { parseCommandLine } from "../../src/cli/args.js";
+import { frontendAttrs } from "../../src/solve/options.js";
 import { UsageError } from "../../src/errors.js";
 
 test("csvFields follows Go's encoding/csv quoting", () => {
@@ -157,4 +159,36 @@ test("build flags become frontend attributes", () => {
     "windows(10.0.17763)/amd64",
     "linux/arm64/v8",
   ]);
+});
+
+test("docker build's legacy flags are accepted; buildx's warnings for isolation, security-opt, squash; --pull resolves base images again", () => {
+  const parsed = parseCommandLine([
+    "build",
+    "--rm",
+    "--force-rm=false",
+    "--compress",
+    "-m",
+    "2g",
+    "--cpu-shares=512",
+    "--isolation",
+    "default",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--squash",
+    "--pull",
+    ".",
+  ]);
+  assert.equal(parsed.kind, "command");
+  if (parsed.kind !== "command") return;
+  const flags = buildOptionsFromFlags(parsed.values, parsed.positionals, {});
+  assert.deepEqual(flags.warnings, [
+    "isolation flag is deprecated with BuildKit.",
+    'security-opt flag is deprecated. "RUN --security=insecure" should be used with BuildKit.',
+    "experimental flag squash is removed with BuildKit. You should squash inside build using a multi-stage Dockerfile for efficiency.",
+    "--memory is ignored: a Dockerfile build's steps get no resource limits from the client",
+    "--cpu-shares is ignored: a Dockerfile build's steps get no resource limits from the client",
+  ]);
+  assert.equal(flags.options.pull, true);
+  assert.equal(frontendAttrs(flags.options, "Dockerfile", new Map())["image-resolve-mode"], "pull");
+  assert.deepEqual(buildOptionsFromFlags({ rm: true }, ["."], {}).warnings, []);
 });

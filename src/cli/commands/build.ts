@@ -65,6 +65,8 @@ export interface BuildFlags {
   metadataFile: string | undefined;
   iidFile: string | undefined;
   debug: boolean;
+  /** One line each, printed before the build: flags accepted and ignored. */
+  warnings: string[];
   /** --call check|outline|targets (or --check): ask the frontend instead of building. */
   call: CallSpec | undefined;
 }
@@ -152,6 +154,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   options.frontendAttrs = attrs;
   const progress = values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env);
   if (values["audit-secrets"] === true) options.auditSecrets = true;
+  if (values["pull"] === true) options.pull = true;
   const iidFile = str(values["iidfile"]);
   if (iidFile !== undefined && (options.outputs ?? []).some((o) => o.type === "local" || o.type === "tar")) {
     throw new UsageError("--iidfile needs an image output: local and tar outputs have no image ID");
@@ -165,7 +168,27 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     iidFile,
     debug: values["debug"] === true,
     call,
+    warnings: legacyFlagWarnings(values),
   };
+}
+
+/**
+ * docker build's flags that buildx accepts and ignores: the three it warns
+ * about get its words; the resource limits, which buildkitd's Dockerfile
+ * builds cannot apply, get one line each; --compress, --rm and --force-rm
+ * pass silently, as in buildx.
+ */
+function legacyFlagWarnings(values: Values): string[] {
+  const out: string[] = [];
+  if (values["isolation"] !== undefined) out.push("isolation flag is deprecated with BuildKit.");
+  if (values["security-opt"] !== undefined) out.push('security-opt flag is deprecated. "RUN --security=insecure" should be used with BuildKit.');
+  if (values["squash"] !== undefined) {
+    out.push("experimental flag squash is removed with BuildKit. You should squash inside build using a multi-stage Dockerfile for efficiency.");
+  }
+  for (const f of ["memory", "memory-swap", "cpu-shares", "cpu-period", "cpu-quota", "cpuset-cpus", "cpuset-mems"]) {
+    if (values[f] !== undefined) out.push(`--${f} is ignored: a Dockerfile build's steps get no resource limits from the client`);
+  }
+  return out;
 }
 
 /** The image ID from the outputs' own reports (an oci/docker tarball's stream headers). */
@@ -287,6 +310,7 @@ async function printCall(client: BuildKitClient, options: BuildOptions, call: Ca
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const flags = buildOptionsFromFlags(values, positionals, io.env, io.stdout);
+  for (const w of flags.warnings) io.err(`warning: ${w}\n`);
   // --progress tty without a terminal is refused before anything else.
   resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
