@@ -238,8 +238,13 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: flags.debug });
   options.onWarning = (w) => display.message(`warning: ${w}\n`);
   const build = client.build(options);
+  // Whether the daemon reported on the build: only then does it keep a record.
+  const daemon = { reported: false };
   const consume = (async () => {
-    for await (const s of build.progress) display.update(s);
+    for await (const s of build.progress) {
+      daemon.reported = true;
+      display.update(s);
+    }
   })();
   try {
     const result = await build.result;
@@ -261,7 +266,8 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     await consume.catch(() => undefined);
     display.end(true);
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
-    if (showRef && (e as { code?: string }).code !== "USAGE") io.err(refLine(build.ref));
+    // A build refused before the daemon saw it (bad input, an Engine that cannot take a --load) has no record.
+    if (showRef && daemon.reported && (e as { code?: string }).code !== "USAGE") io.err(refLine(build.ref));
     if (e instanceof SecretLeakError) {
       for (const f of e.findings) io.err(`leak: ${formatFinding(f)}\n`);
       io.err(formatAuditSummary(e.report) + "\n");
