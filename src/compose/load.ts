@@ -426,8 +426,99 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
   };
 }
 
+/**
+ * compose's `extends:`: a service starts from another one, in the same
+ * file (`extends: NAME` or `{ service: NAME }`) or in another file
+ * (`{ file: PATH, service: NAME }`, PATH relative to the extending file),
+ * with its own keys merged over the base's as a later -f file's would be.
+ * A base from another file keeps its relative build paths relative to that
+ * file's directory. A cycle, a missing file or a missing service is an
+ * error naming them.
+ */
+class Extends {
+  readonly #files = new Map<string, { p: Parsed; services: Obj }>();
+  constructor(
+    readonly lookup: (n: string) => string | undefined,
+    readonly env: Record<string, string>,
+    readonly flag: string | undefined,
+  ) {}
+
+  #load(file: string): { p: Parsed; services: Obj } {
+    let f = this.#files.get(file);
+    if (!f) {
+      if (!existsSync(file)) throw new UsageError(`extends names ${file}, which does not exist`);
+      const p = parseFile(file, undefined);
+      const data = interpolateAll(p.data, this.lookup, p, []) as Obj;
+      const services = data["services"];
+      f = { p, services: isObj(services) ? services : {} };
+      this.#files.set(file, f);
+    }
+    return f;
+  }
+
+  resolve(p: Parsed, services: Obj, name: string, chain: string[]): Obj {
+    const key = `${p.file}#${name}`;
+    const where = `${p.where(["services", name])}: service "${name}"`;
+    if (chain.includes(key)) {
+      throw new UsageError(`${where}: extends makes a cycle: ${[...chain, key].map((k) => k.split("#")[1]).join(" -> ")}`);
+    }
+    const raw = services[name];
+    if (raw !== null && raw !== undefined && !isObj(raw)) throw new UsageError(`${where} must be a mapping`);
+    const svc: Obj = { ...(raw ?? {}) };
+    const spec = svc["extends"];
+    delete svc["extends"];
+    const own = normalizeService(svc, this.env, where);
+    if (spec === undefined || spec === null) return own;
+    const base = typeof spec === "string" ? { service: spec } : isObj(spec) ? spec : undefined;
+    if (!base || typeof base["service"] !== "string") throw new UsageError(`${where}: extends is a service name or { service: NAME, file: PATH }`);
+    const baseName = base["service"];
+    let from = { p, services };
+    if (typeof base["file"] === "string") from = this.#load(resolve(dirname(p.file), base["file"]));
+    if (!Object.hasOwn(from.services, baseName)) {
+      throw new UsageError(`${where}: extends service "${baseName}", which ${from.p.file} does not define`);
+    }
+    let parent = this.resolve(from.p, from.services, baseName, [...chain, key]);
+    if (from.p.file !== p.file) parent = rebaseBuild(parent, dirname(from.p.file));
+    return mergeValue(parent, own, "") as Obj;
+  }
+}
+
+/** A service from another file: its relative build context and additional contexts, made absolute against that file's directory. */
+function rebaseBuild(svc: Obj, dir: string): Obj {
+  const b = svc["build"];
+  if (!isObj(b)) return svc;
+  const out: Obj = { ...b };
+  const abs = (v: string): string => (isRemoteContext(v, dir) || /^[a-z][a-z0-9+.-]*:/i.test(v) || isAbsolute(v) || v.startsWith("~") ? v : resolve(dir, v));
+  out["context"] = abs(typeof b["context"] === "string" ? b["context"] : ".");
+  if (isObj(b["additional_contexts"])) {
+    const ac: Obj = {};
+    for (const [k, v] of Object.entries(b["additional_contexts"])) ac[k] = typeof v === "string" ? abs(v) : v;
+    out["additional_contexts"] = ac;
+  }
+  return { ...svc, build: out };
+}
+
 /** Loads, interpolates, merges and validates a compose project for building. */
 export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
+  return loadProject(options, []);
+}
+
+/** One `include:` entry: its files, project directory and env files, absolute. */
+function includeEntry(entry: unknown, baseDir: string, where: string): { files: string[]; directory: string; envFiles: string[] | undefined } {
+  const spec = typeof entry === "string" ? { path: entry } : isObj(entry) ? entry : undefined;
+  const paths = spec === undefined ? [] : typeof spec["path"] === "string" ? [spec["path"]] : Array.isArray(spec["path"]) ? spec["path"] : [];
+  if (!paths.length || paths.some((x) => typeof x !== "string"))
+    throw new UsageError(`${where}: each include entry is a path or { path, project_directory, env_file }`);
+  const files = (paths as string[]).map((f) => resolve(baseDir, f));
+  for (const f of files) if (!existsSync(f)) throw new UsageError(`${where}: include names ${f}, which does not exist`);
+  const pd = spec!["project_directory"];
+  const directory = typeof pd === "string" ? resolve(baseDir, pd) : dirname(files[0]!);
+  const ef = spec!["env_file"];
+  const envFiles = typeof ef === "string" ? [resolve(baseDir, ef)] : Array.isArray(ef) ? ef.map((x) => resolve(baseDir, String(x))) : undefined;
+  return { files, directory, envFiles };
+}
+
+function loadProject(options: ComposeLoadOptions, includeChain: string[]): ComposeProject {
   const shell = options.env ?? process.env;
   const cwd = options.workingDir ?? process.cwd();
   // Without -f: COMPOSE_FILE (split at COMPOSE_PATH_SEPARATOR, default ":"), else discovery, as compose.
@@ -493,10 +584,11 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
     const norm: Obj = { ...data };
     if (isObj(services)) {
       const ns: Obj = {};
+      const ext = new Extends(lookup, environment, fileFlag);
       for (const [name, svc] of Object.entries(services)) {
         const where = p.where(["services", name]);
         if (svc !== null && !isObj(svc)) throw new UsageError(`${where}: service "${name}" must be a mapping`);
-        ns[name] = normalizeService(svc ?? {}, environment, `${where}: service "${name}"`);
+        ns[name] = ext.resolve(p, services, name, []);
         if (!whereOf.has(name)) whereOf.set(name, where);
       }
       norm["services"] = ns;
@@ -526,6 +618,43 @@ export function loadCompose(options: ComposeLoadOptions = {}): ComposeProject {
     }
     const active = profiles.length === 0 || profiles.some((p) => profilesOn.has(p)) || profilesOn.has("*");
     services.push({ name, image: typeof svc["image"] === "string" ? svc["image"] : undefined, profiles, active, build });
+  }
+
+  // include: each entry is a project of its own (paths against its own
+  // directory, its own .env), whose services and secrets join this one; a
+  // name defined on both sides is an error, as compose says.
+  for (const p of parsed) {
+    const inc = isObj(p.data) ? p.data["include"] : undefined;
+    if (inc === undefined || inc === null) continue;
+    const where = p.where(["include"]);
+    if (!Array.isArray(inc)) throw new UsageError(`${where}: include must be a list`);
+    for (const entry of interpolateAll(inc, lookup, p, ["include"]) as unknown[]) {
+      const e = includeEntry(entry, dirname(p.file), where);
+      const key = e.files.join(",");
+      if (includeChain.includes(key) || files.join(",") === key) throw new UsageError(`${where}: include makes a cycle through ${e.files.join(", ")}`);
+      const sub = loadProject(
+        {
+          files: e.files,
+          projectDirectory: e.directory,
+          envFiles: e.envFiles,
+          projectName: name,
+          profiles: options.profiles,
+          env: shell,
+          workingDir: e.directory,
+        },
+        [...includeChain, files.join(",")],
+      );
+      for (const svc of sub.services) {
+        if (services.some((x) => x.name === svc.name))
+          throw new UsageError(`${where}: service "${svc.name}" is defined here and in the included ${e.files.join(", ")}`);
+        services.push(svc);
+      }
+      for (const [k, v] of Object.entries(sub.secrets)) {
+        if (secrets[k] && JSON.stringify(secrets[k]) !== JSON.stringify(v))
+          throw new UsageError(`${where}: secret "${k}" is defined here and, differently, in the included ${e.files.join(", ")}`);
+        secrets[k] = v;
+      }
+    }
   }
   return { name, directory, files, environment, services, secrets };
 }

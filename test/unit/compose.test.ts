@@ -483,3 +483,80 @@ test("COMPOSE_FILE (with COMPOSE_PATH_SEPARATOR) and COMPOSE_ENV_FILES stand in 
   // -f wins over COMPOSE_FILE.
   assert.deepEqual(loadCompose({ workingDir: dir, files: ["base.yaml"], env: { COMPOSE_FILE: "missing.yaml" } }).files, [join(dir, "base.yaml")]);
 });
+
+test("extends: a service in the same file or another, chains, own keys over the base's; relative paths stay the base file's; cycles and missing bases named", () => {
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  base:",
+      "    build:",
+      "      context: ./app",
+      "      args: {A: '1', B: '1'}",
+      "      target: dev",
+      "  web:",
+      "    extends: base",
+      "    build:",
+      "      args: [B=2]",
+      "  api:",
+      "    extends: {service: web}",
+      "    build:",
+      "      target: prod",
+      "  shared:",
+      "    extends: {file: ./common/common.yaml, service: tool}",
+      "",
+    ].join("\n"),
+    "common/common.yaml": "services:\n  tool:\n    build:\n      context: ./tool\n      additional_contexts: {assets: ./assets}\n",
+  });
+  const p = loadCompose({ workingDir: dir, env: {} });
+  const get = (n: string) => p.services.find((s) => s.name === n)!.build!;
+  assert.deepEqual(get("web").args, { A: "1", B: "2" });
+  assert.equal(get("web").context, join(dir, "app"));
+  assert.equal(get("web").target, "dev");
+  assert.equal(get("api").target, "prod");
+  assert.deepEqual(get("api").args, { A: "1", B: "2" });
+  assert.equal(get("shared").context, join(dir, "common", "tool"), "relative to the file it came from");
+  assert.deepEqual(get("shared").additionalContexts, { assets: join(dir, "common", "assets") });
+
+  const cyc = project({ "compose.yaml": "services:\n  a:\n    extends: b\n    build: .\n  b:\n    extends: a\n" });
+  assert.throws(() => loadCompose({ workingDir: cyc, env: {} }), /service "a": extends makes a cycle: a -> b -> a/);
+  const missing = project({ "compose.yaml": "services:\n  a:\n    extends: nope\n    build: .\n" });
+  assert.throws(() => loadCompose({ workingDir: missing, env: {} }), /service "a": extends service "nope", which .*compose\.yaml does not define/);
+  const noFile = project({ "compose.yaml": "services:\n  a:\n    extends: {file: gone.yaml, service: x}\n" });
+  assert.throws(() => loadCompose({ workingDir: noFile, env: {} }), /extends names .*gone\.yaml, which does not exist/);
+});
+
+test("include: another project's services join this one, with paths and .env of its own; conflicts and cycles are named", () => {
+  const dir = project({
+    "compose.yaml": [
+      "include:",
+      "  - ./lib/compose.yaml",
+      "  - path: ./other/compose.yaml",
+      "    env_file: ./other.env",
+      "services:",
+      "  app:",
+      "    build: ./app",
+      "",
+    ].join("\n"),
+    "lib/compose.yaml": "services:\n  lib:\n    image: reg/${COMPOSE_PROJECT_NAME}-lib:${LIB_TAG}\n    build: ./src\n",
+    "lib/.env": "LIB_TAG=from-lib-env\n",
+    "other/compose.yaml": "services:\n  other:\n    build:\n      context: .\n      args: [X]\n",
+    "other.env": "X=from-other-env\n",
+  });
+  const p = loadCompose({ workingDir: dir, env: {} });
+  const names = p.services.map((s) => s.name).sort();
+  assert.deepEqual(names, ["app", "lib", "other"]);
+  const lib = p.services.find((s) => s.name === "lib")!;
+  assert.equal(lib.build!.context, join(dir, "lib", "src"), "relative to the included file");
+  assert.equal(lib.image, `reg/${p.name}-lib:from-lib-env`, "its own .env, the parent's project name");
+  assert.equal(p.services.find((s) => s.name === "other")!.build!.args["X"], "from-other-env");
+
+  const clash = project({ "compose.yaml": "include: [./b.yaml]\nservices:\n  x:\n    build: .\n", "b.yaml": "services:\n  x:\n    build: .\n" });
+  assert.throws(() => loadCompose({ workingDir: clash, env: {} }), /service "x" is defined here and in the included .*b\.yaml/);
+  const loop = project({
+    "compose.yaml": "include: [./b.yaml]\nservices:\n  x:\n    build: .\n",
+    "b.yaml": "include: [./compose.yaml]\nservices:\n  y:\n    build: .\n",
+  });
+  assert.throws(() => loadCompose({ workingDir: loop, env: {} }), /include makes a cycle through .*compose\.yaml/);
+  const gone = project({ "compose.yaml": "include: [./nope.yaml]\nservices: {}\n" });
+  assert.throws(() => loadCompose({ workingDir: gone, env: {} }), /include names .*nope\.yaml, which does not exist/);
+});
