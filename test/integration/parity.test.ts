@@ -7,6 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, testEnv } from "../helpers/env.js";
 import { fileTree } from "../helpers/files.js";
@@ -78,4 +79,63 @@ test("compose: .env values that expand, multi-line values, ${COMPOSE_PROJECT_NAM
   assert.match(again.stderr, /url=http:\/\/index\.internal:9000\/simple/, again.stderr);
   const m = await getManifest(env.registry, `bk-test/parity-${run}`, "1");
   assert.match(m.digest, /^sha256:[0-9a-f]{64}$/, "the image was pushed under the project's name");
+});
+
+test("compose: extends from another file and include of a sub-project build with their own paths and .env", (t) => {
+  const run = randomUUID().slice(0, 8);
+  const dir = fileTree(
+    "bk-parity-extends-",
+    {
+      "compose.yaml": [
+        "include:",
+        "  - ./tools/compose.yaml",
+        "services:",
+        "  web:",
+        "    extends: {file: ./common/base.yaml, service: base}",
+        "    build:",
+        "      args: [WHO=web]",
+        "",
+      ].join("\n"),
+      "common/base.yaml": "services:\n  base:\n    build:\n      context: ./ctx\n      args: [WHO=base, RUN_ID]\n",
+      "common/ctx/Dockerfile": `FROM ${busybox}\nARG WHO\nARG RUN_ID\nCOPY marker.txt /\nRUN echo "who=$WHO run=$RUN_ID $(cat /marker.txt)"\n`,
+      "common/ctx/marker.txt": "from-common-ctx\n",
+      "tools/compose.yaml": "services:\n  tool:\n    build:\n      context: .\n      args: [TOOL_NOTE]\n",
+      "tools/.env": `TOOL_NOTE=tool-env-${run}\n`,
+      "tools/Dockerfile": `FROM ${busybox}\nARG TOOL_NOTE\nRUN echo "note=$TOOL_NOTE"\n`,
+    },
+    t,
+  );
+  const r = runCli(["compose", "-f", join(dir, "compose.yaml"), "build", "--progress", "plain"], {
+    env: { BUILDKIT_HOST: env.buildkitHost, RUN_ID: run },
+    timeoutMs: 120_000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`who=web run=${run} from-common-ctx`), "extends: the base's context (relative to its file) and args, our WHO over its");
+  assert.match(r.stderr, new RegExp(`note=tool-env-${run}`), "include: the sub-project's own .env");
+  assert.match(r.stderr, /service "web": built/);
+  assert.match(r.stderr, /service "tool": built/);
+});
+
+test("SOURCE_DATE_EPOCH from the environment: two builds a second apart give the same image digest; without it they differ", async (t) => {
+  const out = fileTree("bk-epoch-out-", {}, t);
+  const same = fileTree("bk-epoch-same-", { Dockerfile: `FROM ${busybox}\nRUN echo reproducible > /f\n` }, t);
+  const d = (name: string, epoch: string | undefined): string => {
+    const meta = join(out, `${name}.json`);
+    const r = runCli(
+      ["build", "--no-cache", "--progress", "quiet", "-o", `type=oci,dest=${join(out, `${name}.tar`)},rewrite-timestamp=true`, "--metadata-file", meta, same],
+      {
+        env: { BUILDKIT_HOST: env.buildkitHost, SOURCE_DATE_EPOCH: epoch },
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    return String((JSON.parse(readFileSync(meta, "utf8")) as Record<string, unknown>)["containerimage.digest"]);
+  };
+  const a = d("a", "1700000000");
+  await new Promise((r) => setTimeout(r, 1100));
+  const b = d("b", "1700000000");
+  assert.match(a, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(a, b, "the same SOURCE_DATE_EPOCH gives the same image");
+  await new Promise((r) => setTimeout(r, 1100));
+  const c = d("c", undefined);
+  assert.notEqual(c, a, "without it the build time is in the image");
 });

@@ -12,7 +12,7 @@ import {
   parseSecret,
   resolveProgress,
 } from "../../src/cli/parse-build.js";
-import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
+import { buildOptionsFromFlags, localPlatform } from "../../src/cli/commands/build.js";
 import { parseCommandLine } from "../../src/cli/args.js";
 import { frontendAttrs } from "../../src/solve/options.js";
 import { UsageError } from "../../src/errors.js";
@@ -154,11 +154,25 @@ test("build flags become frontend attributes", () => {
     /^UsageError: invalid --platform "linux\/amd64\/v8\/x": use OS\/ARCH\[\/VARIANT\]/,
   );
   assert.throws(() => buildOptionsFromFlags({ platform: ["linux/arm 64"] }, ["."], {}), /invalid --platform "linux\/arm 64"/);
-  assert.deepEqual(buildOptionsFromFlags({ platform: ["local", "windows(10.0.17763)/amd64", "linux/arm64/v8"] }, ["."], {}).options.platforms, [
-    "local",
+  assert.deepEqual(buildOptionsFromFlags({ platform: ["LOCAL", "windows(10.0.17763)/amd64", "linux/arm64/v8"] }, ["."], {}).options.platforms, [
+    localPlatform(),
     "windows(10.0.17763)/amd64",
     "linux/arm64/v8",
   ]);
+});
+
+test("buildx's environment defaults: DOCKER_DEFAULT_PLATFORM without --platform, SOURCE_DATE_EPOCH unless --build-arg sets it; local is this machine", () => {
+  assert.equal(localPlatform("x64"), "linux/amd64");
+  assert.equal(localPlatform("arm64"), "linux/arm64");
+  assert.equal(localPlatform("arm"), "linux/arm/v7");
+  const env = { DOCKER_DEFAULT_PLATFORM: "linux/arm64", SOURCE_DATE_EPOCH: "1700000000" };
+  const a = buildOptionsFromFlags({}, ["."], env).options;
+  assert.deepEqual(a.platforms, ["linux/arm64"]);
+  assert.equal(a.buildArgs?.["SOURCE_DATE_EPOCH"], "1700000000");
+  const b = buildOptionsFromFlags({ platform: ["linux/amd64"], "build-arg": ["SOURCE_DATE_EPOCH=1"] }, ["."], env).options;
+  assert.deepEqual(b.platforms, ["linux/amd64"]);
+  assert.equal(b.buildArgs?.["SOURCE_DATE_EPOCH"], "1");
+  assert.equal(buildOptionsFromFlags({}, ["."], { SOURCE_DATE_EPOCH: "" }).options.buildArgs?.["SOURCE_DATE_EPOCH"], undefined);
 });
 
 test("docker build's legacy flags are accepted; buildx's warnings for isolation, security-opt, squash; --pull resolves base images again", () => {

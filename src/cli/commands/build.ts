@@ -99,6 +99,27 @@ function outputsToStdout(outputs: ExportSpec[], stdout: CliStdout | undefined, q
   });
 }
 
+/** This machine's platform as containerd's platforms.DefaultSpec() names it (what buildx's --platform local means). */
+export function localPlatform(arch: string = process.arch): string {
+  const map: Record<string, string> = {
+    x64: "amd64",
+    arm64: "arm64",
+    arm: "arm/v7",
+    ia32: "386",
+    ppc64: "ppc64le",
+    s390x: "s390x",
+    riscv64: "riscv64",
+    loong64: "loong64",
+  };
+  return `linux/${map[arch] ?? arch}`;
+}
+
+/** buildx copies a non-empty SOURCE_DATE_EPOCH into the build args unless --build-arg sets it (reproducible builds). */
+function withSourceDateEpoch(args: Record<string, string>, env: Record<string, string | undefined>): Record<string, string> {
+  const v = env["SOURCE_DATE_EPOCH"];
+  return v && !("SOURCE_DATE_EPOCH" in args) ? { ...args, SOURCE_DATE_EPOCH: v } : args;
+}
+
 /** Turns flags into BuildOptions; throws UsageError for bad input. */
 export function buildOptionsFromFlags(values: Values, positionals: string[], env: Record<string, string | undefined>, stdout?: CliStdout): BuildFlags {
   if (positionals.length !== 1) {
@@ -116,9 +137,12 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     const [id, source] = parseSsh(spec, env);
     ssh[id] = source; // the last one wins, as buildx
   }
-  const platforms = list(values["platform"])
+  // As buildx: DOCKER_DEFAULT_PLATFORM when no --platform, and "local" is this machine's platform.
+  const platformFlags = list(values["platform"]).length ? list(values["platform"]) : env["DOCKER_DEFAULT_PLATFORM"] ? [env["DOCKER_DEFAULT_PLATFORM"]] : [];
+  const platforms = platformFlags
     .flatMap((p) => p.split(","))
-    .filter(Boolean);
+    .filter(Boolean)
+    .map((p) => (p.toLowerCase() === "local" ? localPlatform() : p));
   for (const p of platforms) checkPlatform(p, "--platform");
   const logins: Record<string, RegistryCredential> = {};
   for (const spec of list(values["registry-auth"])) {
@@ -129,7 +153,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     context: positionals[0]!,
     dockerfile: str(values["file"]),
     target: str(values["target"]),
-    buildArgs: parseBuildArgs(list(values["build-arg"]), env),
+    buildArgs: withSourceDateEpoch(parseBuildArgs(list(values["build-arg"]), env), env),
     labels: parseLabels(list(values["label"])),
     platforms,
     buildContexts: parseBuildContexts(list(values["build-context"])),
