@@ -66,6 +66,8 @@ export const commands: CommandSpec[] = [
       call: { type: "string" },
       check: { type: "boolean" },
       pull: { type: "boolean" },
+      allow: { type: "string", multiple: true },
+      "cgroup-parent": { type: "string" },
       // docker build's flags that buildx accepts and ignores (hidden there too).
       memory: { type: "string", short: "m" },
       "memory-swap": { type: "string" },
@@ -114,6 +116,8 @@ export const commands: CommandSpec[] = [
       "                            outline (args, secrets, SSH the target takes) or targets (the stages); nothing is built",
       "  --check                   same as --call check",
       "  --pull                    always look up base images in their registry",
+      "  --allow ENT               entitlement: network.host, security.insecure, device[=NAME] (repeatable or comma list)",
+      "  --cgroup-parent PATH      parent cgroup for RUN steps",
       "  (docker build's -m/--memory, --memory-swap, -c/--cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus,",
       "   --cpuset-mems, --compress, --isolation, --security-opt, --squash, --rm, --force-rm are accepted",
       "   and ignored, as buildx does, with a warning where buildx gives one)",

@@ -139,3 +139,18 @@ test("SOURCE_DATE_EPOCH from the environment: two builds a second apart give the
   const c = d("c", undefined);
   assert.notEqual(c, a, "without it the build time is in the image");
 });
+
+test("--allow security.insecure reaches the daemon, which refuses it unless its configuration grants it; without --allow the frontend refuses first", (t) => {
+  const ctx = fileTree("bk-allow-", { Dockerfile: `FROM ${busybox}\nRUN --security=insecure echo insecure-${randomUUID()}\n` }, t);
+  const without = runCli(["build", "--progress", "plain", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  const withAllow = runCli(["build", "--progress", "plain", "--allow", "security.insecure", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.notEqual(without.code, 0, without.stderr);
+  assert.notEqual(withAllow.code, 0, withAllow.stderr);
+  // The test daemon does not list security.insecure in insecure-entitlements:
+  // asked for it, it says its configuration does not allow it.
+  assert.match(withAllow.stderr, /granting entitlement security\.insecure is not allowed by build daemon configuration/);
+  assert.doesNotMatch(without.stderr, /granting entitlement security\.insecure/);
+  const bad = runCli(["build", "--allow", "root", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'error: invalid --allow "root": use network.host, security.insecure or device[=NAME]\n');
+});

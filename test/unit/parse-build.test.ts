@@ -12,7 +12,7 @@ import {
   parseSecret,
   resolveProgress,
 } from "../../src/cli/parse-build.js";
-import { buildOptionsFromFlags, localPlatform } from "../../src/cli/commands/build.js";
+import { buildOptionsFromFlags, localPlatform, parseAllow } from "../../src/cli/commands/build.js";
 import { parseCommandLine } from "../../src/cli/args.js";
 import { frontendAttrs } from "../../src/solve/options.js";
 import { UsageError } from "../../src/errors.js";
@@ -205,4 +205,13 @@ test("docker build's legacy flags are accepted; buildx's warnings for isolation,
   assert.equal(flags.options.pull, true);
   assert.equal(frontendAttrs(flags.options, "Dockerfile", new Map())["image-resolve-mode"], "pull");
   assert.deepEqual(buildOptionsFromFlags({ rm: true }, ["."], {}).warnings, []);
+});
+
+test("--allow entitlements and --cgroup-parent, as buildx takes them", () => {
+  assert.deepEqual(parseAllow("network.host,security.insecure"), ["network.host", "security.insecure"]);
+  assert.deepEqual(parseAllow("device=/dev/fuse"), ["device=/dev/fuse"]);
+  assert.throws(() => parseAllow("root"), /^UsageError: invalid --allow "root": use network.host, security.insecure or device\[=NAME\]$/);
+  const o = buildOptionsFromFlags({ allow: ["security.insecure", "network.host"], network: "host", "cgroup-parent": "/ci" }, ["."], {}).options;
+  assert.deepEqual(o.entitlements, ["network.host", "security.insecure"]);
+  assert.equal(o.frontendAttrs?.["cgroup-parent"], "/ci");
 });

@@ -99,6 +99,18 @@ function outputsToStdout(outputs: ExportSpec[], stdout: CliStdout | undefined, q
   });
 }
 
+/** --allow: entitlements as buildx takes them (comma lists; network.host, security.insecure, device[=NAME]). */
+export function parseAllow(value: string): string[] {
+  return value
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .map((e) => {
+      if (e === "network.host" || e === "security.insecure" || /^device(=.+)?$/.test(e)) return e;
+      throw new UsageError(`invalid --allow "${e}": use network.host, security.insecure or device[=NAME]`);
+    });
+}
+
 /** This machine's platform as containerd's platforms.DefaultSpec() names it (what buildx's --platform local means). */
 export function localPlatform(arch: string = process.arch): string {
   const map: Record<string, string> = {
@@ -174,7 +186,10 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     { addHosts: list(values["add-host"]), shmSize: str(values["shm-size"]), ulimits: list(values["ulimit"]), network: str(values["network"]) },
     (flag) => `--${flag}`,
   );
-  if (entitlements.length) options.entitlements = entitlements;
+  const allowed = [...new Set([...entitlements, ...list(values["allow"]).flatMap(parseAllow)])];
+  if (allowed.length) options.entitlements = allowed;
+  const cgroupParent = str(values["cgroup-parent"]);
+  if (cgroupParent) attrs["cgroup-parent"] = cgroupParent;
   options.frontendAttrs = attrs;
   const progress = values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env);
   if (values["audit-secrets"] === true) options.auditSecrets = true;
