@@ -12,14 +12,24 @@ export function formatProgressBytes(n: number): string {
   return unit === "B" ? `${n}B` : `${v.toFixed(2)}${unit}`;
 }
 
+/** A status's sizes: "current / total", "current" when there is no total, "" when neither is known. */
+export function formatStatusBytes(s: Pick<VertexStatus, "current" | "total">): string {
+  if (s.total !== 0) return `${formatProgressBytes(s.current)} / ${formatProgressBytes(s.total)}`;
+  return s.current !== 0 ? formatProgressBytes(s.current) : "";
+}
+
+/** A log line's time since its step started, as buildctl prefixes it: 3, 2 or 1 decimals below 10 s, 100 s, above. */
+export function formatLogSeconds(since: number): string {
+  return since < 10 ? since.toFixed(3) : since < 100 ? since.toFixed(2) : since.toFixed(1);
+}
+
 /**
  * One status line: "ID[ current[ / total]][ 1.2s][ done]". The time shows
  * once over 0.01 s, up to the update's timestamp or the completion.
  */
 export function formatStatusLine(s: VertexStatus): string {
-  let bytes = "";
-  if (s.total !== 0) bytes = ` ${formatProgressBytes(s.current)} / ${formatProgressBytes(s.total)}`;
-  else if (s.current !== 0) bytes = ` ${formatProgressBytes(s.current)}`;
+  const sizes = formatStatusBytes(s);
+  const bytes = sizes ? ` ${sizes}` : "";
   let tm = "";
   const end = s.completed ?? s.timestamp;
   if (s.started && end) {
@@ -139,7 +149,7 @@ export class PlainPrinter {
       const parts = text.split("\n");
       s.partial = parts.pop() ?? "";
       const since = s.vertex.started && l.timestamp ? (l.timestamp.getTime() - s.vertex.started.getTime()) / 1000 : 0;
-      const t = since < 10 ? since.toFixed(3) : since < 100 ? since.toFixed(2) : since.toFixed(1);
+      const t = formatLogSeconds(since);
       for (const line of parts) {
         s.lines.push(`${t} ${line}`);
         if (s.lines.length > 10) s.lines.shift();

@@ -18,7 +18,7 @@
  * every step once.
  */
 import type { SolveStatus, Vertex, VertexStatus, VertexWarning } from "./status.js";
-import { formatProgressBytes } from "./plain.js";
+import { formatLogSeconds, formatStatusBytes } from "./plain.js";
 import { LogTerminal } from "./log-terminal.js";
 import { DEFAULT_COLORS, type TtyColors } from "./tty-options.js";
 
@@ -51,7 +51,6 @@ interface Interval {
 }
 
 interface Job {
-  digest: string;
   name: string;
   cached: boolean;
   error: string | undefined;
@@ -169,10 +168,9 @@ export class TtyPrinter {
     return w && h && w > 0 && h > 0 ? [w, h] : [80, 10];
   }
 
-  #newJob(digest: string, name: string, hidden: boolean, group: boolean): Job {
+  #newJob(name: string, hidden: boolean, group: boolean): Job {
     const [width] = this.#size();
     return {
-      digest,
       name,
       cached: false,
       error: undefined,
@@ -245,7 +243,7 @@ export class TtyPrinter {
       if (v.progressGroup) {
         let g = this.#groups.get(v.progressGroup.id);
         if (!g) {
-          g = this.#newJob(v.progressGroup.id, printable(v.progressGroup.name), true, true);
+          g = this.#newJob(printable(v.progressGroup.name), true, true);
           this.#groups.set(v.progressGroup.id, g);
         }
         if (!groupsSeen.includes(g)) groupsSeen.push(g);
@@ -256,7 +254,7 @@ export class TtyPrinter {
       let j = this.#byDigest.get(v.digest);
       const wasStarted = j !== undefined && j.intervals.size > 0;
       if (!j) {
-        j = this.#newJob(v.digest, printable(v.name), false, false);
+        j = this.#newJob(printable(v.name), false, false);
         this.#byDigest.set(v.digest, j);
       }
       if (v.started && !wasStarted) {
@@ -294,15 +292,15 @@ export class TtyPrinter {
       const parts = text.split("\n");
       const complete = parts[parts.length - 1] === "";
       if (complete) parts.pop();
+      // One chunk, one timestamp: every line it starts gets the same time.
+      const recent = mergeIntervals([...j.intervals.values()]).at(-1);
+      const t = formatLogSeconds(recent && l.timestamp ? (l.timestamp.getTime() - recent.start) / 1000 : 0);
       parts.forEach((part, i) => {
         if (i === 0 && j.logsPartial && j.logs.length) {
           const last = j.logs.length - 1;
           j.logs[last] = (j.logs[last] ?? "") + part;
           return;
         }
-        const recent = mergeIntervals([...j.intervals.values()]).at(-1);
-        const since = recent && l.timestamp ? (l.timestamp.getTime() - recent.start) / 1000 : 0;
-        const t = since < 10 ? since.toFixed(3) : since < 100 ? since.toFixed(2) : since.toFixed(1);
         j.logs.push(`${t} ${part}`);
       });
       j.logsPartial = !complete;
@@ -338,16 +336,18 @@ export class TtyPrinter {
   }
 
   #lines(): { lines: Line[]; total: number; done: number } {
-    const jobs = new Set<Job>();
-    for (const j of this.#byDigest.values()) if (!j.hidden) jobs.add(j);
+    // Each job's runs, merged once per frame.
+    const merged = new Map<Job, Interval[]>();
+    for (const j of this.#byDigest.values()) if (!j.hidden && !merged.has(j)) merged.set(j, mergeIntervals([...j.intervals.values()]));
     let done = 0;
-    for (const j of jobs) {
-      const last = mergeIntervals([...j.intervals.values()]).at(-1);
+    for (const intervals of merged.values()) {
+      const last = intervals.at(-1);
       if (last && last.stop !== undefined) done++;
     }
     const lines: Line[] = [];
     for (const j of this.#order) {
-      const intervals = mergeIntervals([...j.intervals.values()]);
+      // (A job is in the order only once started and shown, so it is in `merged`.)
+      const intervals = merged.get(j)!;
       let name = j.name;
       let error = false;
       let canceled = false;
@@ -363,9 +363,7 @@ export class TtyPrinter {
       if (j.cached) name = `CACHED ${name}`;
       lines.push({ intervals, completed: intervals.every((i) => i.stop !== undefined), name, status: "", error, canceled, job: j, showTerm: false });
       for (const st of j.statuses) {
-        let status = "";
-        if (st.total !== 0) status = `${formatProgressBytes(st.current)} / ${formatProgressBytes(st.total)}`;
-        else if (st.current !== 0) status = formatProgressBytes(st.current);
+        const status = formatStatusBytes(st);
         lines.push({
           intervals: [{ start: st.started?.getTime() ?? 0, stop: st.completed?.getTime() }],
           completed: st.completed !== undefined,
@@ -391,7 +389,7 @@ export class TtyPrinter {
         });
       }
     }
-    return { lines, total: jobs.size, done };
+    return { lines, total: merged.size, done };
   }
 
   /** Which running steps get a log tail, and the lines that fit the height (progressui's setupTerminals and wrapHeight). */
