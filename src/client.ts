@@ -363,24 +363,23 @@ export class BuildKitClient {
   async #subrequest(options: BuildOptions, name: SubrequestName): Promise<SubrequestMetadata> {
     this.#check();
     const { runSubrequest } = await import("./gateway/subrequest.js");
-    const call = runSubrequest(this.#conn, options, name, this.#closing.signal);
-    const settled = call.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#builds.add(settled);
-    void settled.then(() => this.#builds.delete(settled));
-    return call;
+    return this.#tracked(runSubrequest(this.#conn, options, name, this.#closing.signal));
   }
 
   #track(build: Build): Build {
-    const settled = build.result.then(
+    void this.#tracked(build.result);
+    return build;
+  }
+
+  /** Keeps `work` in the set close() waits for until it settles; returns it. */
+  #tracked<T>(work: Promise<T>): Promise<T> {
+    const settled = work.then(
       () => undefined,
       () => undefined,
     );
     this.#builds.add(settled);
     void settled.then(() => this.#builds.delete(settled));
-    return build;
+    return work;
   }
 
   /**

@@ -33,6 +33,16 @@ export function serviceStatus(s: SolveStatus, service: string): SolveStatus {
   };
 }
 
+/**
+ * Writers that prefix every non-empty line with `SERVICE | ` (services
+ * padded to the longest name), as compose's plain output reads; no service
+ * writes the text as it is.
+ */
+export function servicePrefixer(services: readonly string[], write: (text: string) => void): (service: string | undefined) => (text: string) => void {
+  const width = Math.max(0, ...services.map((s) => s.length));
+  return (service) => (text) => write(service === undefined ? text : text.replace(/^(?=.)/gm, `${service.padEnd(width)} | `));
+}
+
 export function startProgress(
   mode: Exclude<ProgressMode, "auto">,
   io: Pick<CliIo, "err" | "env" | "stderr">,
@@ -40,14 +50,7 @@ export function startProgress(
 ): ProgressDisplay {
   const warnings: VertexWarning[] = [];
   const held: string[] = [];
-  const services = options.services ?? [];
-  const width = Math.max(0, ...services.map((s) => s.length));
-  const prefixed =
-    (service: string | undefined) =>
-    (text: string): void => {
-      if (service === undefined) io.err(text);
-      else io.err(text.replace(/^(?=.)/gm, `${service.padEnd(width)} | `));
-    };
+  const prefixed = servicePrefixer(options.services ?? [], io.err);
   const plain = new Map<string | undefined, PlainPrinter>();
   let tty: TtyPrinter | undefined;
   let unsubscribe: (() => void) | undefined;

@@ -4,7 +4,7 @@ import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { parseProgress, resolveProgress } from "../parse-build.js";
-import { startProgress } from "../progress.js";
+import { servicePrefixer, startProgress } from "../progress.js";
 import { BuildKitError, UsageError, SolveError, checkCompose, planCompose, runCompose, targetsEngine, withEngineImageNames } from "../../internal.js";
 import {
   formatCheck,
@@ -80,12 +80,7 @@ export async function runComposeBuild(
 ): Promise<void> {
   const progress = resolveProgress(p.progress, io.stderr?.isTTY === true, p.progressFromEnv);
   const services = p.plan.map((s) => s.name);
-  const width = Math.max(...services.map((s) => s.length));
-  const prefixed =
-    (service: string) =>
-    (text: string): void => {
-      io.err(text.replace(/^(?=.)/gm, `${service.padEnd(width)} | `));
-    };
+  const prefixed = servicePrefixer(services, io.err);
   const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: p.debug, services });
   let results;
   try {
