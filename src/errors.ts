@@ -64,6 +64,17 @@ export function isBuildKitError(value: unknown): value is BuildKitError {
   return value instanceof BuildKitError;
 }
 
+/** `e` as a BuildKitError: itself when it is one, else one with its message and `e` as the cause. */
+export function toBuildKitError(e: unknown): BuildKitError {
+  return e instanceof BuildKitError ? e : new BuildKitError(e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+/** The error work ends with once `signal` has aborted: the reason when it is a BuildKitError, else CANCELLED with `message`. */
+export function abortedError(signal: AbortSignal, message: string): BuildKitError {
+  const reason: unknown = signal.reason;
+  return reason instanceof BuildKitError ? reason : new BuildKitError(message, { code: "CANCELLED", cause: reason });
+}
+
 /** A place in a source file (Dockerfile) that an error points at; lines are 1-based. */
 export interface SourceSnippet {
   filename: string;

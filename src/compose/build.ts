@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-import { BuildKitError, UsageError } from "../errors.js";
+import { BuildKitError, UsageError, toBuildKitError } from "../errors.js";
 import { checkPlatform, runEnvironmentAttrs, type BuildOptions } from "../solve/options.js";
 import type { Build, BuildResult } from "../solve/solve.js";
 import { parseCacheEntries, type CacheEntry } from "../solve/cache.js";
@@ -230,14 +230,20 @@ export function serviceBuildOptions(
  * result per planned service; never rejects for a failed build (the
  * results say which failed).
  */
+/** How many builds at once (default 4); anything but a whole number of at least 1 is a UsageError. */
+function parallelOf(opts: ComposeBuildOptions): number {
+  const parallel = opts.parallel ?? 4;
+  if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
+  return parallel;
+}
+
 export async function runCompose(
   project: ComposeProject,
   plan: ComposeService[],
   startBuild: StartBuild,
   opts: ComposeBuildOptions,
 ): Promise<ComposeServiceResult[]> {
-  const parallel = opts.parallel ?? 4;
-  if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
+  const parallel = parallelOf(opts);
   const neededAsContext = new Set(plan.flatMap(dependencies));
 
   const results = new Map<string, ComposeServiceResult>();
@@ -258,7 +264,7 @@ export async function runCompose(
       await consume;
       results.set(svc.name, { service: svc.name, outcome: "built", images: imagesOf(svc), digest: result.exporterResponse["containerimage.digest"], result });
     } catch (e) {
-      const error = e instanceof BuildKitError ? e : new BuildKitError(e instanceof Error ? e.message : String(e), { cause: e });
+      const error = toBuildKitError(e);
       results.set(svc.name, { service: svc.name, outcome: "failed", images: imagesOf(svc), error });
     } finally {
       cleanup();
@@ -325,8 +331,7 @@ export async function checkCompose(
   check: (options: BuildOptions) => Promise<CheckResult>,
   opts: ComposeBuildOptions,
 ): Promise<ComposeCheckResult[]> {
-  const parallel = opts.parallel ?? 4;
-  if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid parallel ${String(opts.parallel)}: must be a whole number of at least 1`);
+  const parallel = parallelOf(opts);
   const assumed = new Map(plan.map((s) => [s.name, { service: s.name, outcome: "built" as const, images: imagesOf(s) }]));
   const results: ComposeCheckResult[] = [];
   let next = 0;
@@ -339,7 +344,7 @@ export async function checkCompose(
       try {
         results[i] = { service: svc.name, result: await check(options) };
       } catch (e) {
-        results[i] = { service: svc.name, error: e instanceof BuildKitError ? e : new BuildKitError(e instanceof Error ? e.message : String(e), { cause: e }) };
+        results[i] = { service: svc.name, error: toBuildKitError(e) };
       } finally {
         cleanup();
       }

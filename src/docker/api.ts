@@ -19,7 +19,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Duplex, type Readable } from "node:stream";
-import { BuildKitError, ConnectionError, UsageError } from "../errors.js";
+import { BuildKitError, ConnectionError, UsageError, toBuildKitError } from "../errors.js";
 import { JsonMessageParser, JsonMessageSyntaxError, messageError, type JsonMessage } from "./json-message.js";
 import { encodeRegistryAuth, REGISTRY_AUTH_HEADER, registryAuthSecrets, type RegistryAuth } from "./registry-auth.js";
 import { StdcopyDemuxer } from "./stdcopy.js";
@@ -687,7 +687,7 @@ export class EngineApi {
           try {
             onMessage(m);
           } catch (e) {
-            fail(e instanceof BuildKitError ? e : new BuildKitError(e instanceof Error ? e.message : String(e), { cause: e }));
+            fail(toBuildKitError(e));
             return;
           }
         }

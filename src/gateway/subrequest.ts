@@ -10,12 +10,11 @@
  * frontend and `requestid`), reads the result's metadata, and hands the
  * result back with LLBBridge.Return, after which Control.Solve ends.
  */
-import { createHash } from "node:crypto";
-import { BuildKitError, SolveError } from "../errors.js";
+import { BuildKitError, SolveError, abortedError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import { decodeErrorDetails } from "../transport/error-details.js";
 import { GrpcStatusError, Status } from "../grpc/frame.js";
-import { Session, newId } from "../session/session.js";
+import { Session, newId, sessionSharedKey } from "../session/session.js";
 import { fileSyncService } from "../session/filesync.js";
 import { authService } from "../session/auth.js";
 import { credentialLookup } from "../solve/registry-auth.js";
@@ -69,7 +68,7 @@ export async function runSubrequest(conn: Connection, opts: BuildOptions, name: 
   const requestId = SUBREQUESTS[name];
   const attrs = resolved.attrs;
   const session = new Session({
-    sharedKey: createHash("sha256").update(resolved.context).digest("hex").slice(0, 32),
+    sharedKey: sessionSharedKey(resolved.context),
     services: [fileSyncService(resolved.dirs), authService(credentialLookup(opts.registryAuth, env))],
   });
   let solve: Promise<unknown> | undefined;
@@ -136,10 +135,7 @@ export async function runSubrequest(conn: Connection, opts: BuildOptions, name: 
     for (const [k, v] of Object.entries(metadata)) out[k] = Buffer.from(v).toString("utf8");
     return out;
   } catch (e) {
-    if (ac.signal.aborted) {
-      const reason: unknown = ac.signal.reason;
-      throw reason instanceof BuildKitError ? reason : new BuildKitError("the call was aborted", { code: "CANCELLED", cause: reason });
-    }
+    if (ac.signal.aborted) throw abortedError(ac.signal, "the call was aborted");
     throw e;
   } finally {
     // An unfinished Control.Solve is cancelled with the call.

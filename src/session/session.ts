@@ -4,7 +4,7 @@
  * or, through a Docker Engine, over the socket its `/session` endpoint
  * hands over (the Engine's BuildKit is the HTTP/2 client there too).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { BuildKitError } from "../errors.js";
 import type { Connection, SessionOpener } from "../transport/connection.js";
@@ -18,6 +18,11 @@ export type { SessionService } from "../grpc/server.js";
 const HEADER_UUID = "x-docker-expose-session-uuid";
 const HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey";
 const HEADER_METHOD = "x-docker-expose-session-grpc-method";
+
+/** The session's shared key for a context directory: stable per directory, so buildkitd reuses what it already synced. */
+export function sessionSharedKey(context: string): string {
+  return createHash("sha256").update(context).digest("hex").slice(0, 32);
+}
 
 /** A random id in the style of buildkit's identity.NewID (25 base36 chars). */
 export function newId(): string {

@@ -7,9 +7,9 @@
  */
 import { isIP } from "node:net";
 import { createHash } from "node:crypto";
-import { BuildKitError, UsageError } from "../errors.js";
+import { BuildKitError, UsageError, abortedError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
-import { Session, newId } from "../session/session.js";
+import { Session, newId, sessionSharedKey } from "../session/session.js";
 import { fileSyncService, type FileSyncStats } from "../session/filesync.js";
 import { secretsService, type SecretFailures } from "../session/secrets.js";
 import { prepareSecrets } from "./secrets.js";
@@ -124,9 +124,7 @@ interface Running {
 
 /** The error a build ends with once `ac` has aborted. */
 function abortReason(ac: AbortController): BuildKitError {
-  const reason: unknown = ac.signal.reason;
-  if (reason instanceof BuildKitError) return reason;
-  return new BuildKitError("the build was aborted", { code: "CANCELLED", cause: reason });
+  return abortedError(ac.signal, "the build was aborted");
 }
 
 /** The worker label the Docker Engine's BuildKit puts its host-gateway IP in (what buildx's docker driver reads). */
@@ -188,10 +186,8 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     outputs = await BuildOutputs.prepare(exps, audit?.observer);
     const out = outputs;
     const stats: FileSyncStats = { bytesSent: new Map() };
-    // Stable per context directory, so buildkitd reuses what it already has.
-    const sharedKey = createHash("sha256").update(context).digest("hex").slice(0, 32);
     session = new Session({
-      sharedKey,
+      sharedKey: sessionSharedKey(context),
       services: [
         fileSyncService(dirs, stats),
         secretsService(secrets.providers, (secretFailures = secrets.failures)),
