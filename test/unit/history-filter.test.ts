@@ -3,22 +3,11 @@ import assert from "node:assert/strict";
 import { parseHistoryFilter } from "../../src/history/filter.js";
 import { UsageError } from "../../src/errors.js";
 import type { BuildRecord } from "../../src/history/record.js";
+import { buildRecord } from "../helpers/history.js";
 
 const now = new Date(Date.UTC(2026, 0, 2, 12, 0, 0));
 function rec(p: Partial<BuildRecord>): BuildRecord {
-  return {
-    ref: "r",
-    frontend: "dockerfile.v0",
-    frontendAttrs: {},
-    exporters: [],
-    status: "completed",
-    createdAt: new Date(now.getTime() - 3_600_000),
-    steps: { total: 1, completed: 1, cached: 0 },
-    warnings: 0,
-    pinned: false,
-    exporterResponse: {},
-    ...p,
-  };
+  return buildRecord({ createdAt: new Date(now.getTime() - 3_600_000), steps: { total: 1, completed: 1, cached: 0 }, ...p });
 }
 
 test("ref= matches a substring, ref!= excludes one exact ref", () => {

@@ -3,22 +3,11 @@ import assert from "node:assert/strict";
 import { buildName, formatBuildDuration, historyJson, inspectJson, renderHistoryTable, renderInspect, sortRecords } from "../../src/cli/history-format.js";
 import { buildRecordFromWire, type BuildRecord } from "../../src/history/record.js";
 import { MASK, isSecretName, redactAttr, redactValue } from "../../src/history/redact.js";
+import { buildRecord } from "../helpers/history.js";
 
 const now = Date.UTC(2026, 0, 2, 12, 0, 0);
 function rec(p: Partial<BuildRecord>): BuildRecord {
-  return {
-    ref: "r",
-    frontend: "dockerfile.v0",
-    frontendAttrs: {},
-    exporters: [],
-    status: "completed",
-    createdAt: new Date(now - 120_000),
-    steps: { total: 4, completed: 4, cached: 1 },
-    warnings: 0,
-    pinned: false,
-    exporterResponse: {},
-    ...p,
-  };
+  return buildRecord({ createdAt: new Date(now - 120_000), steps: { total: 4, completed: 4, cached: 1 }, ...p });
 }
 
 test("durations as buildx prints them", () => {
