@@ -56,9 +56,9 @@ export type DotenvLookup = (key: string) => string | undefined;
 
 /**
  * Parses one env file's text into `out` (later keys win; `out` is also what
- * values expand from after `lookup`). Throws DotenvError for a bad line or
- * an unterminated quote, InterpolationError (from `${VAR:?msg}`) for a
- * required variable without a value.
+ * values expand from after `lookup`). Throws DotenvError, naming the line,
+ * for a bad line, an unterminated quote, or a required variable without a
+ * value (`${VAR:?msg}`).
  */
 export function parseDotenv(text: string, lookup: DotenvLookup = () => undefined, out: Record<string, string> = {}): Record<string, string> {
   let src = text.startsWith("\ufeff") ? text.slice(1) : text;
@@ -191,5 +191,3 @@ export function parseDotenv(text: string, lookup: DotenvLookup = () => undefined
   }
   return out;
 }
-
-export { InterpolationError };

@@ -523,11 +523,12 @@ function loadProject(options: ComposeLoadOptions, includeChain: string[]): Compo
   const cwd = options.workingDir ?? process.cwd();
   // Without -f: COMPOSE_FILE (split at COMPOSE_PATH_SEPARATOR, default ":"), else discovery, as compose.
   const composeFile = shell["COMPOSE_FILE"];
-  const fromVar = composeFile ? composeFile.split(shell["COMPOSE_PATH_SEPARATOR"] || ":").filter(Boolean) : [];
-  const files = options.files?.length ? options.files.map((f) => resolve(cwd, f)) : fromVar.length ? fromVar.map((f) => resolve(cwd, f)) : discoverFiles(cwd);
-  for (const f of fromVar.length && !options.files?.length ? files : []) {
-    if (!existsSync(f)) throw new UsageError(`COMPOSE_FILE names ${f}, which does not exist: fix COMPOSE_FILE or pass -f`);
+  const fromVar = options.files?.length || !composeFile ? [] : composeFile.split(shell["COMPOSE_PATH_SEPARATOR"] || ":").filter(Boolean);
+  for (const f of fromVar) {
+    if (!existsSync(resolve(cwd, f))) throw new UsageError(`COMPOSE_FILE names ${resolve(cwd, f)}, which does not exist: fix COMPOSE_FILE or pass -f`);
   }
+  const given = options.files?.length ? options.files : fromVar;
+  const files = given.length ? given.map((f) => resolve(cwd, f)) : discoverFiles(cwd);
   const directory = resolve(cwd, options.projectDirectory ?? dirname(files[0]!));
 
   const dotenv: Record<string, string> = {};
