@@ -27,6 +27,7 @@ export type {
   WorkersOptions,
 } from "./types.js";
 export type { BuildOptions, ExportSpec } from "./solve/options.js";
+export type { AnnotationSpec, AnnotationType, AttestationSpec, AttestationType } from "./solve/attest.js";
 export type { ExportResult } from "./solve/outputs.js";
 export { AuditError, SecretLeakError, type AuditFinding, type AuditReport } from "./audit/report.js";
 export type { Build, BuildResult } from "./solve/solve.js";

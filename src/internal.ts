@@ -11,7 +11,9 @@
  * command needs the daemon).
  */
 export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors.js";
-export { checkPlatform, isRemoteContext, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
+export { isRemoteContext, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
+export { checkPlatform, hostPlatform, normalizePlatform } from "./solve/platform.js";
+export { DEFAULT_PROVENANCE, parseAttestation, shorthandAttestation } from "./solve/attest.js";
 export { checkImageName } from "./solve/reference.js";
 export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";

@@ -68,6 +68,10 @@ export const commands: CommandSpec[] = [
       pull: { type: "boolean" },
       allow: { type: "string", multiple: true },
       "cgroup-parent": { type: "string" },
+      attest: { type: "string", multiple: true },
+      provenance: { type: "string" },
+      sbom: { type: "string" },
+      annotation: { type: "string", multiple: true },
       // docker build's flags that buildx accepts and ignores (hidden there too).
       memory: { type: "string", short: "m" },
       "memory-swap": { type: "string" },
@@ -118,6 +122,13 @@ export const commands: CommandSpec[] = [
       "  --pull                    always look up base images in their registry",
       "  --allow ENT               entitlement: network.host, security.insecure, device[=NAME] (repeatable or comma list)",
       "  --cgroup-parent PATH      parent cgroup for RUN steps",
+      "  --attest SPEC             attestation: type=provenance[,mode=min|max] | type=sbom[,generator=IMAGE] | type=T,disabled=true",
+      "                            (buildx's default provenance mode=min,inline-only=true is added unless",
+      "                            BUILDX_NO_DEFAULT_ATTESTATIONS=1)",
+      "  --provenance VAL          true | false | mode=min|max[,...]: shorthand for --attest type=provenance",
+      "  --sbom VAL                true | false | generator=IMAGE[,...]: shorthand for --attest type=sbom",
+      "  --annotation SPEC         [TYPE[OS/ARCH][,TYPE...]:]KEY=VALUE; TYPE index, index-descriptor, manifest (default),",
+      "                            manifest-descriptor (repeatable)",
       "  (docker build's -m/--memory, --memory-swap, -c/--cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus,",
       "   --cpuset-mems, --compress, --isolation, --security-opt, --squash, --rm, --force-rm are accepted",
       "   and ignored, as buildx does, with a warning where buildx gives one)",
@@ -134,7 +145,7 @@ export const commands: CommandSpec[] = [
     name: "compose",
     summary: "Build a compose project's services (docker compose build; through a Docker Engine the images land in its store)",
     usage:
-      "bk-build compose [-f FILE]... [--env-file FILE]... [--project-directory DIR] [-p NAME] [--profile P]... build [--push] [--no-cache] [--pull] [--progress MODE] [--parallel N] [--check] [SERVICE...]",
+      "bk-build compose [-f FILE]... [--env-file FILE]... [--project-directory DIR] [-p NAME] [--profile P]... build [--push] [--no-cache] [--pull] [--progress MODE] [--parallel N] [--check] [--print] [--build-arg K=V]... [--with-dependencies] [SERVICE...]",
     options: {
       file: { type: "string", short: "f", multiple: true },
       "env-file": { type: "string", multiple: true },
@@ -148,6 +159,17 @@ export const commands: CommandSpec[] = [
       quiet: { type: "boolean", short: "q" },
       parallel: { type: "string" },
       check: { type: "boolean" },
+      "build-arg": { type: "string", multiple: true },
+      ssh: { type: "string" },
+      "with-dependencies": { type: "boolean" },
+      print: { type: "boolean" },
+      provenance: { type: "string" },
+      sbom: { type: "string" },
+      // docker compose build's deprecated flags, accepted and ignored as there.
+      compress: { type: "boolean" },
+      "force-rm": { type: "boolean" },
+      "no-rm": { type: "boolean" },
+      memory: { type: "string", short: "m" },
     },
     flags: [
       "  -f, --file FILE           compose file (repeatable, merged in order; default: compose.yaml, ... found upwards)",
@@ -159,9 +181,17 @@ export const commands: CommandSpec[] = [
       "  --no-cache                build without cache",
       "  --pull                    always pull base images",
       "  --progress MODE           auto, tty, plain, rawjson, quiet, none (plain lines are prefixed with the service; tty draws one display)",
-      "  -q, --quiet               print only SERVICE DIGEST lines",
-      "  --parallel N              builds at once (default 4)",
+      "  -q, --quiet               print nothing but errors",
+      "  --parallel N              builds at once (default $COMPOSE_PARALLEL_LIMIT or 4; -1 = no limit); a bare --parallel",
+      "                            (docker compose build's deprecated flag) is accepted and changes nothing",
       "  --check                   lint each service's Dockerfile instead of building (output prefixed with the service)",
+      "  --build-arg K=V | K       build argument for every service (a bare K takes $K from the project's environment)",
+      "  --ssh default | ID=PATH   SSH agent for every service",
+      "  --with-dependencies       also build the services they depend on (depends_on, transitively)",
+      "  --print                   print the build definitions as docker compose's bake file (JSON) and build nothing",
+      "  --provenance VAL          true | false | mode=min|max: over each service's provenance:",
+      "  --sbom VAL                true | false | generator=IMAGE: over each service's sbom:",
+      "  (--compress, --force-rm, --no-rm and -m/--memory are accepted and ignored, as docker compose build does)",
     ],
   },
   {
@@ -346,6 +376,24 @@ function joinDashValues(args: string[], options: OptionSpec): string[] {
 }
 
 /**
+ * compose's two --parallel flags: `--parallel N` is the limit (docker
+ * compose's global flag), a bare `--parallel` not followed by a number is
+ * docker compose build's deprecated boolean, kept as `--parallel=true`.
+ */
+function composeParallelForm(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    out.push(a === "--parallel" && !/^-?\d+$/.test(args[i + 1] ?? "") ? "--parallel=true" : a);
+  }
+  return out;
+}
+
+/**
  * pflag's other forms, which Node's parseArgs does not take: a boolean flag
  * with a value (`--push=true`, `--no-cache=false`: Go's ParseBool; the last
  * occurrence wins) and a short flag with `=` (`-t=NAME` is NAME, where
@@ -401,7 +449,9 @@ export function parseCommandLine(argv: string[]): Parsed {
     throw new UsageError(`unknown command "${name}"; commands are: ${commands.map((c) => c.name).join(", ")}`);
   }
   const options = { ...globalOptions, ...spec.options };
-  const rest = pflagForms(joinDashValues([...argv.slice(0, at), ...argv.slice(at + 1)], options), options, spec.name);
+  let args = [...argv.slice(0, at), ...argv.slice(at + 1)];
+  if (spec.name === "compose") args = composeParallelForm(args);
+  const rest = pflagForms(joinDashValues(args, options), options, spec.name);
   let parsed: { values: Values; positionals: string[] };
   try {
     parsed = parseArgs({

@@ -1,6 +1,16 @@
 /** Pure parsers for `bk-build build` flags, following buildx. */
-import { DEFAULT_SSH_ID, UsageError, checkImageName, csvFields, keyValue, typedFields } from "../internal.js";
-import type { ExportSpec, RegistryCredential, SecretSource } from "../index.js";
+import {
+  DEFAULT_SSH_ID,
+  UsageError,
+  checkImageName,
+  checkPlatform,
+  csvFields,
+  keyValue,
+  parseAttestation,
+  shorthandAttestation,
+  typedFields,
+} from "../internal.js";
+import type { AnnotationSpec, AnnotationType, AttestationSpec, ExportSpec, RegistryCredential, SecretSource } from "../index.js";
 
 export interface ParsedSecret {
   id: string;
@@ -131,6 +141,58 @@ export function parseOutput(spec: string): ExportSpec {
   delete attrs["dest"];
   if (attrs["name"]) for (const n of attrs["name"].split(",")) checkImageName(n, "image name", `in --output ${JSON.stringify(spec)}`);
   return dest === undefined ? { type, attrs } : { type, attrs, dest };
+}
+
+/**
+ * --attest values, then --provenance and --sbom as buildx folds them in
+ * (after the --attest list: the first of each type wins).
+ */
+export function parseAttests(attests: string[], provenance?: string, sbom?: string): AttestationSpec[] {
+  const out = attests.map((a) => parseAttestation(a, "--attest"));
+  if (provenance) out.push(shorthandAttestation("provenance", provenance, "--provenance"));
+  if (sbom) out.push(shorthandAttestation("sbom", sbom, "--sbom"));
+  return out;
+}
+
+const ANNOTATION_TYPE = /^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$/;
+const ANNOTATION_TYPES: readonly string[] = ["index", "index-descriptor", "manifest", "manifest-descriptor"];
+
+/**
+ * --annotation `[TYPE[PLATFORM][,TYPE...]:]KEY=VALUE` as buildx parses it:
+ * one annotation per type listed (none: the daemon's default, the
+ * manifest); empty values are skipped.
+ */
+export function parseAnnotations(specs: string[]): AnnotationSpec[] {
+  const out: AnnotationSpec[] = [];
+  for (const spec of specs) {
+    if (spec === "") continue;
+    const eq = spec.indexOf("=");
+    if (eq < 0) throw new UsageError(`invalid --annotation "${spec}": use [TYPE:]KEY=VALUE`);
+    const k = spec.slice(0, eq);
+    const value = spec.slice(eq + 1);
+    const colon = k.indexOf(":");
+    if (colon < 0) {
+      out.push({ key: k, value });
+      continue;
+    }
+    const key = k.slice(colon + 1);
+    for (const tp of k.slice(0, colon).split(",")) {
+      const m = ANNOTATION_TYPE.exec(tp);
+      if (!m)
+        throw new UsageError(
+          `invalid annotation type "${tp}" in --annotation "${spec}": use TYPE or TYPE[OS/ARCH], TYPE one of ${ANNOTATION_TYPES.join(", ")}`,
+        );
+      if (!ANNOTATION_TYPES.includes(m[1]!))
+        throw new UsageError(`unknown annotation type "${m[1]}" in --annotation "${spec}": use ${ANNOTATION_TYPES.join(", ")}`);
+      const a: AnnotationSpec = { key, value, type: m[1] as AnnotationType };
+      if (m[2] !== undefined) {
+        checkPlatform(m[2], `platform in --annotation "${spec}"`);
+        a.platform = m[2];
+      }
+      out.push(a);
+    }
+  }
+  return out;
 }
 
 /** --progress as asked for; "auto" is settled against the terminal by resolveProgress. */

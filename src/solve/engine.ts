@@ -10,7 +10,8 @@
  * - The classic (graph driver) store: `moby` ignores `push=true`, so those
  *   names are pushed through the Engine API after the build; there is no
  *   `image`, `oci` or `docker` exporter, no multi-platform result and no
- *   cache export but `inline`.
+ *   cache export but `inline`, and no attestations (buildx's default
+ *   provenance is left out there, as buildx's docker driver does).
  */
 import { UsageError } from "../errors.js";
 import { parseBool } from "../units.js";
@@ -43,7 +44,16 @@ export interface EnginePlan {
 export function planForEngine(
   exps: ResolvedExport[],
   engine: EngineFacts,
-  o: { platforms: number; cacheExports: readonly CacheEntry[]; env: Record<string, string | undefined>; namedContexts: readonly string[] },
+  o: {
+    platforms: number;
+    cacheExports: readonly CacheEntry[];
+    env: Record<string, string | undefined>;
+    namedContexts: readonly string[];
+    /** The frontend attributes, from which buildx's default provenance is dropped where it cannot be stored. */
+    attrs: Record<string, string>;
+    /** Whether the caller asked for attestations (not only the default). */
+    attestations: boolean;
+  },
 ): EnginePlan {
   if (o.namedContexts.length && !engineHasNamedContexts(engine.version)) {
     throw new UsageError(
@@ -78,6 +88,11 @@ export function planForEngine(
   if (classic && o.platforms > 1) {
     throw new UsageError(`a multi-platform build (${o.platforms} platforms) cannot be stored in ${store}: ${fix}`);
   }
+  if (classic && o.attestations) {
+    throw new UsageError(`attestations (--attest, --provenance, --sbom) cannot be stored in ${store}: ${fix}`);
+  }
+  // As buildx's docker driver on the classic store: no default provenance.
+  if (classic) delete o.attrs["attest:provenance"];
   if (classic) {
     const other = o.cacheExports.find((c) => c.type !== "inline");
     if (other) throw new UsageError(`cache export type=${other.type} is not supported with ${store} (only type=inline): ${fix}`);

@@ -16,6 +16,10 @@ import { resolveCaches, type CacheEntry, type ResolvedCaches } from "./cache.js"
 import { parseBool, parseBytes } from "../units.js";
 import { checkImageName } from "./reference.js";
 import { resolveOciContext, type OciContext } from "./stores.js";
+import { annotationAttr, attestationAttrs, type AnnotationSpec, type AttestationSpec } from "./attest.js";
+import { checkPlatform } from "./platform.js";
+
+export { checkPlatform } from "./platform.js";
 
 /**
  * One output of a build (buildx --output).
@@ -116,6 +120,21 @@ export interface BuildOptions {
   frontendAttrs?: Record<string, string> | undefined;
   /** Always look up base images in their registry, even when the daemon has them (buildx --pull). */
   pull?: boolean | undefined;
+  /**
+   * Attestations to attach to the image (buildx --attest, --provenance,
+   * --sbom); the first of each type wins.
+   */
+  attestations?: AttestationSpec[] | undefined;
+  /**
+   * Add buildx's default provenance attestation (`mode=min,inline-only=true`)
+   * unless `attestations` has a provenance entry (a disabled one included).
+   * Not sent to a Docker Engine with the classic image store, which cannot
+   * store attestations (as buildx's docker driver). Default false; the CLI
+   * turns it on unless BUILDX_NO_DEFAULT_ATTESTATIONS is true, as buildx.
+   */
+  defaultProvenance?: boolean | undefined;
+  /** Annotations for every output (buildx --annotation). */
+  annotations?: AnnotationSpec[] | undefined;
   signal?: AbortSignal | undefined;
   /**
    * After the build, scan every layer and file it produced for the values of
@@ -153,6 +172,7 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
   for (const [k, v] of Object.entries(opts.labels ?? {})) attrs[`label:${k}`] = v;
   if (opts.platforms?.length) attrs["platform"] = opts.platforms.join(",");
   if (opts.pull) attrs["image-resolve-mode"] = "pull";
+  Object.assign(attrs, attestationAttrs(opts.attestations ?? [], opts.defaultProvenance === true));
   if (opts.noCache === true) attrs["no-cache"] = "";
   else if (Array.isArray(opts.noCache) && opts.noCache.length) attrs["no-cache"] = opts.noCache.join(",");
   for (const [name, value] of Object.entries(opts.buildContexts ?? {})) {
@@ -160,19 +180,6 @@ export function frontendAttrs(opts: BuildOptions, dockerfileName: string, namedD
     attrs[`context:${name}`] = local !== undefined ? `local:${local}` : value;
   }
   return { ...attrs, ...(opts.frontendAttrs ?? {}) };
-}
-
-/**
- * Checks a platform as containerd's platforms.Parse reads it: OS/ARCH or
- * OS/ARCH/VARIANT (or one of them alone), each part letters, digits, '_',
- * '.' or '-', the OS with an optional "(version)"; "local" is buildx's name
- * for the daemon's own. `what` names the setting in the error.
- */
-export function checkPlatform(platform: string, what: string): void {
-  if (platform === "local") return;
-  const parts = platform.split("/");
-  const ok = parts.length <= 3 && parts.every((p, i) => (i === 0 ? /^[A-Za-z0-9_.-]+(\([A-Za-z0-9_.-]+\))?$/ : /^[A-Za-z0-9_.-]+$/).test(p));
-  if (!ok) throw new UsageError(`invalid ${what} ${JSON.stringify(platform)}: use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8`);
 }
 
 /** Exporters whose `name=` is a list of image names. */
@@ -270,6 +277,9 @@ export function exporters(opts: BuildOptions): ResolvedExport[] {
       out.unshift({ type: "image", attrs, target: "none" });
     }
   }
+  // As buildx: every output gets the annotations (exporters without images ignore them).
+  const annotations = (opts.annotations ?? []).map(annotationAttr);
+  for (const o of out) for (const [k, v] of annotations) o.attrs[k] = v;
   if (out.some((o) => o.type === "image" && parseBool(o.attrs["push"]) === true && !o.attrs["name"])) {
     throw new UsageError("an image output that pushes needs a name: give --tag NAME or name=NAME");
   }

@@ -85,6 +85,8 @@ export function startBuild(conn: Connection, opts: BuildOptions, closing?: Abort
         cacheExports: resolved.caches.exports,
         env: opts.env ?? process.env,
         namedContexts: Object.keys(opts.buildContexts ?? {}),
+        attrs: resolved.attrs,
+        attestations: (opts.attestations ?? []).some((a) => !a.disabled),
       })
     : undefined;
   if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED", cause: opts.signal.reason });

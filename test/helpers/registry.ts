@@ -50,11 +50,45 @@ export interface Manifest {
   layers: Array<{ digest: string; mediaType: string }>;
 }
 
+/**
+ * The image manifest for `ref`: an index (a multi-platform image, or one
+ * with attestations, as buildx's default provenance makes) is followed to
+ * its first image manifest, as a pull on one platform would.
+ */
 export async function getManifest(registry: string, repo: string, ref: string): Promise<Manifest> {
+  const doc = await getDocument(registry, repo, ref);
+  if (doc.manifests) {
+    const image = doc.manifests.find((d) => d.annotations?.["vnd.docker.reference.type"] !== "attestation-manifest");
+    if (!image) throw new Error(`${repo}:${ref} is an index without an image manifest`);
+    return getManifest(registry, repo, image.digest);
+  }
+  return doc as unknown as Manifest;
+}
+
+/** An OCI descriptor as an index or manifest lists it. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { os: string; architecture: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+/** An index or a manifest as the registry serves it, with its digest and media type. */
+export interface ImageDocument {
+  digest: string;
+  mediaType: string;
+  manifests?: Descriptor[];
+  config?: Descriptor;
+  layers?: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+export async function getDocument(registry: string, repo: string, ref: string): Promise<ImageDocument> {
   const res = await httpGet(`http://${registry}/v2/${repo}/manifests/${ref}`, { Accept: ACCEPT });
   if (!res.ok) throw new Error(`GET manifest ${repo}:${ref}: ${res.status}`);
-  const body = JSON.parse(res.body.toString("utf8")) as Omit<Manifest, "digest">;
-  return { ...body, digest: String(res.headers["docker-content-digest"] ?? "") };
+  const body = JSON.parse(res.body.toString("utf8")) as Omit<ImageDocument, "digest">;
+  return { ...body, mediaType: body.mediaType ?? String(res.headers["content-type"]), digest: String(res.headers["docker-content-digest"] ?? "") };
 }
 
 export async function getBlob(registry: string, repo: string, digest: string): Promise<Buffer> {
@@ -63,11 +97,16 @@ export async function getBlob(registry: string, repo: string, digest: string): P
   return res.body;
 }
 
-/** Every byte an image carries: manifest, config, and each layer uncompressed. */
+/** Every byte an image carries: its index and every manifest in it (attestations too), configs, and each layer uncompressed. */
 export async function imageBytes(registry: string, repo: string, ref: string): Promise<Buffer[]> {
-  const m = await getManifest(registry, repo, ref);
-  const out = [Buffer.from(JSON.stringify(m)), await getBlob(registry, repo, m.config.digest)];
-  for (const l of m.layers) {
+  const doc = await getDocument(registry, repo, ref);
+  const out: Buffer[] = [Buffer.from(JSON.stringify(doc))];
+  if (doc.manifests) {
+    for (const d of doc.manifests) out.push(...(await imageBytes(registry, repo, d.digest)));
+    return out;
+  }
+  if (doc.config) out.push(await getBlob(registry, repo, doc.config.digest));
+  for (const l of doc.layers ?? []) {
     const blob = await getBlob(registry, repo, l.digest);
     out.push(blob, l.mediaType.includes("gzip") ? gunzipSync(blob) : blob);
   }

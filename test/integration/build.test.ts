@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { BuildKitClient, BuildKitError, PlainPrinter } from "../../src/index.js";
 import { spawnSync } from "node:child_process";
 import { buildctlBuild, repoRoot, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
-import { getManifest, imageBytes } from "../helpers/registry.js";
+import { getDocument, getManifest, imageBytes } from "../helpers/registry.js";
 import { leakCheckEachTest, trackHandles } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
 import { startPackageIndex, stepNumbers, type PackageIndex } from "../helpers/package-index.js";
@@ -109,8 +109,8 @@ test("rotating CI_JOB_TOKEN keeps every layer cached and never lands anywhere", 
 
   // --metadata-file digest is the registry's manifest digest.
   const metadata = JSON.parse(readFileSync(meta, "utf8")) as Record<string, unknown>;
-  const manifest = await getManifest(env.registry, repo, "b");
-  assert.equal(metadata["containerimage.digest"], manifest.digest);
+  const top = await getDocument(env.registry, repo, "b");
+  assert.equal(metadata["containerimage.digest"], top.digest);
 
   // Build 3: token B with --no-cache reaches the index with B.
   seen.length = 0;

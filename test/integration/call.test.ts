@@ -5,12 +5,11 @@
  */
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, symlinkSync } from "node:fs";
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { BuildKitClient, UnsupportedSubrequestError, type CheckResult } from "../../src/index.js";
-import { buildxBinary, runCli, testEnv, type RunResult } from "../helpers/env.js";
-import { fileTree, tempDir } from "../helpers/files.js";
+import { runCli, testEnv, type RunResult } from "../helpers/env.js";
+import { remoteBuildx, type Buildx } from "../helpers/buildx.js";
+import { fileTree } from "../helpers/files.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 
 const env = testEnv();
@@ -39,30 +38,14 @@ const OUTLINED = [
   "",
 ].join("\n");
 
-let dockerConfig = "";
-const builder = `bk-call-${process.pid}`;
-
-function docker(args: string[], cwd?: string): RunResult {
-  const t = Date.now();
-  const r = spawnSync("docker", args, {
-    encoding: "utf8",
-    cwd,
-    env: { PATH: process.env["PATH"], HOME: process.env["HOME"], DOCKER_CONFIG: dockerConfig, BUILDX_NO_DEFAULT_ATTESTATIONS: "1" },
-    timeout: 120_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr + (r.error?.message ?? ""), ms: Date.now() - t };
-}
+let oracle: Buildx | undefined;
 
 before(() => {
-  dockerConfig = tempDir("bk-call-docker-config-");
-  mkdirSync(join(dockerConfig, "cli-plugins"));
-  symlinkSync(buildxBinary(), join(dockerConfig, "cli-plugins", "docker-buildx"));
-  const r = docker(["buildx", "create", "--driver", "remote", "--name", builder, env.buildkitHost]);
-  assert.equal(r.code, 0, `docker buildx create failed: ${r.stderr}`);
+  oracle = remoteBuildx(env.buildkitHost, `bk-call-${process.pid}`);
 });
 
 function buildx(args: string[], cwd: string): RunResult {
-  return docker(["buildx", "build", "--builder", builder, ...args], cwd);
+  return oracle!.build(args, cwd);
 }
 
 function ours(args: string[], cwd: string): RunResult {

@@ -114,7 +114,7 @@ async function runJob(name: string, services: Record<string, string>, check: (va
   const auth = env.authRegistry!;
   const res = await httpGet(`http://${auth.host}/v2/group/app/manifests/${sha}`, {
     authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`,
-    accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+    accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
   });
   assert.equal(res.status, 200, `${name}: the image was pushed to CI_REGISTRY_IMAGE:CI_COMMIT_SHORT_SHA`);
 }

@@ -7,7 +7,7 @@ import type { ResolvedExport } from "../../src/solve/options.js";
 const classic: EngineFacts = { address: "docker+unix:///var/run/docker.sock", containerdStore: false, version: "20.10.24" };
 const containerd: EngineFacts = { ...classic, containerdStore: true, version: "29.1.0" };
 type PlanOptions = Parameters<typeof planForEngine>[2];
-const base: PlanOptions = { platforms: 1, cacheExports: [], env: {}, namedContexts: [] };
+const base: PlanOptions = { platforms: 1, cacheExports: [], env: {}, namedContexts: [], attrs: {}, attestations: false };
 
 function exp(type: string, attrs: Record<string, string> = {}, target: ResolvedExport["target"] = "none"): ResolvedExport {
   return { type, attrs, target };
@@ -54,6 +54,7 @@ test("planForEngine refuses what the classic store cannot do, with one line nami
       /^cache export type=registry is not supported with the Docker Engine's classic image store \(only type=inline\)/,
     ],
     [[exp("image", { name: "a", push: "true", "push-by-digest": "true" })], {}, /^push-by-digest is not supported through a Docker Engine/],
+    [[], { attestations: true }, /^attestations \(--attest, --provenance, --sbom\) cannot be stored in the Docker Engine's classic image store: enable/],
     [
       [],
       { namedContexts: ["base"] },
@@ -69,8 +70,17 @@ test("planForEngine refuses what the classic store cannot do, with one line nami
   }
   // The containerd store takes all of these but the named context on an old Engine.
   for (const [exps, o] of cases.slice(0, 4)) planForEngine(exps, containerd, { ...base, ...o });
+  planForEngine([], containerd, { ...base, attestations: true });
   planForEngine([], containerd, { ...base, namedContexts: ["base"] });
   planForEngine([], { ...classic, version: "23.0.0" }, { ...base, namedContexts: ["base"] });
+});
+
+test("planForEngine drops buildx's default provenance on the classic store only, as buildx's docker driver", () => {
+  const attrs = { "attest:provenance": "mode=min,inline-only=true", filename: "Dockerfile" };
+  planForEngine([], containerd, { ...base, attrs });
+  assert.equal(attrs["attest:provenance"], "mode=min,inline-only=true");
+  planForEngine([], classic, { ...base, attrs });
+  assert.deepEqual(attrs, { filename: "Dockerfile" });
 });
 
 test("engineHasNamedContexts and explainEngineError", () => {

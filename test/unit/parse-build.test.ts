@@ -154,11 +154,11 @@ test("build flags become frontend attributes", () => {
     /^UsageError: invalid --platform "linux\/amd64\/v8\/x": use OS\/ARCH\[\/VARIANT\]/,
   );
   assert.throws(() => buildOptionsFromFlags({ platform: ["linux/arm 64"] }, ["."], {}), /invalid --platform "linux\/arm 64"/);
-  assert.deepEqual(buildOptionsFromFlags({ platform: ["LOCAL", "windows(10.0.17763)/amd64", "linux/arm64/v8"] }, ["."], {}).options.platforms, [
-    localPlatform(),
-    "windows(10.0.17763)/amd64",
-    "linux/arm64/v8",
-  ]);
+  assert.deepEqual(
+    buildOptionsFromFlags({ platform: ["LOCAL", "windows(10.0.17763)/amd64", "linux/arm64/v8", "linux/aarch64,Linux/ARM64"] }, ["."], {}).options.platforms,
+    [localPlatform(), "windows(10.0.17763)/amd64", "linux/arm64"],
+    "normalised and de-duplicated, as buildx",
+  );
 });
 
 test("buildx's environment defaults: DOCKER_DEFAULT_PLATFORM without --platform, SOURCE_DATE_EPOCH unless --build-arg sets it; local is this machine", () => {

@@ -27,7 +27,10 @@ import {
   SolveError,
   UsageError,
   checkPlatform,
+  hostPlatform,
   isRemoteContext,
+  normalizePlatform,
+  parseBool,
   parseCacheEntries,
   parseSsh,
   readInputFile,
@@ -37,6 +40,8 @@ import {
 import {
   dockerfileMountIds,
   metadataJson,
+  parseAnnotations,
+  parseAttests,
   parseBuildArgs,
   parseBuildContexts,
   parseLabels,
@@ -112,18 +117,15 @@ export function parseAllow(value: string): string[] {
 }
 
 /** This machine's platform as containerd's platforms.DefaultSpec() names it (what buildx's --platform local means). */
-export function localPlatform(arch: string = process.arch): string {
-  const map: Record<string, string> = {
-    x64: "amd64",
-    arm64: "arm64",
-    arm: "arm/v7",
-    ia32: "386",
-    ppc64: "ppc64le",
-    s390x: "s390x",
-    riscv64: "riscv64",
-    loong64: "loong64",
-  };
-  return `linux/${map[arch] ?? arch}`;
+export const localPlatform = hostPlatform;
+
+/** Whether buildx would add its default provenance: unless BUILDX_NO_DEFAULT_ATTESTATIONS is true (an empty value counts as unset). */
+export function defaultAttestations(env: Record<string, string | undefined>): boolean {
+  const v = env["BUILDX_NO_DEFAULT_ATTESTATIONS"];
+  if (!v) return true;
+  const b = parseBool(v);
+  if (b === undefined) throw new UsageError(`invalid BUILDX_NO_DEFAULT_ATTESTATIONS "${v}": use true or false`);
+  return !b;
 }
 
 /** buildx copies a non-empty SOURCE_DATE_EPOCH into the build args unless --build-arg sets it (reproducible builds). */
@@ -151,11 +153,13 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   }
   // As buildx: DOCKER_DEFAULT_PLATFORM when no --platform, and "local" is this machine's platform.
   const platformFlags = list(values["platform"]).length ? list(values["platform"]) : env["DOCKER_DEFAULT_PLATFORM"] ? [env["DOCKER_DEFAULT_PLATFORM"]] : [];
-  const platforms = platformFlags
+  // Normalised and de-duplicated as buildx's platformutil.Parse (linux/arm64/v8 and linux/aarch64 are linux/arm64).
+  const given = platformFlags
     .flatMap((p) => p.split(","))
     .filter(Boolean)
     .map((p) => (p.toLowerCase() === "local" ? localPlatform() : p));
-  for (const p of platforms) checkPlatform(p, "--platform");
+  for (const p of given) checkPlatform(p, "--platform");
+  const platforms = [...new Set(given.map((p) => normalizePlatform(p)))];
   const logins: Record<string, RegistryCredential> = {};
   for (const spec of list(values["registry-auth"])) {
     const [host, cred] = parseRegistryAuth(spec, env);
@@ -194,6 +198,11 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   const progress = values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env);
   if (values["audit-secrets"] === true) options.auditSecrets = true;
   if (values["pull"] === true) options.pull = true;
+  const attestations = parseAttests(list(values["attest"]), str(values["provenance"]), str(values["sbom"]));
+  if (attestations.length) options.attestations = attestations;
+  if (defaultAttestations(env)) options.defaultProvenance = true;
+  const annotations = parseAnnotations(list(values["annotation"]));
+  if (annotations.length) options.annotations = annotations;
   const iidFile = str(values["iidfile"]);
   if (iidFile !== undefined && (options.outputs ?? []).some((o) => o.type === "local" || o.type === "tar")) {
     throw new UsageError("--iidfile needs an image output: local and tar outputs have no image ID");

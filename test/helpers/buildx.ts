@@ -1,0 +1,45 @@
+/**
+ * buildx (v0.38.2, built by scripts/test-env.sh) as an oracle: a `remote`
+ * builder on the test buildkitd, in a Docker config of its own so the
+ * user's is never touched. BUILDX_NO_DEFAULT_ATTESTATIONS=1 unless a test
+ * compares attestations.
+ */
+import { mkdirSync, symlinkSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { buildxBinary, type RunResult } from "./env.js";
+import { tempDir } from "./files.js";
+
+export interface Buildx {
+  /** `docker buildx build --builder B ARGS` in `cwd`. */
+  build(args: string[], cwd: string, env?: Record<string, string | undefined>): RunResult;
+  /** Any `docker` command with this Docker config; an `env` value of undefined removes that variable. */
+  docker(args: string[], cwd?: string, env?: Record<string, string | undefined>): RunResult;
+}
+
+/** Creates the remote builder on `buildkitHost` (throws with buildx's words if it cannot). */
+export function remoteBuildx(buildkitHost: string, name: string): Buildx {
+  const dockerConfig = tempDir("bk-buildx-config-");
+  mkdirSync(join(dockerConfig, "cli-plugins"));
+  symlinkSync(buildxBinary(), join(dockerConfig, "cli-plugins", "docker-buildx"));
+  const docker = (args: string[], cwd?: string, env: Record<string, string | undefined> = {}): RunResult => {
+    const t = Date.now();
+    const all: Record<string, string | undefined> = {
+      PATH: process.env["PATH"],
+      HOME: process.env["HOME"],
+      DOCKER_CONFIG: dockerConfig,
+      BUILDX_NO_DEFAULT_ATTESTATIONS: "1",
+      ...env,
+    };
+    const r = spawnSync("docker", args, {
+      encoding: "utf8",
+      cwd,
+      env: Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined)),
+      timeout: 120_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr + (r.error?.message ?? ""), ms: Date.now() - t };
+  };
+  const r = docker(["buildx", "create", "--driver", "remote", "--name", name, buildkitHost]);
+  if (r.code !== 0) throw new Error(`docker buildx create failed: ${r.stderr}`);
+  return { docker, build: (args, cwd, env) => docker(["buildx", "build", "--builder", name, ...args], cwd, env) };
+}
