@@ -22,6 +22,7 @@ export { parseSsh, isSocket } from "./solve/ssh.js";
 export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBool, parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";
 export { checkCompose, planCompose, runCompose, withEngineImageNames } from "./compose/build.js";
+export { composeBakeDefinition } from "./compose/print.js";
 export { targetsEngine } from "./transport/address.js";
 export { matchRef } from "./history/ref.js";
 export { parseHistoryFilter } from "./history/filter.js";

@@ -15,7 +15,8 @@ import { parseSsh, type SshAgentSource } from "../solve/ssh.js";
 import { checkImageName } from "../solve/reference.js";
 import type { RegistryAuthOptions } from "../solve/registry-auth.js";
 import type { SolveStatus } from "../progress/status.js";
-import type { ComposeProject, ComposeService } from "./load.js";
+import type { ComposeBuild, ComposeProject, ComposeService } from "./load.js";
+import { parseAttestation, shorthandAttestation, type AttestationSpec } from "../solve/attest.js";
 import type { CheckResult } from "../gateway/results.js";
 
 export interface ComposeBuildOptions {
@@ -34,6 +35,18 @@ export interface ComposeBuildOptions {
   noCache?: boolean | undefined;
   /** Always pull base images. */
   pull?: boolean | undefined;
+  /** Build args for every service, over each service's own (compose build --build-arg). */
+  buildArgs?: Record<string, string> | undefined;
+  /** An SSH agent for every service (compose build --ssh): id -> key or socket path, null for $SSH_AUTH_SOCK. */
+  ssh?: Record<string, string | null> | undefined;
+  /**
+   * compose build --provenance / --sbom: `true`, `false` or attributes
+   * (mode=max, generator=IMAGE); over each service's provenance:/sbom:.
+   */
+  provenance?: string | undefined;
+  sbom?: string | undefined;
+  /** buildx's default provenance (see BuildOptions.defaultProvenance); the CLI sets it as `build` does. */
+  defaultProvenance?: boolean | undefined;
   /** How many builds run at once. Default 4. */
   parallel?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -93,7 +106,7 @@ function dependencies(svc: ComposeService): string[] {
 }
 
 /** Picks the services to build and checks the graph and every service's options before anything runs. */
-export function planCompose(project: ComposeProject, names: string[] | undefined): ComposeService[] {
+export function planCompose(project: ComposeProject, names: string[] | undefined, o: { withDependencies?: boolean | undefined } = {}): ComposeService[] {
   const byName = new Map(project.services.map((s) => [s.name, s]));
   const wanted = new Set<string>();
   const add = (name: string, from?: string): void => {
@@ -111,6 +124,8 @@ export function planCompose(project: ComposeProject, names: string[] | undefined
     }
     if (wanted.has(name)) return;
     wanted.add(name);
+    // --with-dependencies: depends_on too, transitively (those without a build section are not built).
+    if (o.withDependencies) for (const d of svc.dependsOn) add(d);
     for (const d of dependencies(svc)) {
       const dep = byName.get(d);
       if (dep && imagesOf(dep).length === 0) {
@@ -201,12 +216,16 @@ export function serviceBuildOptions(
     (setting) => `${where} build.${composeKey[setting]}`,
   );
   if (b.pull || opts.pull) attrs["image-resolve-mode"] = "pull";
+  for (const [id, path] of Object.entries(opts.ssh ?? {})) {
+    const [sid, source] = parseSsh(path === null ? id : `${id}=${path}`, project.environment);
+    ssh[sid] = source;
+  }
   const options: BuildOptions = {
     context: b.context,
     dockerfile,
     target: b.target,
-    buildArgs: b.args,
-    labels: b.labels,
+    buildArgs: { ...b.args, ...(opts.buildArgs ?? {}) },
+    labels: composeLabels(project, svc),
     platforms: b.platforms,
     buildContexts,
     secrets,
@@ -221,8 +240,45 @@ export function serviceBuildOptions(
     frontendAttrs: attrs,
   };
   if (b.noCache || opts.noCache) options.noCache = true;
-  if (entitlements.length) options.entitlements = entitlements;
+  else if (b.noCacheFilter.length) options.noCache = b.noCacheFilter;
+  const allowed = [...new Set([...entitlements, ...b.entitlements])];
+  if (allowed.length) options.entitlements = allowed;
+  const attestations = serviceAttestations(b, opts, where);
+  if (attestations.length) options.attestations = attestations;
+  if (opts.defaultProvenance) options.defaultProvenance = true;
   return { options, cleanup };
+}
+
+/**
+ * The image labels docker compose builds with: the service's, then the
+ * project and service names (getImageBuildLabels). Its third,
+ * com.docker.compose.version, names docker compose's own release and is
+ * left out: bk-build is not that release.
+ */
+export function composeLabels(project: ComposeProject, svc: ComposeService): Record<string, string> {
+  return { ...(svc.build?.labels ?? {}), "com.docker.compose.project": project.name, "com.docker.compose.service": svc.name };
+}
+
+/**
+ * A service's attestations as docker compose hands them to bake:
+ * provenance:/sbom: of `true` is the type alone, any other value but
+ * `false` its attributes (`false` adds nothing, so buildx's default
+ * provenance still applies, as in docker compose); then the command
+ * line's --provenance/--sbom, a boolean turning the type on or off, replace
+ * the service's of the same type (bake's override merge).
+ */
+function serviceAttestations(b: ComposeBuild, opts: ComposeBuildOptions, where: string): AttestationSpec[] {
+  const byType = new Map<string, AttestationSpec>();
+  for (const [type, v] of [
+    ["provenance", b.provenance],
+    ["sbom", b.sbom],
+  ] as const) {
+    if (v === undefined || v === "" || v === "false") continue;
+    byType.set(type, parseAttestation(v === "true" ? `type=${type}` : `type=${type},${v}`, `${where} build.${type}`));
+  }
+  if (opts.provenance) byType.set("provenance", shorthandAttestation("provenance", opts.provenance, "--provenance"));
+  if (opts.sbom) byType.set("sbom", shorthandAttestation("sbom", opts.sbom, "--sbom"));
+  return [...byType.values()];
 }
 
 /**

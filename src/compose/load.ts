@@ -66,6 +66,13 @@ export interface ComposeBuild {
   secrets: ComposeBuildSecret[];
   /** id -> absolute path(s) joined by ",", or null for the default agent. */
   ssh: Record<string, string | null>;
+  /** Stages built without cache (no_cache_filter). */
+  noCacheFilter: string[];
+  /** Entitlements (entitlements, plus security.insecure for privileged: true), as docker compose maps them. */
+  entitlements: string[];
+  /** provenance: and sbom: as written ("true", "false", or attributes such as mode=max). */
+  provenance?: string | undefined;
+  sbom?: string | undefined;
 }
 
 export interface ComposeService {
@@ -74,6 +81,8 @@ export interface ComposeService {
   profiles: string[];
   /** No profiles, or one of them is active. Inactive services are built only when named. */
   active: boolean;
+  /** depends_on, by name (what compose build --with-dependencies follows). */
+  dependsOn: string[];
   build?: ComposeBuild | undefined;
 }
 
@@ -236,6 +245,7 @@ const BUILD_KEYS = new Set([
   "ulimits",
   "no_cache",
   "pull",
+  "no_cache_filter",
   "secrets",
   "ssh",
   "privileged",
@@ -274,6 +284,10 @@ function mergeValue(base: unknown, over: unknown, key: string): unknown {
 /** Lists and mappings that merge by key are made mappings before merging. */
 function normalizeService(svc: Obj, env: Record<string, string>, where: string): Obj {
   const out: Obj = { ...svc };
+  // depends_on: a list of names or a mapping by name; a mapping, so files merge by name.
+  const deps = svc["depends_on"];
+  if (Array.isArray(deps)) out["depends_on"] = Object.fromEntries(deps.map((d) => [scalar(d, `${where}: each depends_on entry`), {}]));
+  else if (deps !== undefined && deps !== null && !isObj(deps)) throw new UsageError(`${where}: depends_on must be a list of services or a mapping`);
   let build = svc["build"];
   if (typeof build === "string") build = { context: build };
   if (build !== undefined && build !== null) {
@@ -423,7 +437,32 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
     pull: boolOf(b["pull"], `${where}: build.pull`),
     secrets,
     ssh,
+    noCacheFilter: typeof b["no_cache_filter"] === "string" ? [b["no_cache_filter"]] : strings(b["no_cache_filter"], where, "build.no_cache_filter"),
+    entitlements: buildEntitlements(b, where),
+    provenance: optScalar(b["provenance"], `${where}: build.provenance`),
+    sbom: optScalar(b["sbom"], `${where}: build.sbom`),
   };
+}
+
+/**
+ * entitlements: as listed, and privileged: true adds security.insecure, as
+ * docker compose's bakeEntitlements. isolation is a Windows setting that
+ * docker compose does not pass to BuildKit: anything but "default" is an
+ * error rather than a silent no-op.
+ */
+function buildEntitlements(b: Obj, where: string): string[] {
+  const out = strings(b["entitlements"], where, "build.entitlements");
+  for (const e of out) {
+    if (e !== "network.host" && e !== "security.insecure" && !/^device(=.+)?$/.test(e)) {
+      throw new UsageError(`${where}: build.entitlements entry "${e}" is not one of network.host, security.insecure, device[=NAME]`);
+    }
+  }
+  if (boolOf(b["privileged"], `${where}: build.privileged`) && !out.includes("security.insecure")) out.push("security.insecure");
+  const isolation = optScalar(b["isolation"], `${where}: build.isolation`);
+  if (isolation !== undefined && isolation !== "default") {
+    throw new UsageError(`${where}: build.isolation "${isolation}" is a Windows container setting BuildKit does not apply: remove it (or use default)`);
+  }
+  return out;
 }
 
 /**
@@ -618,7 +657,8 @@ function loadProject(options: ComposeLoadOptions, includeChain: string[]): Compo
       if (!secrets[s.source]) throw new UsageError(`${where} refers to undefined build secret ${s.source}; define it under the top-level secrets:`);
     }
     const active = profiles.length === 0 || profiles.some((p) => profilesOn.has(p)) || profilesOn.has("*");
-    services.push({ name, image: typeof svc["image"] === "string" ? svc["image"] : undefined, profiles, active, build });
+    const dependsOn = isObj(svc["depends_on"]) ? Object.keys(svc["depends_on"]) : [];
+    services.push({ name, image: typeof svc["image"] === "string" ? svc["image"] : undefined, profiles, active, build, dependsOn });
   }
 
   // include: each entry is a project of its own (paths against its own

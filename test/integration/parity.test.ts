@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, testEnv } from "../helpers/env.js";
 import { fileTree } from "../helpers/files.js";
-import { getManifest } from "../helpers/registry.js";
+import { getBlob, getDocument, getManifest } from "../helpers/registry.js";
 
 const env = testEnv();
 const busybox = `${env.registry}/bk-test/busybox:latest`;
@@ -153,4 +153,55 @@ test("--allow security.insecure reaches the daemon, which refuses it unless its 
   const bad = runCli(["build", "--allow", "root", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr, 'error: invalid --allow "root": use network.host, security.insecure or device[=NAME]\n');
+});
+
+test("compose: provenance: mode=max and the labels compose adds reach the pushed image; privileged: true asks the daemon for security.insecure; -q is silent; --print builds nothing", async (t) => {
+  const run = randomUUID().slice(0, 8);
+  const repo = `bk-test/compose-attest-${run}`;
+  const dir = fileTree(
+    "bk-parity-compose-attest-",
+    {
+      "compose.yaml": [
+        `name: attest-${run}`,
+        "services:",
+        "  app:",
+        `    image: ${env.registry}/${repo}:1`,
+        "    build:",
+        "      context: .",
+        "      provenance: mode=max",
+        "  insecure:",
+        "    build:",
+        "      context: .",
+        "      dockerfile: Insecure.Dockerfile",
+        "      privileged: true",
+        "",
+      ].join("\n"),
+      Dockerfile: `FROM ${busybox}\nRUN echo ${run} > /built\n`,
+      "Insecure.Dockerfile": `FROM ${busybox}\nRUN --security=insecure echo insecure-${run}\n`,
+    },
+    t,
+  );
+  const compose = (args: string[]): ReturnType<typeof runCli> =>
+    runCli(["compose", "-f", join(dir, "compose.yaml"), ...args], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  const printed = compose(["build", "--print", "app"]);
+  assert.equal(printed.code, 0, printed.stderr);
+  const def = JSON.parse(printed.stdout) as { target: Record<string, { attest?: string[] }> };
+  assert.deepEqual(def.target["app"]?.attest, ["type=provenance,mode=max"]);
+  await assert.rejects(getDocument(env.registry, repo, "1"), /404/, "--print pushed nothing");
+  const q = compose(["build", "-q", "--push", "app"]);
+  assert.equal(q.code, 0, q.stderr);
+  assert.deepEqual([q.stdout, q.stderr], ["", ""]);
+  const index = await getDocument(env.registry, repo, "1");
+  const att = index.manifests?.find((d) => d.annotations?.["vnd.docker.reference.type"] === "attestation-manifest");
+  assert.ok(att, "an attestation manifest in the index");
+  const layer = (await getDocument(env.registry, repo, att.digest)).layers?.[0];
+  const stmt = JSON.parse((await getBlob(env.registry, repo, layer!.digest)).toString("utf8")) as { predicate: Record<string, unknown> };
+  assert.ok(stmt.predicate["buildConfig"], "mode=max");
+  const m = await getManifest(env.registry, repo, "1");
+  const config = JSON.parse((await getBlob(env.registry, repo, m.config.digest)).toString("utf8")) as { config: { Labels: Record<string, string> } };
+  assert.equal(config.config.Labels["com.docker.compose.project"], `attest-${run}`);
+  assert.equal(config.config.Labels["com.docker.compose.service"], "app");
+  const insecure = compose(["build", "--progress", "plain", "insecure"]);
+  assert.equal(insecure.code, 1, insecure.stderr);
+  assert.match(insecure.stderr, /granting entitlement security\.insecure is not allowed by build daemon configuration/);
 });

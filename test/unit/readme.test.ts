@@ -12,7 +12,7 @@ import ts from "typescript";
 import { repoRoot } from "../helpers/env.js";
 import { typecheck } from "../helpers/typecheck.js";
 
-const prelude = ["declare const token: string;", "declare function tooLate(): Promise<boolean>;", "export {};"].join("\n");
+const prelude = ["declare const token: string;", "declare const url: string;", "declare function tooLate(): Promise<boolean>;", "export {};"].join("\n");
 
 test("the README's ts code blocks compile against the public API", () => {
   const readme = readFileSync(join(repoRoot, "README.md"), "utf8");

@@ -5,7 +5,19 @@ import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { parseProgress, resolveProgress } from "../parse-build.js";
 import { servicePrefixer, startProgress } from "../progress.js";
-import { BuildKitError, UsageError, SolveError, checkCompose, planCompose, runCompose, targetsEngine, withEngineImageNames } from "../../internal.js";
+import {
+  BuildKitError,
+  UsageError,
+  SolveError,
+  checkCompose,
+  composeBakeDefinition,
+  planCompose,
+  runCompose,
+  shorthandAttestation,
+  targetsEngine,
+  withEngineImageNames,
+} from "../../internal.js";
+import { defaultAttestations } from "./build.js";
 import {
   formatCheck,
   loadCompose,
@@ -25,6 +37,8 @@ export interface ComposePlan {
   debug: boolean;
   /** --check: lint each service instead of building it. */
   check: boolean;
+  /** --print: print the bake definition instead of building. */
+  print: boolean;
 }
 
 /** Loads and checks everything a compose build needs, before any connection. */
@@ -42,16 +56,11 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     env,
     workingDir: cwd,
   });
-  const parallelText = str(values["parallel"]);
-  let parallel: number | undefined;
-  if (parallelText !== undefined) {
-    parallel = Number(parallelText);
-    if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`invalid --parallel "${parallelText}": use a whole number of at least 1`);
-  }
+  const parallel = parallelFrom(str(values["parallel"]), env);
   // Through an Engine (known from the address alone), images stay in its store as PROJECT-SERVICE.
   const engine = targetsEngine(str(values["addr"]), env);
   const project = engine ? withEngineImageNames(loaded) : loaded;
-  const plan = planCompose(project, services);
+  const plan = planCompose(project, services, { withDependencies: values["with-dependencies"] === true });
   if (plan.length === 0) throw new UsageError(`no service to build: none of ${project.files.join(", ")}'s active services has a build section`);
   const options: ComposeBuildOptions = {
     push: values["push"] === true,
@@ -59,7 +68,18 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     pull: values["pull"] === true,
     parallel,
     localImages: engine,
+    buildArgs: composeBuildArgs(list(values["build-arg"]), project.environment),
+    ssh: composeSsh(str(values["ssh"])),
+    provenance: str(values["provenance"]),
+    sbom: str(values["sbom"]),
+    defaultProvenance: defaultAttestations(env),
   };
+  for (const [flag, v] of [
+    ["--provenance", options.provenance],
+    ["--sbom", options.sbom],
+  ] as const) {
+    if (v) shorthandAttestation(flag === "--sbom" ? "sbom" : "provenance", v, flag);
+  }
   return {
     project,
     plan,
@@ -68,7 +88,46 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     progressFromEnv: values["progress"] === undefined && values["quiet"] !== true,
     debug: values["debug"] === true,
     check: values["check"] === true,
+    print: values["print"] === true,
   };
+}
+
+/**
+ * The build limit: --parallel N, else COMPOSE_PARALLEL_LIMIT, as docker
+ * compose (-1 = no limit); the deprecated bare --parallel changes nothing.
+ */
+function parallelFrom(flag: string | undefined, env: Record<string, string | undefined>): number | undefined {
+  const fromEnv = flag === undefined || flag === "true" || flag === "false";
+  const text = fromEnv ? env["COMPOSE_PARALLEL_LIMIT"] || undefined : flag;
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (n === -1) return Number.MAX_SAFE_INTEGER;
+  if (!/^-?\d+$/.test(text) || n < 1) {
+    throw new UsageError(`invalid ${fromEnv ? "COMPOSE_PARALLEL_LIMIT" : "--parallel"} "${text}": use a whole number of at least 1, or -1 for no limit`);
+  }
+  return n;
+}
+
+/** --build-arg K=V, or a bare K: its value in the project's environment (left out when unset), as docker compose. */
+function composeBuildArgs(specs: string[], environment: Record<string, string>): Record<string, string> | undefined {
+  if (!specs.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const s of specs) {
+    const eq = s.indexOf("=");
+    if (eq === 0) throw new UsageError(`invalid --build-arg "${s}": use NAME=VALUE or NAME`);
+    if (eq > 0) out[s.slice(0, eq)] = s.slice(eq + 1);
+    else if (environment[s] !== undefined) out[s] = environment[s];
+  }
+  return out;
+}
+
+/** --ssh as docker compose build takes it: `default` (an empty value too) or ID=PATH. */
+function composeSsh(spec: string | undefined): Record<string, string | null> | undefined {
+  if (spec === undefined) return undefined;
+  if (spec === "" || spec === "default") return { default: null };
+  const eq = spec.indexOf("=");
+  if (eq < 0) throw new UsageError(`invalid --ssh "${spec}": use default or ID=PATH`);
+  return { [spec.slice(0, eq)]: spec.slice(eq + 1) || null };
 }
 
 /** Runs the builds: plain lines prefixed with the service, one tty display for the project. */
@@ -98,8 +157,8 @@ export async function runComposeBuild(
   for (const r of results) {
     if (r.outcome === "built") {
       const name = r.images[0];
-      if (progress === "quiet") io.out(`${r.service} ${r.digest ?? ""}\n`);
-      else io.err(`service "${r.service}": built${name ? ` ${name}` : ""}${r.digest ? ` ${r.digest}` : ""}\n`);
+      // -q prints nothing on success, as docker compose build -q.
+      if (progress !== "quiet") io.err(`service "${r.service}": built${name ? ` ${name}` : ""}${r.digest ? ` ${r.digest}` : ""}\n`);
       continue;
     }
     if (r.error instanceof SolveError) for (const src of r.error.sources) prefixed(r.service)(renderSnippet(src));
@@ -143,6 +202,10 @@ export async function runComposeCheck(
 /** `bk-build compose ... build`: the project is loaded and checked before the daemon is dialled. */
 export async function runComposeCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const plan = composePlanFromFlags(values, positionals, io.env, io.cwd);
+  if (plan.print) {
+    io.out(composeBakeDefinition(plan.project, plan.plan, plan.options) + "\n");
+    return undefined;
+  }
   if (plan.check) return withClient(values, io, (client) => runComposeCheck(client, plan, io.signal, io));
   resolveProgress(plan.progress, io.stderr?.isTTY === true, plan.progressFromEnv);
   await withClient(values, io, (client) => runComposeBuild(client, plan, io.signal, io));

@@ -1,0 +1,175 @@
+/**
+ * docker compose build's flags and the build keys compose maps (not
+ * ignores): entitlements, privileged, provenance, sbom, no_cache_filter,
+ * isolation, depends_on with --with-dependencies, compose's labels, and
+ * --print's bake definition. Mappings from docker/compose at f72979427:
+ * cmd/compose/build.go (flags, --ssh, --parallel) and
+ * pkg/compose/build_bake.go (bakeTarget, bakeEntitlements, toBakeAttest,
+ * bakeOutputs, bakeTargetNames, resolveAndMergeBuildArgs).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadCompose } from "../../src/compose/load.js";
+import { planCompose, serviceBuildOptions } from "../../src/compose/build.js";
+import { composeBakeDefinition } from "../../src/compose/print.js";
+import { composePlanFromFlags } from "../../src/cli/commands/compose.js";
+import { parseCommandLine } from "../../src/cli/args.js";
+import { DEFAULT_PROVENANCE, attestationAttrs } from "../../src/solve/attest.js";
+import { fileTree } from "../helpers/files.js";
+
+const COMPOSE = [
+  "name: shop",
+  "services:",
+  "  api:",
+  "    image: reg/api:1",
+  "    depends_on: [db, worker]",
+  "    build:",
+  "      context: .",
+  "      entitlements: [network.host]",
+  "      privileged: true",
+  "      provenance: mode=max",
+  '      sbom: "true"',
+  "      no_cache_filter: deps",
+  "      args: { A: '1', PRICE: '${PRICE}', T: '$${HOME}' }",
+  "      labels: { owner: team }",
+  "      ssh: [default]",
+  "      extra_hosts: ['db.internal=10.0.0.5']",
+  "      shm_size: 64m",
+  "  worker.jobs:",
+  "    build:",
+  "      context: .",
+  "      provenance: false",
+  "      additional_contexts: { api: service:api }",
+  "  worker:",
+  "    depends_on: { worker.jobs: { condition: service_started } }",
+  "    build: { context: ., isolation: default }",
+  "  db:",
+  "    image: reg/db:1",
+  "",
+].join("\n");
+
+function load(files: Record<string, string> = {}): ReturnType<typeof loadCompose> {
+  const dir = fileTree("bk-compose-flags-", { "compose.yaml": COMPOSE, Dockerfile: "FROM scratch\n", ...files });
+  return loadCompose({ workingDir: dir, env: { PRICE: "$5", SSH_AUTH_SOCK: "/nonexistent/agent.sock" } });
+}
+
+test("entitlements and privileged become entitlements; provenance/sbom attestations as compose hands them to bake; no_cache_filter", () => {
+  const p = load();
+  const api = p.services.find((s) => s.name === "api")!;
+  const { options } = serviceBuildOptions(p, api, {}, new Map(), false);
+  assert.deepEqual(options.entitlements, ["network.host", "security.insecure"]);
+  assert.deepEqual(options.noCache, ["deps"]);
+  assert.deepEqual(options.attestations, [{ type: "provenance", attrs: { mode: "max" } }, { type: "sbom" }]);
+  assert.deepEqual(options.labels, { owner: "team", "com.docker.compose.project": "shop", "com.docker.compose.service": "api" });
+  // The command line's --provenance/--sbom replace the service's, a boolean turning it on or off.
+  const over = serviceBuildOptions(p, api, { provenance: "false", sbom: "generator=reg/scan:1", defaultProvenance: true }, new Map(), false).options;
+  assert.deepEqual(over.attestations, [
+    { type: "provenance", disabled: true },
+    { type: "sbom", attrs: { generator: "reg/scan:1" } },
+  ]);
+  assert.deepEqual(attestationAttrs(over.attestations ?? [], over.defaultProvenance === true), { "attest:sbom": "type=sbom,generator=reg/scan:1" });
+  // provenance: false adds nothing, so buildx's default still applies, as in docker compose.
+  const jobs = p.services.find((s) => s.name === "worker.jobs")!;
+  const j = serviceBuildOptions(
+    p,
+    jobs,
+    { defaultProvenance: true },
+    new Map([["api", { service: "api", outcome: "built", images: ["reg/api:1"] }]]),
+    false,
+  ).options;
+  assert.equal(j.attestations, undefined);
+  assert.deepEqual(attestationAttrs(j.attestations ?? [], j.defaultProvenance === true), { "attest:provenance": DEFAULT_PROVENANCE });
+});
+
+test("keys compose cannot honour through BuildKit are errors naming them, not silently dropped", () => {
+  const bad = (build: string): string => {
+    const dir = fileTree("bk-compose-bad-", { "compose.yaml": `services:\n  app:\n    build:\n${build}` });
+    try {
+      loadCompose({ workingDir: dir, env: {} });
+      return "(loaded)";
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  assert.match(bad("      context: .\n      isolation: hyperv\n"), /build\.isolation "hyperv" is a Windows container setting BuildKit does not apply/);
+  assert.match(bad("      context: .\n      entitlements: [network.bridge]\n"), /build\.entitlements entry "network\.bridge" is not one of network\.host/);
+  assert.match(bad('      context: .\n      privileged: "maybe"\n'), /build\.privileged: "maybe" is not a boolean/);
+  assert.match(bad("      context: .\n      provenance: [a]\n"), /build\.provenance must be a string, not a list/);
+});
+
+test("--with-dependencies adds depends_on transitively (services without a build section are not built); without it, only the named", () => {
+  const p = load();
+  assert.deepEqual(
+    planCompose(p, ["api"]).map((s) => s.name),
+    ["api"],
+  );
+  assert.deepEqual(
+    planCompose(p, ["api"], { withDependencies: true })
+      .map((s) => s.name)
+      .sort(),
+    ["api", "worker", "worker.jobs"],
+  );
+});
+
+test("compose build flags: --build-arg over the services' (bare K from the project environment), --ssh, --provenance checked, --parallel forms, COMPOSE_PARALLEL_LIMIT", () => {
+  const p = load();
+  const dir = p.directory;
+  const flags = (args: string[], env: Record<string, string | undefined> = {}): ReturnType<typeof composePlanFromFlags> => {
+    const parsed = parseCommandLine(["compose", ...args]);
+    assert.equal(parsed.kind, "command");
+    if (parsed.kind !== "command") throw new Error("not a command");
+    return composePlanFromFlags(parsed.values, parsed.positionals, { PRICE: "$5", SSH_AUTH_SOCK: "/nonexistent/agent.sock", ...env }, dir);
+  };
+  const a = flags(["build", "--build-arg", "A=2", "--build-arg", "PRICE", "--build-arg", "UNSET", "--ssh", "default", "api"]);
+  assert.deepEqual(a.options.buildArgs, { A: "2", PRICE: "$5" });
+  assert.deepEqual(a.options.ssh, { default: null });
+  assert.equal(a.options.defaultProvenance, true);
+  const api = serviceBuildOptions(a.project, a.plan[0]!, a.options, new Map(), false).options;
+  assert.equal(api.buildArgs?.["A"], "2");
+  assert.equal(flags(["build", "--ssh=", "api"]).options.ssh?.["default"], null, "an empty --ssh is the default agent");
+  assert.deepEqual(flags(["build", "--ssh", "git=/k/id", "api"]).options.ssh, { git: "/k/id" });
+  assert.throws(() => flags(["build", "--ssh", "nokey", "api"]), /^UsageError: invalid --ssh "nokey": use default or ID=PATH$/);
+  assert.throws(() => flags(["build", "--provenance", "mode", "api"]), /^UsageError: invalid field 'mode' in --provenance "type=provenance,mode"/);
+  assert.equal(flags(["build", "api"], { BUILDX_NO_DEFAULT_ATTESTATIONS: "1" }).options.defaultProvenance, false);
+  assert.equal(flags(["--parallel", "2", "build", "api"]).options.parallel, 2);
+  assert.equal(flags(["build", "--parallel", "api"]).options.parallel, undefined, "compose build's deprecated bare --parallel");
+  assert.deepEqual(
+    flags(["build", "--parallel", "api"]).plan.map((s) => s.name),
+    ["api"],
+    "the service after a bare --parallel stays a service",
+  );
+  assert.equal(flags(["build", "api"], { COMPOSE_PARALLEL_LIMIT: "3" }).options.parallel, 3);
+  assert.equal(flags(["--parallel", "-1", "build", "api"]).options.parallel, Number.MAX_SAFE_INTEGER, "-1: no limit");
+  assert.throws(() => flags(["--parallel", "0", "build", "api"]), /^UsageError: invalid --parallel "0": use a whole number of at least 1, or -1 for no limit$/);
+  assert.throws(() => flags(["build", "api"], { COMPOSE_PARALLEL_LIMIT: "x" }), /^UsageError: invalid COMPOSE_PARALLEL_LIMIT "x"/);
+  assert.equal(flags(["build", "--print", "--with-dependencies", "-m", "1g", "--compress", "api"]).print, true, "deprecated flags are accepted");
+});
+
+test("--print: docker compose's bake definition: every build a target (dots made _), the plan the default group, its fields and omissions", () => {
+  const p = load();
+  const plan = planCompose(p, ["api"]);
+  const printed = composeBakeDefinition(p, plan, { push: true, buildArgs: { B: "<&>" }, ssh: { git: "/k" } });
+  assert.match(printed, /"B": "\\u003c\\u0026\\u003e"/, "Go's HTML escaping");
+  const def = JSON.parse(printed) as { group: Record<string, { targets: string[] }>; target: Record<string, Record<string, unknown>> };
+  assert.deepEqual(def.group, { default: { targets: ["api"] } });
+  assert.deepEqual(Object.keys(def.target), ["api", "worker", "worker_jobs"]);
+  assert.deepEqual(def.target["api"], {
+    context: p.directory,
+    args: { A: "1", B: "<&>", PRICE: "$5", T: "$${HOME}" },
+    labels: { "com.docker.compose.project": "shop", "com.docker.compose.service": "api", owner: "team" },
+    tags: ["reg/api:1"],
+    ssh: ["default=", "git=/k"],
+    "no-cache-filter": ["deps"],
+    "shm-size": 67108864,
+    entitlements: ["network.host", "security.insecure"],
+    "extra-hosts": { "db.internal": "10.0.0.5" },
+    output: ["type=registry"],
+    attest: ["type=provenance,mode=max", "type=sbom"],
+  });
+  assert.deepEqual(def.target["worker_jobs"]!["contexts"], { api: "target:api" });
+  assert.deepEqual(def.target["worker_jobs"]!["tags"], ["shop-worker.jobs"], "the default image name");
+  assert.deepEqual(def.target["worker_jobs"]!["output"], ["type=docker"], "no image: to push, so loaded, as compose");
+  assert.equal(def.target["worker_jobs"]!["attest"], undefined, "provenance: false adds no attest");
+  assert.deepEqual(Object.keys(JSON.parse(printed) as object), ["group", "target"]);
+  assert.ok(printed.startsWith('{\n  "group": {\n    "default": {\n      "targets": [\n        "api"\n      ]'), "MarshalIndent's two spaces");
+});
