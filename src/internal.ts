@@ -11,8 +11,9 @@
  * command needs the daemon).
  */
 export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors.js";
-export { checkPlatform, isRemoteContext, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
+export { checkPlatform, isRemoteContext, lowercaseDockerfile, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
 export { checkImageName } from "./solve/reference.js";
+export { SNIFF_BYTES, peekStream, readAll, sniffStream } from "./solve/context-stream.js";
 export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
 export { parseCacheEntries } from "./solve/cache.js";
