@@ -26,7 +26,7 @@ export type {
   WorkerInfo,
   WorkersOptions,
 } from "./types.js";
-export type { BuildOptions, ExportSpec } from "./solve/options.js";
+export type { BuildOptions, ContextArchive, DockerfileContents, ExportSpec } from "./solve/options.js";
 export type { AnnotationSpec, AnnotationType, AttestationSpec, AttestationType } from "./solve/attest.js";
 export type { ExportResult } from "./solve/outputs.js";
 export { AuditError, SecretLeakError, type AuditFinding, type AuditReport } from "./audit/report.js";

@@ -35,7 +35,7 @@ export const commands: CommandSpec[] = [
   {
     name: "build",
     summary: "Build from a Dockerfile",
-    usage: "bk-build build [OPTIONS] PATH",
+    usage: "bk-build build [OPTIONS] PATH | URL | -",
     options: {
       file: { type: "string", short: "f" },
       target: { type: "string" },
@@ -88,7 +88,7 @@ export const commands: CommandSpec[] = [
       "force-rm": { type: "boolean" },
     },
     flags: [
-      "  -f, --file PATH           Dockerfile (default PATH/Dockerfile; may be outside the context)",
+      "  -f, --file PATH           Dockerfile (default PATH/Dockerfile, else PATH/dockerfile; may be outside the context; - reads stdin)",
       "  --target STAGE            stage to build",
       "  --build-arg K=V | K       build argument; a bare K takes $K from the environment",
       "  --secret SPEC             id=ID[,src=PATH|env=VAR][,type=file|env]; id only: $ID, else file ID",

@@ -47,6 +47,7 @@ process.exitCode = await main(
           },
         }),
     },
+    stdin: { isTTY: process.stdin.isTTY, readable: () => process.stdin },
     stderr: {
       isTTY: process.stderr.isTTY,
       columns: () => process.stderr.columns,

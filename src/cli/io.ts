@@ -16,12 +16,21 @@ export interface CliTerminal {
   onResize(fn: () => void): () => void;
 }
 
+/** stdin, for `build -` (a context archive or a Dockerfile) and `-f -`. */
+export interface CliStdin {
+  readonly isTTY: boolean;
+  /** Its bytes (read once). */
+  readable(): AsyncIterable<Uint8Array>;
+}
+
 /** What a CLI command gets from the process: output, environment, working directory, cancellation. */
 export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
   /** The process's stdout as a byte stream, for `--output -` (absent: refused). */
   stdout?: CliStdout | undefined;
+  /** The process's stdin (absent: `-` and `-f -` are refused). */
+  stdin?: CliStdin | undefined;
   /** stderr as a terminal (absent: not one, so progress is plain). */
   stderr?: CliTerminal | undefined;
   env: Record<string, string | undefined>;

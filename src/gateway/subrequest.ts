@@ -14,7 +14,9 @@ import { BuildKitError, SolveError, abortedError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
 import { decodeErrorDetails } from "../transport/error-details.js";
 import { GrpcStatusError, Status } from "../grpc/frame.js";
-import { Session, newId, sessionSharedKey } from "../session/session.js";
+import { Session, newId } from "../session/session.js";
+import { UploadFailures, uploadService } from "../session/upload.js";
+import { openContextArchive } from "../solve/context-stream.js";
 import { fileSyncService } from "../session/filesync.js";
 import { authService } from "../session/auth.js";
 import { credentialLookup } from "../solve/registry-auth.js";
@@ -62,14 +64,21 @@ export async function runSubrequest(conn: Connection, opts: BuildOptions, name: 
   const env = opts.env ?? process.env;
   if (opts.signal?.aborted) throw new BuildKitError("the call was aborted before it started", { code: "CANCELLED", cause: opts.signal.reason });
   if (closing?.aborted) throw new BuildKitError("the BuildKitClient is closed", { code: "CANCELLED" });
+  // A context archive is checked before anything reaches the daemon.
+  const upload = resolved.upload ? await openContextArchive(resolved.upload.source, "the build context stream") : undefined;
+  const uploadFailures = new UploadFailures();
   const ac = new AbortController();
   const unlink = linkSignals(ac, [opts.signal, closing]);
   const ref = newId();
   const requestId = SUBREQUESTS[name];
   const attrs = resolved.attrs;
   const session = new Session({
-    sharedKey: sessionSharedKey(resolved.context),
-    services: [fileSyncService(resolved.dirs), authService(credentialLookup(opts.registryAuth, env))],
+    sharedKey: resolved.sharedKey,
+    services: [
+      fileSyncService(resolved.dirs),
+      authService(credentialLookup(opts.registryAuth, env)),
+      ...(upload && resolved.upload ? [uploadService(new Map([[resolved.upload.id, upload.stream]]), uploadFailures)] : []),
+    ],
   });
   let solve: Promise<unknown> | undefined;
   try {
@@ -136,12 +145,13 @@ export async function runSubrequest(conn: Connection, opts: BuildOptions, name: 
     return out;
   } catch (e) {
     if (ac.signal.aborted) throw abortedError(ac.signal, "the call was aborted");
-    throw e;
+    throw uploadFailures.first() ?? e;
   } finally {
     // An unfinished Control.Solve is cancelled with the call.
     if (!ac.signal.aborted) ac.abort(new BuildKitError("the call ended", { code: "CANCELLED" }));
     await solve?.catch(() => undefined);
     await session.close(0);
+    await upload?.close().catch(() => undefined);
     unlink();
   }
 }

@@ -8,7 +8,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { GrpcStatusError, Status, defineService, type CallContext, type ServiceCall, type SessionService } from "../grpc/server.js";
-import { FIX, walk } from "./fsutil/walk.js";
+import { FIX, walk, walkMemory, type MemoryDir } from "./fsutil/walk.js";
 import { fsReason } from "../files.js";
 import { timeSlicer } from "./slices.js";
 import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
@@ -34,7 +34,12 @@ export interface FileSyncStats {
   bytesSent: Map<string, number>;
 }
 
-export function fileSyncService(dirs: ReadonlyMap<string, string>, stats?: FileSyncStats): SessionService {
+export type { MemoryDir } from "./fsutil/walk.js";
+
+/** A local the session serves: a directory on disk, or files held in memory. */
+export type LocalDir = string | MemoryDir;
+
+export function fileSyncService(dirs: ReadonlyMap<string, LocalDir>, stats?: FileSyncStats): SessionService {
   return defineService("moby.filesync.v1.FileSync", {
     streams: {
       DiffCopy: (call) => diffCopy(call, dirs, stats),
@@ -43,12 +48,12 @@ export function fileSyncService(dirs: ReadonlyMap<string, string>, stats?: FileS
   });
 }
 
-async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy">, dirs: ReadonlyMap<string, string>, stats?: FileSyncStats): Promise<void> {
+async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy">, dirs: ReadonlyMap<string, LocalDir>, stats?: FileSyncStats): Promise<void> {
   const name = mdValues(call, "dir-name")[0] ?? "";
   const root = dirs.get(name);
   if (root === undefined) throw new GrpcStatusError(Status.NOT_FOUND, `no access allowed to dir "${name}"`);
 
-  const files = new Map<number, { path: string; size: number }>();
+  const files = new Map<number, { path: string; size: number; data?: Buffer | undefined }>();
   const requests: number[] = [];
   const waiters: Array<() => void> = [];
   const wake = (): void => {
@@ -82,15 +87,16 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
   const walker = (async () => {
     let id = 0;
     try {
-      for await (const entry of walk(root, {
+      const options = {
         includePatterns: mdValues(call, "include-patterns"),
         excludePatterns: mdValues(call, "exclude-patterns"),
         followPaths: mdValues(call, "followpaths"),
-      })) {
+      };
+      for await (const entry of typeof root === "string" ? walk(root, options) : walkMemory(root, options)) {
         // Set by the reader task while the walk awaits.
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (finished) return;
-        if (entry.requestable) files.set(id, { path: entry.absPath, size: Number(entry.stat.size) });
+        if (entry.requestable) files.set(id, { path: entry.absPath || entry.stat.path, size: Number(entry.stat.size), data: entry.data });
         id++;
         await call.sendEncoded([statPacket(entry.stat)]);
       }
@@ -103,7 +109,16 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
   // Requested files, in the order asked for.
   const served = new Set<number>();
   const breathe = timeSlicer();
-  const sendFile = async (id: number, path: string, size: number): Promise<void> => {
+  const sendFile = async (id: number, path: string, size: number, data?: Buffer): Promise<void> => {
+    if (data) {
+      for (let at = 0; at < data.length && !error; at += CHUNK) {
+        const part = data.subarray(at, at + CHUNK);
+        stats?.bytesSent.set(name, (stats.bytesSent.get(name) ?? 0) + part.length);
+        await call.sendEncoded([dataPacketHead(id, part.length), part]);
+      }
+      await call.sendEncoded([dataPacketHead(id, 0)]);
+      return;
+    }
     const fd = openSync(path, "r");
     try {
       // The walk's size lets most files go in one read; a short read is the end.
@@ -135,7 +150,7 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
       }
       served.add(next);
       try {
-        await sendFile(next, file.path, file.size);
+        await sendFile(next, file.path, file.size, file.data);
       } catch (e) {
         fail(new Error(`cannot read ${file.path}: ${fsReason(e)} (${FIX})`, { cause: e }));
         break;

@@ -4,7 +4,6 @@
  * or, through a Docker Engine, over the socket its `/session` endpoint
  * hands over (the Engine's BuildKit is the HTTP/2 client there too).
  */
-import { createHash, randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { BuildKitError } from "../errors.js";
 import type { Connection, SessionOpener } from "../transport/connection.js";
@@ -12,29 +11,15 @@ import type { ClientCall } from "../grpc/client.js";
 import { SessionServer, type SessionService } from "../grpc/server.js";
 import { hijack } from "../transport/hijack.js";
 import { healthService } from "./health.js";
+import { newId } from "./id.js";
+
+export { newId, sessionSharedKey } from "./id.js";
 
 export type { SessionService } from "../grpc/server.js";
 
 const HEADER_UUID = "x-docker-expose-session-uuid";
 const HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey";
 const HEADER_METHOD = "x-docker-expose-session-grpc-method";
-
-/** The session's shared key for a context directory: stable per directory, so buildkitd reuses what it already synced. */
-export function sessionSharedKey(context: string): string {
-  return createHash("sha256").update(context).digest("hex").slice(0, 32);
-}
-
-/** A random id in the style of buildkit's identity.NewID (25 base36 chars). */
-export function newId(): string {
-  const bytes = randomBytes(17);
-  let n = BigInt("0x" + bytes.toString("hex"));
-  let s = "";
-  while (s.length < 25) {
-    s += (n % 36n).toString(36);
-    n /= 36n;
-  }
-  return s;
-}
 
 export interface SessionOptions {
   /** Services besides Health, which is always served. */

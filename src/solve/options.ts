@@ -2,8 +2,8 @@
  * Build options and their mapping to what Control.Solve takes: frontend
  * attributes, exporters, the local directories the session serves.
  */
-import { basename, dirname, resolve } from "node:path";
-import { statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { readdirSync, statSync } from "node:fs";
 import type { Writable } from "node:stream";
 import type { ByteSink } from "../session/filesend.js";
 import { isIP } from "node:net";
@@ -20,6 +20,26 @@ import { annotationAttr, attestationAttrs, type AnnotationSpec, type Attestation
 import { checkPlatform } from "./platform.js";
 
 export { checkPlatform } from "./platform.js";
+import type { LocalDir } from "../session/filesync.js";
+import { newId, sessionSharedKey } from "../session/id.js";
+import { uploadUrl } from "./context-stream.js";
+
+/**
+ * A build context given as the bytes of a tar archive, plain or compressed
+ * with gzip, bzip2 or xz (what `docker buildx build -` reads from stdin):
+ * a Readable such as `fs.createReadStream("ctx.tar.gz")` or `process.stdin`,
+ * or any async iterable of bytes. The daemon pulls it through the session
+ * and unpacks it; the Dockerfile is read from inside it (`dockerfile` is a
+ * path in the archive) unless given as `{ contents }`. It is read once; if
+ * the build ends before the daemon has read it all, the library stops
+ * reading it (a Readable is destroyed).
+ */
+export type ContextArchive = AsyncIterable<Uint8Array>;
+
+/** A Dockerfile given by its text instead of a path (what `-f -` reads from stdin). */
+export interface DockerfileContents {
+  contents: string | Uint8Array;
+}
 
 /**
  * One output of a build (buildx --output).
@@ -70,12 +90,21 @@ export interface ResolvedExport {
 
 export interface BuildOptions {
   /**
-   * Build context: a directory (sent through the session), or a git/http(s)
-   * URL that buildkitd fetches itself (then `dockerfile` is a path inside it).
+   * Build context: a directory (sent through the session), a git/http(s)
+   * URL that buildkitd fetches itself (then `dockerfile` is a path inside
+   * it), or a tar archive's bytes (a ContextArchive, e.g. a Readable: then
+   * too `dockerfile` is a path inside it). Left out: an empty context (as
+   * `docker build -` with a Dockerfile on stdin), for a Dockerfile that
+   * copies nothing from it.
    */
-  context: string;
-  /** Dockerfile path (default: <context>/Dockerfile); may lie outside the context. */
-  dockerfile?: string | undefined;
+  context?: string | ContextArchive | undefined;
+  /**
+   * The Dockerfile: a path (default: <context>/Dockerfile, or `dockerfile`
+   * there when only that exists, as buildx; it may lie outside the
+   * context), or its text as `{ contents }` (e.g. `{ contents: "FROM
+   * alpine\n" }`), which is served from memory.
+   */
+  dockerfile?: string | DockerfileContents | undefined;
   target?: string | undefined;
   buildArgs?: Record<string, string> | undefined;
   labels?: Record<string, string> | undefined;
@@ -359,12 +388,42 @@ export function isRemoteContext(context: string, base?: string): boolean {
   return /^(https?|git|ssh):\/\//i.test(context) || /^git@[^:/]+:/.test(context) || /^github\.com\//.test(context) || /\.git(#.*)?$/.test(context);
 }
 
+/** Whether a Dockerfile option is given by its text. */
+export function isDockerfileContents(d: BuildOptions["dockerfile"]): d is DockerfileContents {
+  return typeof d === "object";
+}
+
+/**
+ * buildx's handleLowercaseDockerfile: a Dockerfile named `Dockerfile` whose
+ * directory has no `Dockerfile` but a `dockerfile` is that one.
+ */
+export function lowercaseDockerfile(path: string): string {
+  if (basename(path) !== "Dockerfile") return path;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return path;
+  }
+  if (names.includes("Dockerfile") || !names.includes("dockerfile")) return path;
+  return join(dirname(path), "dockerfile");
+}
+
+/** A MemoryDir holding the given files, stamped with the current time. */
+function memoryDir(files: Record<string, Buffer>): LocalDir {
+  return { files: new Map(Object.entries(files)), modTime: BigInt(Date.now()) * 1_000_000n };
+}
+
 /** What a build sends: the local directories the session serves, the frontend attributes, the exporters. */
 export interface ResolvedBuild {
-  /** The context directory (absolute), or the remote context as given. */
+  /** The context directory (absolute), the remote context as given, or "-" (an archive) or "" (empty). */
   context: string;
+  /** The session's shared key (stable per context directory). */
+  sharedKey: string;
   /** Local directories by the name the frontend asks for them. */
-  dirs: Map<string, string>;
+  dirs: Map<string, LocalDir>;
+  /** A context archive, served by the session's Upload under this id (attrs' `context` names it). */
+  upload?: { id: string; source: ContextArchive } | undefined;
   attrs: Record<string, string>;
   exps: ResolvedExport[];
   /** Cache entries as sent (credentials filled in, local directories absolute). */
@@ -378,30 +437,67 @@ export interface ResolvedBuild {
  * UsageError), and maps the options to the request's parts.
  */
 export function resolveBuild(opts: BuildOptions): ResolvedBuild {
-  const remote = isRemoteContext(opts.context);
-  const context = remote ? opts.context : resolve(opts.context);
-  const dirs = new Map<string, string>();
-  let dockerfileName: string;
-  if (remote) {
-    // The frontend fetches the context itself (git or an HTTP tarball) and
-    // reads the Dockerfile from it: `dockerfile` is a path inside it.
-    dockerfileName = opts.dockerfile ?? "Dockerfile";
-  } else {
-    if (!isDir(context)) throw new UsageError(`build context "${opts.context}" is not a directory`);
-    const dockerfilePath = resolve(opts.dockerfile ?? `${context}/Dockerfile`);
-    const shown = opts.dockerfile ?? `${opts.context}/Dockerfile`;
-    // A directory, FIFO or device gets its own reason (the daemon would read it through the session).
-    try {
-      checkInputFile(shown, { what: "Dockerfile", flag: opts.dockerfile === undefined ? undefined : "-f", maxBytes: MAX_TEXT_FILE_BYTES });
-    } catch (e) {
-      if ((e as Error).cause && ((e as Error).cause as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new UsageError(`Dockerfile "${shown}" not found; pass its path with -f/--file`);
-      }
-      throw e;
+  const given = opts.context;
+  const dirs = new Map<string, LocalDir>();
+  const extra: Record<string, string> = {};
+  let dockerfileName = "Dockerfile";
+  let context: string;
+  /** An archive or remote context holds the Dockerfile: `dockerfile` is a path inside it. */
+  let holdsDockerfile = false;
+  let upload: ResolvedBuild["upload"];
+  const contents = isDockerfileContents(opts.dockerfile) ? opts.dockerfile : undefined;
+  const dockerfilePath = contents ? undefined : (opts.dockerfile as string | undefined);
+  if (contents) {
+    const data = contents.contents;
+    if (typeof data !== "string" && !(data instanceof Uint8Array)) throw new UsageError("dockerfile.contents must be a string or bytes");
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.length > MAX_TEXT_FILE_BYTES) throw new UsageError("dockerfile.contents is larger than 10 MiB: give a smaller Dockerfile");
+    // As buildx serves a Dockerfile read from stdin: alone in its own local, named Dockerfile.
+    dirs.set("dockerfile", memoryDir({ Dockerfile: bytes }));
+    extra["dockerfilekey"] = "dockerfile";
+    dockerfileName = "Dockerfile";
+  }
+  if (given === undefined) {
+    if (!contents && dockerfilePath === undefined)
+      throw new UsageError("no build context and no Dockerfile: give a context (a directory, URL or archive) or dockerfile");
+    context = "";
+    dirs.set("context", memoryDir({}));
+  } else if (typeof given !== "string") {
+    if (typeof (given as Partial<ContextArchive>)[Symbol.asyncIterator] !== "function") {
+      throw new UsageError("build context must be a directory, a URL or an async iterable of a tar archive's bytes (e.g. a Readable)");
     }
+    context = "-";
+    holdsDockerfile = true;
+    upload = { id: newId(), source: given };
+    extra["context"] = uploadUrl(upload.id);
+  } else if (isRemoteContext(given)) {
+    // The frontend fetches the context itself (git or an HTTP tarball).
+    context = given;
+    holdsDockerfile = true;
+    extra["context"] = given;
+  } else {
+    context = resolve(given);
+    if (!isDir(context)) throw new UsageError(`build context "${given}" is not a directory`);
     dirs.set("context", context);
-    dirs.set("dockerfile", dirname(dockerfilePath));
-    dockerfileName = basename(dockerfilePath);
+  }
+  if (!contents) {
+    if (holdsDockerfile) {
+      dockerfileName = dockerfilePath ?? "Dockerfile";
+    } else {
+      const shown = dockerfilePath ?? `${typeof given === "string" ? given : ""}/Dockerfile`;
+      const path = lowercaseDockerfile(resolve(dockerfilePath ?? `${context}/Dockerfile`));
+      // A directory, FIFO or device gets its own reason (the daemon would read it through the session).
+      try {
+        checkInputFile(path, { what: "Dockerfile", flag: dockerfilePath === undefined ? undefined : "-f", maxBytes: MAX_TEXT_FILE_BYTES });
+      } catch (e) {
+        if ((e as Error).cause && ((e as Error).cause as NodeJS.ErrnoException).code === "ENOENT") {
+          throw new UsageError(`Dockerfile "${shown}" not found; pass its path with -f/--file`);
+        }
+        throw e;
+      }
+      dirs.set("dockerfile", dirname(path));
+      dockerfileName = basename(path);
+    }
   }
   const namedDirs = new Map<string, string>();
   const ociContexts: OciContext[] = [];
@@ -420,9 +516,10 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
   }
   for (const p of opts.platforms ?? []) checkPlatform(p, "platform");
   const exps = exporters(opts);
-  const attrs = frontendAttrs(opts, dockerfileName, namedDirs);
-  if (remote) attrs["context"] = opts.context;
+  const attrs = { ...frontendAttrs(opts, dockerfileName, namedDirs), ...extra };
   for (const oci of ociContexts) attrs[`context:${oci.name}`] = oci.attr;
   const caches = resolveCaches(opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.env ?? process.env);
-  return { context, dirs, attrs, exps, caches, ociContexts };
+  // A directory's key is stable, so its next build sends only changes; anything else gets a key of its own.
+  const sharedKey = typeof given === "string" ? sessionSharedKey(context) : newId();
+  return { context, sharedKey, dirs, attrs, exps, caches, ociContexts, upload };
 }

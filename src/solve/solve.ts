@@ -9,7 +9,9 @@ import { isIP } from "node:net";
 import { createHash } from "node:crypto";
 import { BuildKitError, UsageError, abortedError } from "../errors.js";
 import type { Connection } from "../transport/connection.js";
-import { Session, newId, sessionSharedKey } from "../session/session.js";
+import { Session, newId } from "../session/session.js";
+import { UploadFailures, uploadService } from "../session/upload.js";
+import { openContextArchive, type PeekedStream } from "./context-stream.js";
 import { fileSyncService, type FileSyncStats } from "../session/filesync.js";
 import { secretsService, type SecretFailures } from "../session/secrets.js";
 import { prepareSecrets } from "./secrets.js";
@@ -149,11 +151,13 @@ async function withHostGateway(conn: Connection, hosts: string, signal: AbortSig
 
 async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<BuildResult> {
   const { ref, progress, ac } = r;
-  const { context, dirs, attrs, exps } = r.resolved;
+  const { dirs, attrs, exps } = r.resolved;
   const env = opts.env ?? process.env;
   let session: Session | undefined;
   let status: StatusPump | undefined;
   let secretFailures: SecretFailures | undefined;
+  let upload: PeekedStream | undefined;
+  const uploadFailures = new UploadFailures();
   let solving = false;
   let outputs: BuildOutputs | undefined;
   let committed = false;
@@ -180,6 +184,8 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
       : undefined;
     const secrets = await prepareSecrets(opts.secrets, env, { signal: ac.signal, secretTimeoutMs: opts.secretTimeoutMs });
     const agents = await prepareSsh(opts.ssh, env);
+    // A context archive is checked (not empty, an archive the frontend unpacks) before the build starts.
+    if (r.resolved.upload) upload = await openContextArchive(r.resolved.upload.source, "the build context stream");
     if (ac.signal.aborted) throw abortReason(ac);
     // Loaded only when asked for: the scanner pulls in tar-stream and zlib.
     const audit = opts.auditSecrets ? await (await import("./audit.js")).BuildAudit.prepare(secrets.providers, agents, ac.signal) : undefined;
@@ -189,8 +195,9 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     const out = outputs;
     const stats: FileSyncStats = { bytesSent: new Map() };
     session = new Session({
-      sharedKey: sessionSharedKey(context),
+      sharedKey: r.resolved.sharedKey,
       services: [
+        ...(upload && r.resolved.upload ? [uploadService(new Map([[r.resolved.upload.id, upload.stream]]), uploadFailures)] : []),
         fileSyncService(dirs, stats),
         secretsService(secrets.providers, (secretFailures = secrets.failures)),
         authService(credentialLookup(opts.registryAuth, env)),
@@ -259,7 +266,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     if (ac.signal.aborted) throw abortReason(ac);
     if (conn.engine && e instanceof Error) e.message = explainEngineError(e.message);
     // buildkitd only heard "secret s could not be read"; say why, with the cause.
-    const local = secretFailures?.first();
+    const local = secretFailures?.first() ?? uploadFailures.first();
     if (local) throw local;
     const output = outputs?.failure;
     if (output) throw output;
@@ -268,6 +275,8 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     solving = false;
     // A cancelled build does not wait for the daemon (it may be frozen) to end the session.
     await session?.close(ac.signal.aborted ? 0 : 2000);
+    // A context stream the daemon did not read to its end is let go.
+    await upload?.close().catch(() => undefined);
     if (!committed) await outputs?.discard(ac.signal.aborted ? abortReason(ac) : new BuildKitError("the build failed"));
     await status?.drain(ac.signal);
     progress.close();

@@ -98,14 +98,18 @@ export function dockerCli(args: string[], options: { input?: Buffer; maxBuffer?:
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
-/** Runs the built bk-build CLI as a user would. */
-export function runCli(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string } = {}): RunResult {
+/** Runs the built bk-build CLI as a user would; `input` is piped to its stdin. */
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string; input?: Buffer | string } = {},
+): RunResult {
   const t = Date.now();
   const r = spawnSync(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), ...args], {
     encoding: "utf8",
     cwd: options.cwd,
     env: { ...process.env, ...(options.env ?? {}) },
     timeout: options.timeoutMs ?? 60_000,
+    input: options.input,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t };
 }

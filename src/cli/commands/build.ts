@@ -31,6 +31,7 @@ import {
   isRemoteContext,
   normalizePlatform,
   parseBool,
+  lowercaseDockerfile,
   parseCacheEntries,
   parseSsh,
   readInputFile,
@@ -53,6 +54,7 @@ import {
 } from "../parse-build.js";
 import { callFromFlags, type CallSpec } from "../parse-call.js";
 import { startProgress } from "../progress.js";
+import { readStdinInputs, stdinUse, type StdinUse } from "../stdin.js";
 
 export interface BuildIo {
   out: (text: string) => void;
@@ -74,6 +76,8 @@ export interface BuildFlags {
   warnings: string[];
   /** --call check|outline|targets (or --check): ask the frontend instead of building. */
   call: CallSpec | undefined;
+  /** `-` (the context) or `-f -` (the Dockerfile): stdin is read into options before the build. */
+  stdin: StdinUse | undefined;
 }
 
 /** Go's strconv.ParseBool false values. */
@@ -165,6 +169,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     const [host, cred] = parseRegistryAuth(spec, env);
     logins[host] = cred;
   }
+  const use = stdinUse(positionals[0]!, str(values["file"]));
   const options: BuildOptions = {
     context: positionals[0]!,
     dockerfile: str(values["file"]),
@@ -216,6 +221,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     iidFile,
     debug: values["debug"] === true,
     call,
+    stdin: use,
     warnings: legacyFlagWarnings(values),
   };
 }
@@ -261,13 +267,18 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   // startBuild's to report. Never a plain readFileSync: a FIFO would block
   // the event loop, signals included.
   let dockerfileText = "";
-  const dockerfilePath = options.dockerfile ?? `${options.context}/Dockerfile`;
-  if (!isRemoteContext(options.context) && existsSync(dockerfilePath)) {
-    dockerfileText = readInputFile(dockerfilePath, {
-      what: "Dockerfile",
-      flag: options.dockerfile === undefined ? undefined : "-f",
-      maxBytes: MAX_TEXT_FILE_BYTES,
-    }).toString("utf8");
+  const { context, dockerfile } = options;
+  if (typeof dockerfile === "object") {
+    dockerfileText = Buffer.from(dockerfile.contents).toString("utf8");
+  } else if (typeof context === "string" && !isRemoteContext(context)) {
+    const dockerfilePath = dockerfile ?? lowercaseDockerfile(`${context}/Dockerfile`);
+    if (existsSync(dockerfilePath)) {
+      dockerfileText = readInputFile(dockerfilePath, {
+        what: "Dockerfile",
+        flag: dockerfile === undefined ? undefined : "-f",
+        maxBytes: MAX_TEXT_FILE_BYTES,
+      }).toString("utf8");
+    }
   }
   for (const { type, id, required } of dockerfileMountIds(dockerfileText)) {
     const req = required ? " (required)" : "";
@@ -351,8 +362,11 @@ async function printCall(client: BuildKitClient, options: BuildOptions, call: Ca
     return 0;
   }
   const result = await client.check(options);
-  // As buildx names the Dockerfile in snippets: the -f path as given, else CONTEXT/Dockerfile.
-  const printed = formatCheck(result, { format, dockerfileName: options.dockerfile ?? join(options.context, "Dockerfile") });
+  // As buildx names the Dockerfile in snippets: the -f path as given, "stdin", else CONTEXT/Dockerfile.
+  const { context, dockerfile } = options;
+  const dockerfileName =
+    typeof dockerfile === "object" ? "stdin" : (dockerfile ?? (typeof context === "string" ? join(context, "Dockerfile") : join("-", "Dockerfile")));
+  const printed = formatCheck(result, { format, dockerfileName });
   io.out(printed.out);
   if (printed.error !== undefined) {
     io.err(`error: ${printed.error}`);
@@ -367,6 +381,8 @@ export async function runBuildCommand(values: Values, positionals: string[], io:
   for (const w of flags.warnings) io.err(`warning: ${w}\n`);
   // --progress tty without a terminal is refused before anything else.
   resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
+  // `-` or `-f -`: stdin read (an archive only peeked at) before anything else is checked against it.
+  if (flags.stdin) await readStdinInputs(flags.options, flags.stdin, io.stdin);
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
   resolveBuild(flags.options);
   const call = flags.call;

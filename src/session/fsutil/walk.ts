@@ -25,6 +25,21 @@ export interface WalkEntry {
   /** Absolute path on disk (only read for requestable entries). */
   absPath: string;
   requestable: boolean;
+  /** The file's bytes, for an entry of a MemoryDir. */
+  data?: Buffer | undefined;
+}
+
+/**
+ * A directory served from memory: regular files at its top level (a
+ * Dockerfile given by its text, an empty context). `modTime` is sent for
+ * each: a new one per build keeps a differ that compares metadata from
+ * taking a same-sized file for one it synced before under the same shared
+ * key (the frontend fetches its Dockerfile with no differ, so that one is
+ * always sent whole anyway).
+ */
+export interface MemoryDir {
+  files: ReadonlyMap<string, Buffer>;
+  modTime: bigint;
 }
 
 export interface WalkOptions {
@@ -186,4 +201,18 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
   }
 
   yield* visit(root, "");
+}
+
+/** walk() over a MemoryDir: the same filters, the same order. */
+export function* walkMemory(dir: MemoryDir, options: WalkOptions = {}): Generator<WalkEntry> {
+  const includes = [...(options.includePatterns ?? []), ...(options.followPaths ?? []).map((p) => cleanPath(p.replace(/^\/+/, "")))];
+  const include = new PatternMatcher(includes);
+  const exclude = new PatternMatcher(options.excludePatterns ?? []);
+  for (const name of [...dir.files.keys()].sort(byteCompare)) {
+    if (!include.empty && !include.matchesOrParentMatches(name)) continue;
+    if (!exclude.empty && exclude.matchesOrParentMatches(name)) continue;
+    const data = dir.files.get(name)!;
+    const stat: WireStat = { path: name, mode: 0o644, uid: 0, gid: 0, size: BigInt(data.length), modTime: dir.modTime, linkname: "", devmajor: 0, devminor: 0 };
+    yield { stat, absPath: "", requestable: true, data };
+  }
 }
