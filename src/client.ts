@@ -14,7 +14,7 @@ import type { CheckResult, OutlineResult, TargetsResult } from "./gateway/result
 import type { SubrequestMetadata, SubrequestName } from "./gateway/subrequest.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
 import type { PruneRequest } from "./gen/types/moby/buildkit/v1/PruneRequest.js";
-import type { BuildLogsOptions, HistoryOptions, RemoveHistoryOptions } from "./history/api.js";
+import type { BuildLogsOptions, BuildProvenance, HistoryOptions, ProvenanceOptions, RemoveHistoryOptions } from "./history/api.js";
 import type { BuildRecord } from "./history/record.js";
 import type { SolveStatus } from "./progress/status.js";
 import type {
@@ -305,6 +305,24 @@ export class BuildKitClient {
   async *buildLogs(ref: string, options: BuildLogsOptions = {}): AsyncGenerator<SolveStatus, void, undefined> {
     const { buildLogs } = await import("./history/api.js");
     yield* this.#linked(options.signal, (signal) => buildLogs(this.#conn, ref, signal));
+  }
+
+  /**
+   * The SLSA provenance the daemon recorded for a finished build (one per
+   * result platform; empty when it made none), read from its content
+   * store: what buildx writes to --metadata-file as buildx.build.provenance.
+   * Mode min (the default) leaves out the build definition and metadata.
+   */
+  async buildProvenance(ref: string, options: ProvenanceOptions = {}): Promise<BuildProvenance[]> {
+    this.#check();
+    const { buildProvenance } = await import("./history/api.js");
+    const ac = new AbortController();
+    const unlink = linkSignals(ac, [options.signal, this.#closing.signal]);
+    try {
+      return await buildProvenance(this.#conn, ref, options.mode ?? "min", ac.signal);
+    } finally {
+      unlink();
+    }
   }
 
   /** Deletes one build's record (exact ref) from the daemon's history. */

@@ -14,6 +14,8 @@ import type { BuildHistoryEvent__Output } from "../gen/types/moby/buildkit/v1/Bu
 import type { BuildHistoryRequest } from "../gen/types/moby/buildkit/v1/BuildHistoryRequest.js";
 import { parseHistoryFilter } from "./filter.js";
 import { StatusLogDecoder } from "./log.js";
+import type { BuildResultInfo__Output } from "../gen/types/moby/buildkit/v1/BuildResultInfo.js";
+import type { Descriptor__Output } from "../gen/types/moby/buildkit/v1/Descriptor.js";
 
 export interface HistoryOptions {
   /** Only builds still running. */
@@ -34,6 +36,22 @@ export interface HistoryOptions {
 
 export interface BuildLogsOptions {
   signal?: AbortSignal | undefined;
+}
+
+export interface ProvenanceOptions {
+  /** min (the default, as buildx's metadata file): without the build definition and metadata; max: whole. */
+  mode?: "min" | "max" | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** One result's SLSA provenance, as the daemon recorded it for a build. */
+export interface BuildProvenance {
+  /** The platform of a multi-platform build's result; undefined for a single result. */
+  platform?: string | undefined;
+  /** e.g. https://slsa.dev/provenance/v0.2 */
+  predicateType: string;
+  /** The in-toto predicate (buildType, builder, invocation, materials, ...). */
+  predicate: Record<string, unknown>;
 }
 
 export interface RemoveHistoryOptions {
@@ -122,6 +140,50 @@ export async function* buildLogs(conn: Connection, ref: string, signal: AbortSig
   if (received !== record.logs.size) {
     throw new BuildKitError(`cannot read the log of build ${ref}: got ${received} of its ${record.logs.size} bytes`, { code: "DATA_LOSS" });
   }
+}
+
+/** The provenance descriptor among a result's attestations (buildx's lookupProvenance). */
+function provenanceDescriptor(info: BuildResultInfo__Output | null | undefined): Descriptor__Output | undefined {
+  return info?.Attestations.find(
+    (a) => a.media_type === "application/vnd.in-toto+json" && (a.annotations["in-toto.io/predicate-type"] ?? "").startsWith("https://slsa.dev/provenance/"),
+  );
+}
+
+/**
+ * The provenance a build's record holds for each result (what buildx puts
+ * in --metadata-file as buildx.build.provenance), read from the daemon's
+ * content store; empty when the build made none. With mode min the build
+ * definition and metadata are left out, as buildx's default.
+ */
+export async function buildProvenance(conn: Connection, ref: string, mode: "min" | "max", signal: AbortSignal): Promise<BuildProvenance[]> {
+  const wire = await wireRecord(conn, ref, signal);
+  const found: Array<[string | undefined, Descriptor__Output]> = [];
+  const results = Object.entries(wire.Results);
+  if (results.length) {
+    for (const [platform, info] of results) {
+      const d = provenanceDescriptor(info);
+      if (d) found.push([platform, d]);
+    }
+  } else {
+    const d = provenanceDescriptor(wire.Result);
+    if (d) found.push([undefined, d]);
+  }
+  const out: BuildProvenance[] = [];
+  for (const [platform, d] of found) {
+    const chunks: Buffer[] = [];
+    for await (const piece of conn.serverStream("Content.Read", { digest: d.digest, offset: "0", size: "0" }, { signal })) chunks.push(Buffer.from(piece.data));
+    const data = Buffer.concat(chunks);
+    if (String(data.length) !== d.size) {
+      throw new BuildKitError(`cannot read the provenance of build ${ref}: got ${data.length} of its ${d.size} bytes`, { code: "DATA_LOSS" });
+    }
+    const predicate = JSON.parse(data.toString("utf8")) as Record<string, unknown>;
+    if (mode === "min") {
+      delete predicate["buildConfig"];
+      delete predicate["metadata"];
+    }
+    out.push({ platform, predicateType: d.annotations["in-toto.io/predicate-type"]!, predicate });
+  }
+  return out;
 }
 
 /** Deletes one record (and its blobs) from the daemon's history. */

@@ -62,7 +62,8 @@ function log(l: VertexLog): Record<string, unknown> {
   return o;
 }
 
-function warning(w: VertexWarning): Record<string, unknown> {
+/** One warning as Go's encoding/json writes client.VertexWarning (what buildx puts in buildx.build.warnings). */
+export function rawJsonWarning(w: VertexWarning): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   if (w.vertex) o["vertex"] = w.vertex;
   if (w.level) o["level"] = w.level;
@@ -97,7 +98,7 @@ export function rawJsonObject(s: SolveStatus): Record<string, unknown> {
   if (s.vertexes.length) o["vertexes"] = s.vertexes.map(vertex);
   if (s.statuses.length) o["statuses"] = s.statuses.map(status);
   if (s.logs.length) o["logs"] = s.logs.map(log);
-  if (s.warnings.length) o["warnings"] = s.warnings.map(warning);
+  if (s.warnings.length) o["warnings"] = s.warnings.map(rawJsonWarning);
   return o;
 }
 

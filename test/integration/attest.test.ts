@@ -8,6 +8,8 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { runCli, testEnv } from "../helpers/env.js";
 import { remoteBuildx, type Buildx } from "../helpers/buildx.js";
 import { fileTree } from "../helpers/files.js";
@@ -194,4 +196,42 @@ test("the Docker Engine's classic store: attestations refused in one line before
   assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
   const ok = runCli(["build", "--network", "host", "--progress", "plain", "-t", `bk-attest-${run}:1`, ctx], { env: engine });
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+test("--metadata-file: buildx.build.provenance (min by default, max, disabled) and buildx.build.warnings with BUILDX_METADATA_WARNINGS, as buildx writes them", async (t) => {
+  const run = randomUUID().slice(0, 8);
+  const ctx = fileTree("bk-attest-meta-", { Dockerfile: `FROM ${busybox} as base\nRUN echo ${run} > /built\n` }, t);
+  const metaDir = fileTree("bk-attest-meta-out-", {}, t);
+  const read = (name: string): Record<string, unknown> => JSON.parse(readFileSync(join(metaDir, name), "utf8")) as Record<string, unknown>;
+  const a = oracle!.build(["--progress", "plain", "--metadata-file", join(metaDir, "buildx.json"), "."], ctx, {
+    BUILDX_NO_DEFAULT_ATTESTATIONS: undefined,
+    BUILDX_METADATA_WARNINGS: "1",
+  });
+  assert.equal(a.code, 0, a.stderr);
+  const b = runCli(["build", "--progress", "plain", "--metadata-file", join(metaDir, "ours.json"), ctx], { env: { ...cli, BUILDX_METADATA_WARNINGS: "1" } });
+  assert.equal(b.code, 0, b.stderr);
+  const [theirs, ours] = [read("buildx.json"), read("ours.json")];
+  const [tp, op] = [theirs["buildx.build.provenance"] as Record<string, unknown>, ours["buildx.build.provenance"] as Record<string, unknown>];
+  assert.ok(tp && op, `both have buildx.build.provenance: ${Object.keys(ours).join(", ")}`);
+  assert.deepEqual(Object.keys(op), Object.keys(tp), "the same predicate fields (min: no buildConfig, no metadata)");
+  assert.equal(op["buildType"], tp["buildType"]);
+  assert.deepEqual(op["materials"], tp["materials"], "the same base image, by digest");
+  const short = (m: Record<string, unknown>): string[] =>
+    ((m["buildx.build.warnings"] ?? []) as Array<{ short: string }>).map((w) => Buffer.from(w.short, "base64").toString());
+  assert.ok(
+    short(theirs).some((s) => /FromAsCasing/.test(s)),
+    JSON.stringify(theirs["buildx.build.warnings"]),
+  );
+  assert.deepEqual(short(ours), short(theirs), "the same lint warnings, base64 as Go writes []byte");
+  const max = runCli(["build", "--progress", "plain", "--metadata-file", join(metaDir, "max.json"), ctx], {
+    env: { ...cli, BUILDX_METADATA_PROVENANCE: "max" },
+  });
+  assert.equal(max.code, 0, max.stderr);
+  assert.ok((read("max.json")["buildx.build.provenance"] as Record<string, unknown>)["buildConfig"], "max keeps the build definition");
+  assert.equal(read("max.json")["buildx.build.warnings"], undefined, "warnings only when asked for");
+  const off = runCli(["build", "--progress", "plain", "--metadata-file", join(metaDir, "off.json"), ctx], {
+    env: { ...cli, BUILDX_METADATA_PROVENANCE: "disabled" },
+  });
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal(read("off.json")["buildx.build.provenance"], undefined);
 });

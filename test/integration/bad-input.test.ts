@@ -193,8 +193,9 @@ const cases: Case[] = [
   { name: "compose: undefined secret", args: compose("c-secret", "build"), code: 2, fragment: "nope" },
   { name: "compose: unset variable with :?", args: compose("c-required", "build"), env: { BK_BAD_TAG: "" }, code: 2, fragment: "BK_BAD_TAG" },
   { name: "compose: --parallel 0", args: compose("c-ok", "build", "--parallel", "0"), code: 2, fragment: '--parallel "0"' },
-  { name: "compose: --parallel many", args: compose("c-ok", "build", "--parallel", "many"), code: 2, fragment: '"many"' },
-  { name: "compose: --parallel -1", args: compose("c-ok", "build", "--parallel", "-1"), code: 2, fragment: '"-1"' },
+  // A bare --parallel is compose build's deprecated boolean: "many" is then a service name.
+  { name: "compose: --parallel many", args: compose("c-ok", "build", "--parallel", "many"), code: 2, fragment: "no such service: many" },
+  { name: "compose: --parallel -2", args: compose("c-ok", "build", "--parallel", "-2"), code: 2, fragment: '"-2"' },
   { name: "compose: unknown service", args: compose("c-ok", "build", "nosuch"), code: 2, fragment: "nosuch" },
   { name: "compose: uppercase image", args: compose("c-badimage", "build"), code: 2, fragment: '"Web:1"' },
   {

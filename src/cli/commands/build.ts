@@ -18,6 +18,7 @@ import {
   type RegistryCredential,
   type SecretSource,
   type SshAgentSource,
+  rawJsonWarning,
 } from "../../index.js";
 import {
   DEFAULT_SSH_ID,
@@ -251,6 +252,33 @@ function imageIdOf(exports: readonly ExportResult[]): string | undefined {
   return undefined;
 }
 
+/**
+ * buildx.build.provenance (buildx.build.provenance/PLATFORM for several
+ * results) for --metadata-file: the record's provenance, min unless
+ * BUILDX_METADATA_PROVENANCE=max, none with disabled or false (buildx's
+ * ParseMetadataProvenance), nor from a daemon without build history.
+ */
+async function metadataProvenance(
+  client: BuildKitClient,
+  ref: string,
+  env: Record<string, string | undefined>,
+  signal: AbortSignal,
+): Promise<Record<string, unknown>> {
+  const v = env["BUILDX_METADATA_PROVENANCE"] ?? "";
+  if (v === "disabled" || parseBool(v) === false) return {};
+  const mode = v === "max" ? "max" : "min";
+  let found;
+  try {
+    found = await client.buildProvenance(ref, { mode, signal });
+  } catch (e) {
+    if ((e as { code?: string }).code === "UNIMPLEMENTED") return {};
+    throw e;
+  }
+  const out: Record<string, unknown> = {};
+  for (const p of found) out[p.platform === undefined ? "buildx.build.provenance" : `buildx.build.provenance/${p.platform}`] = p.predicate;
+  return out;
+}
+
 /** The line that names a build's history record. */
 function refLine(ref: string): string {
   return `build ref: ${ref} (bk-build history inspect ${ref})\n`;
@@ -299,9 +327,11 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   const build = client.build(options);
   // Whether the daemon reported on the build: only then does it keep a record.
   const daemon = { reported: false };
+  const warnings: Array<Record<string, unknown>> = [];
   const consume = (async () => {
     for await (const s of build.progress) {
       daemon.reported = true;
+      for (const w of s.warnings) warnings.push(rawJsonWarning(w));
       display.update(s);
     }
   })();
@@ -317,8 +347,10 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     if (result.audit) io.err(formatAuditSummary(result.audit) + "\n");
     if (metadataFile !== undefined) {
       // buildx writes builder/node/ref here; bk-build talks to one daemon, so the bare ref, as 'history' takes it.
-      const metadata = { ...result.exporterResponse, "buildx.build.ref": result.ref };
-      writeOutputFile(metadataFile, JSON.stringify(metadataJson(metadata), null, 2) + "\n", "--metadata-file");
+      const metadata: Record<string, unknown> = metadataJson({ ...result.exporterResponse, "buildx.build.ref": result.ref });
+      Object.assign(metadata, await metadataProvenance(client, result.ref, io.env ?? {}, signal));
+      if (warnings.length && parseBool(io.env?.["BUILDX_METADATA_WARNINGS"] ?? "") === true) metadata["buildx.build.warnings"] = warnings;
+      writeOutputFile(metadataFile, JSON.stringify(metadata, null, 2) + "\n", "--metadata-file");
     }
     if (showRef) io.err(refLine(build.ref));
   } catch (e) {
