@@ -94,3 +94,56 @@ export function scaleDecimal(bytes: bigint | number): [number, string] {
   }
   return [v, decimalUnits[i]!];
 }
+
+const ULIMIT_NAMES = new Set([
+  "core",
+  "cpu",
+  "data",
+  "fsize",
+  "locks",
+  "memlock",
+  "msgqueue",
+  "nice",
+  "nofile",
+  "nproc",
+  "rss",
+  "rtprio",
+  "rttime",
+  "sigpending",
+  "stack",
+]);
+
+/** Go's strconv.ParseInt(s, 10, 64), or undefined. */
+function parseInt64(s: string): bigint | undefined {
+  if (!/^[+-]?\d+$/.test(s)) return undefined;
+  const n = BigInt(s);
+  return n >= -(2n ** 63n) && n < 2n ** 63n ? n : undefined;
+}
+
+/**
+ * One ulimit as go-units' ParseUlimit reads it: NAME=SOFT[:HARD], NAME one
+ * Linux limit (nofile, nproc, core, ...), SOFT <= HARD unless HARD is -1
+ * (unlimited), a missing HARD the same as SOFT. Gives the NAME=SOFT:HARD
+ * form buildx sends; throws UsageError naming `flag`.
+ */
+export function parseUlimit(text: string, flag: string): string {
+  const bad = (why: string): never => {
+    throw new UsageError(`invalid ${flag} "${text}": ${why}`);
+  };
+  const eq = text.indexOf("=");
+  if (eq < 0) bad("use NAME=SOFT[:HARD], e.g. nofile=1024:2048");
+  const name = text.slice(0, eq);
+  if (!ULIMIT_NAMES.has(name)) bad(`unknown ulimit "${name}" (use one of ${[...ULIMIT_NAMES].join(", ")})`);
+  const value = text.slice(eq + 1);
+  const colon = value.indexOf(":");
+  const softText = colon < 0 ? value : value.slice(0, colon);
+  const hardText = colon < 0 ? undefined : value.slice(colon + 1);
+  const hard = hardText === undefined ? undefined : (parseInt64(hardText) ?? bad(`"${hardText}" is not a whole number`));
+  const soft = parseInt64(softText) ?? bad(`"${softText}" is not a whole number`);
+  const h = hard ?? soft;
+  if (h !== -1n) {
+    if (soft === -1n) bad(`the soft limit -1 (unlimited) is above the hard limit ${h}`);
+    if (soft > h) bad(`the soft limit ${soft} is above the hard limit ${h}`);
+  }
+  return `${name}=${soft}:${h}`;
+}

@@ -113,9 +113,14 @@ function parsePairs(specs: string[], flag: string, usage: string, valueRequired:
   return out;
 }
 
-/** --label K=V. */
+/** --label K=V, or a bare K: an empty value, as buildx. */
 export function parseLabels(specs: string[]): Record<string, string> {
-  return parsePairs(specs, "--label", "KEY=VALUE", false);
+  return parsePairs(
+    specs.map((s) => (s.includes("=") ? s : `${s}=`)),
+    "--label",
+    "KEY=VALUE",
+    false,
+  );
 }
 
 /** --build-context NAME=DIR|docker-image://REF|... */

@@ -13,7 +13,7 @@ import type { SecretSource } from "./secrets.js";
 import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
 import { resolveCaches, type CacheEntry, type ResolvedCaches } from "./cache.js";
-import { parseBool, parseBytes } from "../units.js";
+import { parseBool, parseBytes, parseUlimit } from "../units.js";
 import { checkImageName } from "./reference.js";
 import { resolveOciContext, type OciContext } from "./stores.js";
 import { annotationAttr, attestationAttrs, type AnnotationSpec, type AttestationSpec } from "./attest.js";
@@ -341,10 +341,9 @@ export function runEnvironmentAttrs(
   const hosts = env.addHosts.flatMap((h) => parseAddHost(h, name("add-host")));
   if (hosts.length) attrs["add-hosts"] = hosts.join(",");
   if (env.shmSize !== undefined) attrs["shm-size"] = parseBytes(env.shmSize, name("shm-size")).toString();
-  for (const u of env.ulimits) {
-    if (!/^[a-z]+=-?\d+(:-?\d+)?$/.test(u)) throw new UsageError(`invalid ${name("ulimit")} "${u}": use NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
-  }
-  if (env.ulimits.length) attrs["ulimit"] = env.ulimits.join(",");
+  // As go-units (buildx's parser): known names, soft <= hard, sent as NAME=SOFT:HARD.
+  const ulimits = env.ulimits.map((u) => parseUlimit(u, name("ulimit")));
+  if (ulimits.length) attrs["ulimit"] = ulimits.join(",");
   const network = env.network;
   if (network !== undefined && network !== "default") {
     if (network !== "none" && network !== "host") throw new UsageError(`invalid ${name("network")} "${network}": use default, none or host`);

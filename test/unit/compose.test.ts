@@ -283,7 +283,7 @@ test("files shaped like the compose-spec's build examples load as documented", (
   assert.deepEqual(options.frontendAttrs, {
     "add-hosts": "somehost=162.242.195.82,otherhost=50.31.209.229",
     "shm-size": String(2 * 1024 * 1024 * 1024),
-    ulimit: "nproc=65535,nofile=20000:40000",
+    ulimit: "nproc=65535:65535,nofile=20000:40000",
     "force-network-mode": "host",
   });
   // The backend's Dockerfile path is relative to its context.
