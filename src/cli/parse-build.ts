@@ -18,7 +18,7 @@ export function parseSecret(spec: string, env: Record<string, string | undefined
   let type = "";
   let src = "";
   let envName = "";
-  for (const f of csvFields(spec)) {
+  for (const f of csvFields(spec, ",", "--secret")) {
     const [k, v] = keyValue(f, "--secret", spec);
     switch (k) {
       case "type":
@@ -120,9 +120,9 @@ export function parseBuildContexts(specs: string[]): Record<string, string> {
  * checked when the build is resolved.
  */
 export function parseOutput(spec: string): ExportSpec {
-  const fields = csvFields(spec);
+  if (spec === "") throw new UsageError("--output needs a value: a directory, -, or type=TYPE,...");
+  const fields = csvFields(spec, ",", "--output");
   if (fields.length === 1 && fields[0] === spec && !spec.startsWith("type=")) {
-    if (spec === "") throw new UsageError("--output needs a value: a directory, -, or type=TYPE,...");
     return spec === "-" ? { type: "tar", dest: "-" } : { type: "local", dest: spec };
   }
   const { type, attrs } = typedFields(spec, "--output");

@@ -25,7 +25,7 @@ export interface CacheEntry {
 export function parseCacheEntries(spec: string, flag: string): CacheEntry[] {
   if (spec === "") return [];
   if (!spec.includes("=")) {
-    return csvFields(spec).map((ref) => {
+    return csvFields(spec, ",", flag).map((ref) => {
       checkImageName(ref, "image reference", `in ${flag}`);
       return { type: "registry", attrs: { ref } };
     });

@@ -140,7 +140,8 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     );
   }
   const secrets: Record<string, SecretSource> = {};
-  for (const s of list(values["secret"])) {
+  // buildx skips empty --secret and --output values.
+  for (const s of list(values["secret"]).filter((v) => v !== "")) {
     const p = parseSecret(s, env);
     secrets[p.id] = p.source; // the last one wins, as buildx
   }
@@ -177,7 +178,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     tags: list(values["tag"]),
     push: values["push"] === true,
     load: values["load"] === true,
-    outputs: outputsToStdout(list(values["output"]).map(parseOutput), stdout, values["quiet"] === true),
+    outputs: outputsToStdout(list(values["output"]).filter(Boolean).map(parseOutput), stdout, values["quiet"] === true),
     env,
   };
   if (values["no-cache"] === true) options.noCache = true;
