@@ -12,7 +12,7 @@
  */
 export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors.js";
 export { checkPlatform, isRemoteContext, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
-export { checkImageName } from "./solve/reference.js";
+export { checkImageName, familiarString } from "./solve/reference.js";
 export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
 export { parseCacheEntries } from "./solve/cache.js";

@@ -1,5 +1,5 @@
 /** Pure parsers for `bk-build build` flags, following buildx. */
-import { DEFAULT_SSH_ID, UsageError, checkImageName, csvFields, keyValue, typedFields } from "../internal.js";
+import { DEFAULT_SSH_ID, UsageError, checkImageName, csvFields, familiarString, keyValue, typedFields } from "../internal.js";
 import type { ExportSpec, RegistryCredential, SecretSource } from "../index.js";
 
 export interface ParsedSecret {
@@ -108,9 +108,31 @@ export function parseLabels(specs: string[]): Record<string, string> {
   return parsePairs(specs, "--label", "KEY=VALUE", false);
 }
 
-/** --build-context NAME=DIR|docker-image://REF|... */
+/**
+ * --build-context NAME=DIR|docker-image://REF|..., as buildx's
+ * ParseContextNames: empty values are skipped, and NAME is read as an image
+ * name (ParseNormalizedNamed) and kept in its familiar form without
+ * ":latest", so `docker.io/library/alpine:latest` is the context `alpine`
+ * that `FROM alpine` uses, and a name that is no image name is refused.
+ * `target:` links bake targets, which one build cannot resolve (buildx
+ * fails later with "failed to find target"); it is refused here.
+ */
 export function parseBuildContexts(specs: string[]): Record<string, string> {
-  return parsePairs(specs, "--build-context", "NAME=DIR or NAME=docker-image://REF", true);
+  const out: Record<string, string> = {};
+  for (const spec of specs.filter((s) => s !== "")) {
+    const eq = spec.indexOf("=");
+    if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`invalid --build-context "${spec}": use NAME=DIR or NAME=docker-image://REF`);
+    const key = spec.slice(0, eq);
+    const value = spec.slice(eq + 1);
+    const name = familiarString(checkImageName(key, "--build-context name", `in "${key}=${value}"`)).replace(/:latest$/, "");
+    if (value.startsWith("target:")) {
+      throw new UsageError(
+        `--build-context "${key}=${value}": target: contexts link bake targets and 'bk-build build' builds one; build that target first and use docker-image://REF, or a directory`,
+      );
+    }
+    out[name] = value;
+  }
+  return out;
 }
 
 /**

@@ -181,6 +181,9 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     outputs: outputsToStdout(list(values["output"]).filter(Boolean).map(parseOutput), stdout, values["quiet"] === true),
     env,
   };
+  if (values["no-cache"] === true && list(values["no-cache-filter"]).length) {
+    throw new UsageError("--no-cache and --no-cache-filter cannot currently be used together (as buildx): give one of them");
+  }
   if (values["no-cache"] === true) options.noCache = true;
   else if (list(values["no-cache-filter"]).length) options.noCache = list(values["no-cache-filter"]);
   const { attrs, entitlements } = runEnvironmentAttrs(

@@ -1,0 +1,80 @@
+/**
+ * `bk-build build` behaviours that must be buildx's (docker/buildx at
+ * 461836b): --build-context names (util/buildflags/context.go
+ * ParseContextNames; buildx has no test of its own for it, so the cases
+ * follow its code: ParseNormalizedNamed, FamiliarString, ":latest"
+ * trimmed), --no-cache with --no-cache-filter (commands/build.go), the
+ * BUILDKIT_INLINE_CACHE build arg (build/opt.go toSolveOpt), the Docker
+ * config's proxies (store/storeutil/storeutil.go GetProxyConfig and
+ * build/opt.go proxyArgKeyExists; TestProxyArgKeyExists of build/opt_test.go
+ * is translated below) and tags checked up front (build/opt.go "invalid tag").
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseBuildContexts } from "../../src/cli/parse-build.js";
+import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
+import { resolveBuild } from "../../src/solve/options.js";
+import { UsageError } from "../../src/errors.js";
+import { fileTree } from "../helpers/files.js";
+
+const usage = (fn: () => unknown, re: RegExp): void => {
+  assert.throws(fn, (e: unknown) => e instanceof UsageError && re.test(e.message) && !e.message.includes("\n"), re.source);
+};
+
+test("--build-context names are image names in their familiar form, without :latest (ParseContextNames)", () => {
+  const cases: Array<[string, string]> = [
+    ["alpine", "alpine"],
+    ["alpine:latest", "alpine"],
+    ["docker.io/library/alpine:latest", "alpine"],
+    ["library/alpine", "alpine"],
+    ["docker.io/alpine", "alpine"],
+    ["index.docker.io/library/alpine", "alpine"], // the legacy Docker Hub domain is docker.io
+    ["alpine:3.20", "alpine:3.20"],
+    ["docker.io/library/alpine:3.20", "alpine:3.20"],
+    ["docker.io/team/app:latest", "team/app"],
+    ["localhost:5000/app:latest", "localhost:5000/app"],
+    ["ghcr.io/o/app:1", "ghcr.io/o/app:1"],
+    ["base", "base"],
+    ["my-stage_2", "my-stage_2"],
+    [`app@sha256:${"a".repeat(64)}`, `app@sha256:${"a".repeat(64)}`],
+    ["app:latest-dev", "app:latest-dev"], // only a whole ":latest" tag goes
+  ];
+  for (const [name, want] of cases) assert.deepEqual(parseBuildContexts([`${name}=../x`]), { [want]: "../x" }, name);
+  // Later values win, after normalising, as buildx's map.
+  assert.deepEqual(parseBuildContexts(["alpine=a", "docker.io/library/alpine:latest=b"]), { alpine: "b" });
+  assert.deepEqual(parseBuildContexts(["alpine=a", "docker.io/library/alpine=b", "alpine=c"]), { alpine: "c" });
+  // Empty values are skipped; the value may hold "=".
+  assert.deepEqual(parseBuildContexts(["", "a=docker-image://x?y=z"]), { a: "docker-image://x?y=z" });
+});
+
+test("--build-context: names that are not image names, missing values and target: are refused", () => {
+  usage(() => parseBuildContexts(["Alpine=../x"]), /^invalid --build-context name "Alpine" in "Alpine=..\/x": repository name must be lowercase$/);
+  usage(() => parseBuildContexts(["my stage=../x"]), /^invalid --build-context name "my stage" .*white space/);
+  usage(() => parseBuildContexts(["-x=../x"]), /^invalid --build-context name "-x"/);
+  usage(() => parseBuildContexts([`${"f".repeat(64)}=../x`]), /is an image ID, not a repository name/);
+  usage(() => parseBuildContexts(["nope"]), /^invalid --build-context "nope": use NAME=DIR/);
+  usage(() => parseBuildContexts(["=../x"]), /^invalid --build-context "=..\/x": use NAME=DIR/);
+  usage(() => parseBuildContexts(["a="]), /^invalid --build-context "a=": use NAME=DIR/);
+  usage(() => parseBuildContexts(["base=target:other"]), /^--build-context "base=target:other": target: contexts link bake targets/);
+});
+
+test("--no-cache with --no-cache-filter is an error, as buildx", () => {
+  usage(
+    () => buildOptionsFromFlags({ "no-cache": true, "no-cache-filter": ["build"] }, ["."], {}),
+    /^--no-cache and --no-cache-filter cannot currently be used together/,
+  );
+  assert.equal(buildOptionsFromFlags({ "no-cache": true }, ["."], {}).options.noCache, true);
+  assert.deepEqual(buildOptionsFromFlags({ "no-cache-filter": ["a", "b"] }, ["."], {}).options.noCache, ["a", "b"]);
+  assert.deepEqual(
+    buildOptionsFromFlags({ "no-cache": false, "no-cache-filter": ["a"] }, ["."], {}).options.noCache,
+    ["a"],
+    "--no-cache=false is no --no-cache",
+  );
+});
+
+test("tags are checked with the reference grammar before the build (buildx: invalid tag)", () => {
+  const dir = fileTree("bk-tags-", { Dockerfile: "FROM scratch\n" });
+  usage(() => resolveBuild({ context: dir, tags: ["ok:1", "Bad:tag"], env: {} }), /^invalid tag "Bad:tag": repository name must be lowercase$/);
+  usage(() => resolveBuild({ context: dir, tags: ["app:-x"], env: {} }), /^invalid tag "app:-x"/);
+  assert.ok(resolveBuild({ context: dir, tags: ["localhost:5000/team/app:1.2"], env: {} }));
+});
