@@ -12,7 +12,7 @@ import { MAX_TEXT_FILE_BYTES, checkInputFile } from "../files.js";
 import type { SecretSource } from "./secrets.js";
 import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
-import { resolveCaches, type CacheEntry, type ResolvedCaches } from "./cache.js";
+import { resolveCaches, withInlineCacheArg, type CacheEntry, type ResolvedCaches } from "./cache.js";
 import { parseBool, parseBytes } from "../units.js";
 import { checkImageName } from "./reference.js";
 import { resolveOciContext, type OciContext } from "./stores.js";
@@ -413,6 +413,6 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
   const attrs = frontendAttrs(opts, dockerfileName, namedDirs);
   if (remote) attrs["context"] = opts.context;
   for (const oci of ociContexts) attrs[`context:${oci.name}`] = oci.attr;
-  const caches = resolveCaches(opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.env ?? process.env);
+  const caches = resolveCaches(opts.cacheFrom ?? [], withInlineCacheArg(opts.cacheTo ?? [], opts.buildArgs), opts.env ?? process.env);
   return { context, dirs, attrs, exps, caches, ociContexts };
 }

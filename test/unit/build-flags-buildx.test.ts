@@ -13,6 +13,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseBuildContexts } from "../../src/cli/parse-build.js";
 import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
+import { withInlineCacheArg } from "../../src/solve/cache.js";
 import { resolveBuild } from "../../src/solve/options.js";
 import { UsageError } from "../../src/errors.js";
 import { fileTree } from "../helpers/files.js";
@@ -70,6 +71,20 @@ test("--no-cache with --no-cache-filter is an error, as buildx", () => {
     ["a"],
     "--no-cache=false is no --no-cache",
   );
+});
+
+test("BUILDKIT_INLINE_CACHE=<true> adds an inline cache export (strconv.ParseBool), on top of --cache-to", () => {
+  const inline = { type: "inline", attrs: {} };
+  for (const v of ["1", "t", "T", "true", "TRUE", "True"]) assert.deepEqual(withInlineCacheArg([], { BUILDKIT_INLINE_CACHE: v }), [inline], v);
+  for (const v of ["0", "false", "", "yes", "2"]) assert.deepEqual(withInlineCacheArg([], { BUILDKIT_INLINE_CACHE: v }), [], v);
+  assert.deepEqual(withInlineCacheArg([], { buildkit_inline_cache: "1" }), [], "the name is case-sensitive");
+  assert.deepEqual(withInlineCacheArg([], undefined), []);
+  const reg = { type: "registry", attrs: { ref: "r/x:cache" } };
+  assert.deepEqual(withInlineCacheArg([reg], { BUILDKIT_INLINE_CACHE: "1" }), [reg, inline]);
+  // Through the build's resolution, as the daemon gets it.
+  const dir = fileTree("bk-inline-", { Dockerfile: "FROM scratch\n" });
+  assert.deepEqual(resolveBuild({ context: dir, buildArgs: { BUILDKIT_INLINE_CACHE: "1" }, env: {} }).caches.exports, [inline]);
+  assert.deepEqual(resolveBuild({ context: dir, buildArgs: {}, env: {} }).caches.exports, []);
 });
 
 test("tags are checked with the reference grammar before the build (buildx: invalid tag)", () => {
