@@ -11,12 +11,15 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseBuildContexts } from "../../src/cli/parse-build.js";
 import { buildOptionsFromFlags } from "../../src/cli/commands/build.js";
 import { withInlineCacheArg } from "../../src/solve/cache.js";
 import { resolveBuild } from "../../src/solve/options.js";
+import { daemonHost, proxyArgsFromConfig, withDockerProxyArgs } from "../../src/solve/proxy.js";
 import { UsageError } from "../../src/errors.js";
-import { fileTree } from "../helpers/files.js";
+import { fileTree, tempDir } from "../helpers/files.js";
 
 const usage = (fn: () => unknown, re: RegExp): void => {
   assert.throws(fn, (e: unknown) => e instanceof UsageError && re.test(e.message) && !e.message.includes("\n"), re.source);
@@ -85,6 +88,67 @@ test("BUILDKIT_INLINE_CACHE=<true> adds an inline cache export (strconv.ParseBoo
   const dir = fileTree("bk-inline-", { Dockerfile: "FROM scratch\n" });
   assert.deepEqual(resolveBuild({ context: dir, buildArgs: { BUILDKIT_INLINE_CACHE: "1" }, env: {} }).caches.exports, [inline]);
   assert.deepEqual(resolveBuild({ context: dir, buildArgs: {}, env: {} }).caches.exports, []);
+});
+
+test("buildx TestProxyArgKeyExists: a build arg of the same name in any case keeps the proxy arg out", () => {
+  const config = { proxies: { default: { noProxy: "cfg" } } };
+  const dir = tempDir("bk-proxy-");
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  const env = { DOCKER_CONFIG: dir, DOCKER_HOST: "unix:///nonexistent.sock" };
+  const cases: Array<[string, Record<string, string>, boolean]> = [
+    ["exact match", { NO_PROXY: "cli" }, true],
+    ["case insensitive match", { no_proxy: "cli" }, true],
+    ["no match", { HTTP_PROXY: "cli" }, false],
+    ["nil map", {}, false],
+  ];
+  for (const [name, args, exists] of cases) {
+    const out = withDockerProxyArgs(args, env);
+    assert.deepEqual(out, exists ? args : { ...args, NO_PROXY: "cfg" }, name);
+  }
+});
+
+test("proxies: the daemon host's entry, else default; four upper-case args, no allProxy", () => {
+  const all = { httpProxy: "http://p:3128", httpsProxy: "https://p:3129", noProxy: "localhost,.corp", ftpProxy: "ftp://p:21", allProxy: "socks5://p:1080" };
+  assert.deepEqual(proxyArgsFromConfig({ proxies: { default: all } }, "unix:///var/run/docker.sock"), {
+    HTTP_PROXY: "http://p:3128",
+    HTTPS_PROXY: "https://p:3129",
+    NO_PROXY: "localhost,.corp",
+    FTP_PROXY: "ftp://p:21",
+  });
+  const byHost = { proxies: { default: { httpProxy: "d" }, "tcp://10.0.0.1:2375": { httpsProxy: "h" } } };
+  assert.deepEqual(proxyArgsFromConfig(byHost, "tcp://10.0.0.1:2375"), { HTTPS_PROXY: "h" }, "the host's entry replaces default, not merged");
+  assert.deepEqual(proxyArgsFromConfig(byHost, "unix:///var/run/docker.sock"), { HTTP_PROXY: "d" });
+  assert.deepEqual(proxyArgsFromConfig(byHost, undefined), { HTTP_PROXY: "d" });
+  // Go's encoding/json: struct fields match without case; empty values are no value.
+  assert.deepEqual(proxyArgsFromConfig({ Proxies: { default: { HTTPPROXY: "x", noProxy: "" } } }, undefined), { HTTP_PROXY: "x" });
+  assert.deepEqual(proxyArgsFromConfig({}, undefined), {});
+  assert.deepEqual(proxyArgsFromConfig({ proxies: { default: "x" } }, undefined), {});
+  assert.deepEqual(proxyArgsFromConfig(null, undefined), {});
+});
+
+test("proxies: the daemon host is the Go client's DaemonHost() of the docker CLI's endpoint", () => {
+  assert.equal(daemonHost({ kind: "unix", path: "/var/run/docker.sock" }), "unix:///var/run/docker.sock");
+  assert.equal(daemonHost({ kind: "tcp", host: "10.0.0.1", port: 2375, basePath: "", tls: undefined }), "tcp://10.0.0.1:2375");
+  assert.equal(daemonHost({ kind: "tcp", host: "::1", port: 2376, basePath: "/b", tls: undefined }), "tcp://[::1]:2376/b");
+  const dir = tempDir("bk-proxy-");
+  writeFileSync(
+    join(dir, "config.json"),
+    JSON.stringify({ proxies: { default: { httpProxy: "d" }, "tcp://127.0.0.1:2375": { httpProxy: "t" }, "unix:///var/run/docker.sock": { httpProxy: "u" } } }),
+  );
+  assert.deepEqual(withDockerProxyArgs({}, { DOCKER_CONFIG: dir, DOCKER_HOST: "tcp://127.0.0.1" }), { HTTP_PROXY: "t" }, "DOCKER_HOST gets its default port");
+  assert.deepEqual(withDockerProxyArgs({}, { DOCKER_CONFIG: dir, HOME: dir }), { HTTP_PROXY: "u" }, "no DOCKER_HOST: the default socket");
+  assert.deepEqual(withDockerProxyArgs({}, { DOCKER_CONFIG: dir, DOCKER_HOST: "unix:///other.sock" }), { HTTP_PROXY: "d" });
+  assert.deepEqual(
+    withDockerProxyArgs({ A: "1" }, { DOCKER_CONFIG: dir, DOCKER_HOST: "bogus://x" }),
+    { A: "1", HTTP_PROXY: "d" },
+    "a host it cannot read: default",
+  );
+  // No config, or a broken one: nothing added, nothing thrown.
+  assert.deepEqual(withDockerProxyArgs({ A: "1" }, { DOCKER_CONFIG: join(dir, "missing") }), { A: "1" });
+  const broken = tempDir("bk-proxy-");
+  writeFileSync(join(broken, "config.json"), "{not json");
+  assert.deepEqual(withDockerProxyArgs({ A: "1" }, { DOCKER_CONFIG: broken }), { A: "1" });
+  assert.deepEqual(withDockerProxyArgs({}, { DOCKER_CONFIG: dir }, false), {}, "configDir false reads none");
 });
 
 test("tags are checked with the reference grammar before the build (buildx: invalid tag)", () => {

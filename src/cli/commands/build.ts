@@ -33,6 +33,7 @@ import {
   readInputFile,
   resolveBuild,
   runEnvironmentAttrs,
+  withDockerProxyArgs,
 } from "../../internal.js";
 import {
   dockerfileMountIds,
@@ -359,6 +360,7 @@ async function printCall(client: BuildKitClient, options: BuildOptions, call: Ca
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const flags = buildOptionsFromFlags(values, positionals, io.env, io.stdout);
+  flags.options.buildArgs = withDockerProxyArgs(flags.options.buildArgs ?? {}, io.env); // as buildx, for every build
   for (const w of flags.warnings) io.err(`warning: ${w}\n`);
   // --progress tty without a terminal is refused before anything else.
   resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
