@@ -14,11 +14,12 @@ export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors
 export { isRemoteContext, lowercaseDockerfile, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
 export { checkPlatform, hostPlatform, normalizePlatform } from "./solve/platform.js";
 export { DEFAULT_PROVENANCE, parseAttestation, shorthandAttestation } from "./solve/attest.js";
-export { checkImageName } from "./solve/reference.js";
+export { checkImageName, familiarString } from "./solve/reference.js";
 export { SNIFF_BYTES, peekStream, readAll, sniffStream } from "./solve/context-stream.js";
 export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
 export { parseCacheEntries } from "./solve/cache.js";
+export { withDockerProxyArgs } from "./solve/proxy.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";
 export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBool, parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";

@@ -5,6 +5,7 @@ import {
   checkImageName,
   checkPlatform,
   csvFields,
+  familiarString,
   keyValue,
   parseAttestation,
   shorthandAttestation,
@@ -28,7 +29,7 @@ export function parseSecret(spec: string, env: Record<string, string | undefined
   let type = "";
   let src = "";
   let envName = "";
-  for (const f of csvFields(spec)) {
+  for (const f of csvFields(spec, ",", "--secret")) {
     const [k, v] = keyValue(f, "--secret", spec);
     switch (k) {
       case "type":
@@ -123,9 +124,31 @@ export function parseLabels(specs: string[]): Record<string, string> {
   );
 }
 
-/** --build-context NAME=DIR|docker-image://REF|... */
+/**
+ * --build-context NAME=DIR|docker-image://REF|..., as buildx's
+ * ParseContextNames: empty values are skipped, and NAME is read as an image
+ * name (ParseNormalizedNamed) and kept in its familiar form without
+ * ":latest", so `docker.io/library/alpine:latest` is the context `alpine`
+ * that `FROM alpine` uses, and a name that is no image name is refused.
+ * `target:` links bake targets, which one build cannot resolve (buildx
+ * fails later with "failed to find target"); it is refused here.
+ */
 export function parseBuildContexts(specs: string[]): Record<string, string> {
-  return parsePairs(specs, "--build-context", "NAME=DIR or NAME=docker-image://REF", true);
+  const out: Record<string, string> = {};
+  for (const spec of specs.filter((s) => s !== "")) {
+    const eq = spec.indexOf("=");
+    if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`invalid --build-context "${spec}": use NAME=DIR or NAME=docker-image://REF`);
+    const key = spec.slice(0, eq);
+    const value = spec.slice(eq + 1);
+    const name = familiarString(checkImageName(key, "--build-context name", `in "${key}=${value}"`)).replace(/:latest$/, "");
+    if (value.startsWith("target:")) {
+      throw new UsageError(
+        `--build-context "${key}=${value}": target: contexts link bake targets and 'bk-build build' builds one; build that target first and use docker-image://REF, or a directory`,
+      );
+    }
+    out[name] = value;
+  }
+  return out;
 }
 
 /**
@@ -135,9 +158,9 @@ export function parseBuildContexts(specs: string[]): Record<string, string> {
  * checked when the build is resolved.
  */
 export function parseOutput(spec: string): ExportSpec {
-  const fields = csvFields(spec);
+  if (spec === "") throw new UsageError("--output needs a value: a directory, -, or type=TYPE,...");
+  const fields = csvFields(spec, ",", "--output");
   if (fields.length === 1 && fields[0] === spec && !spec.startsWith("type=")) {
-    if (spec === "") throw new UsageError("--output needs a value: a directory, -, or type=TYPE,...");
     return spec === "-" ? { type: "tar", dest: "-" } : { type: "local", dest: spec };
   }
   const { type, attrs } = typedFields(spec, "--output");

@@ -17,7 +17,8 @@ const NAMES = new Set(["check", "outline", "targets"]);
  * buildx's older name for check. `build` (the default) gives undefined.
  */
 export function parseCall(value: string): CallSpec | undefined {
-  const fields = csvFields(value);
+  if (value === "") return undefined; // as buildx's ParseCallFunc: a build
+  const fields = csvFields(value, ",", "--call");
   let name = "";
   let json = false;
   let ignoreStatus = false;

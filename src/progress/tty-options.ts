@@ -47,9 +47,10 @@ const NAMED: Record<string, number> = {
  */
 export function parseBuildkitColors(text: string, base: TtyColors = DEFAULT_COLORS, warn: (message: string) => void = () => {}): TtyColors {
   const out = { ...base };
+  if (text === "") return out; // progressui reads only a non-empty BUILDKIT_COLORS
   let fields: string[];
   try {
-    fields = csvFields(text, ":");
+    fields = csvFields(text, ":", "BUILDKIT_COLORS");
   } catch {
     warn(`could not parse BUILDKIT_COLORS "${text}"; using the default colours`);
     return out;

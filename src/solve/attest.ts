@@ -52,7 +52,7 @@ export function parseAttestation(spec: string, what: string): AttestationSpec {
   let type = "";
   let disabled = false;
   const attrs: Record<string, string> = {};
-  for (const f of csvFields(spec)) {
+  for (const f of csvFields(spec, ",", what)) {
     const eq = f.indexOf("=");
     if (eq < 0) throw new UsageError(`invalid field '${f}' in ${what} "${spec}": must be a key=value pair`);
     const key = f.slice(0, eq);

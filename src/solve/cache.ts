@@ -25,7 +25,7 @@ export interface CacheEntry {
 export function parseCacheEntries(spec: string, flag: string): CacheEntry[] {
   if (spec === "") return [];
   if (!spec.includes("=")) {
-    return csvFields(spec).map((ref) => {
+    return csvFields(spec, ",", flag).map((ref) => {
       checkImageName(ref, "image reference", `in ${flag}`);
       return { type: "registry", attrs: { ref } };
     });
@@ -119,6 +119,16 @@ export interface ResolvedCaches {
  * by that same string). Throws UsageError for a local entry without its
  * directory.
  */
+/**
+ * `to` plus an inline cache export when the build arg BUILDKIT_INLINE_CACHE
+ * is true (Go's ParseBool: 1, t, true in any case), as buildx's toSolveOpt
+ * does for every build: the old docker build way of asking for one.
+ */
+export function withInlineCacheArg(to: readonly CacheEntry[], buildArgs: Record<string, string> | undefined): readonly CacheEntry[] {
+  const v = buildArgs && Object.hasOwn(buildArgs, "BUILDKIT_INLINE_CACHE") ? buildArgs["BUILDKIT_INLINE_CACHE"] : undefined;
+  return parseBool(v) === true ? [...to, { type: "inline", attrs: {} }] : to;
+}
+
 export function resolveCaches(from: readonly CacheEntry[], to: readonly CacheEntry[], env: Env): ResolvedCaches {
   const warnings: string[] = [];
   const map = (entries: readonly CacheEntry[], dir: "import" | "export"): CacheEntry[] => {

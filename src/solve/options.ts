@@ -12,7 +12,7 @@ import { MAX_TEXT_FILE_BYTES, checkInputFile } from "../files.js";
 import type { SecretSource } from "./secrets.js";
 import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
-import { resolveCaches, type CacheEntry, type ResolvedCaches } from "./cache.js";
+import { resolveCaches, withInlineCacheArg, type CacheEntry, type ResolvedCaches } from "./cache.js";
 import { parseBool, parseBytes, parseUlimit } from "../units.js";
 import { checkImageName } from "./reference.js";
 import { resolveOciContext, type OciContext } from "./stores.js";
@@ -517,7 +517,7 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
   const exps = exporters(opts);
   const attrs = { ...frontendAttrs(opts, dockerfileName, namedDirs), ...extra };
   for (const oci of ociContexts) attrs[`context:${oci.name}`] = oci.attr;
-  const caches = resolveCaches(opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.env ?? process.env);
+  const caches = resolveCaches(opts.cacheFrom ?? [], withInlineCacheArg(opts.cacheTo ?? [], opts.buildArgs), opts.env ?? process.env);
   // A directory's key is stable, so its next build sends only changes; anything else gets a key of its own.
   const sharedKey = typeof given === "string" ? sessionSharedKey(context) : newId();
   return { context, sharedKey, dirs, attrs, exps, caches, ociContexts, upload };

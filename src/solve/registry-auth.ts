@@ -45,10 +45,38 @@ interface AuthEntry {
   identitytoken?: string;
 }
 
-interface DockerConfig {
+/** The parts of config.json bk-build reads (docker/cli's configfile.ConfigFile). */
+export interface DockerConfig {
   auths?: Record<string, AuthEntry>;
   credsStore?: string;
   credHelpers?: Record<string, string>;
+  /** By daemon host, or "default": httpProxy, httpsProxy, noProxy, ftpProxy, allProxy. */
+  proxies?: Record<string, Record<string, unknown>>;
+}
+
+/** Where config.json is: `configDir` (false: none), else $DOCKER_CONFIG, else ~/.docker, as the docker CLI. "" for none. */
+export function dockerConfigPath(configDir: string | false | undefined, env: Record<string, string | undefined>): string {
+  if (configDir === false) return "";
+  return join(configDir ?? env["DOCKER_CONFIG"] ?? join(env["HOME"] ?? homedir(), ".docker"), "config.json");
+}
+
+/**
+ * Reads config.json: {} when there is none or it cannot be read (docker
+ * goes on anonymous); a file that is not JSON throws.
+ */
+export function readDockerConfig(configPath: string): DockerConfig {
+  if (!configPath) return {};
+  let text: string;
+  try {
+    text = readInputFile(configPath, { what: "Docker config", maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
+  } catch {
+    return {}; // no (readable) config file: anonymous, as docker; a FIFO is never opened
+  }
+  try {
+    return JSON.parse(text) as DockerConfig;
+  } catch (e) {
+    throw new Error(`${configPath} is not valid JSON: ${(e as Error).message}`);
+  }
 }
 
 /** The host part of a config key ("https://index.docker.io/v1/" -> "index.docker.io"). */
@@ -163,24 +191,12 @@ export function credentialLookup(
 ): (host: string) => Promise<Credentials | undefined> {
   const explicit = Object.entries(options?.credentials ?? {});
   const timeoutMs = options?.helperTimeoutMs ?? 10_000;
-  const dir = options?.configDir === false ? undefined : (options?.configDir ?? env["DOCKER_CONFIG"] ?? join(env["HOME"] ?? homedir(), ".docker"));
-  const configPath = dir === undefined ? "" : join(dir, "config.json");
+  const configPath = dockerConfigPath(options?.configDir, env);
   let config: DockerConfig | undefined;
   const readConfig = (): DockerConfig => {
     if (config) return config;
-    config = {};
-    if (!configPath) return config;
-    let text: string;
-    try {
-      text = readInputFile(configPath, { what: "Docker config", maxBytes: MAX_TEXT_FILE_BYTES }).toString("utf8");
-    } catch {
-      return config; // no (readable) config file: anonymous, as docker; a FIFO is never opened
-    }
-    try {
-      config = JSON.parse(text) as DockerConfig;
-    } catch (e) {
-      throw new Error(`${configPath} is not valid JSON: ${(e as Error).message}`);
-    }
+    config = {}; // a file that is not JSON fails the first lookup only
+    config = readDockerConfig(configPath);
     return config;
   };
   const cache = new Map<string, Promise<Credentials | undefined>>();

@@ -38,6 +38,7 @@ import {
   readInputFile,
   resolveBuild,
   runEnvironmentAttrs,
+  withDockerProxyArgs,
 } from "../../internal.js";
 import {
   dockerfileMountIds,
@@ -147,7 +148,8 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     );
   }
   const secrets: Record<string, SecretSource> = {};
-  for (const s of list(values["secret"])) {
+  // buildx skips empty --secret and --output values.
+  for (const s of list(values["secret"]).filter((v) => v !== "")) {
     const p = parseSecret(s, env);
     secrets[p.id] = p.source; // the last one wins, as buildx
   }
@@ -187,9 +189,12 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
     tags: list(values["tag"]),
     push: values["push"] === true,
     load: values["load"] === true,
-    outputs: outputsToStdout(list(values["output"]).map(parseOutput), stdout, values["quiet"] === true),
+    outputs: outputsToStdout(list(values["output"]).filter(Boolean).map(parseOutput), stdout, values["quiet"] === true),
     env,
   };
+  if (values["no-cache"] === true && list(values["no-cache-filter"]).length) {
+    throw new UsageError("--no-cache and --no-cache-filter cannot currently be used together (as buildx): give one of them");
+  }
   if (values["no-cache"] === true) options.noCache = true;
   else if (list(values["no-cache-filter"]).length) options.noCache = list(values["no-cache-filter"]);
   const { attrs, entitlements } = runEnvironmentAttrs(
@@ -410,6 +415,7 @@ async function printCall(client: BuildKitClient, options: BuildOptions, call: Ca
 /** `bk-build build`: flags are checked before the daemon is dialled, so usage errors never wait on it. */
 export async function runBuildCommand(values: Values, positionals: string[], io: CliIo): Promise<number | undefined> {
   const flags = buildOptionsFromFlags(values, positionals, io.env, io.stdout);
+  flags.options.buildArgs = withDockerProxyArgs(flags.options.buildArgs ?? {}, io.env); // as buildx, for every build
   for (const w of flags.warnings) io.err(`warning: ${w}\n`);
   // --progress tty without a terminal is refused before anything else.
   resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
