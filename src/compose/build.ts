@@ -126,15 +126,7 @@ export function planCompose(project: ComposeProject, names: string[] | undefined
     wanted.add(name);
     // --with-dependencies: depends_on too, transitively (those without a build section are not built).
     if (o.withDependencies) for (const d of svc.dependsOn) add(d);
-    for (const d of dependencies(svc)) {
-      const dep = byName.get(d);
-      if (dep && imagesOf(dep).length === 0) {
-        throw new UsageError(
-          `service "${name}" uses service:${d} as a context; give "${d}" an image: name, through which its result is passed (pushed to that registry)`,
-        );
-      }
-      add(d, name);
-    }
+    for (const d of dependencies(svc)) add(d, name);
   };
   if (names?.length) for (const n of names) add(n);
   else for (const s of project.services) if (s.active && s.build) add(s.name);
@@ -163,6 +155,7 @@ export function serviceBuildOptions(
   built: ReadonlyMap<string, ComposeServiceResult>,
   push: boolean,
   localImages = false,
+  layouts: ReadonlyMap<string, string> = new Map(),
 ): { options: BuildOptions; cleanup: () => void } {
   const b = svc.build!;
   const where = `service "${svc.name}"`;
@@ -202,10 +195,14 @@ export function serviceBuildOptions(
   const buildContexts: Record<string, string> = {};
   for (const [name, value] of Object.entries(b.additionalContexts)) {
     if (value.startsWith("service:")) {
-      const dep = built.get(value.slice("service:".length))!;
-      const image = dep.images[0]!;
+      const depName = value.slice("service:".length);
+      const layout = layouts.get(depName);
+      const dep = built.get(depName)!;
+      // Unnamed (a lint, before anything is built): compose's default name.
+      const image = dep.images[0] ?? `${project.name}-${depName}`;
+      if (layout !== undefined) buildContexts[name] = layout;
       // In the Engine's store the image is found by its name (the digest there is its ID, not a manifest's).
-      buildContexts[name] = `docker-image://${dep.digest && !localImages ? `${image.replace(/@.*$/, "")}@${dep.digest}` : image}`;
+      else buildContexts[name] = `docker-image://${dep.digest && !localImages ? `${image.replace(/@.*$/, "")}@${dep.digest}` : image}`;
     } else {
       buildContexts[name] = value;
     }
@@ -305,11 +302,24 @@ export async function runCompose(
   const results = new Map<string, ComposeServiceResult>();
   const pending = [...plan];
   const running = new Set<Promise<void>>();
+  // service:NAME contexts with buildkitd and no push: NAME's image goes
+  // into an OCI layout (the session's content store) and the next build
+  // reads it as oci-layout://DIR@DIGEST; nothing needs a registry. Through
+  // an Engine the image stays in its store, where the next build finds it
+  // by name; with --push a named service is pushed and used by digest.
+  const layoutDirs: string[] = [];
+  const layouts = new Map<string, string>();
   const runOne = async (svc: ComposeService): Promise<void> => {
-    // A service used as a context is pushed: that is how the next build gets it.
-    // Through an Engine the image stays in its store, where the next build finds it.
-    const push = Boolean(opts.push) || (neededAsContext.has(svc.name) && !opts.localImages);
-    const { options, cleanup } = serviceBuildOptions(project, svc, opts, results, push && imagesOf(svc).length > 0, opts.localImages);
+    const push = Boolean(opts.push) && imagesOf(svc).length > 0;
+    const viaLayout = neededAsContext.has(svc.name) && !opts.localImages && !push;
+    const { options, cleanup } = serviceBuildOptions(project, svc, opts, results, push, opts.localImages, layouts);
+    let layoutDir: string | undefined;
+    if (viaLayout) {
+      layoutDir = mkdtempSync(join(tmpdir(), "bk-compose-context-"));
+      layoutDirs.push(layoutDir);
+      // The tags still name an image in the daemon's store, as without the layout.
+      options.outputs = [...(options.tags?.length ? [{ type: "image" }] : []), { type: "oci", dest: layoutDir, attrs: { tar: "false" } }];
+    }
     opts.onStart?.(svc.name);
     try {
       const build = startBuild(options);
@@ -318,7 +328,13 @@ export async function runCompose(
       })();
       const result = await build.result;
       await consume;
-      results.set(svc.name, { service: svc.name, outcome: "built", images: imagesOf(svc), digest: result.exporterResponse["containerimage.digest"], result });
+      const digest = result.exporterResponse["containerimage.digest"];
+      if (layoutDir !== undefined) {
+        const inLayout = result.exports.find((e) => e.type === "oci" && e.dest === layoutDir)?.digest ?? digest;
+        if (!inLayout) throw new BuildKitError(`service "${svc.name}": the daemon reported no digest for its image, which service: contexts need`);
+        layouts.set(svc.name, `oci-layout://${layoutDir}@${inLayout}`);
+      }
+      results.set(svc.name, { service: svc.name, outcome: "built", images: imagesOf(svc), digest, result });
     } catch (e) {
       const error = toBuildKitError(e);
       results.set(svc.name, { service: svc.name, outcome: "failed", images: imagesOf(svc), error });
@@ -326,43 +342,47 @@ export async function runCompose(
       cleanup();
     }
   };
-  while (pending.length || running.size) {
-    // Skip what can no longer build; start what is ready.
-    for (let i = 0; i < pending.length;) {
-      const svc = pending[i]!;
-      const deps = dependencies(svc);
-      const broken = deps.find((d) => results.get(d) && results.get(d)!.outcome !== "built");
-      if (broken) {
-        results.set(svc.name, {
-          service: svc.name,
-          outcome: "skipped",
-          images: imagesOf(svc),
-          error: new BuildKitError(`not built: service "${broken}", which it uses as a context, did not build`),
-        });
-        pending.splice(i, 1);
-        continue;
+  try {
+    while (pending.length || running.size) {
+      // Skip what can no longer build; start what is ready.
+      for (let i = 0; i < pending.length;) {
+        const svc = pending[i]!;
+        const deps = dependencies(svc);
+        const broken = deps.find((d) => results.get(d) && results.get(d)!.outcome !== "built");
+        if (broken) {
+          results.set(svc.name, {
+            service: svc.name,
+            outcome: "skipped",
+            images: imagesOf(svc),
+            error: new BuildKitError(`not built: service "${broken}", which it uses as a context, did not build`),
+          });
+          pending.splice(i, 1);
+          continue;
+        }
+        if (running.size < parallel && deps.every((d) => results.get(d)?.outcome === "built") && !opts.signal?.aborted) {
+          pending.splice(i, 1);
+          const p: Promise<void> = runOne(svc).finally(() => running.delete(p));
+          running.add(p);
+          continue;
+        }
+        i++;
       }
-      if (running.size < parallel && deps.every((d) => results.get(d)?.outcome === "built") && !opts.signal?.aborted) {
-        pending.splice(i, 1);
-        const p: Promise<void> = runOne(svc).finally(() => running.delete(p));
-        running.add(p);
-        continue;
+      if (opts.signal?.aborted && running.size === 0) {
+        for (const svc of pending.splice(0)) {
+          results.set(svc.name, {
+            service: svc.name,
+            outcome: "skipped",
+            images: imagesOf(svc),
+            error: new BuildKitError("not built: the build was aborted", { code: "CANCELLED" }),
+          });
+        }
+        break;
       }
-      i++;
+      if (running.size) await Promise.race(running);
+      else if (pending.length) throw new Error("internal: compose services cannot start");
     }
-    if (opts.signal?.aborted && running.size === 0) {
-      for (const svc of pending.splice(0)) {
-        results.set(svc.name, {
-          service: svc.name,
-          outcome: "skipped",
-          images: imagesOf(svc),
-          error: new BuildKitError("not built: the build was aborted", { code: "CANCELLED" }),
-        });
-      }
-      break;
-    }
-    if (running.size) await Promise.race(running);
-    else if (pending.length) throw new Error("internal: compose services cannot start");
+  } finally {
+    for (const d of layoutDirs) rmSync(d, { recursive: true, force: true });
   }
   return plan.map((s) => results.get(s.name)!);
 }

@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
+import { mkdirSync, writeFileSync, copyFileSync, chmodSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient } from "../../src/index.js";
@@ -132,6 +132,35 @@ test("a second service builds FROM the first through additional_contexts: servic
   assert.ok(second.some((b) => b.includes("hello-from-dotenv") && b.includes("greeting.txt")));
   const firstManifest = await getManifest(env.registry, "bk-test/compose-first", run);
   assert.ok(firstManifest.layers.length >= 2);
+});
+
+test("service:NAME without a registry: an unnamed first service reaches the second through an OCI layout; nothing is pushed or left behind", async () => {
+  const run = randomUUID();
+  const dir = project({
+    "compose.yaml": [
+      `name: layout-${run.slice(0, 8)}`,
+      "services:",
+      "  second:",
+      "    build:",
+      "      context: ./second",
+      "      additional_contexts: { base: service:first }",
+      "  first:",
+      "    build: ./first",
+      "",
+    ].join("\n"),
+    "first/Dockerfile": `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo layout-${run} > /first.txt\n`,
+    "second/Dockerfile": "FROM base\nRUN cat /first.txt\n",
+  });
+  const tmp = process.env["TMPDIR"] ?? "/tmp";
+  const before = new Set(readdirSync(tmp).filter((n) => n.startsWith("bk-compose-context-")));
+  const r = await compose(dir, ["build", "--progress", "plain"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`^second \\| #\\d+ [0-9.]+ layout-${run}$`, "m"), "second saw first's file");
+  assert.deepEqual(
+    readdirSync(tmp).filter((n) => n.startsWith("bk-compose-context-") && !before.has(n)),
+    [],
+    "the layout directories are removed",
+  );
 });
 
 test("composeBuild through the API: results per service; a failure stops its dependents only", async () => {

@@ -5,7 +5,7 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
 import { PassThrough } from "node:stream";
@@ -92,6 +92,8 @@ test("type=local into an existing directory merges as buildctl does: nothing the
     writeFileSync(join(out, who, "dir", "file.txt"), "old content\n");
     mkdirSync(join(out, who, "big.bin")); // a directory where a file comes
     chmodSync(join(out, who), 0o755);
+    // The same time on both sides: two writes a few ms apart can fall in different clock ticks.
+    utimesSync(join(out, who, "keep.txt"), 1_700_000_000, 1_700_000_000);
   }
   buildctlBuild(ctx, `type=local,dest=${join(out, "buildctl")}`);
   await withClient((c) => c.build({ context: ctx, outputs: [{ type: "local", dest: join(out, "ours") }] }).result);

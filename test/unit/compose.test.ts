@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { interpolate } from "../../src/compose/interpolate.js";
 import { loadCompose, parseEnvFile } from "../../src/compose/load.js";
@@ -354,8 +354,21 @@ test("the runner: at most --parallel builds at once, service: contexts first, fa
   for (const s of ["base", "app1", "app2", "solo1", "solo2"]) assert.equal(by[s]!.outcome, "built", s);
   assert.ok(order.indexOf("base") < order.indexOf("app1") && order.indexOf("base") < order.indexOf("app2"));
   assert.ok(!order.includes("after-bad"));
-  assert.equal(seen.get("base")!.push, true, "a service used as a context is pushed");
+  // Without --push, a service used as a context reaches the next build through an OCI layout, not a registry.
+  assert.equal(seen.get("base")!.push, false, "nothing is pushed without --push");
+  const layout = seen.get("base")!.outputs!.find((o) => o.type === "oci")!;
+  assert.deepEqual(layout.attrs, { tar: "false" });
+  assert.match(layout.dest!, /bk-compose-context-/);
+  assert.deepEqual(seen.get("base")!.outputs![0], { type: "image" }, "its tags still name an image in the daemon's store");
+  assert.deepEqual(seen.get("app1")!.buildContexts, { b: `oci-layout://${layout.dest!}@sha256:base` });
+  assert.equal(existsSync(layout.dest!), false, "the layout is removed when the run ends");
   assert.equal(seen.get("solo1")!.push, false);
+  assert.equal(seen.get("solo1")!.outputs, undefined);
+  // With --push: the named service is pushed and used by digest (the registry route).
+  seen.clear();
+  await runCompose(p, plan, fakeBuild, { parallel: 2, push: true });
+  assert.equal(seen.get("base")!.push, true);
+  assert.equal(seen.get("base")!.outputs, undefined);
   assert.deepEqual(seen.get("app1")!.buildContexts, { b: "docker-image://reg/base@sha256:base" });
 });
 
@@ -376,7 +389,11 @@ test("through a Docker Engine: services are named PROJECT-SERVICE, and service: 
     Dockerfile: "FROM scratch\n",
   });
   const loaded = loadCompose({ workingDir: dir, env: {} });
-  assert.throws(() => planCompose(loaded, undefined), /give "base" an image: name/, "with buildkitd an unnamed service cannot be a context");
+  assert.deepEqual(
+    planCompose(loaded, undefined).map((s) => s.name),
+    ["base", "app", "named"],
+    "with buildkitd an unnamed service can be a context too (through an OCI layout)",
+  );
   const p = withEngineImageNames(loaded);
   assert.deepEqual(
     p.services.map((s) => [s.name, s.image]),
