@@ -4,8 +4,9 @@ import { UsageError } from "./errors.js";
 /** Go's strconv.ParseBool; undefined when it is not a boolean. */
 export function parseBool(v: string | undefined): boolean | undefined {
   if (v === undefined) return undefined;
-  if (/^(1|t|true)$/i.test(v)) return true;
-  if (/^(0|f|false)$/i.test(v)) return false;
+  // Go's strconv.ParseBool: these spellings only (not "tRuE").
+  if (/^(1|t|T|TRUE|true|True)$/.test(v)) return true;
+  if (/^(0|f|F|FALSE|false|False)$/.test(v)) return false;
   return undefined;
 }
 

@@ -293,8 +293,8 @@ export function exporters(opts: BuildOptions): ResolvedExport[] {
   if (dup !== undefined) throw new UsageError(`two outputs write to ${JSON.stringify(dup)}: give each its own dest`);
   if (opts.tags?.length || opts.push) {
     const image = out.find((o) => o.type === "image");
-    // As buildx: the tags name every image, oci and docker output.
-    if (opts.tags?.length) for (const o of out) if (namedExporters.has(o.type) && !o.attrs["name"]) o.attrs["name"] = opts.tags.join(",");
+    // As buildx: the tags name every image, oci and docker output, over any name= they had.
+    if (opts.tags?.length) for (const o of out) if (namedExporters.has(o.type)) o.attrs["name"] = opts.tags.join(",");
     if (image) {
       if (opts.push) image.attrs["push"] = "true";
     } else if (!opts.push && out.some((o) => namedExporters.has(o.type))) {

@@ -157,3 +157,31 @@ test("tags are checked with the reference grammar before the build (buildx: inva
   usage(() => resolveBuild({ context: dir, tags: ["app:-x"], env: {} }), /^invalid tag "app:-x"/);
   assert.ok(resolveBuild({ context: dir, tags: ["localhost:5000/team/app:1.2"], env: {} }));
 });
+
+test("tags name every image, oci and docker output over their name=, as buildx's toSolveOpt; local and tar are left alone", async () => {
+  const { exporters } = await import("../../src/solve/options.js");
+  const out = exporters({
+    context: ".",
+    tags: ["reg/app:1", "reg/app:latest"],
+    outputs: [
+      { type: "image", attrs: { name: "other/name:9", push: "true" } },
+      { type: "oci", dest: join(tempDir("bk-tags-"), "o.tar"), attrs: { name: "x" } },
+      { type: "tar", dest: join(tempDir("bk-tags-"), "t.tar"), attrs: { name: "kept" } },
+    ],
+  });
+  assert.deepEqual(
+    out.map((o) => [o.type, o.attrs["name"]]),
+    [
+      ["image", "reg/app:1,reg/app:latest"],
+      ["oci", "reg/app:1,reg/app:latest"],
+      ["tar", "kept"],
+    ],
+  );
+});
+
+test("booleans are Go's strconv.ParseBool spellings only", async () => {
+  const { parseBool } = await import("../../src/units.js");
+  for (const t of ["1", "t", "T", "TRUE", "true", "True"]) assert.equal(parseBool(t), true, t);
+  for (const f of ["0", "f", "F", "FALSE", "false", "False"]) assert.equal(parseBool(f), false, f);
+  for (const x of ["tRuE", "yes", "", " true", "2"]) assert.equal(parseBool(x), undefined, JSON.stringify(x));
+});
