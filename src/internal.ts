@@ -19,7 +19,7 @@ export { SNIFF_BYTES, peekStream, readAll, sniffStream } from "./solve/context-s
 export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";
 export { DEFAULT_SSH_ID } from "./session/ssh-id.js";
 export { parseCacheEntries } from "./solve/cache.js";
-export { withDockerProxyArgs } from "./solve/proxy.js";
+export { composeProxyArgs, withDockerProxyArgs } from "./solve/proxy.js";
 export { parseSsh, isSocket } from "./solve/ssh.js";
 export { csvFields, keyValue, typedFields } from "./csv.js";
 export { parseBool, parseBytes, parseGoDuration, parseTimeout, scaleDecimal } from "./units.js";

@@ -37,6 +37,11 @@ export interface ComposeBuildOptions {
   pull?: boolean | undefined;
   /** Build args for every service, over each service's own (compose build --build-arg). */
   buildArgs?: Record<string, string> | undefined;
+  /**
+   * Build args every service gets unless it (or `buildArgs`) sets that exact
+   * name: the CLI passes the Docker config's proxies here, as docker compose.
+   */
+  fallbackBuildArgs?: Record<string, string> | undefined;
   /** An SSH agent for every service (compose build --ssh): id -> key or socket path, null for $SSH_AUTH_SOCK. */
   ssh?: Record<string, string | null> | undefined;
   /**
@@ -221,7 +226,7 @@ export function serviceBuildOptions(
     context: b.context,
     dockerfile,
     target: b.target,
-    buildArgs: { ...b.args, ...(opts.buildArgs ?? {}) },
+    buildArgs: { ...(opts.fallbackBuildArgs ?? {}), ...b.args, ...(opts.buildArgs ?? {}) },
     labels: composeLabels(project, svc),
     platforms: b.platforms,
     buildContexts,

@@ -81,7 +81,7 @@ function target(project: ComposeProject, svc: ComposeService, names: Map<string,
   const contexts: Record<string, string> = {};
   for (const [k, v] of Object.entries(b.additionalContexts)) contexts[k] = v.startsWith("service:") ? `target:${names.get(v.slice(8)) ?? v.slice(8)}` : v;
   const args: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...b.args, ...(opts.buildArgs ?? {}) })) args[k] = escapeBake(v);
+  for (const [k, v] of Object.entries({ ...(opts.fallbackBuildArgs ?? {}), ...b.args, ...(opts.buildArgs ?? {}) })) args[k] = escapeBake(v);
   const secrets = b.secrets.map((s) => {
     const def = project.secrets[s.source];
     const id = s.target ?? s.source;

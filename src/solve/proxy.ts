@@ -47,17 +47,45 @@ export function daemonHost(endpoint: DockerEndpoint): string {
  * The proxy build args of a parsed config.json for `host` (the daemon
  * host, or undefined when none could be found).
  */
-export function proxyArgsFromConfig(config: unknown, host: string | undefined): Record<string, string> {
+export function proxyArgsFromConfig(config: unknown, host: string | undefined, style: "buildx" | "compose" = "buildx"): Record<string, string> {
   const proxies = isObject(config) ? field(config, "proxies") : undefined;
   if (!isObject(proxies)) return {};
   const entry = host !== undefined && Object.hasOwn(proxies, host) ? proxies[host] : proxies["default"];
   if (!isObject(entry)) return {};
   const out: Record<string, string> = {};
-  for (const [name, arg] of PROXY_ARGS) {
+  for (const [name, arg] of style === "buildx" ? PROXY_ARGS : [...PROXY_ARGS, ["allProxy", "ALL_PROXY"] as const]) {
     const v = field(entry, name);
-    if (typeof v === "string" && v !== "") out[arg] = v;
+    if (typeof v !== "string" || v === "") continue;
+    out[arg] = v;
+    // docker/cli's ParseProxyConfig, which docker compose uses: both cases, and ALL_PROXY.
+    if (style === "compose") out[arg.toLowerCase()] = v;
   }
   return out;
+}
+
+/**
+ * The proxy build args docker compose gives every service (docker/cli's
+ * ParseProxyConfig for the daemon host: upper and lower case, ALL_PROXY
+ * too); a service's own arg of the same exact name wins. Read as
+ * withDockerProxyArgs reads the config.
+ */
+export function composeProxyArgs(env: Env, configDir?: string | false): Record<string, string> {
+  let config: unknown;
+  try {
+    config = readDockerConfig(dockerConfigPath(configDir, env));
+  } catch {
+    return {};
+  }
+  return proxyArgsFromConfig(config, dockerHostOf(env), "compose");
+}
+
+/** The daemon host the docker CLI would use, or undefined when there is no usable one (then only "default" applies). */
+function dockerHostOf(env: Env): string | undefined {
+  try {
+    return daemonHost(resolveEngine("docker://", { env }).endpoint);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -75,12 +103,7 @@ export function withDockerProxyArgs(buildArgs: Record<string, string>, env: Env,
     return buildArgs;
   }
   if (!isObject(config) || !isObject(field(config, "proxies"))) return buildArgs;
-  let host: string | undefined;
-  try {
-    host = daemonHost(resolveEngine("docker://", { env }).endpoint);
-  } catch {
-    host = undefined; // no usable docker host: only "default" applies
-  }
+  const host = dockerHostOf(env);
   const given = new Set(Object.keys(buildArgs).map((k) => k.toLowerCase()));
   const out = { ...buildArgs };
   for (const [k, v] of Object.entries(proxyArgsFromConfig(config, host))) if (!given.has(k.toLowerCase())) out[k] = v;

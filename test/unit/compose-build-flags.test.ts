@@ -173,3 +173,43 @@ test("--print: docker compose's bake definition: every build a target (dots made
   assert.deepEqual(Object.keys(JSON.parse(printed) as object), ["group", "target"]);
   assert.ok(printed.startsWith('{\n  "group": {\n    "default": {\n      "targets": [\n        "api"\n      ]'), "MarshalIndent's two spaces");
 });
+
+test("the Docker config's proxies reach every service as docker compose adds them (ParseProxyConfig: both cases, ALL_PROXY); a service's own arg of that exact name wins", () => {
+  const p = load();
+  const cfg = fileTree("bk-compose-proxy-cfg-", {
+    "config.json": JSON.stringify({
+      proxies: {
+        default: { httpProxy: "http://proxy.internal:3128", noProxy: "localhost", allProxy: "socks5://s.internal:1080" },
+        "unix:///nonexistent/docker.sock": { httpProxy: "http://host-proxy:1" },
+      },
+    }),
+  });
+  const parsed = parseCommandLine(["compose", "build", "--build-arg", "no_proxy=cli", "api"]);
+  if (parsed.kind !== "command") throw new Error("not a command");
+  const plan = composePlanFromFlags(
+    parsed.values,
+    parsed.positionals,
+    { DOCKER_CONFIG: cfg, DOCKER_HOST: "tcp://127.0.0.1:2375", SSH_AUTH_SOCK: "/x" },
+    p.directory,
+  );
+  assert.deepEqual(plan.options.fallbackBuildArgs, {
+    HTTP_PROXY: "http://proxy.internal:3128",
+    http_proxy: "http://proxy.internal:3128",
+    NO_PROXY: "localhost",
+    no_proxy: "localhost",
+    ALL_PROXY: "socks5://s.internal:1080",
+    all_proxy: "socks5://s.internal:1080",
+  });
+  const args = serviceBuildOptions(p, plan.plan[0]!, plan.options, new Map(), false).options.buildArgs!;
+  assert.equal(args["no_proxy"], "cli", "--build-arg wins");
+  assert.equal(args["NO_PROXY"], "localhost", "the other case is still added, as compose matches names exactly");
+  assert.equal(args["A"], "1");
+  const host = composePlanFromFlags(
+    parsed.values,
+    parsed.positionals,
+    { DOCKER_CONFIG: cfg, DOCKER_HOST: "unix:///nonexistent/docker.sock", SSH_AUTH_SOCK: "/x" },
+    p.directory,
+  );
+  assert.equal(host.options.fallbackBuildArgs?.["HTTP_PROXY"], "http://host-proxy:1", "the daemon host's entry over default");
+  assert.equal(host.options.fallbackBuildArgs?.["NO_PROXY"], undefined);
+});
