@@ -205,3 +205,12 @@ test("compose: provenance: mode=max and the labels compose adds reach the pushed
   assert.equal(insecure.code, 1, insecure.stderr);
   assert.match(insecure.stderr, /granting entitlement security\.insecure is not allowed by build daemon configuration/);
 });
+
+// The frontend checks .dockerignore itself (patternmatcher) before it asks for the context; bk-build's own matcher refuses the same patterns (unit tests).
+test("a malformed .dockerignore pattern fails the build in one error line, exit 1", (t) => {
+  const ctx = fileTree("bk-badignore-", { Dockerfile: `FROM ${busybox}\nCOPY . /ctx\n`, ".dockerignore": "node_modules\n[Local-Only\n", "a.txt": "a\n" }, t);
+  const r = runCli(["build", "--progress", "plain", ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^error: failed to solve: syntax error in pattern\n$/m);
+  assert.equal(r.stderr.split("\n").filter((l) => l.startsWith("error:")).length, 1, r.stderr);
+});

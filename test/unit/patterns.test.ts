@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PatternMatcher, cleanPath } from "../../src/session/fsutil/patterns.js";
+import { PatternMatcher, cleanPath, patternSyntaxError } from "../../src/session/fsutil/patterns.js";
 
 const table: Array<[string, string, boolean]> = [
   ["**", "file", true],
@@ -101,4 +101,80 @@ test("cleanPath is Go's path.Clean", () => {
     ["a/..", "."],
   ];
   for (const [input, want] of cases) assert.equal(cleanPath(input), want, input);
+});
+
+/**
+ * moby/patternmatcher at 5a6d842, patternmatcher_test.go matchTests (Go's
+ * filepath Match table): [pattern, path, match, bad pattern]. A bad pattern
+ * is an error when the matcher is made, as patternmatcher.New.
+ */
+const goMatchTests: Array<[string, string, boolean, boolean]> = [
+  ["abc", "abc", true, false],
+  ["*", "abc", true, false],
+  ["*c", "abc", true, false],
+  ["a*", "a", true, false],
+  ["a*", "abc", true, false],
+  ["a*", "ab/c", true, false],
+  ["a*/b", "abc/b", true, false],
+  ["a*/b", "a/c/b", false, false],
+  ["a*b*c*d*e*/f", "axbxcxdxe/f", true, false],
+  ["a*b*c*d*e*/f", "axbxcxdxexxx/f", true, false],
+  ["a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false, false],
+  ["a*b*c*d*e*/f", "axbxcxdxexxx/fff", false, false],
+  ["a*b?c*x", "abxbbxdbxebxczzx", true, false],
+  ["a*b?c*x", "abxbbxdbxebxczzy", false, false],
+  ["ab[c]", "abc", true, false],
+  ["ab[b-d]", "abc", true, false],
+  ["ab[e-g]", "abc", false, false],
+  ["ab[^c]", "abc", false, false],
+  ["ab[^b-d]", "abc", false, false],
+  ["ab[^e-g]", "abc", true, false],
+  ["a\\*b", "a*b", true, false],
+  ["a\\*b", "ab", false, false],
+  ["a?b", "a☺b", true, false],
+  ["a[^a]b", "a☺b", true, false],
+  ["a???b", "a☺b", false, false],
+  ["a[^a][^a][^a]b", "a☺b", false, false],
+  ["[a-ζ]*", "α", true, false],
+  ["*[a-ζ]", "A", false, false],
+  ["a?b", "a/b", false, false],
+  ["a*b", "a/b", false, false],
+  ["[\\]a]", "]", true, false],
+  ["[\\-]", "-", true, false],
+  ["[x\\-]", "x", true, false],
+  ["[x\\-]", "-", true, false],
+  ["[x\\-]", "z", false, false],
+  ["[\\-x]", "x", true, false],
+  ["[\\-x]", "-", true, false],
+  ["[\\-x]", "a", false, false],
+  ["[]a]", "]", false, true],
+  ["[-]", "-", false, true],
+  ["[x-]", "x", false, true],
+  ["[x-]", "-", false, true],
+  ["[x-]", "z", false, true],
+  ["[-x]", "x", false, true],
+  ["[-x]", "-", false, true],
+  ["[-x]", "a", false, true],
+  ["\\", "a", false, true],
+  ["[a-b-c]", "a", false, true],
+  ["[", "a", false, true],
+  ["[^", "a", false, true],
+  ["[^bc", "a", false, true],
+  ["a[", "a", false, true],
+  ["a[", "ab", false, true],
+  ["*x", "xxx", true, false],
+];
+
+test("patternmatcher's matchTests: matches, and malformed patterns are an error when the matcher is made", () => {
+  for (const [pattern, path, match, bad] of goMatchTests) {
+    if (bad) {
+      assert.throws(() => new PatternMatcher([pattern]), /^Error: syntax error in pattern /, pattern);
+      assert.notEqual(patternSyntaxError(pattern), undefined, pattern);
+      continue;
+    }
+    assert.equal(patternSyntaxError(pattern), undefined, pattern);
+    assert.equal(new PatternMatcher([pattern]).matchesOrParentMatches(path), match, `${pattern} ~ ${path}`);
+  }
+  assert.throws(() => new PatternMatcher(["ok", "[Local-Only]/", "!"]), /syntax error in pattern "\[Local-Only\]\/"/);
+  assert.throws(() => new PatternMatcher(["[z-a]"]), /syntax error in pattern "\[z-a\]": a \[ class range out of order/, "Go's regexp refuses it");
 });

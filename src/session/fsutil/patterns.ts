@@ -67,12 +67,58 @@ function toRegExp(pattern: string): RegExp {
     }
   }
   re += "$";
-  try {
-    return new RegExp(re, "s");
-  } catch {
-    // An invalid class such as "[" never matches, as in Go where it errors.
-    return /(?!)/;
+  // A class range out of order ([z-a], [Local-Only]) passes filepath.Match's
+  // check but not Go's regexp compiler, so patternmatcher fails on it too:
+  // the SyntaxError is turned into that error by the caller.
+  return new RegExp(re, "s");
+}
+
+/**
+ * Why `pattern` is malformed for Go's filepath.Match (which
+ * patternmatcher.New calls to check each pattern), or undefined: a
+ * trailing `\`, or a `[` class that is empty, unclosed, or has a bare `-`
+ * or `]` where a character belongs (`[]a]`, `[-x]`, `[x-]`, `[a-b-c]`).
+ */
+export function patternSyntaxError(pattern: string): string | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-misused-spread
+  const c = [...pattern];
+  let i = 0;
+  // Go's getEsc: one class character, `\` escaping the next; `-` or `]` bare, or nothing after it, is an error.
+  const esc = (): boolean => {
+    if (i >= c.length || c[i] === "-" || c[i] === "]") return false;
+    if (c[i] === "\\") {
+      i++;
+      if (i >= c.length) return false;
+    }
+    i++;
+    return i < c.length;
+  };
+  while (i < c.length) {
+    const ch = c[i]!;
+    if (ch === "\\") {
+      i += 2;
+      if (i > c.length) return "a trailing \\ escapes nothing";
+      continue;
+    }
+    if (ch !== "[") {
+      i++;
+      continue;
+    }
+    i++;
+    if (c[i] === "^") i++;
+    for (let ranges = 0; ; ranges++) {
+      if (c[i] === "]" && ranges > 0) {
+        i++;
+        break;
+      }
+      if (!esc()) return "a [ class that is unclosed, empty, or has a bare - or ]";
+      if (c[i] === "-") {
+        i++;
+        if (!esc()) return "a [ class that is unclosed, empty, or has a bare - or ]";
+      }
+    }
   }
+  return undefined;
 }
 
 export class PatternMatcher {
@@ -91,8 +137,15 @@ export class PatternMatcher {
         if (p === "") throw new Error(`illegal exclusion pattern: "!"`);
       }
       p = cleanPath(p);
-      const segments = p.split("/").map((seg) => (seg.includes("**") ? ("**" as const) : toRegExp(seg)));
-      this.#patterns.push({ text: p, exclusion, re: toRegExp(p), segments });
+      // As patternmatcher.New: a malformed pattern is an error (Go's filepath.ErrBadPattern), not a pattern that never matches.
+      const bad = patternSyntaxError(p);
+      if (bad !== undefined) throw new Error(`syntax error in pattern ${JSON.stringify(raw.trim())}: ${bad}`);
+      try {
+        const segments = p.split("/").map((seg) => (seg.includes("**") ? ("**" as const) : toRegExp(seg)));
+        this.#patterns.push({ text: p, exclusion, re: toRegExp(p), segments });
+      } catch {
+        throw new Error(`syntax error in pattern ${JSON.stringify(raw.trim())}: a [ class range out of order`);
+      }
     }
     this.hasExclusions = this.#patterns.some((p) => p.exclusion);
   }
