@@ -3,7 +3,7 @@
  * need: file discovery, .env and --env-file, interpolation, merging several
  * files, profiles, and the `build` section with `secrets` and `ssh`.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { createRequire } from "node:module";
@@ -577,7 +577,8 @@ function loadProject(options: ComposeLoadOptions, includeChain: string[]): Compo
     ? options.envFiles.map((f) => resolve(cwd, f))
     : envVarFiles.length
       ? envVarFiles.map((f) => resolve(cwd, f))
-      : [join(directory, ".env")].filter((f) => existsSync(f));
+      : // A .env that is a directory is skipped, as compose-go's default env file.
+        [join(directory, ".env")].filter((f) => existsSync(f) && !statSync(f).isDirectory());
   const envFlag = options.envFiles?.length ? "--env-file" : envVarFiles.length ? "COMPOSE_ENV_FILES" : undefined;
   // As compose: each file's values expand from the shell first, then from
   // earlier lines and earlier files.
@@ -635,6 +636,8 @@ function loadProject(options: ComposeLoadOptions, includeChain: string[]): Compo
     }
     merged = mergeValue(merged, norm, "") as Obj;
   }
+  // As compose-go's loader: nothing at all in the files is an error, not an empty project.
+  if (Object.keys(merged).length === 0) throw new UsageError(`${files.join(", ")}: empty compose file`);
 
   const secrets: Record<string, ComposeSecret> = {};
   for (const [name, def] of Object.entries((merged["secrets"] ?? {}) as Obj)) {

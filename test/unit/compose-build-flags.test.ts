@@ -213,3 +213,14 @@ test("the Docker config's proxies reach every service as docker compose adds the
   assert.equal(host.options.fallbackBuildArgs?.["HTTP_PROXY"], "http://host-proxy:1", "the daemon host's entry over default");
   assert.equal(host.options.fallbackBuildArgs?.["NO_PROXY"], undefined);
 });
+
+test("compose-go's load checks: an empty compose file is an error (loader_test TestEmptyFile); a .env that is a directory is skipped (cli/options.go)", () => {
+  const empty = fileTree("bk-compose-empty-", { "compose.yaml": "# nothing here\n" });
+  assert.throws(() => loadCompose({ workingDir: empty, env: {} }), /compose\.yaml: empty compose file$/);
+  const dir = fileTree("bk-compose-envdir-", {
+    "compose.yaml": "services:\n  a:\n    build: .\n    image: x/${TAG:-fallback}\n",
+    ".env/README": "a directory\n",
+  });
+  const p = loadCompose({ workingDir: dir, env: {} });
+  assert.equal(p.services[0]!.image, "x/fallback");
+});
