@@ -506,7 +506,8 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
       ociContexts.push(oci);
       continue;
     }
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) continue;
+    // A reference the frontend resolves (docker-image://, https://, git@host:repo, ...) goes as it is; a directory of that name wins, as buildx.
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || isRemoteContext(value)) continue;
     const dir = resolve(value);
     if (!isDir(dir)) throw new UsageError(`build context "${name}=${value}" is not a directory or a known reference (docker-image://, https://, ...)`);
     const local = `named-${name.replace(/[^a-zA-Z0-9_.-]/g, "_")}`;

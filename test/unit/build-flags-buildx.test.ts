@@ -185,3 +185,13 @@ test("booleans are Go's strconv.ParseBool spellings only", async () => {
   for (const f of ["0", "f", "F", "FALSE", "false", "False"]) assert.equal(parseBool(f), false, f);
   for (const x of ["tRuE", "yes", "", " true", "2"]) assert.equal(parseBool(x), undefined, JSON.stringify(x));
 });
+
+test("a --build-context value in git's SSH form goes to the frontend as a remote, as buildx; a directory of that name wins", () => {
+  const ctx = fileTree("bk-ctx-git-", { Dockerfile: "FROM scratch\n" });
+  const r = resolveBuild({ context: ctx, buildContexts: { lib: "git@github.com:moby/buildkit.git#v0.24.0" }, env: {} });
+  assert.equal(r.attrs["context:lib"], "git@github.com:moby/buildkit.git#v0.24.0");
+  assert.equal(
+    [...r.dirs.keys()].some((k) => k.startsWith("named-")),
+    false,
+  );
+});
