@@ -157,6 +157,12 @@ export function discoverFiles(workingDir: string): string[] {
 interface Parsed {
   file: string;
   data: Obj;
+  /**
+   * Key paths tagged `!reset` (left out of this file's data) or `!override`
+   * (kept): what earlier files had there is dropped before this file is
+   * merged, as compose-go's ResetProcessor.
+   */
+  resets: string[][];
   /** "line L" of a key path, when the YAML has it. */
   where: (path: Array<string | number>) => string;
 }
@@ -171,8 +177,9 @@ function parseFile(file: string, flag: string | undefined): Parsed {
     const pos = lines.linePos(err.pos[0]);
     throw new UsageError(`${file}:${pos.line}:${pos.col}: invalid YAML: ${err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`);
   }
+  const resets = takeResets(doc.contents, []);
   const data: unknown = doc.toJS({ maxAliasCount: 1000 });
-  if (data === null || data === undefined) return { file, data: {}, where: () => file };
+  if (data === null || data === undefined) return { file, data: {}, where: () => file, resets };
   if (!isObj(data)) throw new UsageError(`${file}: the top level must be a mapping (services:, secrets:, ...)`);
   const where = (path: Array<string | number>): string => {
     for (let n = path.length; n > 0; n--) {
@@ -181,7 +188,44 @@ function parseFile(file: string, flag: string | undefined): Parsed {
     }
     return file;
   };
-  return { file, data, where };
+  return { file, data, where, resets };
+}
+
+/**
+ * Finds mapping values tagged `!reset` or `!override` under `node`, removes
+ * the `!reset` ones, and returns the key paths of both. (In a sequence the
+ * tags do nothing, as in compose-go.)
+ */
+function takeResets(node: unknown, path: string[]): string[][] {
+  const { isMap, isScalar } = yaml();
+  const out: string[][] = [];
+  if (!isMap(node)) return out;
+  for (let i = 0; i < node.items.length; i++) {
+    const pair = node.items[i]!;
+    const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+    const value = pair.value as { tag?: string } | null;
+    const at = [...path, key];
+    if (value?.tag === "!reset" || value?.tag === "!override") {
+      out.push(at);
+      if (value.tag === "!reset") {
+        node.items.splice(i--, 1);
+        continue;
+      }
+      delete value.tag;
+    }
+    out.push(...takeResets(pair.value, at));
+  }
+  return out;
+}
+
+/** Deletes the value at `path` from a merged model (what a later file's !reset or !override drops). */
+function dropPath(model: Obj, path: readonly string[]): void {
+  let at: unknown = model;
+  for (const k of path.slice(0, -1)) {
+    if (!isObj(at)) return;
+    at = at[k];
+  }
+  if (isObj(at)) Reflect.deleteProperty(at, path.at(-1)!);
 }
 
 /** Interpolates every string value (not keys), naming the file and key path on failure. */
@@ -634,6 +678,7 @@ function loadProject(options: ComposeLoadOptions, includeChain: string[]): Compo
       }
       norm["services"] = ns;
     }
+    for (const r of p.resets) dropPath(merged, r);
     merged = mergeValue(merged, norm, "") as Obj;
   }
   // As compose-go's loader: nothing at all in the files is an error, not an empty project.

@@ -224,3 +224,44 @@ test("compose-go's load checks: an empty compose file is an error (loader_test T
   const p = loadCompose({ workingDir: dir, env: {} });
   assert.equal(p.services[0]!.image, "x/fallback");
 });
+
+test("!reset and !override in a later file, as compose-go's ResetProcessor (merge_reset_test.go Test_LoadWithReset, reset_test.go TestOverrideReplace)", () => {
+  const dir = fileTree("bk-compose-reset-", {
+    "base.yml": [
+      "name: test",
+      "services:",
+      "  foo:",
+      "    build:",
+      "      context: .",
+      "      dockerfile: foo.Dockerfile",
+      "  bar:",
+      "    build:",
+      "      context: .",
+      "      args: { A: '1', B: '2' }",
+      "      tags: [reg/bar:1, reg/bar:2]",
+      "",
+    ].join("\n"),
+    "override.yml": [
+      "services:",
+      "  foo:",
+      "    image: foo",
+      "    build: !reset",
+      "  bar:",
+      "    build:",
+      "      args: !override { C: '3' }",
+      "      tags: !override [reg/bar:3]",
+      "      target: !reset",
+      "",
+    ].join("\n"),
+    Dockerfile: "FROM scratch\n",
+  });
+  const p = loadCompose({ workingDir: dir, files: ["base.yml", "override.yml"], env: {} });
+  const foo = p.services.find((s) => s.name === "foo")!;
+  assert.equal(foo.build, undefined, "build: !reset removes the base file's build section");
+  assert.equal(foo.image, "foo");
+  const bar = p.services.find((s) => s.name === "bar")!.build!;
+  assert.deepEqual(bar.args, { C: "3" }, "!override replaces instead of merging by key");
+  assert.deepEqual(bar.tags, ["reg/bar:3"], "!override replaces instead of the union");
+  assert.equal(bar.target, undefined);
+  assert.equal(bar.context, dir, "untagged keys still merge");
+});
