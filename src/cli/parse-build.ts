@@ -228,11 +228,21 @@ export type ProgressMode = "auto" | "tty" | "plain" | "rawjson" | "quiet" | "non
 
 const PROGRESS_MODES: readonly string[] = ["auto", "tty", "plain", "rawjson", "quiet", "none"];
 
-/** --progress, else BUILDKIT_PROGRESS, else auto; an explicit flag beats the variable. */
+/**
+ * --progress; when it is missing or auto, BUILDKIT_PROGRESS if set (as
+ * buildx's printer, which reads the variable whenever the mode is auto);
+ * else auto.
+ */
 export function parseProgress(value: string | undefined, env: Record<string, string | undefined>): ProgressMode {
-  const v = value ?? (env["BUILDKIT_PROGRESS"] || undefined) ?? "auto";
+  const fromEnv = progressFromEnv(value, env);
+  const v = fromEnv ? env["BUILDKIT_PROGRESS"]! : (value ?? "auto");
   if (PROGRESS_MODES.includes(v)) return v as ProgressMode;
-  throw new UsageError(`invalid progress mode "${v}"${value === undefined ? " (from BUILDKIT_PROGRESS)" : ""}: use auto, tty, plain, rawjson, quiet or none`);
+  throw new UsageError(`invalid progress mode "${v}"${fromEnv ? " (from BUILDKIT_PROGRESS)" : ""}: use auto, tty, plain, rawjson, quiet or none`);
+}
+
+/** Whether the mode comes from BUILDKIT_PROGRESS: --progress missing or auto, and the variable set. */
+export function progressFromEnv(value: string | undefined, env: Record<string, string | undefined>): boolean {
+  return (value === undefined || value === "auto") && Boolean(env["BUILDKIT_PROGRESS"]);
 }
 
 /**

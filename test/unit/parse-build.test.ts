@@ -71,6 +71,8 @@ test("--progress and BUILDKIT_PROGRESS", () => {
   assert.equal(parseProgress("none", {}), "none");
   assert.equal(parseProgress(undefined, { BUILDKIT_PROGRESS: "rawjson" }), "rawjson");
   assert.equal(parseProgress("quiet", { BUILDKIT_PROGRESS: "rawjson" }), "quiet");
+  assert.equal(parseProgress("auto", { BUILDKIT_PROGRESS: "plain" }), "plain", "an explicit auto still reads the variable, as buildx");
+  assert.throws(() => parseProgress("auto", { BUILDKIT_PROGRESS: "fancy" }), /\(from BUILDKIT_PROGRESS\)/);
   assert.throws(() => parseProgress(undefined, { BUILDKIT_PROGRESS: "fancy" }), /invalid progress mode "fancy" \(from BUILDKIT_PROGRESS\)/);
   // auto: tty on a terminal, plain otherwise (CI's pipes included); tty without a terminal is refused.
   assert.equal(resolveProgress("auto", true), "tty");

@@ -51,6 +51,7 @@ import {
   parseOutput,
   parseProgress,
   parseSecret,
+  progressFromEnv,
   parseRegistryAuth,
   resolveProgress,
 } from "../parse-build.js";
@@ -222,7 +223,7 @@ export function buildOptionsFromFlags(values: Values, positionals: string[], env
   return {
     options,
     progress,
-    progressFromEnv: values["progress"] === undefined && values["quiet"] !== true,
+    progressFromEnv: values["quiet"] !== true && progressFromEnv(str(values["progress"]), env),
     metadataFile: str(values["metadata-file"]),
     iidFile,
     debug: values["debug"] === true,

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
-import { parseProgress, resolveProgress } from "../parse-build.js";
+import { parseProgress, progressFromEnv, resolveProgress } from "../parse-build.js";
 import { servicePrefixer, startProgress } from "../progress.js";
 import {
   BuildKitError,
@@ -87,7 +87,7 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     plan,
     options,
     progress: values["quiet"] === true ? "quiet" : parseProgress(str(values["progress"]), env),
-    progressFromEnv: values["progress"] === undefined && values["quiet"] !== true,
+    progressFromEnv: values["quiet"] !== true && progressFromEnv(str(values["progress"]), env),
     debug: values["debug"] === true,
     check: values["check"] === true,
     print: values["print"] === true,
