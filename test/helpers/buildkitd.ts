@@ -246,7 +246,17 @@ export async function startBuildkitd(t: TestContext): Promise<Buildkitd> {
       killRecorded(below);
     },
     pause() {
-      process.kill(child!.pid!, "SIGSTOP");
+      const pid = child!.pid!;
+      process.kill(pid, "SIGSTOP");
+      // kill() returns before every thread has stopped; a request sent in
+      // that gap can still be answered. Wait until the kernel says each of
+      // its threads is stopped (the state after the ")" that ends the name).
+      const stopped = (): boolean => readdirSync(`/proc/${pid}/task`).every((tid) => /\)\s+[Tt]\s/.test(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")));
+      for (const end = Date.now() + 2000; Date.now() < end;) {
+        if (stopped()) return;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+      throw new Error(`buildkitd (pid ${pid}) was not stopped 2 s after SIGSTOP`);
     },
     resume() {
       process.kill(child!.pid!, "SIGCONT");
