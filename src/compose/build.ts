@@ -85,8 +85,13 @@ type StartBuild = (options: BuildOptions) => Build;
 export function withEngineImageNames(project: ComposeProject): ComposeProject {
   return {
     ...project,
-    services: project.services.map((s) => (s.build && s.image === undefined ? { ...s, image: `${project.name}-${s.name}` } : s)),
+    services: project.services.map((s) => (s.build && s.image === undefined ? { ...s, image: defaultImageName(project, s.name) } : s)),
   };
+}
+
+/** compose's image name for a service without `image:` (GetImageNameOrDefault): PROJECT-SERVICE. */
+export function defaultImageName(project: ComposeProject, service: string): string {
+  return `${project.name}-${service}`;
 }
 
 function imagesOf(svc: ComposeService): string[] {
@@ -204,7 +209,7 @@ export function serviceBuildOptions(
       const layout = layouts.get(depName);
       const dep = built.get(depName)!;
       // Unnamed (a lint, before anything is built): compose's default name.
-      const image = dep.images[0] ?? `${project.name}-${depName}`;
+      const image = dep.images[0] ?? defaultImageName(project, depName);
       if (layout !== undefined) buildContexts[name] = layout;
       // In the Engine's store the image is found by its name (the digest there is its ID, not a manifest's).
       else buildContexts[name] = `docker-image://${dep.digest && !localImages ? `${image.replace(/@.*$/, "")}@${dep.digest}` : image}`;
@@ -226,7 +231,7 @@ export function serviceBuildOptions(
     context: b.context,
     dockerfile,
     target: b.target,
-    buildArgs: { ...(opts.fallbackBuildArgs ?? {}), ...b.args, ...(opts.buildArgs ?? {}) },
+    buildArgs: serviceBuildArgs(b, opts),
     labels: composeLabels(project, svc),
     platforms: b.platforms,
     buildContexts,
@@ -261,23 +266,37 @@ export function composeLabels(project: ComposeProject, svc: ComposeService): Rec
   return { ...(svc.build?.labels ?? {}), "com.docker.compose.project": project.name, "com.docker.compose.service": svc.name };
 }
 
+/** A service's build args: the fallbacks (proxies), then its own, then the command line's, as docker compose merges them. */
+export function serviceBuildArgs(b: ComposeBuild, opts: ComposeBuildOptions): Record<string, string> {
+  return { ...(opts.fallbackBuildArgs ?? {}), ...b.args, ...(opts.buildArgs ?? {}) };
+}
+
 /**
- * A service's attestations as docker compose hands them to bake:
- * provenance:/sbom: of `true` is the type alone, any other value but
- * `false` its attributes (`false` adds nothing, so buildx's default
- * provenance still applies, as in docker compose); then the command
- * line's --provenance/--sbom, a boolean turning the type on or off, replace
- * the service's of the same type (bake's override merge).
+ * A service's provenance:/sbom: as docker compose's toBakeAttest writes
+ * them for bake: `true` is the type alone, any other value but `false` its
+ * attributes; `false` adds nothing, so buildx's default provenance still
+ * applies, as in docker compose.
  */
-function serviceAttestations(b: ComposeBuild, opts: ComposeBuildOptions, where: string): AttestationSpec[] {
-  const byType = new Map<string, AttestationSpec>();
+export function bakeAttests(b: ComposeBuild): Array<[type: "provenance" | "sbom", spec: string]> {
+  const out: Array<["provenance" | "sbom", string]> = [];
   for (const [type, v] of [
     ["provenance", b.provenance],
     ["sbom", b.sbom],
   ] as const) {
     if (v === undefined || v === "" || v === "false") continue;
-    byType.set(type, parseAttestation(v === "true" ? `type=${type}` : `type=${type},${v}`, `${where} build.${type}`));
+    out.push([type, v === "true" ? `type=${type}` : `type=${type},${v}`]);
   }
+  return out;
+}
+
+/**
+ * A service's attestations: its bakeAttests, then the command line's
+ * --provenance/--sbom, a boolean turning the type on or off, replacing the
+ * service's of the same type (bake's override merge).
+ */
+function serviceAttestations(b: ComposeBuild, opts: ComposeBuildOptions, where: string): AttestationSpec[] {
+  const byType = new Map<string, AttestationSpec>();
+  for (const [type, spec] of bakeAttests(b)) byType.set(type, parseAttestation(spec, `${where} build.${type}`));
   if (opts.provenance) byType.set("provenance", shorthandAttestation("provenance", opts.provenance, "--provenance"));
   if (opts.sbom) byType.set("sbom", shorthandAttestation("sbom", opts.sbom, "--sbom"));
   return [...byType.values()];

@@ -5,8 +5,8 @@
  * build section is a target, the services to build are the default group.
  */
 import { parseBytes } from "../units.js";
-import { composeLabels, type ComposeBuildOptions } from "./build.js";
-import type { ComposeBuild, ComposeProject, ComposeService } from "./load.js";
+import { bakeAttests, composeLabels, defaultImageName, serviceBuildArgs, type ComposeBuildOptions } from "./build.js";
+import type { ComposeProject, ComposeService } from "./load.js";
 
 /** One bake target, the fields in bakeTarget's order (empty ones left out, as Go's omitempty). */
 interface BakeTarget {
@@ -64,24 +64,12 @@ function nonEmpty<T>(a: T[]): T[] | undefined {
   return a.length ? a : undefined;
 }
 
-function attests(b: ComposeBuild): string[] {
-  const out: string[] = [];
-  for (const [type, v] of [
-    ["provenance", b.provenance],
-    ["sbom", b.sbom],
-  ] as const) {
-    if (v === undefined || v === "" || v === "false") continue;
-    out.push(v === "true" ? `type=${type}` : `type=${type},${v}`);
-  }
-  return out;
-}
-
 function target(project: ComposeProject, svc: ComposeService, names: Map<string, string>, opts: ComposeBuildOptions): BakeTarget {
   const b = svc.build!;
   const contexts: Record<string, string> = {};
   for (const [k, v] of Object.entries(b.additionalContexts)) contexts[k] = v.startsWith("service:") ? `target:${names.get(v.slice(8)) ?? v.slice(8)}` : v;
   const args: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...(opts.fallbackBuildArgs ?? {}), ...b.args, ...(opts.buildArgs ?? {}) })) args[k] = escapeBake(v);
+  for (const [k, v] of Object.entries(serviceBuildArgs(b, opts))) args[k] = escapeBake(v);
   const secrets = b.secrets.map((s) => {
     const def = project.secrets[s.source];
     const id = s.target ?? s.source;
@@ -94,7 +82,7 @@ function target(project: ComposeProject, svc: ComposeService, names: Map<string,
     const i = h.search(/[=:]/);
     if (i > 0) extraHosts[h.slice(0, i)] = h.slice(i + 1);
   }
-  const image = svc.image ?? `${project.name}-${svc.name}`;
+  const image = svc.image ?? defaultImageName(project, svc.name);
   const push = opts.push === true && svc.image !== undefined;
   const output = b.platforms.length > 1 ? [`type=image,push=${push}`] : push ? ["type=registry"] : ["type=docker"];
   const shm = b.shmSize === undefined ? undefined : parseBytes(b.shmSize, "build.shm_size");
@@ -121,7 +109,7 @@ function target(project: ComposeProject, svc: ComposeService, names: Map<string,
     entitlements: nonEmpty(b.entitlements),
     "extra-hosts": sorted(extraHosts),
     output,
-    attest: nonEmpty(attests(b)),
+    attest: nonEmpty(bakeAttests(b).map(([, spec]) => spec)),
   };
   return Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined && v !== ""));
 }
