@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { list, str, type Values } from "../args.js";
 import { withClient } from "../connect.js";
 import type { CliIo } from "../io.js";
-import { parseProgress, progressFromEnv, resolveProgress } from "../parse-build.js";
+import { parseBuildArgs, parseProgress, progressFromEnv, resolveProgress } from "../parse-build.js";
 import { servicePrefixer, startProgress } from "../progress.js";
 import {
   BuildKitError,
@@ -69,19 +69,17 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     pull: values["pull"] === true,
     parallel,
     localImages: engine,
-    buildArgs: composeBuildArgs(list(values["build-arg"]), project.environment),
+    // A bare K takes its value from the project's environment, as docker compose.
+    buildArgs: list(values["build-arg"]).length ? parseBuildArgs(list(values["build-arg"]), project.environment) : undefined,
     fallbackBuildArgs: composeProxyArgs(env),
     ssh: composeSsh(str(values["ssh"])),
     provenance: str(values["provenance"]),
     sbom: str(values["sbom"]),
     defaultProvenance: defaultAttestations(env),
   };
-  for (const [flag, v] of [
-    ["--provenance", options.provenance],
-    ["--sbom", options.sbom],
-  ] as const) {
-    if (v) shorthandAttestation(flag === "--sbom" ? "sbom" : "provenance", v, flag);
-  }
+  // Checked now, before the daemon is dialled (each service parses them again when it is built).
+  if (options.provenance) shorthandAttestation("provenance", options.provenance, "--provenance");
+  if (options.sbom) shorthandAttestation("sbom", options.sbom, "--sbom");
   return {
     project,
     plan,
@@ -108,19 +106,6 @@ function parallelFrom(flag: string | undefined, env: Record<string, string | und
     throw new UsageError(`invalid ${fromEnv ? "COMPOSE_PARALLEL_LIMIT" : "--parallel"} "${text}": use a whole number of at least 1, or -1 for no limit`);
   }
   return n;
-}
-
-/** --build-arg K=V, or a bare K: its value in the project's environment (left out when unset), as docker compose. */
-function composeBuildArgs(specs: string[], environment: Record<string, string>): Record<string, string> | undefined {
-  if (!specs.length) return undefined;
-  const out: Record<string, string> = {};
-  for (const s of specs) {
-    const eq = s.indexOf("=");
-    if (eq === 0) throw new UsageError(`invalid --build-arg "${s}": use NAME=VALUE or NAME`);
-    if (eq > 0) out[s.slice(0, eq)] = s.slice(eq + 1);
-    else if (environment[s] !== undefined) out[s] = environment[s];
-  }
-  return out;
 }
 
 /** --ssh as docker compose build takes it: `default` (an empty value too) or ID=PATH. */
