@@ -64,19 +64,31 @@ export function proxyArgsFromConfig(config: unknown, host: string | undefined, s
 }
 
 /**
- * The proxy build args docker compose gives every service (docker/cli's
- * ParseProxyConfig for the daemon host: upper and lower case, ALL_PROXY
- * too); a service's own arg of the same exact name wins. Read as
- * withDockerProxyArgs reads the config.
+ * The proxy build args of config.json ($DOCKER_CONFIG, else ~/.docker,
+ * from `env`; `configDir` as RegistryAuthOptions.configDir) for the daemon
+ * host, by `style`'s rule. A config file that is missing, unreadable or not
+ * JSON, or has no proxies, gives none (the docker CLI warns and goes on
+ * without it; registry auth reports a broken file); the daemon host is
+ * only looked up when there are proxies.
  */
-export function composeProxyArgs(env: Env, configDir?: string | false): Record<string, string> {
+function configProxyArgs(env: Env, configDir: string | false | undefined, style: "buildx" | "compose"): Record<string, string> {
   let config: unknown;
   try {
     config = readDockerConfig(dockerConfigPath(configDir, env));
   } catch {
     return {};
   }
-  return proxyArgsFromConfig(config, dockerHostOf(env), "compose");
+  if (!isObject(config) || !isObject(field(config, "proxies"))) return {};
+  return proxyArgsFromConfig(config, dockerHostOf(env), style);
+}
+
+/**
+ * The proxy build args docker compose gives every service (docker/cli's
+ * ParseProxyConfig for the daemon host: upper and lower case, ALL_PROXY
+ * too); a service's own arg of the same exact name wins.
+ */
+export function composeProxyArgs(env: Env, configDir?: string | false): Record<string, string> {
+  return configProxyArgs(env, configDir, "compose");
 }
 
 /** The daemon host the docker CLI would use, or undefined when there is no usable one (then only "default" applies). */
@@ -88,24 +100,10 @@ function dockerHostOf(env: Env): string | undefined {
   }
 }
 
-/**
- * `buildArgs` with the proxy args of config.json ($DOCKER_CONFIG, else
- * ~/.docker, from `env`; `configDir` as RegistryAuthOptions.configDir)
- * added where no build arg has that name in any case. A config file that
- * is missing, unreadable or not JSON adds nothing (the docker CLI warns
- * and goes on without it; registry auth reports a broken file).
- */
+/** `buildArgs` with buildx's proxy args of config.json added where no build arg has that name in any case. */
 export function withDockerProxyArgs(buildArgs: Record<string, string>, env: Env, configDir?: string | false): Record<string, string> {
-  let config: unknown;
-  try {
-    config = readDockerConfig(dockerConfigPath(configDir, env));
-  } catch {
-    return buildArgs;
-  }
-  if (!isObject(config) || !isObject(field(config, "proxies"))) return buildArgs;
-  const host = dockerHostOf(env);
   const given = new Set(Object.keys(buildArgs).map((k) => k.toLowerCase()));
   const out = { ...buildArgs };
-  for (const [k, v] of Object.entries(proxyArgsFromConfig(config, host))) if (!given.has(k.toLowerCase())) out[k] = v;
+  for (const [k, v] of Object.entries(configProxyArgs(env, configDir, "buildx"))) if (!given.has(k.toLowerCase())) out[k] = v;
   return out;
 }
