@@ -11,9 +11,9 @@
  * command needs the daemon).
  */
 export { BuildKitError, ConnectionError, SolveError, UsageError } from "./errors.js";
-export { isRemoteContext, lowercaseDockerfile, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
+export { isEntitlement, isRemoteContext, lowercaseDockerfile, resolveBuild, runEnvironmentAttrs } from "./solve/options.js";
 export { checkPlatform, hostPlatform, normalizePlatform } from "./solve/platform.js";
-export { DEFAULT_PROVENANCE, parseAttestation, shorthandAttestation } from "./solve/attest.js";
+export { ANNOTATION_TYPES, DEFAULT_PROVENANCE, parseAttestation, shorthandAttestation } from "./solve/attest.js";
 export { checkImageName, familiarString } from "./solve/reference.js";
 export { SNIFF_BYTES, peekStream, readAll, sniffStream } from "./solve/context-stream.js";
 export { MAX_TEXT_FILE_BYTES, fileKind, readInputFile } from "./files.js";

@@ -1,5 +1,6 @@
 /** Pure parsers for `bk-build build` flags, following buildx. */
 import {
+  ANNOTATION_TYPES,
   DEFAULT_SSH_ID,
   UsageError,
   checkImageName,
@@ -183,7 +184,6 @@ export function parseAttests(attests: string[], provenance?: string, sbom?: stri
 }
 
 const ANNOTATION_TYPE = /^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$/;
-const ANNOTATION_TYPES: readonly string[] = ["index", "index-descriptor", "manifest", "manifest-descriptor"];
 
 /**
  * --annotation `[TYPE[PLATFORM][,TYPE...]:]KEY=VALUE` as buildx parses it:

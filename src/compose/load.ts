@@ -14,7 +14,7 @@ import { MAX_TEXT_FILE_BYTES, readInputFile } from "../files.js";
 import { InterpolationError, interpolate } from "./interpolate.js";
 import { DotenvError, parseDotenv, type DotenvLookup } from "./dotenv.js";
 import { DEFAULT_SSH_ID } from "../session/ssh-id.js";
-import { isRemoteContext } from "../solve/options.js";
+import { isEntitlement, isRemoteContext } from "../solve/options.js";
 
 /** Names compose looks for, in its order of preference. */
 export const COMPOSE_FILE_NAMES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
@@ -497,7 +497,7 @@ function toBuild(b: Obj, dir: string, env: Record<string, string>, where: string
 function buildEntitlements(b: Obj, where: string): string[] {
   const out = strings(b["entitlements"], where, "build.entitlements");
   for (const e of out) {
-    if (e !== "network.host" && e !== "security.insecure" && !/^device(=.+)?$/.test(e)) {
+    if (!isEntitlement(e)) {
       throw new UsageError(`${where}: build.entitlements entry "${e}" is not one of network.host, security.insecure, device[=NAME]`);
     }
   }

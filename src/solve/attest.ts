@@ -41,7 +41,8 @@ export interface AnnotationSpec {
 export const DEFAULT_PROVENANCE = "mode=min,inline-only=true";
 
 const ATTESTATION_TYPES: readonly string[] = ["provenance", "sbom"];
-const ANNOTATION_TYPES: readonly string[] = ["index", "index-descriptor", "manifest", "manifest-descriptor"];
+/** The annotation types buildkit's exporters take. */
+export const ANNOTATION_TYPES: readonly string[] = ["index", "index-descriptor", "manifest", "manifest-descriptor"];
 
 /**
  * One `type=TYPE[,disabled=BOOL][,KEY=VALUE...]` value as buildx's

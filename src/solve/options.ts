@@ -315,6 +315,11 @@ export function exporters(opts: BuildOptions): ResolvedExport[] {
   return out;
 }
 
+/** An entitlement a build may ask for, as buildx's --allow and compose's entitlements: network.host, security.insecure or device[=NAME]. */
+export function isEntitlement(e: string): boolean {
+  return e === "network.host" || e === "security.insecure" || /^device(=.+)?$/.test(e);
+}
+
 /** The RUN-environment settings that `build` flags and compose's build section share. */
 export interface RunEnvironment {
   /** HOST:IP or HOST=IP entries for /etc/hosts. */
@@ -454,7 +459,6 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
     // As buildx serves a Dockerfile read from stdin: alone in its own local, named Dockerfile.
     dirs.set("dockerfile", memoryDir({ Dockerfile: bytes }));
     extra["dockerfilekey"] = "dockerfile";
-    dockerfileName = "Dockerfile";
   }
   if (given === undefined) {
     if (!contents && dockerfilePath === undefined)

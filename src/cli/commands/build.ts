@@ -29,6 +29,7 @@ import {
   UsageError,
   checkPlatform,
   hostPlatform,
+  isEntitlement,
   isRemoteContext,
   normalizePlatform,
   parseBool,
@@ -118,7 +119,7 @@ export function parseAllow(value: string): string[] {
     .map((e) => e.trim())
     .filter(Boolean)
     .map((e) => {
-      if (e === "network.host" || e === "security.insecure" || /^device(=.+)?$/.test(e)) return e;
+      if (isEntitlement(e)) return e;
       throw new UsageError(`invalid --allow "${e}": use network.host, security.insecure or device[=NAME]`);
     });
 }
