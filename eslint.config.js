@@ -56,6 +56,8 @@ export default tseslint.config(
     files: ["src/audit/**/*.ts"],
     rules: forbid({ group: ["../*", "!../errors.js"], message: "audit/ imports only ../errors.js from bk-build (and node builtins, tar-stream)." }),
   },
+  // Builder pools sit beside client.ts, above every room but the CLI.
+  { files: ["src/pool/**/*.ts"], rules: forbid(below("pool", "cli")) },
   {
     files: ["src/cli/*.ts"],
     rules: forbid({ group: ["../*", "!../index.js", "!../internal.js"], message: "The CLI uses the public API (../index.js) and ../internal.js only." }),

@@ -86,6 +86,12 @@ export interface ConnectOptions {
 }
 
 export const DEFAULT_TIMEOUT_MS = 5000;
+
+/**
+ * For a builder pool (pool/pool.ts): start a build under a ref chosen
+ * before the node was, so a pool's Build can name its ref at once.
+ */
+export const startWithRef: unique symbol = Symbol("bk-build.startWithRef");
 const DEFAULT_KEEPALIVE = { intervalMs: 30_000, timeoutMs: 20_000 };
 
 /**
@@ -350,6 +356,12 @@ export class BuildKitClient {
   build(options: BuildOptions): Build {
     this.#check();
     return this.#track(startBuild(this.#conn, options, this.#closing.signal));
+  }
+
+  /** @internal client.build() under a given ref (builder pools). */
+  [startWithRef](options: BuildOptions, ref: string): Build {
+    this.#check();
+    return this.#track(startBuild(this.#conn, options, this.#closing.signal, ref));
   }
 
   /**

@@ -46,6 +46,10 @@ export interface BuildResult {
   warnings: string[];
   /** With `auditSecrets`: what was scanned (a finding fails the build with a SecretLeakError instead). */
   audit?: AuditReport;
+  /** Builds through a BuildKitPool: the node that ran it (the first node's, for a build split over several). */
+  node?: { name: string; address: string } | undefined;
+  /** A multi-platform build a pool split over several nodes: each part's ref, node and platforms. */
+  parts?: Array<{ ref: string; node: string; platforms: string[] }> | undefined;
 }
 
 /** A running build. `await using build = client.build(...)` cancels it if the scope is left early. */
@@ -79,7 +83,7 @@ const STATUS_NEVER_STARTED_MS = 250;
  * the daemon), then runs the build; failures after that reject `result`.
  * `closing` is the client's: when it aborts, the build is cancelled.
  */
-export function startBuild(conn: Connection, opts: BuildOptions, closing?: AbortSignal): Build {
+export function startBuild(conn: Connection, opts: BuildOptions, closing?: AbortSignal, givenRef?: string): Build {
   const resolved = resolveBuild(opts);
   const engine = conn.engine
     ? planForEngine(resolved.exps, conn.engine, {
@@ -93,7 +97,7 @@ export function startBuild(conn: Connection, opts: BuildOptions, closing?: Abort
     : undefined;
   if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED", cause: opts.signal.reason });
   if (closing?.aborted) throw new BuildKitError("the BuildKitClient is closed", { code: "CANCELLED" });
-  const ref = newId();
+  const ref = givenRef ?? newId();
   const progress = new Queue<SolveStatus>("build.progress");
   const ac = new AbortController();
   const unlink = linkSignals(ac, [opts.signal, closing]);
