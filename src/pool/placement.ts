@@ -101,10 +101,7 @@ export function splitWorkerPlatforms(platforms: readonly string[]): { native: st
  * the target. A context streamed from the caller has no stable identity:
  * it is keyed by the Dockerfile and target alone.
  */
-export function placementKey(
-  o: { context?: unknown; dockerfile?: unknown; target?: string | undefined },
-  cwd: string = process.cwd(),
-): string {
+export function placementKey(o: { context?: unknown; dockerfile?: unknown; target?: string | undefined }, cwd: string = process.cwd()): string {
   const ctx = o.context;
   const context = typeof ctx === "string" ? (/^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(ctx) ? ctx : resolve(cwd, ctx)) : ctx === undefined ? "" : "stream";
   const df = o.dockerfile;

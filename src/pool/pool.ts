@@ -18,7 +18,7 @@ import { Queue } from "../queue.js";
 import { linkSignals } from "../signals.js";
 import { newId } from "../session/id.js";
 import { resolveBuild, type BuildOptions } from "../solve/options.js";
-import { checkPlatform, normalizePlatform } from "../solve/platform.js";
+import { checkPlatform, hostPlatform, normalizePlatform } from "../solve/platform.js";
 import type { Build, BuildResult } from "../solve/solve.js";
 import type { SolveStatus } from "../progress/status.js";
 import type { TlsOptions } from "../transport/address.js";
@@ -238,7 +238,9 @@ export class BuildKitPool {
         slot.engine = info.engine;
         if (!slot.platformsKnown) {
           const workers = await slot.client.workers({ timeoutMs, signal: this.#closing.signal });
-          const listed = [...new Set(workers.flatMap((w) => w.platforms.map((p) => normalizePlatform([p.os, p.architecture, p.variant].filter(Boolean).join("/")))))];
+          const listed = [
+            ...new Set(workers.flatMap((w) => w.platforms.map((p) => normalizePlatform([p.os, p.architecture, p.variant].filter(Boolean).join("/"))))),
+          ];
           const split = splitWorkerPlatforms(listed);
           slot.native = split.native;
           slot.emulated = split.emulated;
@@ -311,7 +313,12 @@ export class BuildKitPool {
       c.slot.active++;
       return { slot: c.slot, platforms: ps };
     };
-    if (platforms.length <= 1) {
+    if (platforms.length === 0) {
+      // The daemon's default platform: nodes that run this machine's natively first, so an unplatformed build means what it does on one daemon here.
+      const here = eligible(cands, hostPlatform());
+      return [take(pickNode(key, here.nodes.length && !here.emulated ? here.nodes : cands, maxActivePerNode)!, [])];
+    }
+    if (platforms.length === 1) {
       const { nodes } = eligible(cands, platforms[0]);
       if (!nodes.length) throw this.#noPlatform(platforms[0]!, up);
       return [take(pickNode(key, nodes, maxActivePerNode)!, [...platforms])];
@@ -329,7 +336,8 @@ export class BuildKitPool {
   }
 
   #noPlatform(platform: string, up: Slot[]): UsageError {
-    const have = up.map((s) => `${s.name}: ${[...s.native, ...s.emulated].join(",") || "none"}`).join("; ");
+    // Native platforms only (amd64 micro-architecture levels folded in): what each node is for.
+    const have = up.map((s) => `${s.name}: ${s.native.filter((p) => !/^linux\/amd64\/v\d$/.test(p)).join(",") || "none"}`).join("; ");
     return new UsageError(`no node of the builder can build platform ${platform}, natively or by emulation (${have}): add a node for it or drop the platform`);
   }
 
@@ -378,7 +386,9 @@ export class BuildKitPool {
               exclude.add(slot);
               continue;
             }
-            throw new ConnectionError(`builder node ${slot.name} failed during the build: ${oneLine(toBuildKitError(e).message)}`, slot.spec.address, { cause: e });
+            throw new ConnectionError(`builder node ${slot.name} failed during the build: ${oneLine(toBuildKitError(e).message)}`, slot.spec.address, {
+              cause: e,
+            });
           }
           throw e;
         }
@@ -409,7 +419,7 @@ export class BuildKitPool {
   async #start(slot: Slot, options: BuildOptions, ref: string, progress: Queue<SolveStatus>, signal: AbortSignal): Promise<BuildResult> {
     try {
       const inner = slot.client![startWithRef]({ ...options, signal }, ref);
-      let settled = false;
+      const state = { settled: false };
       let wake: () => void = () => undefined;
       const woken = new Promise<void>((r) => (wake = r));
       const pump = (async () => {
@@ -417,7 +427,7 @@ export class BuildKitPool {
           for await (const s of inner.progress) {
             progress.push(s);
             // Slow the node's status stream down for a slow reader while the build runs, never after.
-            if (!settled) await Promise.race([progress.waitBelow(PROGRESS_HIGH_WATER), woken]);
+            if (!state.settled) await Promise.race([progress.waitBelow(PROGRESS_HIGH_WATER), woken]);
           }
         } catch {
           // The build's error arrives through its result.
@@ -428,7 +438,7 @@ export class BuildKitPool {
         this.#remember(result.ref, slot);
         return { ...result, node: { name: slot.name, address: slot.spec.address } };
       } finally {
-        settled = true;
+        state.settled = true;
         wake();
         await pump;
       }
@@ -564,7 +574,7 @@ export class BuildKitPool {
     this.#closed ??= (async () => {
       this.#closing.abort(new BuildKitError("the BuildKitPool was closed", { code: "CANCELLED" }));
       await Promise.all(this.#work);
-      await Promise.all(this.#slots.map((s) => s.client?.close()));
+      await Promise.all(this.#slots.flatMap((s) => (s.client ? [s.client.close()] : [])));
     })();
     return this.#closed;
   }

@@ -129,9 +129,9 @@ function buildctlInfo(buildctl: string, address: string): Promise<boolean> {
 
 /**
  * Starts a buildkitd for test `t`; it is stopped and its dir removed when
- * `t` ends (before the leak check).
+ * `t` ends (before the leak check). `platforms` limits its worker to those.
  */
-export async function startBuildkitd(t: TestContext): Promise<Buildkitd> {
+export async function startBuildkitd(t: TestContext, options: { platforms?: string[] } = {}): Promise<Buildkitd> {
   const bin = binDir();
   const buildkitd = process.env["BK_BUILDKITD"] || join(bin, "buildkitd");
   const buildctl = process.env["BK_BUILDCTL"] || join(bin, "buildctl");
@@ -166,6 +166,8 @@ export async function startBuildkitd(t: TestContext): Promise<Buildkitd> {
       "[worker.oci]",
       "  enabled = true",
       `  binary = "${runc}"`,
+      // A worker limited to these platforms (buildkitd's worker platform setting): lets one machine stand for an arm64 or a 386 node.
+      ...(options.platforms ? [`  platforms = [${options.platforms.map((p) => JSON.stringify(p)).join(", ")}]`] : []),
       "",
       "[worker.containerd]",
       "  enabled = false",

@@ -1,0 +1,259 @@
+/**
+ * Builder pools against real buildkitd nodes (each test starts its own,
+ * test/helpers/buildkitd.ts): platform routing with workers limited to one
+ * platform, cache-sticky placement and spread, a stopped node skipped with
+ * one warning, a node killed mid-build (failing, or re-run with
+ * retryOnNodeFailure), and the seed scenario (a secret and an SSH agent)
+ * on every node of a pool of two.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BuildKitPool, ConnectionError, UsageError, type Build, type Vertex } from "../../src/index.js";
+import { testEnv } from "../helpers/env.js";
+import { fileTree } from "../helpers/files.js";
+import { leakCheckEachTest } from "../helpers/leaks.js";
+import { startBuildkitd, type Buildkitd } from "../helpers/buildkitd.js";
+import { startSshd, type Sshd } from "../helpers/sshd.js";
+import { placementKey, rendezvousOrder } from "../../src/pool/placement.js";
+import type { TestContext } from "node:test";
+
+const env = testEnv();
+const busybox = `${env.registry}/bk-test/busybox:latest`;
+
+leakCheckEachTest();
+
+let sshd: Sshd;
+before(async () => {
+  sshd = await startSshd();
+});
+after(() => sshd.stop());
+
+/** The build's steps as they ended (last update of each vertex), and its log text. */
+async function drain(build: Build): Promise<{ steps: Vertex[]; logs: string }> {
+  const byDigest = new Map<string, Vertex>();
+  let logs = "";
+  for await (const s of build.progress) {
+    for (const v of s.vertexes) byDigest.set(v.digest, { ...byDigest.get(v.digest), ...v });
+    for (const l of s.logs) logs += l.data.toString();
+  }
+  return { steps: [...byDigest.values()], logs };
+}
+
+async function nodes(t: TestContext, n: number, options: { platforms?: string[] } = {}): Promise<Buildkitd[]> {
+  return Promise.all(Array.from({ length: n }, () => startBuildkitd(t, options)));
+}
+
+/** True when the node's history has the build `ref`. */
+async function ranOn(pool: BuildKitPool, node: string, ref: string): Promise<boolean> {
+  const client = await pool.client(node);
+  for await (const r of client.history({ ref })) if (r.ref === ref) return true;
+  return false;
+}
+
+test("pool: each platform goes to the node whose worker has it; no platform means this machine's; an unknown one is one line", async (t) => {
+  const [n386, nArm, nAmd] = await Promise.all([
+    startBuildkitd(t, { platforms: ["linux/386"] }),
+    startBuildkitd(t, { platforms: ["linux/arm64"] }),
+    startBuildkitd(t, { platforms: ["linux/amd64"] }),
+  ]);
+  await using pool = await BuildKitPool.connect({
+    nodes: [
+      { name: "n386", address: n386.address },
+      { name: "narm", address: nArm.address },
+      { name: "namd", address: nAmd.address },
+    ],
+  });
+  const info = await pool.info();
+  // buildkitd adds the micro-architecture levels this CPU has (linux/amd64/v2...) to an amd64 worker.
+  assert.deepEqual(
+    info.nodes.map((n) => [n.name, n.state, n.native.filter((p) => !/^linux\/amd64\/v\d$/.test(p))]),
+    [
+      ["n386", "up", ["linux/386"]],
+      ["narm", "up", ["linux/arm64"]],
+      ["namd", "up", ["linux/amd64"]],
+    ],
+  );
+  assert.ok(
+    info.nodes.every((n) => n.buildkit?.version === "v0.24.0"),
+    JSON.stringify(info.nodes.map((n) => n.buildkit)),
+  );
+  const ctx = fileTree("bk-pool-plat-", { Dockerfile: "FROM scratch\nCOPY f /f\n", f: randomUUID() }, t);
+  for (const [platform, want] of [
+    ["linux/386", "n386"],
+    ["linux/arm64", "narm"],
+    ["linux/amd64", "namd"],
+    [undefined, "namd"],
+  ] as const) {
+    const result = await pool.build({ context: ctx, platforms: platform ? [platform] : undefined }).result;
+    assert.equal(result.node?.name, want, `platform ${platform ?? "(none)"}`);
+    assert.ok(await ranOn(pool, want, result.ref), `${want}'s history has ${result.ref}`);
+  }
+  await assert.rejects(
+    pool.build({ context: ctx, platforms: ["linux/s390x"] }).result,
+    (e: Error) =>
+      e instanceof UsageError &&
+      /^no node of the builder can build platform linux\/s390x, natively or by emulation \(n386: linux\/386; narm: linux\/arm64; namd: linux\/amd64\)/.test(
+        e.message,
+      ),
+  );
+});
+
+test("pool: the same build goes to the same node and is CACHED there; 30 contexts spread over 3 nodes, none with more than half", async (t) => {
+  const daemons = await nodes(t, 3);
+  await using pool = await BuildKitPool.connect({ nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })) });
+  const ctx = fileTree(
+    "bk-pool-sticky-",
+    { Dockerfile: `FROM ${busybox}\nCOPY f /f\nRUN cat /f && head -c 8 /dev/urandom | od -An -tx1 > /r\n`, f: randomUUID() },
+    t,
+  );
+  const first = pool.build({ context: ctx });
+  const [one] = await Promise.all([first.result, drain(first)]);
+  const second = pool.build({ context: ctx });
+  const [two, progress] = await Promise.all([second.result, drain(second)]);
+  assert.equal(two.node?.name, one.node?.name);
+  const steps = progress.steps.filter((v) => /^\[\d+\/\d+\] (RUN|COPY)/.test(v.name));
+  assert.equal(steps.length, 2, progress.steps.map((v) => v.name).join(" | "));
+  for (const v of steps) assert.equal(v.cached, true, `${v.name} is CACHED on the second build`);
+
+  const contexts = Array.from({ length: 30 }, (_, i) =>
+    fileTree(`bk-pool-spread-${i}-`, { Dockerfile: "FROM scratch\nCOPY f /f\n", f: `ctx ${i} ${randomUUID()}` }, t),
+  );
+  // One at a time: each goes to the node its key's rendezvous order puts first.
+  const names = ["n1", "n2", "n3"].map((id) => ({ id }));
+  const placed: string[] = [];
+  for (const c of contexts) {
+    const got = (await pool.build({ context: c }).result).node!.name;
+    assert.equal(got, rendezvousOrder(placementKey({ context: c }), names)[0]!.id, c);
+    placed.push(got);
+  }
+  const count = (list: string[]): Map<string, number> => {
+    const m = new Map<string, number>();
+    for (const n of list) m.set(n, (m.get(n) ?? 0) + 1);
+    return m;
+  };
+  t.diagnostic(`30 contexts one at a time: ${JSON.stringify(Object.fromEntries(count(placed)))}`);
+  assert.equal(count(placed).size, 3, "every node got builds");
+  // The same 30 again, all at once (as a CI fleet sends them): the busy threshold spreads them, none gets more than half.
+  const together = await Promise.all(contexts.map(async (c) => (await pool.build({ context: c }).result).node!.name));
+  t.diagnostic(`30 contexts at once: ${JSON.stringify(Object.fromEntries(count(together)))}`);
+  for (const [n, c] of count(together)) assert.ok(c <= 15, `${n} got ${c} of 30`);
+  assert.equal(count(together).size, 3);
+});
+
+test("pool: a stopped node is skipped with one warning naming it; its builds go to another node", async (t) => {
+  const daemons = await nodes(t, 2);
+  const warnings: string[] = [];
+  await using pool = await BuildKitPool.connect({
+    nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })),
+    onWarning: (w) => warnings.push(w),
+  });
+  const ctx = fileTree("bk-pool-failover-", { Dockerfile: "FROM scratch\nCOPY f /f\n", f: randomUUID() }, t);
+  const home = (await pool.build({ context: ctx }).result).node!.name;
+  const victim = daemons[Number(home.slice(1)) - 1]!;
+  await victim.kill();
+  const started = Date.now();
+  const moved = await pool.build({ context: ctx }).result;
+  const ms = Date.now() - started;
+  assert.notEqual(moved.node?.name, home);
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0]!, new RegExp(`^builder node ${home} \\(${victim.address.replace(/[/.]/g, "\\$&")}\\) is down and was skipped: `));
+  assert.ok(!warnings[0]!.includes("\n"));
+  t.diagnostic(`build after the node's death: ${ms} ms`);
+  // Left out for its backoff: no second warning, no delay.
+  assert.notEqual((await pool.build({ context: ctx }).result).node?.name, home);
+  assert.equal(warnings.length, 1);
+  const status = (await pool.info()).nodes.find((n) => n.name === home)!;
+  assert.equal(status.state, "down");
+});
+
+/** Starts `ctx`'s build, waits for its RUN step to log `marker`, then kills the node it runs on. */
+async function killMidBuild(
+  pool: BuildKitPool,
+  daemons: Buildkitd[],
+  build: Build,
+  marker: string,
+): Promise<{ node: string; progress: Promise<unknown>; killedAt: number }> {
+  let seen: () => void = () => undefined;
+  const started = new Promise<void>((r) => (seen = r));
+  const progress = (async () => {
+    for await (const s of build.progress) if (s.logs.some((l) => l.data.toString().includes(marker))) seen();
+  })();
+  await Promise.race([started, build.result]);
+  const busy = (await pool.info()).nodes.find((n) => n.activeBuilds > 0);
+  assert.ok(busy, "a node runs the build");
+  const killedAt = Date.now();
+  await daemons[Number(busy.name.slice(1)) - 1]!.kill();
+  return { node: busy.name, progress, killedAt };
+}
+
+test("pool: a node killed mid-build fails that build within 10 s, naming the node", async (t) => {
+  const daemons = await nodes(t, 2);
+  await using pool = await BuildKitPool.connect({ nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })) });
+  const marker = `started-${randomUUID()}`;
+  const ctx = fileTree("bk-pool-kill-", { Dockerfile: `FROM ${busybox}\nRUN echo ${marker} && sleep 60\n` }, t);
+  const build = pool.build({ context: ctx });
+  const { node, progress, killedAt } = await killMidBuild(pool, daemons, build, marker);
+  await assert.rejects(
+    build.result,
+    (e: Error) => e instanceof ConnectionError && e.message.startsWith(`builder node ${node} failed during the build: `) && !e.message.includes("\n"),
+  );
+  const ms = Date.now() - killedAt;
+  t.diagnostic(`failed ${ms} ms after the kill`);
+  assert.ok(ms < 10_000, `${ms} ms`);
+  await progress;
+});
+
+test("pool: with retryOnNodeFailure a build whose node dies is run again on another node, with one warning", async (t) => {
+  const daemons = await nodes(t, 2);
+  const warnings: string[] = [];
+  await using pool = await BuildKitPool.connect({
+    nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })),
+    placement: { retryOnNodeFailure: true },
+    onWarning: (w) => warnings.push(w),
+  });
+  const marker = `started-${randomUUID()}`;
+  const ctx = fileTree("bk-pool-retry-", { Dockerfile: `FROM ${busybox}\nRUN echo ${marker} && sleep 2 && echo done > /done\n` }, t);
+  const build = pool.build({ context: ctx });
+  const { node, progress } = await killMidBuild(pool, daemons, build, marker);
+  const result = await build.result;
+  await progress;
+  assert.notEqual(result.node?.name, node);
+  assert.ok(await ranOn(pool, result.node!.name, result.ref));
+  assert.deepEqual(warnings, [
+    `builder node ${node} (${daemons[Number(node.slice(1)) - 1]!.address}) went away during the build; running it again on another node`,
+  ]);
+});
+
+test("pool: a secret and an SSH agent work on every node of a pool of two (the seed scenario)", async (t) => {
+  const daemons = await nodes(t, 2);
+  await using pool = await BuildKitPool.connect({ nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })) });
+  const token = `tok-${randomUUID()}`;
+  const served = `served-${randomUUID()}`;
+  writeFileSync(join(sshd.dir, "pool-served.txt"), served);
+  const ssh = `ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p ${sshd.port} root@127.0.0.1`;
+  const seen = new Set<string>();
+  for (let i = 0; i < 12 && seen.size < 2; i++) {
+    const ctx = fileTree(
+      `bk-pool-seed-${i}-`,
+      {
+        Dockerfile: [
+          `FROM ${env.registry}/bk-test/ssh:latest`,
+          `RUN --mount=type=secret,id=tok,required=true echo ${i} && test "$(cat /run/secrets/tok)" = "${token}" && echo secret-ok`,
+          `RUN --mount=type=ssh,required=true echo ${i} && ${ssh} cat ${join(sshd.dir, "pool-served.txt")}`,
+          "",
+        ].join("\n"),
+      },
+      t,
+    );
+    const build = pool.build({ context: ctx, secrets: { tok: token }, ssh: { default: { keys: [sshd.clientKey] } } });
+    const [result, { logs }] = await Promise.all([build.result, drain(build)]);
+    assert.match(logs, /secret-ok/);
+    assert.ok(logs.includes(served), "the ssh step read the file through the forwarded agent");
+    assert.ok(!logs.includes(token), "the secret's value is not in the logs");
+    seen.add(result.node!.name);
+  }
+  assert.deepEqual([...seen].sort(), ["n1", "n2"], "both nodes ran the scenario");
+});
