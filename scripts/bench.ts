@@ -8,7 +8,7 @@
  * Uses BUILDKIT_HOST, BK_BUILDCTL, BK_TEST_REGISTRY and BK_TEST_DOCKER_HOST
  * when set, else scripts/test-env.sh up. BK_BENCH_RUNS sets the number of
  * runs per quick command (default 30), BK_BENCH_BUILD_RUNS per slow one
- * (default 3), BK_BENCH_ONLY one section (info, build, export, engine, tty).
+ * (default 3), BK_BENCH_ONLY one section (info, build, export, engine, tty, pool).
  * The `tty` section compares bk-build with itself: a build that logs
  * 100,000 lines with --progress tty (in a pseudo-terminal, via script(1))
  * against --progress quiet, wall and CPU time.
@@ -418,6 +418,79 @@ if (!only || only === "tty") {
     row(`seq 100000 in one step, --progress tty vs quiet, CPU (information)`, Infinity, tc, qc);
   } catch (e) {
     console.log(`tty: no ratio: ${(e as Error).message}`);
+    failed = true;
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+if (!only || only === "pool") {
+  // Builder pools: 30 independent cached builds sent at once through a pool
+  // of 3 nodes against the same 30 through a pool of one of them (the
+  // nodes come from scripts/test-env.sh nodes, all with the worker's
+  // default platforms); and what the placement decision costs a build
+  // when every node's health answer is cached.
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-pool-"));
+  const { BuildKitPool } = await import("../src/index.js");
+  try {
+    const out = execFileSync("bash", [join(root, "scripts", "test-env.sh"), "nodes", "3"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, BK_TEST_NODE_PLATFORMS: "-,-,-" },
+    });
+    const addrs = /^export BK_TEST_NODES=(.*)$/m.exec(out)?.[1]?.split(",") ?? [];
+    if (addrs.length !== 3) throw new Error(`scripts/test-env.sh nodes 3 gave ${addrs.length} nodes`);
+    const contexts = Array.from({ length: 30 }, (_, i) => {
+      const dir = join(base, `ctx-${i}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, "f"), `service ${i}\n`);
+      writeFileSync(join(dir, "Dockerfile"), `FROM ${registry}/bk-test/busybox:latest\nCOPY f /f\nRUN cat /f\n`);
+      return dir;
+    });
+    const three = await BuildKitPool.connect({ nodes: addrs.map((address, i) => ({ name: `node${i + 1}`, address })) });
+    const one = await BuildKitPool.connect({ nodes: [{ name: "node1", address: addrs[0]! }] });
+    const all = async (target: { build: (typeof three)["build"] }): Promise<number> => {
+      const t = process.hrtime.bigint();
+      await Promise.all(contexts.map((c) => target.build({ context: c }).result));
+      return Number(process.hrtime.bigint() - t) / 1e6;
+    };
+    try {
+      await all(three);
+      await all(one);
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < Math.max(5, buildRuns * 2); i++) {
+        a.push(await all(three));
+        b.push(await all(one));
+      }
+      console.log(["case", "pool of 3 median ms", "one node median ms", "ratio", "goal", "met", "pool min-max", "one min-max"].join("\t"));
+      failed = !row(`30 cached builds at once, pool of 3 nodes vs 1 (${a.length} runs)`, 0.5, a, b) || failed;
+      // The decision alone, health answers cached: pool.placement() makes the same choice build() does.
+      const decide: number[] = [];
+      for (let i = 0; i < 2000; i++) {
+        const t = process.hrtime.bigint();
+        await three.placement({ context: contexts[i % contexts.length]! });
+        decide.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+      const met = median(decide) <= 2;
+      console.log(
+        [
+          `placement decision per build, pool of 3, healthy (${decide.length} decisions)`,
+          median(decide).toFixed(3),
+          "",
+          "",
+          "<= 2 ms",
+          met ? "yes" : "NO",
+          `${Math.min(...decide).toFixed(3)}-${Math.max(...decide).toFixed(3)}`,
+          "",
+        ].join("\t"),
+      );
+      failed = !met || failed;
+    } finally {
+      await Promise.all([three.close(), one.close()]);
+    }
+  } catch (e) {
+    console.log(`pool: no ratio: ${(e as Error).message}`);
     failed = true;
   } finally {
     rmSync(base, { recursive: true, force: true });

@@ -383,6 +383,72 @@ EOF
 
 # --- commands --------------------------------------------------------------
 
+start_node() { # index platforms ("-": the worker's default) registry-port
+  local i=$1 plats=$2 regport=$3 dir="$STATE/node$1"
+  mkdir -p "$dir/root" "$dir/tmp"
+  local platline=""
+  [[ $plats == - ]] || platline="  platforms = [\"${plats//,/\", \"}\"]"
+  cat >"$dir/buildkitd.toml" <<EOF
+root = "$dir/root"
+
+[grpc]
+  address = ["unix://$dir/buildkitd.sock"]
+
+[otel]
+  socketPath = "$dir/otel-grpc.sock"
+
+[worker.oci]
+  enabled = true
+  binary = "$(command -v runc)"
+$platline
+
+[worker.containerd]
+  enabled = false
+
+[registry."127.0.0.1:$regport"]
+  http = true
+EOF
+  echo "$plats" >"$dir/platforms"
+  rm -f "$dir/buildkitd.sock"
+  log "starting node $i: buildkitd $BUILDKIT_TAG (unix://$dir/buildkitd.sock, platforms: ${plats/#-/default})"
+  TMPDIR=$dir/tmp setsid "$BIN/buildkitd" --config "$dir/buildkitd.toml" >"$dir/buildkitd.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  local n
+  for n in $(seq 1 120); do
+    "$BIN/buildctl" --addr "unix://$dir/buildkitd.sock" --timeout 2 debug info >/dev/null 2>&1 && return 0
+    started_alive "$dir/pid" || break
+    sleep 0.5
+  done
+  die "node $i (buildkitd) did not come up; last lines of $dir/buildkitd.log: $(tail -8 "$dir/buildkitd.log" | tr '\n' ' ')"
+}
+
+# Extra buildkitd nodes for builder pools: node1 with the worker's default
+# platforms, node2 limited to linux/386, node3 to linux/amd64, the rest
+# default; BK_TEST_NODE_PLATFORMS (comma-separated per node, "-" for the
+# default, "+" between platforms of one node) overrides. Running nodes with
+# the same platforms are reused. Prints BK_TEST_NODES (their addresses).
+cmd_nodes() { # count
+  local count=${1:-3}
+  [[ $count =~ ^[0-9]+$ && $count -ge 1 && $count -le 16 ]] || die "nodes takes a count from 1 to 16, not '$count'"
+  [[ -s $STATE/registry.port ]] || die "start the environment first: $0 up"
+  local regport addrs="" i want wanted=()
+  regport=$(cat "$STATE/registry.port")
+  IFS=, read -r -a wanted <<<"${BK_TEST_NODE_PLATFORMS:-}"
+  for i in $(seq 1 "$count"); do
+    want=${wanted[$((i - 1))]:-}
+    if [[ -z $want ]]; then
+      case $i in 2) want=linux/386 ;; 3) want=linux/amd64 ;; *) want=- ;; esac
+    fi
+    want=${want//+/,}
+    if ! pid_alive "$STATE/node$i/pid" buildkitd || [[ $(cat "$STATE/node$i/platforms" 2>/dev/null) != "$want" ]]; then
+      stop_pidfile "$STATE/node$i/pid" buildkitd
+      start_node "$i" "$want" "$regport"
+    fi
+    addrs+="${addrs:+,}unix://$STATE/node$i/buildkitd.sock"
+  done
+  echo "export BK_TEST_NODES=$addrs"
+}
+
 cmd_up() {
   [[ $(id -u) == 0 ]] || die "must run as root: buildkitd's runc worker needs it (use sudo, or docker-compose.test.yml with BUILDKIT_HOST and BK_TEST_REGISTRY)"
   mkdir -p "$STATE" "$CACHE"
@@ -437,6 +503,7 @@ export BK_TEST_DOCKER_TLS_HOST=tcp://127.0.0.1:$dockerport
 export BK_TEST_DOCKER_CERT_PATH=$STATE/tls/client
 export BK_TEST_BUILDX=$BUILDX
 EOF
+  [[ -z ${BK_TEST_NODES:-} ]] || cmd_nodes "$BK_TEST_NODES" >>"$STATE/env.tmp"
   mv "$STATE/env.tmp" "$STATE/env"
   log "ready"
   print_env
@@ -445,6 +512,8 @@ EOF
 cmd_down() {
   local quiet=${1:-}
   stop_pidfile "$STATE/buildkitd.pid" buildkitd
+  local node
+  for node in "$STATE"/node*/pid; do [[ -e $node ]] && stop_pidfile "$node" buildkitd; done
   stop_pidfile "$STATE/registry.pid" docker-registry
   stop_pidfile "$STATE/auth-registry.pid" docker-registry
   # dockerd stops the containerd it started; one left behind is stopped too.
@@ -482,5 +551,6 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   buildx) install_buildx && echo "$BUILDX" ;;
-  *) echo "usage: $0 up|down|status|seed|buildx" >&2; exit 2 ;;
+  nodes) cmd_nodes "${2:-3}" ;;
+  *) echo "usage: $0 up|down|status|seed|buildx|nodes [COUNT]" >&2; exit 2 ;;
 esac

@@ -28,6 +28,7 @@ import type { CheckResult, OutlineResult, TargetsResult } from "../gateway/resul
 import type { ComposeLoadOptions } from "../compose/load.js";
 import type { ComposeBuildOptions, ComposeCheckResult, ComposeServiceResult } from "../compose/build.js";
 import type { BuildProvenance, ProvenanceOptions } from "../history/api.js";
+import type { SplitRegistry } from "./split.js";
 import { eligible, pickNode, placementKey, splitWorkerPlatforms, type Candidate } from "./placement.js";
 
 /** One buildkitd of a pool. */
@@ -301,7 +302,12 @@ export class BuildKitPool {
    * One slot for all platforms when a node has them all natively (or only
    * one node can run them); else one per platform.
    */
-  async #place(key: string, platforms: readonly string[], exclude: ReadonlySet<Slot> = new Set()): Promise<Array<{ slot: Slot; platforms: string[] }>> {
+  async #place(
+    key: string,
+    platforms: readonly string[],
+    exclude: ReadonlySet<Slot> = new Set(),
+    count = true,
+  ): Promise<Array<{ slot: Slot; platforms: string[] }>> {
     const up = await this.#up(exclude);
     if (!up.length) {
       if (this.#slots.length === 1 && this.#slots[0]!.error) throw this.#slots[0]!.error;
@@ -310,7 +316,7 @@ export class BuildKitPool {
     const cands = up.map((s): Candidate & { slot: Slot } => ({ id: s.name, active: s.active, native: s.native, emulated: s.emulated, slot: s }));
     const { maxActivePerNode } = this.#placement;
     const take = (c: { slot: Slot }, ps: string[]): { slot: Slot; platforms: string[] } => {
-      c.slot.active++;
+      if (count) c.slot.active++;
       return { slot: c.slot, platforms: ps };
     };
     if (platforms.length === 0) {
@@ -362,8 +368,20 @@ export class BuildKitPool {
       for (let attempt = 0; ; attempt++) {
         const placed = await this.#place(key, platforms, exclude);
         if (placed.length > 1) {
-          const { runSplit } = await import("./split.js");
-          return runSplit(placed, options, resolved, { ref, progress, signal: ac.signal, start: (slot, o, r) => this.#start(slot, o, r, progress, ac.signal) });
+          // Counted busy by #place; each part's #start frees its own slot (or this, when the split cannot run).
+          const { runSplit, checkSplit } = await import("./split.js");
+          try {
+            checkSplit(placed, resolved, options);
+          } catch (e) {
+            for (const p of placed) p.slot.active--;
+            throw e;
+          }
+          return await runSplit(placed, options, resolved, {
+            ref,
+            signal: ac.signal,
+            registry: () => this.#registry(options),
+            start: (slot, o, r, signal) => this.#start(slot, o, r, progress, signal),
+          });
         }
         const { slot } = placed[0]!;
         try {
@@ -447,6 +465,11 @@ export class BuildKitPool {
     }
   }
 
+  /** The registry client a split build merges its parts with (credentials as the build's registryAuth). */
+  async #registry(_options: BuildOptions): Promise<SplitRegistry> {
+    throw new BuildKitError("internal: the registry client for split builds is not wired yet");
+  }
+
   #remember(ref: string, slot: Slot): void {
     this.#refs.set(ref, slot);
     if (this.#refs.size > REF_MEMORY) this.#refs.delete(this.#refs.keys().next().value!);
@@ -474,6 +497,18 @@ export class BuildKitPool {
     } finally {
       slot.active--;
     }
+  }
+
+  /**
+   * Where a build with these options would go now (each node with the
+   * platforms it would build), without starting it: the same decision
+   * build() makes, health probes included.
+   */
+  async placement(options: BuildOptions): Promise<Array<{ node: string; platforms: string[] }>> {
+    this.#check();
+    const platforms = [...new Set((options.platforms ?? []).map((p) => normalizePlatform(p)))];
+    const placed = await this.#place(placementKey(options), platforms, new Set(), false);
+    return placed.map((p) => ({ node: p.slot.name, platforms: p.platforms }));
   }
 
   /** BuildKitClient.check() on the node the build would go to. */

@@ -17,6 +17,7 @@ import { fileTree } from "../helpers/files.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 import { startBuildkitd, type Buildkitd } from "../helpers/buildkitd.js";
 import { startSshd, type Sshd } from "../helpers/sshd.js";
+import { getBlob, getDocument } from "../helpers/registry.js";
 import { placementKey, rendezvousOrder } from "../../src/pool/placement.js";
 import type { TestContext } from "node:test";
 
@@ -256,4 +257,84 @@ test("pool: a secret and an SSH agent work on every node of a pool of two (the s
     seen.add(result.node!.name);
   }
   assert.deepEqual([...seen].sort(), ["n1", "n2"], "both nodes ran the scenario");
+});
+
+/** The platform each image manifest of an index was built for, read from its config. */
+async function configPlatforms(repo: string, digest: string): Promise<string[]> {
+  const index = await getDocument(env.registry, repo, digest);
+  const out: string[] = [];
+  for (const d of index.manifests ?? []) {
+    if (d.annotations?.["vnd.docker.reference.type"] === "attestation-manifest") continue;
+    const m = await getDocument(env.registry, repo, d.digest);
+    const config = JSON.parse((await getBlob(env.registry, repo, m.config!.digest)).toString("utf8")) as { os: string; architecture: string };
+    out.push(`${config.os}/${config.architecture}`);
+    assert.equal(`${d.platform?.os}/${d.platform?.architecture}`, `${config.os}/${config.architecture}`, "the index's platform is the config's");
+  }
+  return out.sort();
+}
+
+test("pool: --platform linux/amd64,linux/386 with each platform on its own node pushes one index with both manifests", async (t) => {
+  const [n386, nAmd] = await Promise.all([startBuildkitd(t, { platforms: ["linux/386"] }), startBuildkitd(t, { platforms: ["linux/amd64"] })]);
+  await using pool = await BuildKitPool.connect({
+    nodes: [
+      { name: "n386", address: n386.address },
+      { name: "namd", address: nAmd.address },
+    ],
+  });
+  // FROM scratch: the test registry's busybox is amd64 only, so a 386 node could not pull it.
+  const ctx = fileTree("bk-pool-multi-", { Dockerfile: "FROM scratch\nCOPY f /f\n", f: randomUUID() }, t);
+  const repo = "bk-test/pool-multi";
+  const tag = randomUUID().slice(0, 8);
+  const placement = await pool.placement({ context: ctx, platforms: ["linux/amd64", "linux/386"] });
+  assert.deepEqual(placement, [
+    { node: "namd", platforms: ["linux/amd64"] },
+    { node: "n386", platforms: ["linux/386"] },
+  ]);
+  const build = pool.build({ context: ctx, platforms: ["linux/amd64", "linux/386"], tags: [`${env.registry}/${repo}:${tag}`, `${env.registry}/${repo}:${tag}-b`], push: true });
+  const [result] = await Promise.all([build.result, drain(build)]);
+  const index = await getDocument(env.registry, repo, tag);
+  assert.equal(index.mediaType, "application/vnd.oci.image.index.v1+json");
+  assert.equal(result.exporterResponse["containerimage.digest"], index.digest, "the result's digest is the registry's index digest");
+  assert.equal(result.exports[0]?.digest, index.digest);
+  assert.equal((await getDocument(env.registry, repo, `${tag}-b`)).digest, index.digest, "every tag names the index");
+  assert.deepEqual(await configPlatforms(repo, index.digest), ["linux/386", "linux/amd64"]);
+  assert.deepEqual(result.parts?.map((p) => [p.node, p.platforms]).sort(), [
+    ["n386", ["linux/386"]],
+    ["namd", ["linux/amd64"]],
+  ]);
+  for (const p of result.parts!) assert.ok(await ranOn(pool, p.node, p.ref), `${p.node} ran ${p.ref}`);
+
+  // With buildx's default provenance each part is an index of its own; the merge keeps the attestation manifests.
+  const withProv = await pool.build({ context: ctx, platforms: ["linux/amd64", "linux/386"], tags: [`${env.registry}/${repo}:${tag}-prov`], push: true, defaultProvenance: true }).result;
+  const merged = await getDocument(env.registry, repo, `${tag}-prov`);
+  assert.equal(withProv.exporterResponse["containerimage.digest"], merged.digest);
+  const kinds = merged.manifests!.map((d) => d.annotations?.["vnd.docker.reference.type"] ?? `image ${d.platform?.architecture}`).sort();
+  assert.deepEqual(kinds, ["attestation-manifest", "attestation-manifest", "image 386", "image amd64"]);
+  assert.deepEqual(await configPlatforms(repo, merged.digest), ["linux/386", "linux/amd64"]);
+});
+
+test("pool: a split build that is not a push is one line, before anything runs", async (t) => {
+  const [n386, nAmd] = await Promise.all([startBuildkitd(t, { platforms: ["linux/386"] }), startBuildkitd(t, { platforms: ["linux/amd64"] })]);
+  await using pool = await BuildKitPool.connect({
+    nodes: [
+      { name: "n386", address: n386.address },
+      { name: "namd", address: nAmd.address },
+    ],
+  });
+  const ctx = fileTree("bk-pool-nopush-", { Dockerfile: "FROM scratch\nCOPY Dockerfile /\n" }, t);
+  const out = join(ctx, "out");
+  await assert.rejects(
+    pool.build({ context: ctx, platforms: ["linux/amd64", "linux/386"], outputs: [{ type: "local", dest: out }] }).result,
+    (e: Error) =>
+      e instanceof UsageError &&
+      e.message ===
+        "this build's platforms are on different nodes (linux/amd64 on namd, linux/386 on n386); a build split over nodes can only push to a registry: use --push with -t NAME (output type=local cannot be merged), or build on a node that has every platform",
+  );
+  assert.equal((await pool.info()).nodes.reduce((n, s) => n + s.activeBuilds, 0), 0, "no node is left counted busy");
+  for (const name of pool.nodeNames) {
+    const client = await pool.client(name);
+    const records = [];
+    for await (const r of client.history()) records.push(r);
+    assert.equal(records.length, 0, `${name} ran nothing`);
+  }
 });
