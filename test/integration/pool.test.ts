@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BuildKitPool, ConnectionError, UsageError, type Build, type Vertex } from "../../src/index.js";
 import { testEnv } from "../helpers/env.js";
@@ -290,7 +290,12 @@ test("pool: --platform linux/amd64,linux/386 with each platform on its own node 
     { node: "namd", platforms: ["linux/amd64"] },
     { node: "n386", platforms: ["linux/386"] },
   ]);
-  const build = pool.build({ context: ctx, platforms: ["linux/amd64", "linux/386"], tags: [`${env.registry}/${repo}:${tag}`, `${env.registry}/${repo}:${tag}-b`], push: true });
+  const build = pool.build({
+    context: ctx,
+    platforms: ["linux/amd64", "linux/386"],
+    tags: [`${env.registry}/${repo}:${tag}`, `${env.registry}/${repo}:${tag}-b`],
+    push: true,
+  });
   const [result] = await Promise.all([build.result, drain(build)]);
   const index = await getDocument(env.registry, repo, tag);
   assert.equal(index.mediaType, "application/vnd.oci.image.index.v1+json");
@@ -305,7 +310,13 @@ test("pool: --platform linux/amd64,linux/386 with each platform on its own node 
   for (const p of result.parts!) assert.ok(await ranOn(pool, p.node, p.ref), `${p.node} ran ${p.ref}`);
 
   // With buildx's default provenance each part is an index of its own; the merge keeps the attestation manifests.
-  const withProv = await pool.build({ context: ctx, platforms: ["linux/amd64", "linux/386"], tags: [`${env.registry}/${repo}:${tag}-prov`], push: true, defaultProvenance: true }).result;
+  const withProv = await pool.build({
+    context: ctx,
+    platforms: ["linux/amd64", "linux/386"],
+    tags: [`${env.registry}/${repo}:${tag}-prov`],
+    push: true,
+    defaultProvenance: true,
+  }).result;
   const merged = await getDocument(env.registry, repo, `${tag}-prov`);
   assert.equal(withProv.exporterResponse["containerimage.digest"], merged.digest);
   const kinds = merged.manifests!.map((d) => d.annotations?.["vnd.docker.reference.type"] ?? `image ${d.platform?.architecture}`).sort();
@@ -330,11 +341,52 @@ test("pool: a split build that is not a push is one line, before anything runs",
       e.message ===
         "this build's platforms are on different nodes (linux/amd64 on namd, linux/386 on n386); a build split over nodes can only push to a registry: use --push with -t NAME (output type=local cannot be merged), or build on a node that has every platform",
   );
-  assert.equal((await pool.info()).nodes.reduce((n, s) => n + s.activeBuilds, 0), 0, "no node is left counted busy");
+  assert.equal(
+    (await pool.info()).nodes.reduce((n, s) => n + s.activeBuilds, 0),
+    0,
+    "no node is left counted busy",
+  );
   for (const name of pool.nodeNames) {
     const client = await pool.client(name);
     const records = [];
     for await (const r of client.history()) records.push(r);
     assert.equal(records.length, 0, `${name} ran nothing`);
   }
+});
+
+test("pool: compose services spread over the nodes; a service: context reaches a dependent on another node", async (t) => {
+  const daemons = await nodes(t, 2);
+  await using pool = await BuildKitPool.connect({ nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })) });
+  const run = randomUUID();
+  const dir = fileTree("bk-pool-compose-", {}, t);
+  const names = [{ id: "n1" }, { id: "n2" }];
+  const home = (sub: string): string => rendezvousOrder(placementKey({ context: join(dir, sub) }), names)[0]!.id;
+  // The dependent's directory is picked so that the hash puts it on the other node from s0's.
+  const last = Array.from({ length: 64 }, (_, i) => `last${i}`).find((d) => home(d) !== home("s0"))!;
+  const services = Array.from({ length: 6 }, (_, i) => `s${i}`);
+  const files: Record<string, string> = {
+    "compose.yaml": [
+      `name: pool-${run.slice(0, 8)}`,
+      "services:",
+      ...services.flatMap((s) => [`  ${s}:`, `    build: ./${s}`]),
+      "  last:",
+      "    build:",
+      `      context: ./${last}`,
+      "      additional_contexts: { base: service:s0 }",
+      "",
+    ].join("\n"),
+    [`${last}/Dockerfile`]: "FROM base\nRUN cat /mark.txt\n",
+  };
+  for (const s of services) files[`${s}/Dockerfile`] = `FROM ${busybox}\nRUN echo ${s}-${run} > /mark.txt\n`;
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  const results = await pool.composeBuild({ workingDir: dir, env: {} });
+  const node = (service: string): string | undefined => results.find((r) => r.service === service)?.result?.node?.name;
+  for (const r of results) assert.equal(r.outcome, "built", `${r.service}: ${r.error?.message ?? ""}`);
+  t.diagnostic(`services per node: ${JSON.stringify(results.map((r) => [r.service, r.result?.node?.name]))}`);
+  assert.deepEqual([...new Set(results.map((r) => r.result?.node?.name))].sort(), ["n1", "n2"], "services went to both nodes");
+  assert.notEqual(node("last"), node("s0"), "the dependent ran on the other node");
+  assert.equal(node("last"), home(last));
 });
