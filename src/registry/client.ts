@@ -235,7 +235,7 @@ interface Answer {
 }
 
 /** How a request was authorized, for the hint in a 401/403. */
-type AuthUsed = "none" | "anonymous token" | "credentials";
+type AuthUsed = "none" | "anonymous token" | "credentials" | "no challenge";
 
 export class RegistryClient {
   readonly #lookup: CredentialLookup | undefined;
@@ -354,13 +354,14 @@ export class RegistryClient {
       this.#auth.delete(key);
       const challenges = parseWwwAuthenticate(header(answer.headers, "www-authenticate") ?? "");
       const challenge = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
-      if (!challenge) return { answer, used: auth?.used ?? "none" };
+      if (!challenge) return { answer, used: "no challenge" };
       this.#challenges.set(ctx.host, challenge);
       auth = await this.#authorize(ctx, scope, challenge, spec.signal);
       if (!auth) return { answer, used: "none" };
       answer = await send(auth);
     }
-    if (auth && answer.status >= 200 && answer.status < 300) this.#auth.set(key, auth);
+    // Kept unless refused: a 404 with a good token is still a good token.
+    if (auth && answer.status !== 401 && answer.status !== 403) this.#auth.set(key, auth);
     return { answer, used: auth?.used ?? "none" };
   }
 
@@ -563,12 +564,13 @@ export class RegistryClient {
     const said = registryErrorMessage(answer.body);
     let hint = "";
     if (answer.status === 401 || answer.status === 403) {
-      hint =
-        used === "credentials"
-          ? ` (with the credentials for ${ctx.host})`
-          : used === "anonymous token"
-            ? ` (anonymously: there are no credentials for ${ctx.host})`
-            : ` (no credentials for ${ctx.host})`;
+      const hints: Record<AuthUsed, string> = {
+        credentials: ` (with the credentials for ${ctx.host})`,
+        "anonymous token": ` (anonymously: there are no credentials for ${ctx.host})`,
+        none: ` (no credentials for ${ctx.host})`,
+        "no challenge": " (the registry named no way to log in: no Bearer or Basic challenge in WWW-Authenticate)",
+      };
+      hint = hints[used];
     }
     const status = `HTTP ${answer.status}${STATUS_CODES[answer.status] ? ` ${STATUS_CODES[answer.status]}` : ""}`;
     return new RegistryError(

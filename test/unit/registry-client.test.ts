@@ -280,6 +280,9 @@ test("the registry's JSON error form: errors[0].message in the error, the status
     assert.equal(e.message, `registry ${reg.host}, repository team/app: GET manifest v9: HTTP 404 Not Found: manifest unknown`);
     return true;
   });
+  // The token that got the 404 is kept: the next request needs no other.
+  await client.getManifest({ host: reg.host, repository: "team/app" }, "v1");
+  assert.equal(reg.seen.filter((s) => s.url.startsWith("/token")).length, 1);
   // A body that is not the JSON form: the status alone.
   const html = await fakeRegistry(t, (_req, res) => {
     res.writeHead(502, { "Content-Type": "text/html" });
@@ -359,6 +362,16 @@ test("Basic challenge: the credentials as Basic auth; without any, the 401 says 
   await assert.rejects(new RegistryClient({ credentials: async () => undefined }).getManifest(ref, "v1"), {
     code: "UNAUTHENTICATED",
     message: `registry ${reg.host}, repository app: GET manifest v1: HTTP 401 Unauthorized: authentication required (no credentials for ${reg.host})`,
+  });
+});
+
+test("a 401 without a challenge we can follow says so", async (t) => {
+  const reg = await fakeRegistry(t, (_req, res) =>
+    json(res, 401, { errors: [{ code: "UNAUTHORIZED", message: "nope" }] }, { "WWW-Authenticate": "Negotiate abc==" }),
+  );
+  await assert.rejects(new RegistryClient({ credentials: creds(USER, PASSWORD) }).getManifest({ host: reg.host, repository: "app" }, "v1"), {
+    code: "UNAUTHENTICATED",
+    message: `registry ${reg.host}, repository app: GET manifest v1: HTTP 401 Unauthorized: nope (the registry named no way to log in: no Bearer or Basic challenge in WWW-Authenticate)`,
   });
 });
 
