@@ -18,8 +18,7 @@
  * kept for the client's life, by host and scope, and fetched again when the
  * registry refuses one. No credential or token ever appears in an error.
  */
-import { STATUS_CODES, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { BuildKitError, UsageError, abortedError } from "../errors.js";
@@ -92,6 +91,16 @@ const MAX_TOKEN_BYTES = 1 << 20;
 /** What is read of a refusal's body, for its message. */
 const MAX_ERROR_BYTES = 64 << 10;
 const MAX_REDIRECTS = 5;
+
+/**
+ * node:http and node:https, loaded on the first request: internal.ts is
+ * loaded by every CLI start, and node:https (with tls) costs it some 10 ms.
+ */
+let httpModules: Promise<{ http: typeof import("node:http"); https: typeof import("node:https") }> | undefined;
+function loadHttp(): Promise<{ http: typeof import("node:http"); https: typeof import("node:https") }> {
+  httpModules ??= Promise.all([import("node:http"), import("node:https")]).then(([http, https]) => ({ http, https }));
+  return httpModules;
+}
 
 const DOCKER_HUB = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
 const DIGEST_BYTES: Record<string, number> = { sha256: 32, sha384: 48, sha512: 64 };
@@ -230,6 +239,8 @@ interface HttpSpec {
 
 interface Answer {
   status: number;
+  /** The status's standard reason phrase ("Not Found"), not the server's. */
+  reason: string | undefined;
   headers: IncomingHttpHeaders;
   body: Buffer;
 }
@@ -473,7 +484,8 @@ export class RegistryClient {
   }
 
   /** One HTTP exchange on a connection of its own; redirects of GETs are followed (without our Authorization to another host). */
-  #send(ctx: Context, spec: HttpSpec, redirects = MAX_REDIRECTS): Promise<Answer> {
+  async #send(ctx: Context, spec: HttpSpec, redirects = MAX_REDIRECTS): Promise<Answer> {
+    const { http, https } = await loadHttp();
     return new Promise<Answer>((resolve, reject) => {
       if (spec.signal?.aborted) {
         reject(abortedError(spec.signal, this.#message(ctx, "cancelled")));
@@ -483,7 +495,7 @@ export class RegistryClient {
       if (spec.body) headers["Content-Length"] = String(spec.body.length);
       let req: ClientRequest;
       try {
-        req = (spec.url.protocol === "http:" ? httpRequest : httpsRequest)(spec.url, { method: spec.method, headers, agent: false });
+        req = (spec.url.protocol === "http:" ? http.request : https.request)(spec.url, { method: spec.method, headers, agent: false });
       } catch (e) {
         reject(this.#fail(ctx, `invalid request: ${e instanceof Error ? e.message : String(e)}`, "INVALID_ARGUMENT", e));
         return;
@@ -517,7 +529,7 @@ export class RegistryClient {
         const limit = ok ? spec.maxBytes : MAX_ERROR_BYTES;
         const chunks: Buffer[] = [];
         let size = 0;
-        const done = (): void => settle(() => resolve({ status, headers: res.headers, body: Buffer.concat(chunks) }));
+        const done = (): void => settle(() => resolve({ status, reason: http.STATUS_CODES[status], headers: res.headers, body: Buffer.concat(chunks) }));
         res.on("data", (c: Buffer) => {
           if (settled) return;
           if (size + c.length > limit) {
@@ -572,7 +584,7 @@ export class RegistryClient {
       };
       hint = hints[used];
     }
-    const status = `HTTP ${answer.status}${STATUS_CODES[answer.status] ? ` ${STATUS_CODES[answer.status]}` : ""}`;
+    const status = `HTTP ${answer.status}${answer.reason ? ` ${answer.reason}` : ""}`;
     return new RegistryError(
       this.#message(ctx, `${status}${said ? `: ${said}` : ""}${hint}`),
       { host: ctx.host, repository: ctx.repository, status: answer.status },
