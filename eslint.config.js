@@ -35,6 +35,39 @@ export default tseslint.config(
     files: ["src/oci/**/*.ts"],
     rules: forbid({ group: ["../*", "!../errors.js", "!../files.js"], message: "oci/ imports only ../errors.js and ../files.js (README: Layout)." }),
   },
+  {
+    // The registry client and the index merge (builder pools): low in the layering, beside oci/. Node builtins,
+    // errors.ts, and from solve/ only its leaf modules: the reference and platform parsers, the credential
+    // lookup's type, the annotation type.
+    files: ["src/registry/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(?!node:|\\./|\\.\\./errors\\.js$|\\.\\./solve/(reference|platform|registry-auth|attest)\\.js$)",
+              message:
+                "registry/ imports only node builtins, ../errors.js and solve/'s reference.js, platform.js, registry-auth.js, attest.js (README: Layout).",
+            },
+          ],
+        },
+      ],
+      // Of these two, types only: the credential lookup runs in the caller, the annotations are parsed there.
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["../solve/registry-auth.js", "../solve/attest.js"],
+              allowTypeImports: true,
+              message: "registry/ takes only types from solve/registry-auth.js and solve/attest.js.",
+            },
+          ],
+        },
+      ],
+    },
+  },
   { files: ["src/session/**/*.ts"], rules: forbid(below("session", "solve", "gateway", "progress", "compose", "cli")) },
   { files: ["src/solve/**/*.ts"], rules: forbid(below("solve", "gateway", "compose", "cli")) },
   // The gateway client (frontend subrequests; later, programmatic frontends) sits beside solve/.

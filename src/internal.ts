@@ -29,3 +29,16 @@ export { targetsEngine } from "./transport/address.js";
 export { matchRef } from "./history/ref.js";
 export { parseHistoryFilter } from "./history/filter.js";
 export { formatAuditSummary, formatFinding } from "./audit/report.js";
+export {
+  RegistryClient,
+  RegistryError,
+  isLoopbackHost,
+  parseImageName,
+  registryEndpoint,
+  type CredentialLookup,
+  type ManifestBytes,
+  type RegistryCallOptions,
+  type RegistryClientOptions,
+  type RegistryRef,
+} from "./registry/client.js";
+export { mergeIndex, type IndexPart, type MergedIndex } from "./registry/merge.js";
