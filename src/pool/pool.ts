@@ -28,7 +28,6 @@ import type { CheckResult, OutlineResult, TargetsResult } from "../gateway/resul
 import type { ComposeLoadOptions } from "../compose/load.js";
 import type { ComposeBuildOptions, ComposeCheckResult, ComposeServiceResult } from "../compose/build.js";
 import type { BuildProvenance, ProvenanceOptions } from "../history/api.js";
-import type { SplitRegistry } from "./split.js";
 import { eligible, pickNode, placementKey, splitWorkerPlatforms, type Candidate } from "./placement.js";
 
 /** One buildkitd of a pool. */
@@ -379,7 +378,7 @@ export class BuildKitPool {
           return await runSplit(placed, options, resolved, {
             ref,
             signal: ac.signal,
-            registry: () => this.#registry(options),
+            env: options.env ?? this.#connect.env ?? process.env,
             start: (slot, o, r, signal) => this.#start(slot, o, r, progress, signal),
           });
         }
@@ -463,11 +462,6 @@ export class BuildKitPool {
     } finally {
       slot.active--;
     }
-  }
-
-  /** The registry client a split build merges its parts with (credentials as the build's registryAuth). */
-  async #registry(_options: BuildOptions): Promise<SplitRegistry> {
-    throw new BuildKitError("internal: the registry client for split builds is not wired yet");
   }
 
   #remember(ref: string, slot: Slot): void {

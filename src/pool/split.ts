@@ -13,56 +13,43 @@
 import { BuildKitError, UsageError } from "../errors.js";
 import { newId } from "../session/id.js";
 import { parseBool } from "../units.js";
-import { parseNormalizedNamed } from "../solve/reference.js";
 import type { BuildOptions, ResolvedBuild, ResolvedExport } from "../solve/options.js";
 import type { BuildResult } from "../solve/solve.js";
 import type { ExportResult } from "../solve/outputs.js";
+import type { RegistryRef } from "../registry/client.js";
 
 export interface SplitSlot {
   readonly name: string;
-}
-
-/** A manifest or index as the registry holds it. */
-export interface PushedManifest {
-  mediaType: string;
-  digest: string;
-  size: number;
-  bytes: Buffer;
-}
-
-/** What the split needs of a registry: read a pushed part, put the merged index under a tag. */
-export interface SplitRegistry {
-  getManifest(repository: string, digest: string, signal: AbortSignal): Promise<PushedManifest>;
-  putManifest(repository: string, tag: string, manifest: { mediaType: string; bytes: Buffer }, signal: AbortSignal): Promise<string>;
-  merge(parts: Array<PushedManifest & { platform: string }>): { mediaType: string; digest: string; bytes: Buffer };
 }
 
 export interface SplitContext<S extends SplitSlot> {
   /** The pool build's ref: the first part runs under it. */
   ref: string;
   signal: AbortSignal;
-  registry: () => Promise<SplitRegistry>;
+  /** Environment for registry credentials (the Docker config), as the build's. */
+  env: Record<string, string | undefined>;
   start: (slot: S, options: BuildOptions, ref: string, signal: AbortSignal) => Promise<BuildResult>;
 }
 
 /** One image push of the build: the repositories it names and the tags per repository. */
 interface Push {
   exp: ResolvedExport;
-  /** `domain/path` of each name, in order, once each. */
-  repositories: string[];
-  /** [repository, tag] for every tagged name (a name without a tag or digest means :latest). */
-  tags: Array<[string, string]>;
+  /** Each repository the names give, in order, once each, with its name without tag. */
+  repositories: Array<{ ref: RegistryRef; name: string }>;
+  /** Every tag to put the index under (a name without a tag or digest means :latest). */
+  tags: Array<{ ref: RegistryRef; tag: string }>;
 }
 
-function pushesOf(exps: ResolvedExport[]): Push[] {
+async function pushesOf(exps: ResolvedExport[]): Promise<Push[]> {
+  const { parseImageName } = await import("../registry/client.js");
   return exps.map((exp) => {
-    const repositories: string[] = [];
-    const tags: Array<[string, string]> = [];
+    const repositories: Push["repositories"] = [];
+    const tags: Push["tags"] = [];
     for (const name of (exp.attrs["name"] ?? "").split(",").filter(Boolean)) {
-      const ref = parseNormalizedNamed(name);
-      const repo = `${ref.domain}/${ref.path}`;
-      if (!repositories.includes(repo)) repositories.push(repo);
-      if (ref.tag !== undefined || ref.digest === undefined) tags.push([repo, ref.tag ?? "latest"]);
+      const { ref, tag, digest } = parseImageName(name);
+      const bare = `${ref.host}/${ref.repository}`;
+      if (!repositories.some((r) => r.name === bare)) repositories.push({ ref, name: bare });
+      if (tag !== undefined || digest === undefined) tags.push({ ref, tag: tag ?? "latest" });
     }
     return { exp, repositories, tags };
   });
@@ -78,7 +65,9 @@ export function checkSplit(placed: Array<{ slot: SplitSlot; platforms: string[] 
     );
   }
   if (typeof options.context !== "string" && options.context !== undefined) {
-    throw new UsageError(`this build's platforms are on different nodes (${where}); a context read from a stream can only be sent to one node: give a directory or URL`);
+    throw new UsageError(
+      `this build's platforms are on different nodes (${where}); a context read from a stream can only be sent to one node: give a directory or URL`,
+    );
   }
 }
 
@@ -90,10 +79,10 @@ export async function runSplit<S extends SplitSlot>(
   ctx: SplitContext<S>,
 ): Promise<BuildResult> {
   checkSplit(placed, resolved, options);
-  const pushes = pushesOf(resolved.exps);
+  const pushes = await pushesOf(resolved.exps);
   const outputs = pushes.map((p) => ({
     type: "image",
-    attrs: { ...p.exp.attrs, name: p.repositories.join(","), push: "true", "push-by-digest": "true" },
+    attrs: { ...p.exp.attrs, name: p.repositories.map((r) => r.name).join(","), push: "true", "push-by-digest": "true" },
   }));
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(ctx.signal.reason);
@@ -111,20 +100,27 @@ export async function runSplit<S extends SplitSlot>(
         }
       }),
     );
-    const registry = await ctx.registry();
+    const [{ RegistryClient }, { mergeIndex }, { credentialLookup }] = await Promise.all([
+      import("../registry/client.js"),
+      import("../registry/merge.js"),
+      import("../solve/registry-auth.js"),
+    ]);
     const exports: ExportResult[] = [];
     for (const [i, push] of pushes.entries()) {
+      // A push to a plain-HTTP registry says so with registry.insecure=true (as buildkitd's exporter reads it).
+      const insecure = parseBool(push.exp.attrs["registry.insecure"]) === true ? push.repositories.map((r) => r.ref.host) : [];
+      const registry = new RegistryClient({ credentials: credentialLookup(options.registryAuth, ctx.env), insecure });
+      const from = push.repositories[0]!.ref;
       const pieces = await Promise.all(
         parts.map(async (r, j) => {
           const digest = r.exports[i]?.digest ?? (pushes.length === 1 ? r.exporterResponse["containerimage.digest"] : undefined);
-          if (!digest) throw new BuildKitError(`node ${placed[j]!.slot.name} pushed ${placed[j]!.platforms.join(",")} but did not say its digest`);
-          const got = await registry.getManifest(push.repositories[0]!, digest, ac.signal);
-          // A node pushes one platform per part here; a part of several platforms is an index of them already.
+          if (!digest) throw new BuildKitError(`builder node ${placed[j]!.slot.name} pushed ${placed[j]!.platforms.join(",")} but did not report its digest`);
+          const got = await registry.getManifest(from, digest, { signal: ac.signal });
           return { ...got, platform: placed[j]!.platforms.join(",") };
         }),
       );
-      const index = registry.merge(pieces);
-      for (const [repo, tag] of push.tags) await registry.putManifest(repo, tag, index, ac.signal);
+      const index = mergeIndex(pieces, options.annotations);
+      for (const { ref, tag } of push.tags) await registry.putManifest(ref, tag, index.bytes, index.mediaType, { signal: ac.signal });
       const names = (push.exp.attrs["name"] ?? "").split(",").filter(Boolean);
       exports.push({ type: "image", digest: index.digest, names });
     }
