@@ -395,3 +395,53 @@ test("pool: compose services spread over the nodes; a service: context reaches a
   assert.notEqual(node("last"), node("s0"), "the dependent ran on the other node");
   assert.equal(node("last"), home(last));
 });
+
+test("pool: a node that stops answering (SIGSTOP) is skipped after the health timeout; after its backoff it is used again", async (t) => {
+  const daemons = await nodes(t, 2);
+  const warnings: string[] = [];
+  await using pool = await BuildKitPool.connect({
+    nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })),
+    // Probe before every placement, with a short deadline, and a short backoff.
+    placement: { healthTtlMs: 0, healthTimeoutMs: 500, downBackoffMs: 1500 },
+    onWarning: (w) => warnings.push(w),
+  });
+  const ctx = fileTree("bk-pool-frozen-", { Dockerfile: "FROM scratch\nCOPY f /f\n", f: randomUUID() }, t);
+  const home = (await pool.build({ context: ctx }).result).node!.name;
+  const frozen = daemons[Number(home.slice(1)) - 1]!;
+  frozen.pause();
+  try {
+    const started = Date.now();
+    const moved = await pool.build({ context: ctx }).result;
+    const ms = Date.now() - started;
+    t.diagnostic(`placed elsewhere ${ms} ms after the freeze`);
+    assert.notEqual(moved.node?.name, home);
+    assert.ok(ms < 5000, `${ms} ms`);
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(warnings[0]!, new RegExp(`^builder node ${home} .* is down and was skipped: no answer from buildkitd`));
+  } finally {
+    frozen.resume();
+  }
+  await new Promise((r) => setTimeout(r, 1600));
+  assert.equal((await pool.build({ context: ctx }).result).node?.name, home, "back on its node once the backoff is over and it answers");
+});
+
+test("pool: a Docker Engine is a node like any other", async (t) => {
+  const daemons = await nodes(t, 1);
+  await using pool = await BuildKitPool.connect({
+    nodes: [
+      { name: "engine", address: `docker+${env.docker.host}` },
+      { name: "bk", address: daemons[0]!.address },
+    ],
+  });
+  const info = await pool.info();
+  const engine = info.nodes.find((n) => n.name === "engine")!;
+  assert.equal(engine.state, "up");
+  assert.ok(engine.engine?.version, "the Engine's version is reported");
+  assert.ok(engine.native.includes("linux/amd64"), engine.native.join(","));
+  const seen = new Set<string>();
+  for (let i = 0; i < 12 && seen.size < 2; i++) {
+    const ctx = fileTree(`bk-pool-engine-${i}-`, { Dockerfile: "FROM scratch\nCOPY f /f\n", f: randomUUID() }, t);
+    seen.add((await pool.build({ context: ctx }).result).node!.name);
+  }
+  assert.deepEqual([...seen].sort(), ["bk", "engine"]);
+});
