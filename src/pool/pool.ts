@@ -364,7 +364,9 @@ export class BuildKitPool {
     const replayable = typeof options.context === "string" || options.context === undefined;
     const run = async (): Promise<BuildResult> => {
       const exclude = new Set<Slot>();
-      for (let attempt = 0; ; attempt++) {
+      // A build re-placed because its node was unreachable keeps its ref (nothing ran); one re-run after a lost node gets a new one.
+      let retried = false;
+      for (;;) {
         const placed = await this.#place(key, platforms, exclude);
         if (placed.length > 1) {
           // Counted busy by #place; each part's #start frees its own slot (or this, when the split cannot run).
@@ -384,7 +386,7 @@ export class BuildKitPool {
         }
         const { slot } = placed[0]!;
         try {
-          const result = await this.#start(slot, options, attempt === 0 ? ref : newId(), progress, ac.signal);
+          const result = await this.#start(slot, options, retried ? newId() : ref, progress, ac.signal);
           return result;
         } catch (e) {
           if (ac.signal.aborted) throw e;
@@ -398,7 +400,8 @@ export class BuildKitPool {
           }
           if (failure === "lost") {
             this.#down(slot, e);
-            if (this.#placement.retry && replayable && attempt === 0) {
+            if (this.#placement.retry && replayable && !retried) {
+              retried = true;
               this.#warn(`builder node ${slot.name} (${slot.spec.address}) went away during the build; running it again on another node`);
               exclude.add(slot);
               continue;
