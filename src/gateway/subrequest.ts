@@ -122,7 +122,14 @@ export async function runSubrequest(conn: Connection, opts: BuildOptions, name: 
       const res = await first(
         conn.bridge(
           "LLBBridge.Solve",
-          { Frontend: "dockerfile.v0", FrontendOpt: frontendOpt, allowResultReturn: true, allowResultArrayRef: true, CacheImports: [], FrontendInputs: {} },
+          {
+            Frontend: "dockerfile.v0",
+            FrontendOpt: frontendOpt,
+            allowResultReturn: true,
+            allowResultArrayRef: true,
+            CacheImports: [],
+            FrontendInputs: resolved.inputs,
+          },
           ref,
           { signal: ac.signal },
         ),

@@ -1619,6 +1619,55 @@ export const descriptor: Record<string, unknown> = {
       }
      }
     },
+    "Op": {
+     "oneofs": {
+      "op": {
+       "oneof": [
+        "source"
+       ]
+      }
+     },
+     "fields": {
+      "inputs": {
+       "rule": "repeated",
+       "type": "Input",
+       "id": 1
+      },
+      "source": {
+       "type": "SourceOp",
+       "id": 3
+      },
+      "platform": {
+       "type": "Platform",
+       "id": 10
+      }
+     }
+    },
+    "Input": {
+     "fields": {
+      "digest": {
+       "type": "string",
+       "id": 1
+      },
+      "index": {
+       "type": "int64",
+       "id": 2
+      }
+     }
+    },
+    "SourceOp": {
+     "fields": {
+      "identifier": {
+       "type": "string",
+       "id": 1
+      },
+      "attrs": {
+       "keyType": "string",
+       "type": "string",
+       "id": 2
+      }
+     }
+    },
     "Definition": {
      "fields": {
       "def": {

@@ -14,6 +14,8 @@ import type { SshAgentSource } from "./ssh.js";
 import type { RegistryAuthOptions } from "./registry-auth.js";
 import { resolveCaches, withInlineCacheArg, type CacheEntry, type ResolvedCaches } from "./cache.js";
 import { parseBool, parseBytes, parseUlimit } from "../units.js";
+import { httpSourceDefinition, isHttpUrl } from "./http-source.js";
+import type { Definition } from "../gen/types/pb/Definition.js";
 import { checkImageName } from "./reference.js";
 import { resolveOciContext, type OciContext } from "./stores.js";
 import { annotationAttr, attestationAttrs, type AnnotationSpec, type AttestationSpec } from "./attest.js";
@@ -434,6 +436,8 @@ export interface ResolvedBuild {
   caches: ResolvedCaches;
   /** oci-layout:// build contexts, served as content stores. */
   ociContexts: OciContext[];
+  /** The frontend's LLB inputs by name (`dockerfile` for `-f https://...`). */
+  inputs: Record<string, Definition>;
 }
 
 /**
@@ -483,7 +487,16 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
     if (!isDir(context)) throw new UsageError(`build context "${given}" is not a directory`);
     dirs.set("context", context);
   }
-  if (!contents) {
+  const inputs: Record<string, Definition> = {};
+  if (!contents && dockerfilePath !== undefined && isHttpUrl(dockerfilePath)) {
+    // The frontend reads its inputs only when the context is not itself remote (dockerui's context detection).
+    if (holdsDockerfile) {
+      throw new UsageError(
+        `-f ${dockerfilePath}: a Dockerfile from a URL needs a local (or empty) build context, not ${context === "-" ? "an archive on stdin" : context}`,
+      );
+    }
+    inputs["dockerfile"] = httpSourceDefinition(dockerfilePath);
+  } else if (!contents) {
     if (holdsDockerfile) {
       dockerfileName = dockerfilePath ?? "Dockerfile";
     } else {
@@ -525,5 +538,5 @@ export function resolveBuild(opts: BuildOptions): ResolvedBuild {
   const caches = resolveCaches(opts.cacheFrom ?? [], withInlineCacheArg(opts.cacheTo ?? [], opts.buildArgs), opts.env ?? process.env);
   // A directory's key is stable, so its next build sends only changes; anything else gets a key of its own.
   const sharedKey = typeof given === "string" ? sessionSharedKey(context) : newId();
-  return { context, sharedKey, dirs, attrs, exps, caches, ociContexts, upload };
+  return { context, sharedKey, dirs, attrs, exps, caches, ociContexts, upload, inputs };
 }

@@ -235,6 +235,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
         Exports: caches.exports.map((c): CacheOptionsEntry => ({ Type: c.type, Attrs: c.attrs })),
       },
       Entitlements: opts.entitlements ?? [],
+      FrontendInputs: r.resolved.inputs,
     };
     const res = await conn.unary("Control.Solve", request, { signal: ac.signal });
     solving = false;

@@ -4,12 +4,15 @@
  * `--build-arg BUILDKIT_INLINE_CACHE=1` becomes an inline cache export, so
  * the pushed image config carries buildkit's cache metadata; the Docker
  * config's `proxies` become HTTP_PROXY/HTTPS_PROXY/NO_PROXY/FTP_PROXY build
- * args that the RUN steps see, unless --build-arg names one.
+ * args that the RUN steps see, unless --build-arg names one; `-f https://...`
+ * is fetched by the daemon and builds what buildx builds from it.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { remoteBuildx } from "../helpers/buildx.js";
 import { join } from "node:path";
 import { runCliAsync, testEnv } from "../helpers/env.js";
 import { fileTree, tempDir } from "../helpers/files.js";
@@ -85,4 +88,62 @@ test("the Docker config's proxies reach RUN as build args: the docker host's ent
   });
   assert.equal(d.code, 0, d.stderr);
   assert.match(d.stderr, new RegExp(`${id} http=\\[http://127\\.0\\.0\\.1:1/default\\] https=\\[\\] no=\\[\\]`));
+});
+
+test("-f http://URL: the daemon fetches the Dockerfile, the context stays local; the same files as buildx's build; a 404 and a remote context are one line", async (t) => {
+  const id = randomUUID().slice(0, 8);
+  // The server runs in a child: buildx is run with spawnSync, which would block a server in this process.
+  const child = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const served = { "/df/Dockerfile": "FROM scratch\\nCOPY hello.txt /hello.txt\\nCOPY sub/ /sub/\\n" };
+       const s = require("node:http").createServer((req, res) => { console.log("GET " + req.url); const b = served[req.url]; res.writeHead(b === undefined ? 404 : 200); res.end(b ?? "not found"); });
+       s.listen(0, "127.0.0.1", () => console.log("port " + s.address().port));`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  t.after(() => {
+    child.kill();
+  });
+  let log = "";
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      log += d;
+      const m = /port (\d+)/.exec(log);
+      if (m) resolve(m[1]!);
+    });
+    child.once("exit", () => reject(new Error("the Dockerfile server exited")));
+  });
+  const requests = (): string => log;
+  const url = `http://127.0.0.1:${port}`;
+  const ctx = fileTree("bk-dfurl-", { "hello.txt": `hello ${id}\n`, "sub/a.txt": "a\n", Dockerfile: "FROM scratch\nCOPY Dockerfile /wrong\n" }, t);
+  const ours = tempDir("bk-dfurl-ours-", t);
+  const r = await runCliAsync(["build", "--progress", "plain", "-f", `${url}/df/Dockerfile`, "-o", `type=local,dest=${ours}`, ctx], {
+    env: { BUILDKIT_HOST: env.buildkitHost },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`\\[internal\\] load ${url.replace(/[.]/g, "\\.")}/df/Dockerfile`), "the fetch is a step of the build");
+  assert.match(requests(), /^GET \/df\/Dockerfile$/m, "the daemon fetched it");
+  assert.equal(readFileSync(join(ours, "hello.txt"), "utf8"), `hello ${id}\n`);
+  assert.equal(readFileSync(join(ours, "sub", "a.txt"), "utf8"), "a\n");
+
+  const oracle = remoteBuildx(env.buildkitHost, `bk-dfurl-${process.pid}`);
+  const theirs = tempDir("bk-dfurl-buildx-", t);
+  const bx = oracle.build(["--progress", "plain", "-f", `${url}/df/Dockerfile`, "-o", `type=local,dest=${theirs}`, ctx], ctx);
+  assert.equal(bx.code, 0, bx.stderr);
+  for (const f of ["hello.txt", "sub/a.txt"]) assert.equal(readFileSync(join(ours, f), "utf8"), readFileSync(join(theirs, f), "utf8"), f);
+
+  const missing = await runCliAsync(["build", "--progress", "plain", "-f", `${url}/nope/Dockerfile`, ctx], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(missing.code, 1, missing.stderr);
+  const lines = missing.stderr.split("\n").filter((l) => l.startsWith("error: "));
+  assert.equal(lines.length, 1, missing.stderr);
+  assert.match(lines[0]!, /404/);
+
+  const remote = await runCliAsync(["build", "-f", `${url}/df/Dockerfile`, "https://127.0.0.1:1/repo.git"], { env: { BUILDKIT_HOST: env.buildkitHost } });
+  assert.equal(remote.code, 2, remote.stderr);
+  assert.equal(
+    remote.stderr,
+    `error: -f ${url}/df/Dockerfile: a Dockerfile from a URL needs a local (or empty) build context, not https://127.0.0.1:1/repo.git\n`,
+  );
 });
