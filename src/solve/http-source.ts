@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { codec } from "../grpc/codec.js";
 import type { Definition } from "../gen/types/pb/Definition.js";
 import type { Op } from "../gen/types/pb/Op.js";
+import type { SourceOp } from "../gen/types/pb/SourceOp.js";
 
 /** An http(s) URL, as buildx's urlutil.IsHTTPURL tells them (by scheme). */
 export function isHttpUrl(s: string): boolean {
@@ -19,18 +20,38 @@ export function isHttpUrl(s: string): boolean {
 
 /**
  * The LLB definition of one HTTP source saved as `filename`, and the
- * empty op that names it as the graph's output (as llb's Marshal writes
- * them). The http source carries no platform (it is not platform-specific).
+ * empty op that names it as the graph's output, byte for byte as
+ * buildkit's llb.HTTP(url, llb.Filename(...), llb.WithCustomNamef(...))
+ * Marshal writes them (so the op digests, and the cache keys, are Go's):
+ * the source op carries an empty `constraints` (field 11) written before
+ * the `source` oneof (field 3), as vtprotobuf orders them, and no platform
+ * (an http source is not platform-specific); the output op's metadata has
+ * the caps Marshal records.
  */
 export function httpSourceDefinition(url: string, filename = "Dockerfile"): Definition {
-  const ops = codec<Op>("pb.Op");
-  const source = ops.encode({ source: { identifier: url, attrs: { "http.filename": filename } } } satisfies Op);
+  const sourceOp = codec<SourceOp>("pb.SourceOp").encode({ identifier: url, attrs: { "http.filename": filename } } satisfies SourceOp);
+  const source = Buffer.concat([Buffer.from([0x5a, 0x00]), field(3, sourceOp)]);
   const digest = `sha256:${createHash("sha256").update(source).digest("hex")}`;
-  const output = ops.encode({ inputs: [{ digest, index: 0 }] } satisfies Op);
+  const output = codec<Op>("pb.Op").encode({ inputs: [{ digest }] } satisfies Op);
+  const outputDigest = `sha256:${createHash("sha256").update(output).digest("hex")}`;
   return {
     def: [source, output],
     metadata: {
       [digest]: { description: { "llb.customname": `[internal] load ${url}` }, caps: { "source.http": true } },
+      [outputDigest]: { caps: { constraints: true, "meta.description": true, platform: true } },
     },
   };
+}
+
+/** A length-delimited field: tag, length, bytes. */
+function field(tag: number, bytes: Buffer): Buffer {
+  const head: number[] = [(tag << 3) | 2];
+  for (let n = bytes.length; ; n = Math.floor(n / 128)) {
+    if (n < 0x80) {
+      head.push(n);
+      break;
+    }
+    head.push((n % 128) | 0x80);
+  }
+  return Buffer.concat([Buffer.from(head), bytes]);
 }
