@@ -687,6 +687,12 @@ function loadProject(options: ComposeLoadOptions, includeChain: string[]): Compo
   const secrets: Record<string, ComposeSecret> = {};
   for (const [name, def] of Object.entries((merged["secrets"] ?? {}) as Obj)) {
     if (!isObj(def)) throw new UsageError(`secret "${name}" must be a mapping (file:, environment: or external:)`);
+    // compose-go's checks, in its words: validation's checkFileObject("file", "environment"), then validate.go's.
+    const given = ["file", "environment"].filter((k) => k in def);
+    if (given.length > 1) throw new UsageError(`secrets.${name}: file|environment attributes are mutually exclusive`);
+    if (given.length === 0 && !("driver" in def) && !("external" in def)) throw new UsageError(`secrets.${name}: one of file|environment must be set`);
+    const external = def["external"] === true || isObj(def["external"]);
+    if (!external && !def["file"] && !def["environment"]) throw new UsageError(`secret "${name}" must declare either \`file\` or \`environment\``);
     secrets[name] = {
       file: typeof def["file"] === "string" ? expandPath(def["file"], directory, environment) : undefined,
       environment: typeof def["environment"] === "string" ? def["environment"] : undefined,

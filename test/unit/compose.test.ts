@@ -6,6 +6,7 @@ import { interpolate } from "../../src/compose/interpolate.js";
 import { loadCompose, parseEnvFile } from "../../src/compose/load.js";
 import { planCompose, serviceBuildOptions } from "../../src/compose/build.js";
 import { fileTree, tempDir } from "../helpers/files.js";
+import { UsageError } from "../../src/errors.js";
 
 test("interpolation: every form, nesting, $$, and errors", () => {
   const env: Record<string, string> = { SET: "v", EMPTY: "", OTHER: "o" };
@@ -576,4 +577,22 @@ test("include: another project's services join this one, with paths and .env of 
   assert.throws(() => loadCompose({ workingDir: loop, env: {} }), /include makes a cycle through .*compose\.yaml/);
   const gone = project({ "compose.yaml": "include: [./nope.yaml]\nservices: {}\n" });
   assert.throws(() => loadCompose({ workingDir: gone, env: {} }), /include names .*nope\.yaml, which does not exist/);
+});
+
+test("top-level secrets as compose-go checks them, unused ones too: validation's TestValidateSecret table (for secrets) and validate.go's rule", () => {
+  const cases: Array<[string, string | undefined]> = [
+    ["file: ./s.txt", undefined],
+    ["environment: TOKEN", undefined],
+    ["environment: TOKEN\n    file: ./s.txt", "secrets.tok: file|environment attributes are mutually exclusive"],
+    ["name: test", "secrets.tok: one of file|environment must be set"],
+    ["external: true", undefined],
+    ["driver: vault", 'secret "tok" must declare either `file` or `environment`'],
+    ['file: ""', 'secret "tok" must declare either `file` or `environment`'],
+  ];
+  for (const [body, err] of cases) {
+    const dir = project({ "compose.yaml": `services:\n  app:\n    build: .\nsecrets:\n  tok:\n    ${body}\n` });
+    const load = (): unknown => loadCompose({ workingDir: dir, env: {} });
+    if (err === undefined) assert.doesNotThrow(load, body);
+    else assert.throws(load, (e: Error) => e instanceof UsageError && e.message === err, body);
+  }
 });
