@@ -380,9 +380,9 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
  * (1 with warnings) unless ignorestatus; 1 when the Dockerfile does not
  * parse (printed as an error, with its snippet).
  */
-export async function runCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo): Promise<number> {
+export async function runCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo, stdin?: StdinUse): Promise<number> {
   try {
-    return await printCall(client, options, call, io);
+    return await printCall(client, options, call, io, stdin);
   } catch (e) {
     // The frontend failed (e.g. outline of a Dockerfile that does not parse): its snippet, then the error line.
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
@@ -390,7 +390,7 @@ export async function runCall(client: BuildKitClient, options: BuildOptions, cal
   }
 }
 
-async function printCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo): Promise<number> {
+async function printCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo, stdin: StdinUse | undefined): Promise<number> {
   const format = call.json ? "json" : "text";
   if (call.name === "outline") {
     io.out(formatOutline(await client.outline(options), { format }));
@@ -401,10 +401,17 @@ async function printCall(client: BuildKitClient, options: BuildOptions, call: Ca
     return 0;
   }
   const result = await client.check(options);
-  // As buildx names the Dockerfile in snippets: the -f path as given, "stdin", else CONTEXT/Dockerfile.
+  // As buildx names the Dockerfile in snippets (its DockerfileMappingSrc): "stdin" for -f -, the -f path as given, else
+  // CONTEXT/Dockerfile, which is "-/Dockerfile" for a context on stdin (an archive, or a Dockerfile read as one).
   const { context, dockerfile } = options;
   const dockerfileName =
-    typeof dockerfile === "object" ? "stdin" : (dockerfile ?? (typeof context === "string" ? join(context, "Dockerfile") : join("-", "Dockerfile")));
+    stdin === "dockerfile"
+      ? "stdin"
+      : typeof dockerfile === "string"
+        ? dockerfile
+        : typeof context === "string" && stdin !== "context"
+          ? join(context, "Dockerfile")
+          : join("-", "Dockerfile");
   const printed = formatCheck(result, { format, dockerfileName });
   io.out(printed.out);
   if (printed.error !== undefined) {
@@ -428,7 +435,7 @@ export async function runBuildCommand(values: Values, positionals: string[], io:
   const call = flags.call;
   if (call) {
     flags.options.signal = io.signal;
-    return withClient(values, io, (client) => runCall(client, flags.options, call, io));
+    return withClient(values, io, (client) => runCall(client, flags.options, call, io, flags.stdin));
   }
   if (flags.metadataFile !== undefined) checkOutputFile(flags.metadataFile, "--metadata-file");
   if (flags.iidFile !== undefined) {
