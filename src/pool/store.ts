@@ -363,22 +363,25 @@ export function setBuilderNode(
   const nodes = existing.nodes;
   const at = node.name === undefined ? -1 : nodes.findIndex((n) => n.name === node.name);
   let action: "appended" | "replaced";
+  let next: StoredNode[];
   if (append) {
     if (at >= 0) throw new UsageError(`builder "${name}" already has a node "${node.name!}": without --append, --node ${node.name!} replaces it`);
     let i = 0;
     while (nodes.some((n) => n.name === `${name}${i}`)) i++;
-    nodes.push({ ...node, name: node.name ?? `${name}${i}` });
+    next = [...nodes, { ...node, name: node.name ?? `${name}${i}` }];
     action = "appended";
   } else if (node.name === undefined) {
     throw new UsageError(`builder "${name}" already exists: --append adds a node to it, --node NAME replaces one, 'bk-build builder rm ${name}' removes it`);
   } else if (at < 0) {
     throw new UsageError(`builder "${name}" has no node "${node.name}": add it with --append`);
   } else {
-    nodes[at] = { ...node, name: node.name };
+    next = nodes.map((n, i) => (i === at ? { ...node, name: n.name } : n));
     action = "replaced";
   }
-  const dup = nodes.find((n, i) => nodes.findIndex((m) => m.address === n.address) !== i);
+  // As buildx's validateDuplicates: one node per endpoint. Checked before anything changes.
+  const dup = next.find((n, i) => next.findIndex((m) => m.address === n.address) !== i);
   if (dup) throw new UsageError(`builder "${name}" would have two nodes at ${dup.address}: each node needs its own address`);
+  existing.nodes = next;
   return action;
 }
 

@@ -40,6 +40,8 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
   if (sub !== "build") {
     throw new UsageError(sub === undefined ? "'bk-build compose' needs a subcommand: build" : `unknown compose subcommand "${sub}": only build is supported`);
   }
+  // --builder with --addr is said before the project is read.
+  const builder = chosenBuilder(values, env);
   const loaded = loadCompose({
     files: list(values["file"]),
     envFiles: list(values["env-file"]),
@@ -52,7 +54,7 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
   const parallel = parallelFrom(str(values["parallel"]), env);
   // Through an Engine (known from the address alone), images stay in its store as PROJECT-SERVICE;
   // never on a builder, whose services may run on different nodes (as BuildKitPool.composeBuild).
-  const engine = !chosenBuilder(values, env) && targetsEngine(str(values["addr"]), env);
+  const engine = !builder && targetsEngine(str(values["addr"]), env);
   const project = engine ? withEngineImageNames(loaded) : loaded;
   const plan = planCompose(project, services, { withDependencies: values["with-dependencies"] === true });
   if (plan.length === 0) throw new UsageError(`no service to build: none of ${project.files.join(", ")}'s active services has a build section`);
