@@ -26,9 +26,10 @@ export interface WarningRelay {
 const TLS_FLAGS = ["tlscacert", "tlscert", "tlskey", "tlsservername", "tlsdir"];
 
 /**
- * The builder the command line chooses, if any: --builder; else, unless
- * --addr or a --tls* flag points at one daemon, BK_BUILDER, else the store's
- * current builder. --builder with --addr (or --tls*) is a usage error.
+ * The builder the command line chooses, if any: --builder (`default`:
+ * none); else, unless --addr or a --tls* flag points at one daemon,
+ * BK_BUILDER, else the store's current builder. --builder NAME with --addr
+ * (or --tls*) is a usage error.
  */
 export function chosenBuilder(values: Values, env: Record<string, string | undefined>): { name: string; from: string | undefined } | undefined {
   const flag = str(values["builder"]);
@@ -36,6 +37,8 @@ export function chosenBuilder(values: Values, env: Record<string, string | undef
   const tls = TLS_FLAGS.filter((f) => values[f] !== undefined);
   if (flag !== undefined) {
     if (flag === "") throw new UsageError("--builder needs a builder name; 'bk-build builder ls' lists them");
+    // As buildx's "default": no builder, the one daemon (--addr, BUILDKIT_HOST, the defaults), whatever the default builder is.
+    if (flag.toLowerCase() === "default") return undefined;
     if (addr !== undefined) throw new UsageError("--builder and --addr both choose where to build: give one of them");
     if (tls.length) {
       throw new UsageError(`--${tls[0]!} is for --addr: a builder's nodes keep their own TLS files (bk-build builder create NAME ADDR --tlscacert ...)`);
@@ -45,7 +48,7 @@ export function chosenBuilder(values: Values, env: Record<string, string | undef
   if (addr !== undefined || tls.length) return undefined;
   const d = defaultBuilder(env);
   // `builder use default` is stored as no current builder; BK_BUILDER=default means none too, as buildx's "default".
-  if (!d || d.name === "default") return undefined;
+  if (!d || d.name.toLowerCase() === "default") return undefined;
   return d;
 }
 

@@ -116,6 +116,8 @@ test("the default builder ('builder use', BK_BUILDER) is used without --builder;
   assert.match(info.stdout, /^NAME +ADDRESS +STATE +BUILDKIT\ndflt0 /);
   const one = ok(cli(["--addr", env.buildkitHost, "info"], stores), "--addr");
   assert.match(one.stdout, new RegExp(`^Address: +${re(env.buildkitHost)}\\n`), "--addr: the single-daemon info");
+  const none = ok(cli(["--builder", "default", "info"], stores, undefined, { BUILDKIT_HOST: env.buildkitHost }), "--builder default");
+  assert.match(none.stdout, new RegExp(`^Address: +${re(env.buildkitHost)}\\n`), "--builder default: the one daemon of BUILDKIT_HOST");
   const fromEnv = cli(["info"], stores, undefined, { BK_BUILDER: "nosuch" });
   assert.equal(fromEnv.code, 2);
   assert.match(fromEnv.stderr, /^error: unknown builder "nosuch": .*\(the default builder, from BK_BUILDER; unset BK_BUILDER\)\n$/);
