@@ -214,6 +214,14 @@ test("create, append, use, rm: the store changes as buildx's would; use default 
   assert.equal(await run(o, ["--addr", `unix://${join(dir, "other.sock")}`, "du"]), 1);
   assert.match(o.stderr, /other\.sock/);
   assert.doesNotMatch(o.stderr, /a\.sock/);
+  for (const [argv, env] of [
+    [["--builder", "default", "du"], {}],
+    [["du"], { BK_BUILDER: "Default" }],
+  ] as Array<[string[], Record<string, string>]>) {
+    o = io(dir, env);
+    assert.equal(await run(o, argv), 1, argv.join(" "));
+    assert.match(o.stderr, /no-buildkitd\.sock/, `${argv.join(" ")}: the one daemon of BUILDKIT_HOST, not the default builder`);
+  }
 
   o = io(dir);
   assert.equal(await run(o, ["builder", "use", "default"]), 0);
