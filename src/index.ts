@@ -9,6 +9,7 @@
  */
 export { BuildKitClient, DEFAULT_TIMEOUT_MS, type ConnectOptions } from "./client.js";
 export { BuildKitPool, type NodeStatus, type PlacementOptions, type PoolConnectOptions, type PoolInfo, type PoolNode } from "./pool/pool.js";
+export { loadBuilder } from "./pool/store.js";
 export { BuildKitError, ConnectionError, SolveError, UsageError, isBuildKitError, type BuildKitErrorOptions, type SourceSnippet } from "./errors.js";
 export { renderSnippet } from "./progress/snippet.js";
 export { DEFAULT_ADDRESS, parseAddress, type ParsedAddress, type TlsOptions } from "./transport/address.js";

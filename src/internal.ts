@@ -42,3 +42,21 @@ export {
   type RegistryRef,
 } from "./registry/client.js";
 export { mergeIndex, type IndexPart, type MergedIndex } from "./registry/merge.js";
+export {
+  BUILDX_CONTAINER_PREFIX,
+  builderStorePath,
+  buildxConfigDir,
+  checkBuilderName,
+  checkNodeInput,
+  defaultBuilder,
+  findBuilder,
+  readBuilderStore,
+  readBuildxBuilders,
+  setBuilderNode,
+  updateBuilderStore,
+  type BuilderStore,
+  type BuildxBuilder,
+  type FoundBuilder,
+  type NodeInput,
+  type StoredNode,
+} from "./pool/store.js";

@@ -7,6 +7,7 @@ type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 /** Flags every command takes (names as buildctl's global flags). */
 export const globalOptions: OptionSpec = {
   addr: { type: "string" },
+  builder: { type: "string" },
   tlscacert: { type: "string" },
   tlscert: { type: "string" },
   tlskey: { type: "string" },
@@ -30,6 +31,8 @@ export interface CommandSpec {
 }
 
 const formatFlag = "  --format table|json       output format (default table)";
+/** What the global --builder does for a command. */
+const builderFlag = (what: string): string => `  --builder NAME            ${what}`;
 
 export const commands: CommandSpec[] = [
   {
@@ -86,6 +89,7 @@ export const commands: CommandSpec[] = [
       squash: { type: "boolean" },
       rm: { type: "boolean" },
       "force-rm": { type: "boolean" },
+      "retry-on-node-failure": { type: "boolean" },
     },
     flags: [
       "  -f, --file PATH           Dockerfile (default PATH/Dockerfile, else PATH/dockerfile; may be outside the context; - reads stdin)",
@@ -132,14 +136,16 @@ export const commands: CommandSpec[] = [
       "  (docker build's -m/--memory, --memory-swap, -c/--cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus,",
       "   --cpuset-mems, --compress, --isolation, --security-opt, --squash, --rm, --force-rm are accepted",
       "   and ignored, as buildx does, with a warning where buildx gives one)",
+      builderFlag("build on the builder's node its platform and cache point to"),
+      "  --retry-on-node-failure   with --builder: a build whose node goes away mid-build runs once more on another node",
     ],
   },
   {
     name: "info",
     summary: "Show the daemon's address and versions (buildkitd, or a Docker Engine and its BuildKit)",
-    usage: "bk-build info [--format table|json]",
+    usage: "bk-build info [--builder NAME] [--format table|json]",
     options: { format: { type: "string" } },
-    flags: [formatFlag],
+    flags: [formatFlag, builderFlag("one line per node: name, address, state, BuildKit version")],
   },
   {
     name: "compose",
@@ -170,6 +176,7 @@ export const commands: CommandSpec[] = [
       "force-rm": { type: "boolean" },
       "no-rm": { type: "boolean" },
       memory: { type: "string", short: "m" },
+      "retry-on-node-failure": { type: "boolean" },
     },
     flags: [
       "  -f, --file FILE           compose file (repeatable, merged in order; default: compose.yaml, ... found upwards)",
@@ -192,34 +199,38 @@ export const commands: CommandSpec[] = [
       "  --provenance VAL          true | false | mode=min|max: over each service's provenance:",
       "  --sbom VAL                true | false | generator=IMAGE: over each service's sbom:",
       "  (--compress, --force-rm, --no-rm and -m/--memory are accepted and ignored, as docker compose build does)",
+      builderFlag("each service placed on a node of the builder"),
+      "  --retry-on-node-failure   with --builder: a build whose node goes away mid-build runs once more on another node",
     ],
   },
   {
     name: "workers",
     summary: "List workers: ids, platforms, labels, GC policies",
-    usage: "bk-build workers [--filter F]... [--format table|json]",
+    usage: "bk-build workers [--builder NAME] [--filter F]... [--format table|json]",
     options: { filter: { type: "string", multiple: true }, format: { type: "string" }, verbose: { type: "boolean", short: "v" } },
     flags: [
       "  --filter F                containerd-style worker filter (repeatable)",
       "  -v, --verbose             accepted for buildctl compatibility (details are always shown)",
       formatFlag,
+      builderFlag("each node's, under a header when there are several"),
     ],
   },
   {
     name: "du",
     summary: "Show build cache disk usage",
-    usage: "bk-build du [--verbose] [--filter F]... [--format table|json]",
+    usage: "bk-build du [--builder NAME] [--verbose] [--filter F]... [--format table|json]",
     options: { filter: { type: "string", multiple: true }, format: { type: "string" }, verbose: { type: "boolean", short: "v" } },
     flags: [
       "  --filter F                filter records, e.g. type==regular, until=24h (repeatable)",
       "  -v, --verbose             one block of details per record",
       formatFlag,
+      builderFlag("each node's, under a header when there are several"),
     ],
   },
   {
     name: "prune",
     summary: "Remove build cache",
-    usage: "bk-build prune [--all] [--keep-duration D] [--keep-storage N] [--filter F]... [--verbose] [--format table|json]",
+    usage: "bk-build prune [--builder NAME] [--all] [--keep-duration D] [--keep-storage N] [--filter F]... [--verbose] [--format table|json]",
     options: {
       all: { type: "boolean", short: "a" },
       filter: { type: "string", multiple: true },
@@ -243,6 +254,7 @@ export const commands: CommandSpec[] = [
       "  -v, --verbose             one block of details per removed record",
       "  -f, --force               accepted for buildx compatibility (bk-build never prompts)",
       formatFlag,
+      builderFlag("on each node of the builder"),
     ],
   },
   {
@@ -262,6 +274,41 @@ export const commands: CommandSpec[] = [
       "                            startedAt>24h, completedAt<=TIME, duration>30s (repeatable, AND-ed)",
       "  --progress plain|rawjson  logs: how the stored progress is printed (default plain)",
       formatFlag,
+      builderFlag("ls: each node's records; a REF is looked up on every node"),
+    ],
+  },
+  {
+    name: "builder",
+    summary: "Manage named builders: buildkitd nodes that builds are placed on (bk-build's store; buildx's remote builders read too)",
+    usage: [
+      "bk-build builder create NAME ADDR [--node NODE] [--platform P[,P...]]... [--label K=V]... [--tlscacert F --tlscert F --tlskey F --tlsservername N | --tlsdir D] [--append]",
+      "       bk-build builder ls [--format table|json]",
+      "       bk-build builder inspect NAME [--format table|json]",
+      "       bk-build builder rm NAME",
+      "       bk-build builder use NAME|default",
+    ].join("\n"),
+    options: {
+      node: { type: "string" },
+      platform: { type: "string", multiple: true },
+      label: { type: "string", multiple: true },
+      append: { type: "boolean" },
+      format: { type: "string" },
+    },
+    flags: [
+      "  One node per 'create', as docker buildx create: the first call makes the builder with one node,",
+      "  each 'create NAME ADDR --append' adds one; the flags below describe that one node.",
+      "  create NAME ADDR          ADDR is any --addr form (tcp://, unix://, ssh://, docker-container://, docker://)",
+      "  --node NODE               the node's name (default NAME0, NAME1, ...); without --append, replaces node NODE",
+      "  --append                  add the node to the existing builder NAME",
+      "  --platform P              platforms the node runs natively (repeatable or comma list; default: from its workers)",
+      "  --label K=V               a label on the node (repeatable)",
+      "  --tlscacert, --tlscert, --tlskey, --tlsservername, --tlsdir: the node's TLS files (stored as absolute paths)",
+      "  ls                        every builder (bk-build's, then buildx's) and its nodes: status, BuildKit version,",
+      "                            running builds, platforms (* = declared); the default builder is marked *",
+      "  inspect NAME              a builder's nodes, declared platforms and labels, then what each node answers",
+      "  rm NAME                   remove a bk-build builder (buildx's are removed with docker buildx rm)",
+      "  use NAME                  make NAME the default builder (BK_BUILDER overrides it); 'use default' clears it",
+      formatFlag,
     ],
   },
 ];
@@ -272,7 +319,11 @@ export const globalHelp = [
   "                            a Docker Engine: docker://[CONTEXT], docker+unix:///path, docker+tcp://host[:port], docker+ssh://...",
   "                            in a container: docker-container://NAME[?context=CTX], podman-container://NAME",
   "                            (default $BUILDKIT_HOST, else unix:///run/buildkit/buildkitd.sock if it exists,",
-  "                            else the Docker Engine of $DOCKER_HOST / the docker context / /var/run/docker.sock)",
+  "                            else the Docker Engine of $DOCKER_HOST / the docker context / /var/run/docker.sock;",
+  "                            a default builder ($BK_BUILDER, 'bk-build builder use') is used unless --addr or --tls* is given)",
+  "  --builder NAME            run on a named builder's nodes ('bk-build builder'; not with --addr); default $BK_BUILDER,",
+  "                            else the one 'bk-build builder use' chose, unless --addr or --tls* is given;",
+  "                            --builder default: none, the one daemon",
   "  --tlscacert FILE          CA certificate to verify buildkitd with",
   "  --tlscert FILE            client certificate",
   "  --tlskey FILE             client key",
@@ -466,7 +517,7 @@ export function parseCommandLine(argv: string[]): Parsed {
   if (parsed.values["help"]) return { kind: "help", text: commandHelp(spec) };
   const timeout = str(parsed.values["timeout"]);
   if (timeout !== undefined) parseTimeout(timeout);
-  if (spec.name !== "build" && spec.name !== "compose" && spec.name !== "history" && parsed.positionals.length) {
+  if (!["build", "compose", "history", "builder"].includes(spec.name) && parsed.positionals.length) {
     throw new UsageError(`'bk-build ${spec.name}' takes no arguments, got "${parsed.positionals[0]}"`);
   }
   return { kind: "command", spec, values: parsed.values, positionals: parsed.positionals };

@@ -29,6 +29,7 @@ const runners: Record<string, () => Promise<Runner>> = {
   du: async () => (await import("./commands/du.js")).runDu,
   prune: async () => (await import("./commands/prune.js")).runPrune,
   history: async () => (await import("./commands/history.js")).runHistory,
+  builder: async () => (await import("./commands/builder.js")).runBuilder,
 };
 
 function version(): string {

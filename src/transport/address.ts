@@ -163,6 +163,29 @@ export interface ResolvedTls {
   serverName: string;
 }
 
+/**
+ * The files of a TLS directory (as buildctl's --tlsdir): `ca.pem cert.pem
+ * key.pem`, else `ca.crt tls.crt tls.key`; the client pair only when one of
+ * them is there.
+ */
+export function tlsDirFiles(dir: string): { caFile: string; certFile?: string | undefined; keyFile?: string | undefined } {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new UsageError(`TLS directory "${dir}" (--tlsdir) does not exist`);
+  }
+  const layouts: Array<[string, string, string]> = [
+    ["ca.pem", "cert.pem", "key.pem"],
+    ["ca.crt", "tls.crt", "tls.key"],
+  ];
+  const found = layouts.find(([ca]) => existsSync(join(dir, ca)));
+  if (!found) {
+    throw new UsageError(`TLS directory "${dir}" (--tlsdir) holds neither ca.pem nor ca.crt`);
+  }
+  const cert = join(dir, found[1]);
+  const key = join(dir, found[2]);
+  const pair = existsSync(cert) || existsSync(key);
+  return { caFile: join(dir, found[0]), certFile: pair ? cert : undefined, keyFile: pair ? key : undefined };
+}
+
 function readPem(path: string, what: string, flag: string): Buffer {
   return readInputFile(path, { what, flag, maxBytes: MAX_PEM_BYTES });
 }
@@ -180,25 +203,8 @@ export function resolveTls(tls: TlsOptions | undefined, addr: ParsedAddress): Re
     if (caFile || certFile || keyFile) {
       throw new UsageError("--tlsdir cannot be combined with --tlscacert, --tlscert or --tlskey");
     }
-    if (!existsSync(tls.dir) || !statSync(tls.dir).isDirectory()) {
-      throw new UsageError(`TLS directory "${tls.dir}" (--tlsdir) does not exist`);
-    }
-    const layouts: Array<[string, string, string]> = [
-      ["ca.pem", "cert.pem", "key.pem"],
-      ["ca.crt", "tls.crt", "tls.key"],
-    ];
-    const found = layouts.find(([ca]) => existsSync(join(tls.dir!, ca)));
-    if (!found) {
-      throw new UsageError(`TLS directory "${tls.dir}" (--tlsdir) holds neither ca.pem nor ca.crt`);
-    }
     fromDir = true;
-    caFile = join(tls.dir, found[0]);
-    const cert = join(tls.dir, found[1]);
-    const key = join(tls.dir, found[2]);
-    if (existsSync(cert) || existsSync(key)) {
-      certFile = cert;
-      keyFile = key;
-    }
+    ({ caFile, certFile, keyFile } = tlsDirFiles(tls.dir));
   }
   if (!caFile && !certFile && !keyFile) {
     if (tls.serverName) {

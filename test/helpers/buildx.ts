@@ -11,6 +11,8 @@ import { buildxBinary, type RunResult } from "./env.js";
 import { tempDir } from "./files.js";
 
 export interface Buildx {
+  /** The Docker config directory buildx runs with (its builders are in buildx/instances there). */
+  dockerConfig: string;
   /** `docker buildx build --builder B ARGS` in `cwd`. */
   build(args: string[], cwd: string, env?: Record<string, string | undefined>): RunResult;
   /** Any `docker` command with this Docker config; an `env` value of undefined removes that variable. */
@@ -41,5 +43,5 @@ export function remoteBuildx(buildkitHost: string, name: string): Buildx {
   };
   const r = docker(["buildx", "create", "--driver", "remote", "--name", name, buildkitHost]);
   if (r.code !== 0) throw new Error(`docker buildx create failed: ${r.stderr}`);
-  return { docker, build: (args, cwd, env) => docker(["buildx", "build", "--builder", name, ...args], cwd, env) };
+  return { dockerConfig, docker, build: (args, cwd, env) => docker(["buildx", "build", "--builder", name, ...args], cwd, env) };
 }

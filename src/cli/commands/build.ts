@@ -2,7 +2,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { list, str, type Values } from "../args.js";
-import { withClient } from "../connect.js";
+import { withTarget, type BuildTarget, type Target, type WarningRelay } from "../connect.js";
 import type { CliIo, CliStdout } from "../io.js";
 import { checkOutputFile, writeOutputFile } from "../output-file.js";
 import {
@@ -11,7 +11,6 @@ import {
   formatTargets,
   renderSnippet,
   SecretLeakError,
-  type BuildKitClient,
   type BuildOptions,
   type ExportResult,
   type ExportSpec,
@@ -65,6 +64,10 @@ export interface BuildIo {
   err: (text: string) => void;
   env?: Record<string, string | undefined>;
   stderr?: CliIo["stderr"];
+  /** A builder's pool warnings: routed through the progress display while it runs. */
+  relay?: WarningRelay | undefined;
+  /** The builder the build runs on (for the ref line's `history` command). */
+  builder?: string | undefined;
 }
 
 /** A build's flags, checked and mapped. */
@@ -266,7 +269,7 @@ function imageIdOf(exports: readonly ExportResult[]): string | undefined {
  * ParseMetadataProvenance), nor from a daemon without build history.
  */
 async function metadataProvenance(
-  client: BuildKitClient,
+  client: BuildTarget,
   ref: string,
   env: Record<string, string | undefined>,
   signal: AbortSignal,
@@ -286,13 +289,14 @@ async function metadataProvenance(
   return out;
 }
 
-/** The line that names a build's history record. */
-function refLine(ref: string): string {
-  return `build ref: ${ref} (bk-build history inspect ${ref})\n`;
+/** The line that names a build's history record (and, on a builder, the node it ran on). */
+function refLine(ref: string, builder?: string, node?: string): string {
+  if (builder === undefined) return `build ref: ${ref} (bk-build history inspect ${ref})\n`;
+  return `build ref: ${ref}${node === undefined ? "" : ` on node ${node}`} (bk-build history --builder ${builder} inspect ${ref})\n`;
 }
 
 /** Runs a build from flags already parsed by buildOptionsFromFlags. */
-export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal: AbortSignal, io: BuildIo): Promise<void> {
+export async function runBuild(client: BuildTarget, flags: BuildFlags, signal: AbortSignal, io: BuildIo): Promise<void> {
   const { options, metadataFile, iidFile } = flags;
   const progress = resolveProgress(flags.progress, io.stderr?.isTTY === true, flags.progressFromEnv);
   options.signal = signal;
@@ -331,7 +335,17 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
   const showRef = progress === "plain" || progress === "tty";
   const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: flags.debug });
   options.onWarning = (w) => display.message(`warning: ${w}\n`);
-  const build = client.build(options);
+  const relay = io.relay;
+  const toStderr = relay?.write;
+  if (relay) relay.write = (line) => display.message(line);
+  const build = (() => {
+    try {
+      return client.build(options);
+    } catch (e) {
+      if (relay && toStderr) relay.write = toStderr;
+      throw e;
+    }
+  })();
   // Whether the daemon reported on the build: only then does it keep a record.
   const daemon = { reported: false };
   const warnings: Array<Record<string, unknown>> = [];
@@ -346,6 +360,7 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     const result = await build.result;
     await consume;
     display.end(false);
+    if (relay && toStderr) relay.write = toStderr;
     // The image ID, as buildx: the config digest, else the manifest digest.
     const response = result.exporterResponse;
     const imageId = response["containerimage.config.digest"] ?? response["containerimage.digest"] ?? imageIdOf(result.exports);
@@ -353,19 +368,20 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
     if (iidFile !== undefined && imageId) writeOutputFile(iidFile, imageId, "--iidfile");
     if (result.audit) io.err(formatAuditSummary(result.audit) + "\n");
     if (metadataFile !== undefined) {
-      // buildx writes builder/node/ref here; bk-build talks to one daemon, so the bare ref, as 'history' takes it.
+      // buildx writes builder/node/ref here; bk-build the bare ref, as 'history' takes it (with --builder, on any node).
       const metadata: Record<string, unknown> = metadataJson({ ...result.exporterResponse, "buildx.build.ref": result.ref });
       Object.assign(metadata, await metadataProvenance(client, result.ref, io.env ?? {}, signal));
       if (warnings.length && parseBool(io.env?.["BUILDX_METADATA_WARNINGS"] ?? "") === true) metadata["buildx.build.warnings"] = warnings;
       writeOutputFile(metadataFile, JSON.stringify(metadata, null, 2) + "\n", "--metadata-file");
     }
-    if (showRef) io.err(refLine(build.ref));
+    if (showRef) io.err(refLine(result.ref, io.builder, result.node?.name));
   } catch (e) {
     await consume.catch(() => undefined);
     display.end(true);
+    if (relay && toStderr) relay.write = toStderr;
     if (e instanceof SolveError) for (const src of e.sources) io.err(renderSnippet(src));
     // A build refused before the daemon saw it (bad input, an Engine that cannot take a --load) has no record.
-    if (showRef && daemon.reported && (e as { code?: string }).code !== "USAGE") io.err(refLine(build.ref));
+    if (showRef && daemon.reported && (e as { code?: string }).code !== "USAGE") io.err(refLine(build.ref, io.builder));
     if (e instanceof SecretLeakError) {
       for (const f of e.findings) io.err(`leak: ${formatFinding(f)}\n`);
       io.err(formatAuditSummary(e.report) + "\n");
@@ -380,7 +396,7 @@ export async function runBuild(client: BuildKitClient, flags: BuildFlags, signal
  * (1 with warnings) unless ignorestatus; 1 when the Dockerfile does not
  * parse (printed as an error, with its snippet).
  */
-export async function runCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo, stdin?: StdinUse): Promise<number> {
+export async function runCall(client: BuildTarget, options: BuildOptions, call: CallSpec, io: BuildIo, stdin?: StdinUse): Promise<number> {
   try {
     return await printCall(client, options, call, io, stdin);
   } catch (e) {
@@ -390,7 +406,7 @@ export async function runCall(client: BuildKitClient, options: BuildOptions, cal
   }
 }
 
-async function printCall(client: BuildKitClient, options: BuildOptions, call: CallSpec, io: BuildIo, stdin: StdinUse | undefined): Promise<number> {
+async function printCall(client: BuildTarget, options: BuildOptions, call: CallSpec, io: BuildIo, stdin: StdinUse | undefined): Promise<number> {
   const format = call.json ? "json" : "text";
   if (call.name === "outline") {
     io.out(formatOutline(await client.outline(options), { format }));
@@ -433,9 +449,10 @@ export async function runBuildCommand(values: Values, positionals: string[], io:
   // The context, the Dockerfile, tags and image names: what client.build checks, checked now.
   resolveBuild(flags.options);
   const call = flags.call;
+  const placement = { retryOnNodeFailure: values["retry-on-node-failure"] === true };
   if (call) {
     flags.options.signal = io.signal;
-    return withClient(values, io, (client) => runCall(client, flags.options, call, io, flags.stdin));
+    return withTarget(values, io, (t) => runCall(builds(t), flags.options, call, { ...io, builder: builderName(t) }, flags.stdin), { placement });
   }
   if (flags.metadataFile !== undefined) checkOutputFile(flags.metadataFile, "--metadata-file");
   if (flags.iidFile !== undefined) {
@@ -443,6 +460,16 @@ export async function runBuildCommand(values: Values, positionals: string[], io:
     // As buildx: a stale ID file never outlives a failed build.
     rmSync(flags.iidFile, { force: true });
   }
-  await withClient(values, io, (client) => runBuild(client, flags, io.signal, io));
+  const relay: WarningRelay = { write: (line) => io.err(line) };
+  await withTarget(values, io, (t) => runBuild(builds(t), flags, io.signal, { ...io, relay, builder: builderName(t) }), { placement, relay });
   return undefined;
+}
+
+/** What the build runs on: the daemon's client or the builder's pool. */
+export function builds(t: Target): BuildTarget {
+  return t.kind === "daemon" ? t.client : t.pool;
+}
+
+function builderName(t: Target): string | undefined {
+  return t.kind === "builder" ? t.builder.name : undefined;
 }

@@ -1,7 +1,7 @@
 /** `bk-build compose [...] build [...] [SERVICE...]`: docker compose build, with buildkitd or a Docker Engine. */
 import { join } from "node:path";
 import { list, str, type Values } from "../args.js";
-import { withClient } from "../connect.js";
+import { chosenBuilder, withTarget, type BuildTarget, type WarningRelay } from "../connect.js";
 import type { CliIo } from "../io.js";
 import { parseBuildArgs, parseProgress, progressFromEnv, resolveProgress } from "../parse-build.js";
 import { servicePrefixer, startProgress } from "../progress.js";
@@ -18,16 +18,8 @@ import {
   targetsEngine,
   withEngineImageNames,
 } from "../../internal.js";
-import { defaultAttestations } from "./build.js";
-import {
-  formatCheck,
-  loadCompose,
-  renderSnippet,
-  type BuildKitClient,
-  type ComposeBuildOptions,
-  type ComposeProject,
-  type ComposeService,
-} from "../../index.js";
+import { builds, defaultAttestations } from "./build.js";
+import { formatCheck, loadCompose, renderSnippet, type ComposeBuildOptions, type ComposeProject, type ComposeService } from "../../index.js";
 
 export interface ComposePlan {
   project: ComposeProject;
@@ -48,6 +40,8 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
   if (sub !== "build") {
     throw new UsageError(sub === undefined ? "'bk-build compose' needs a subcommand: build" : `unknown compose subcommand "${sub}": only build is supported`);
   }
+  // --builder with --addr is said before the project is read.
+  const builder = chosenBuilder(values, env);
   const loaded = loadCompose({
     files: list(values["file"]),
     envFiles: list(values["env-file"]),
@@ -58,8 +52,9 @@ export function composePlanFromFlags(values: Values, positionals: string[], env:
     workingDir: cwd,
   });
   const parallel = parallelFrom(str(values["parallel"]), env);
-  // Through an Engine (known from the address alone), images stay in its store as PROJECT-SERVICE.
-  const engine = targetsEngine(str(values["addr"]), env);
+  // Through an Engine (known from the address alone), images stay in its store as PROJECT-SERVICE;
+  // never on a builder, whose services may run on different nodes (as BuildKitPool.composeBuild).
+  const engine = !builder && targetsEngine(str(values["addr"]), env);
   const project = engine ? withEngineImageNames(loaded) : loaded;
   const plan = planCompose(project, services, { withDependencies: values["with-dependencies"] === true });
   if (plan.length === 0) throw new UsageError(`no service to build: none of ${project.files.join(", ")}'s active services has a build section`);
@@ -119,15 +114,18 @@ function composeSsh(spec: string | undefined): Record<string, string | null> | u
 
 /** Runs the builds: plain lines prefixed with the service, one tty display for the project. */
 export async function runComposeBuild(
-  client: BuildKitClient,
+  client: Pick<BuildTarget, "build">,
   p: ComposePlan,
   signal: AbortSignal,
-  io: Pick<CliIo, "out" | "err"> & Partial<Pick<CliIo, "env" | "stderr">>,
+  io: Pick<CliIo, "out" | "err"> & Partial<Pick<CliIo, "env" | "stderr">> & { relay?: WarningRelay | undefined },
 ): Promise<void> {
   const progress = resolveProgress(p.progress, io.stderr?.isTTY === true, p.progressFromEnv);
   const services = p.plan.map((s) => s.name);
   const prefixed = servicePrefixer(services, io.err);
   const display = startProgress(progress, { err: io.err, env: io.env ?? {}, stderr: io.stderr }, { debug: p.debug, services });
+  // A builder's warnings (a node skipped, a build run again) go through the display while it runs.
+  const toStderr = io.relay?.write;
+  if (io.relay) io.relay.write = (line) => display.message(line);
   let results;
   try {
     results = await runCompose(p.project, p.plan, (o) => client.build(o), {
@@ -138,6 +136,8 @@ export async function runComposeBuild(
   } catch (e) {
     display.end(true);
     throw e;
+  } finally {
+    if (io.relay && toStderr) io.relay.write = toStderr;
   }
   const failed = results.filter((r) => r.outcome !== "built");
   display.end(failed.some((r) => r.outcome === "failed"));
@@ -162,7 +162,7 @@ export async function runComposeBuild(
  * service has warnings or its check failed, else 0.
  */
 export async function runComposeCheck(
-  client: BuildKitClient,
+  client: Pick<BuildTarget, "check">,
   p: ComposePlan,
   signal: AbortSignal,
   io: { out: (t: string) => void; err: (t: string) => void },
@@ -193,8 +193,10 @@ export async function runComposeCommand(values: Values, positionals: string[], i
     io.out(composeBakeDefinition(plan.project, plan.plan, plan.options) + "\n");
     return undefined;
   }
-  if (plan.check) return withClient(values, io, (client) => runComposeCheck(client, plan, io.signal, io));
+  const placement = { retryOnNodeFailure: values["retry-on-node-failure"] === true };
+  if (plan.check) return withTarget(values, io, (t) => runComposeCheck(builds(t), plan, io.signal, io), { placement });
   resolveProgress(plan.progress, io.stderr?.isTTY === true, plan.progressFromEnv);
-  await withClient(values, io, (client) => runComposeBuild(client, plan, io.signal, io));
+  const relay: WarningRelay = { write: (line) => io.err(line) };
+  await withTarget(values, io, (t) => runComposeBuild(builds(t), plan, io.signal, { ...io, relay }), { placement, relay });
   return undefined;
 }

@@ -1,11 +1,12 @@
-/** `bk-build prune`: removes build cache, as buildctl prune / buildx prune. */
+/** `bk-build prune`: removes build cache, as buildctl prune / buildx prune; with a builder, on each node. */
 import { list, outputFormat, str, type Values } from "../args.js";
-import { withClient } from "../connect.js";
+import { eachNode, nodeHeader, withTarget } from "../connect.js";
 import { keyValues, toJson } from "../output.js";
 import { formatSize } from "../format.js";
 import { renderRecords } from "../records.js";
 import { UsageError, parseBytes, parseGoDuration } from "../../internal.js";
 import type { CliIo } from "../io.js";
+import type { PruneResult } from "../../index.js";
 
 export async function runPrune(values: Values, _positionals: string[], io: CliIo): Promise<void> {
   const format = outputFormat(values);
@@ -28,11 +29,26 @@ export async function runPrune(values: Values, _positionals: string[], io: CliIo
     minFreeSpace: size("min-free-space"),
     signal: io.signal,
   };
-  await withClient(values, io, async (client) => {
-    const { records, reclaimed } = await client.prune(opts);
-    if (format === "json") return io.out(toJson({ records, reclaimed }));
-    let text = records.length ? renderRecords(records, values["verbose"] === true) : "";
-    text += keyValues([["Total", formatSize(reclaimed)]]);
-    io.out(text);
-  });
+  await withTarget(
+    values,
+    io,
+    async (target) => {
+      const runs = await eachNode(target, io, (client) => client.prune(opts));
+      if (format === "json") {
+        const one = ({ records, reclaimed }: PruneResult): PruneResult => ({ records, reclaimed });
+        io.out(target.kind === "daemon" ? toJson(one(runs[0]!.value)) : toJson(runs.map((r) => ({ ...r.node, ...one(r.value) }))));
+        return;
+      }
+      io.out(
+        runs
+          .map((r, i) => {
+            const { records, reclaimed } = r.value;
+            const text = records.length ? renderRecords(records, values["verbose"] === true) : "";
+            return nodeHeader(target, r.node, i === 0) + text + keyValues([["Total", formatSize(reclaimed)]]);
+          })
+          .join(""),
+      );
+    },
+    { poolWarnings: false },
+  );
 }

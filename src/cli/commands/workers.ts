@@ -1,6 +1,6 @@
 /** `bk-build workers`: ids, platforms, labels and GC policies, as buildctl debug workers -v prints them. */
 import { list, outputFormat, type Values } from "../args.js";
-import { withClient } from "../connect.js";
+import { eachNode, nodeHeader, withTarget } from "../connect.js";
 import { keyValues, toJson } from "../output.js";
 import { formatGoDuration, formatSizeShort } from "../format.js";
 import type { CliIo } from "../io.js";
@@ -8,12 +8,20 @@ import type { WorkerInfo } from "../../index.js";
 
 export async function runWorkers(values: Values, _positionals: string[], io: CliIo): Promise<void> {
   const format = outputFormat(values);
-  await withClient(values, io, async (client) => {
-    const workers = await client.workers({ filters: list(values["filter"]), signal: io.signal });
-    if (format === "json") return io.out(toJson(workers));
-    const { formatPlatform } = await import("../../index.js");
-    io.out(renderWorkers(workers, formatPlatform));
-  });
+  await withTarget(
+    values,
+    io,
+    async (target) => {
+      const runs = await eachNode(target, io, (client) => client.workers({ filters: list(values["filter"]), signal: io.signal }));
+      if (format === "json") {
+        io.out(target.kind === "daemon" ? toJson(runs[0]!.value) : toJson(runs.map((r) => ({ ...r.node, workers: r.value }))));
+        return;
+      }
+      const { formatPlatform } = await import("../../index.js");
+      io.out(runs.map((r, i) => nodeHeader(target, r.node, i === 0) + renderWorkers(r.value, formatPlatform)).join(""));
+    },
+    { poolWarnings: false },
+  );
 }
 
 function renderWorkers(workers: WorkerInfo[], formatPlatform: (p: WorkerInfo["platforms"][number]) => string): string {
