@@ -52,6 +52,8 @@ run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/bk-build-tests.XXXXXX")
 cleanups+=("rm -rf '$run_tmp'")
 chmod 1777 "$run_tmp" # as /tmp: a test runs the CLI as nobody on a context in it
 export TMPDIR=$run_tmp
+# A builder picked with `bk-build builder use` on this machine must not take the tests elsewhere.
+export BK_BUILDER=default
 
 # Stack traces point into the .ts sources, in every test process.
 node_flags=(--enable-source-maps)

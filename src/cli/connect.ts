@@ -104,7 +104,7 @@ export async function connectPool(
   nodes: readonly PoolNode[],
   values: Values,
   io: CliIo,
-  options: { placement?: PlacementOptions | undefined; onWarning?: ((message: string) => void) | undefined } = {},
+  options: { placement?: PlacementOptions | undefined; onWarning?: ((message: string) => void) | undefined; name?: string | undefined } = {},
 ): Promise<BuildKitPool> {
   const { BuildKitPool } = await import("../index.js");
   const ssh = sshOptions(values);
@@ -116,6 +116,7 @@ export async function connectPool(
     signal: io.signal,
     env: io.env,
     onWarning: options.onWarning,
+    name: options.name,
   });
 }
 
@@ -144,6 +145,7 @@ export async function withTarget<T = void>(
   const builder = builderOf(choice, io.env);
   const relay = options.relay ?? { write: (line: string) => io.err(line) };
   const pool = await connectPool(builder.nodes, values, io, {
+    name: builder.name,
     placement: options.placement,
     onWarning: options.poolWarnings === false ? undefined : (m) => relay.write(`warning: ${m}\n`),
   });

@@ -77,6 +77,8 @@ export interface PoolConnectOptions {
   env?: Record<string, string | undefined> | undefined;
   /** Told each time a node is found down and left out (one line naming it). */
   onWarning?: ((message: string) => void) | undefined;
+  /** The builder's name, for messages ("no node of builder NAME answers"). */
+  name?: string | undefined;
 }
 
 /** One node as the pool sees it now. */
@@ -140,6 +142,7 @@ export class BuildKitPool {
   readonly #closing = new AbortController();
   readonly #work = new Set<Promise<unknown>>();
   readonly #refs = new Map<string, Slot>();
+  readonly #name: string;
   #closed: Promise<void> | undefined;
 
   private constructor(slots: Slot[], options: PoolConnectOptions) {
@@ -154,6 +157,7 @@ export class BuildKitPool {
     };
     this.#connect = { timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepalive: options.keepalive, env: options.env ?? process.env };
     this.#warn = options.onWarning ?? (() => undefined);
+    this.#name = options.name ? `builder ${options.name}` : "the builder";
     setMaxListeners(0, this.#closing.signal);
   }
 
@@ -269,12 +273,12 @@ export class BuildKitPool {
   }
 
   #warned(slot: Slot): void {
-    this.#warn(`builder node ${slot.name} (${slot.spec.address}) is down and was skipped: ${oneLine(slot.error?.message ?? "no answer")}`);
+    this.#warn(`builder node ${slot.name} (${slot.spec.address}) is down and was skipped: ${reason(slot.error)}`);
   }
 
   #noneUp(): ConnectionError {
-    const why = this.#slots.map((s) => `${s.name}: ${oneLine(s.error?.message ?? "not probed")}`).join("; ");
-    return new ConnectionError(`no node of the builder answers (${why})`, this.#slots.map((s) => s.spec.address).join(","));
+    const why = this.#slots.map((s) => `${s.name}: ${s.error ? reason(s.error) : "not probed"}`).join("; ");
+    return new ConnectionError(`no node of ${this.#name} answers (${why})`, this.#slots.map((s) => s.spec.address).join(","));
   }
 
   /** The nodes that answer now: probes those whose answer is older than the TTL and whose backoff is over; when none is up, all of them once more. */
@@ -343,7 +347,9 @@ export class BuildKitPool {
   #noPlatform(platform: string, up: Slot[]): UsageError {
     // Native platforms only (amd64 micro-architecture levels folded in): what each node is for.
     const have = up.map((s) => `${s.name}: ${s.native.filter((p) => !/^linux\/amd64\/v\d$/.test(p)).join(",") || "none"}`).join("; ");
-    return new UsageError(`no node of the builder can build platform ${platform}, natively or by emulation (${have}): add a node for it or drop the platform`);
+    return new UsageError(
+      `no node of ${this.#name} can build platform ${platform}, natively or by emulation (${have}): add a node for it or drop the platform`,
+    );
   }
 
   /**
@@ -635,6 +641,11 @@ export function nodeFailure(e: unknown): "unreached" | "lost" | undefined {
 
 function oneLine(s: string): string {
   return s.split("\n")[0]!;
+}
+
+/** A node's failure in one line, without the single-daemon hint ("set --addr or BUILDKIT_HOST ...") that misleads for a builder's node. */
+function reason(e: BuildKitError | undefined): string {
+  return oneLine(e?.message ?? "no answer").replace(/ \(set --addr or [A-Z_]+ to [^)]*\)$/, "");
 }
 
 function positiveInt(n: number, what: string): number {

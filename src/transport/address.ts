@@ -186,8 +186,13 @@ export function tlsDirFiles(dir: string): { caFile: string; certFile?: string | 
   return { caFile: join(dir, found[0]), certFile: pair ? cert : undefined, keyFile: pair ? key : undefined };
 }
 
+/** Reads a PEM file; one that holds no PEM block is refused here, naming it (OpenSSL would say "PEM routines::no start line" at the dial). */
 function readPem(path: string, what: string, flag: string): Buffer {
-  return readInputFile(path, { what, flag, maxBytes: MAX_PEM_BYTES });
+  const pem = readInputFile(path, { what, flag, maxBytes: MAX_PEM_BYTES });
+  if (!/-----BEGIN [A-Z0-9 ]+-----/.test(pem.toString("latin1"))) {
+    throw new UsageError(`${what} "${path}" (${flag}) is not a PEM file (no "-----BEGIN" line): give the ${what} in PEM form`);
+  }
+  return pem;
 }
 
 /**

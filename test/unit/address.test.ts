@@ -46,23 +46,24 @@ test("resolveTls reads a --tlsdir in either layout and checks combinations", () 
   assert.equal(resolveTls(undefined, tcp), undefined);
   assert.equal(resolveTls({}, tcp), undefined);
 
+  const pem = (label: string, body: string): string => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
   const a = tempDir("bk-tls-");
-  writeFileSync(join(a, "ca.pem"), "CA");
-  writeFileSync(join(a, "cert.pem"), "CERT");
-  writeFileSync(join(a, "key.pem"), "KEY");
+  writeFileSync(join(a, "ca.pem"), pem("CERTIFICATE", "CA"));
+  writeFileSync(join(a, "cert.pem"), pem("CERTIFICATE", "CERT"));
+  writeFileSync(join(a, "key.pem"), pem("PRIVATE KEY", "KEY"));
   const r = resolveTls({ dir: a }, tcp)!;
-  assert.equal(r.ca?.toString(), "CA");
-  assert.equal(r.cert?.toString(), "CERT");
-  assert.equal(r.key?.toString(), "KEY");
+  assert.equal(r.ca?.toString(), pem("CERTIFICATE", "CA"));
+  assert.equal(r.cert?.toString(), pem("CERTIFICATE", "CERT"));
+  assert.equal(r.key?.toString(), pem("PRIVATE KEY", "KEY"));
   assert.equal(r.serverName, "127.0.0.1");
 
   const b = tempDir("bk-tls-");
-  writeFileSync(join(b, "ca.crt"), "CA2");
-  writeFileSync(join(b, "tls.crt"), "CERT2");
-  writeFileSync(join(b, "tls.key"), "KEY2");
+  writeFileSync(join(b, "ca.crt"), pem("CERTIFICATE", "CA2"));
+  writeFileSync(join(b, "tls.crt"), pem("CERTIFICATE", "CERT2"));
+  writeFileSync(join(b, "tls.key"), pem("EC PRIVATE KEY", "KEY2"));
   const r2 = resolveTls({ dir: b, serverName: "buildkitd" }, tcp)!;
-  assert.equal(r2.ca?.toString(), "CA2");
-  assert.equal(r2.key?.toString(), "KEY2");
+  assert.equal(r2.ca?.toString(), pem("CERTIFICATE", "CA2"));
+  assert.equal(r2.key?.toString(), pem("EC PRIVATE KEY", "KEY2"));
   assert.equal(r2.serverName, "buildkitd");
 
   assert.throws(() => resolveTls({ dir: a, caFile: join(a, "ca.pem") }, tcp), /--tlsdir cannot be combined/);
@@ -71,6 +72,17 @@ test("resolveTls reads a --tlsdir in either layout and checks combinations", () 
   assert.throws(() => resolveTls({ caFile: join(a, "ca.pem") }, parseAddress("unix:///x.sock")), /only used with tcp:\/\//);
   assert.throws(() => resolveTls({ dir: join(a, "nope") }, tcp), /TLS directory ".*nope" \(--tlsdir\) does not exist/);
   assert.throws(() => resolveTls({ serverName: "x" }, tcp), /--tlsservername needs/);
+  // A file that is not PEM at all is named here, not left to OpenSSL's "PEM routines::no start line" at the dial.
+  writeFileSync(join(a, "der.crt"), Buffer.from([0x30, 0x82, 0x01, 0x0a]));
+  assert.throws(
+    () => resolveTls({ caFile: join(a, "der.crt") }, tcp),
+    (e: Error) =>
+      e.message === `CA certificate "${join(a, "der.crt")}" (--tlscacert) is not a PEM file (no "-----BEGIN" line): give the CA certificate in PEM form`,
+  );
+  assert.throws(
+    () => resolveTls({ dir: b, serverName: "buildkitd" }, tcp) && resolveTls({ certFile: join(a, "der.crt"), keyFile: join(a, "key.pem") }, tcp),
+    /client certificate .* \(--tlscert\) is not a PEM file/,
+  );
 });
 
 test("defaultAddress: --addr, BUILDKIT_HOST, buildkitd's socket if it exists, then the Engine when one is configured, else buildkitd's socket", async () => {
