@@ -13,10 +13,10 @@ import { tempDir } from "./files.js";
 export interface Buildx {
   /** The Docker config directory buildx runs with (its builders are in buildx/instances there). */
   dockerConfig: string;
-  /** `docker buildx build --builder B ARGS` in `cwd`. */
-  build(args: string[], cwd: string, env?: Record<string, string | undefined>): RunResult;
+  /** `docker buildx build --builder B ARGS` in `cwd`; `input` goes to its stdin. */
+  build(args: string[], cwd: string, env?: Record<string, string | undefined>, input?: string | Buffer): RunResult;
   /** Any `docker` command with this Docker config; an `env` value of undefined removes that variable. */
-  docker(args: string[], cwd?: string, env?: Record<string, string | undefined>): RunResult;
+  docker(args: string[], cwd?: string, env?: Record<string, string | undefined>, input?: string | Buffer): RunResult;
 }
 
 /** Creates the remote builder on `buildkitHost` (throws with buildx's words if it cannot). */
@@ -24,7 +24,7 @@ export function remoteBuildx(buildkitHost: string, name: string): Buildx {
   const dockerConfig = tempDir("bk-buildx-config-");
   mkdirSync(join(dockerConfig, "cli-plugins"));
   symlinkSync(buildxBinary(), join(dockerConfig, "cli-plugins", "docker-buildx"));
-  const docker = (args: string[], cwd?: string, env: Record<string, string | undefined> = {}): RunResult => {
+  const docker = (args: string[], cwd?: string, env: Record<string, string | undefined> = {}, input?: string | Buffer): RunResult => {
     const t = Date.now();
     const all: Record<string, string | undefined> = {
       PATH: process.env["PATH"],
@@ -38,10 +38,11 @@ export function remoteBuildx(buildkitHost: string, name: string): Buildx {
       cwd,
       env: Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined)),
       timeout: 120_000,
+      input,
     });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr + (r.error?.message ?? ""), ms: Date.now() - t };
   };
   const r = docker(["buildx", "create", "--driver", "remote", "--name", name, buildkitHost]);
   if (r.code !== 0) throw new Error(`docker buildx create failed: ${r.stderr}`);
-  return { dockerConfig, docker, build: (args, cwd, env) => docker(["buildx", "build", "--builder", name, ...args], cwd, env) };
+  return { dockerConfig, docker, build: (args, cwd, env, input) => docker(["buildx", "build", "--builder", name, ...args], cwd, env, input) };
 }

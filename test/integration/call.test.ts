@@ -6,6 +6,7 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { BuildKitClient, UnsupportedSubrequestError, type CheckResult } from "../../src/index.js";
 import { runCli, testEnv, type RunResult } from "../helpers/env.js";
 import { remoteBuildx, type Buildx } from "../helpers/buildx.js";
@@ -265,4 +266,24 @@ test("a daemon whose frontend predates subrequests (the test Engine's BuildKit):
   }
   await using client = await BuildKitClient.connect({ address: `docker+${env.docker.host}`, env: {} });
   await assert.rejects(client.check({ context: dir }), (e: unknown) => e instanceof UnsupportedSubrequestError && e.subrequest === "frontend.lint");
+});
+
+test("--call check with the Dockerfile on stdin: named as buildx names it: stdin for -f -, -/Dockerfile for an archive on stdin", () => {
+  const dir = fileTree("bk-call-stdin-", { "hello.txt": "hi\n", Dockerfile: LINTY });
+  const tar = spawnSync("tar", ["-c", "-f", "-", "Dockerfile", "hello.txt"], { cwd: dir }).stdout;
+  const cases: Array<[string[], string | Buffer, RegExp]> = [
+    [["--call", "check", "-f", "-", "."], LINTY, /^stdin:\d+$/m],
+    [["--call", "check", "-"], tar, /^-\/Dockerfile:\d+$/m],
+  ];
+  for (const [args, input, name] of cases) {
+    const a = oracle!.build(args, dir, {}, input);
+    const b = runCli(["build", ...args], { cwd: dir, env: { BUILDKIT_HOST: env.buildkitHost }, input });
+    same(a, b, args.join(" "));
+    assert.match(b.stdout, name, b.stdout);
+  }
+  // A bare Dockerfile as the context `-`: buildx names the empty temporary directory it makes (/tmp/empty-dirNNN/Dockerfile); we say -/Dockerfile.
+  const a = oracle!.build(["--call", "check", "-"], dir, {}, LINTY);
+  const b = runCli(["build", "--call", "check", "-"], { cwd: dir, env: { BUILDKIT_HOST: env.buildkitHost }, input: LINTY });
+  assert.equal(b.stdout, a.stdout.replace(/^\/tmp\/empty-dir\d+\/Dockerfile:/gm, "-/Dockerfile:"));
+  assert.equal(b.code, a.code);
 });
