@@ -9,11 +9,11 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BuildKitClient, BuildKitPool, ConnectionError, UsageError, type Build, type Vertex } from "../../src/index.js";
-import { testEnv } from "../helpers/env.js";
-import { fileTree } from "../helpers/files.js";
+import { runCliAsync, testEnv } from "../helpers/env.js";
+import { fileTree, tempDir } from "../helpers/files.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 import { startBuildkitd, type Buildkitd } from "../helpers/buildkitd.js";
 import { startSshd, type Sshd } from "../helpers/sshd.js";
@@ -100,6 +100,24 @@ test("pool: each platform goes to the node whose worker has it; no platform mean
         e.message,
       ),
   );
+});
+
+test("pool: a platform no node has natively goes to a node whose worker emulates it", async (t) => {
+  // Workers limited to linux/386 and to linux/arm64 still list the host's linux/amd64 after their own: emulated, for placement.
+  const [n386, nArm] = await Promise.all([startBuildkitd(t, { platforms: ["linux/386"] }), startBuildkitd(t, { platforms: ["linux/arm64"] })]);
+  await using pool = await BuildKitPool.connect({
+    nodes: [
+      { name: "n386", address: n386.address },
+      { name: "narm", address: nArm.address },
+    ],
+  });
+  const info = await pool.info();
+  for (const n of info.nodes) assert.ok(n.platforms.includes("linux/amd64") && !n.native.includes("linux/amd64"), `${n.name}: ${n.platforms.join(",")}`);
+  const ctx = fileTree("bk-pool-emulated-", { Dockerfile: "FROM scratch\nCOPY f /f\n", f: randomUUID() }, t);
+  const [where] = await pool.placement({ context: ctx, platforms: ["linux/amd64"] });
+  const result = await pool.build({ context: ctx, platforms: ["linux/amd64"] }).result;
+  assert.equal(result.node?.name, where?.node);
+  assert.ok(await ranOn(pool, result.node!.name, result.ref));
 });
 
 test("pool: the same build goes to the same node and is CACHED there; 30 contexts spread over 3 nodes, none with more than half", async (t) => {
@@ -444,4 +462,44 @@ test("pool: a Docker Engine is a node like any other", async (t) => {
     seen.add((await pool.build({ context: ctx }).result).node!.name);
   }
   assert.deepEqual([...seen].sort(), ["bk", "engine"]);
+});
+
+test("CLI: build --builder over two single-platform nodes, --platform both, --push: the metadata file's digest is the registry's index digest", async (t) => {
+  const [n386, nAmd] = await Promise.all([startBuildkitd(t, { platforms: ["linux/386"] }), startBuildkitd(t, { platforms: ["linux/amd64"] })]);
+  const config = tempDir("bk-pool-cli-config-", t);
+  const cli = (args: string[]) =>
+    runCliAsync(args, {
+      env: { XDG_CONFIG_HOME: config, DOCKER_CONFIG: join(config, "docker"), BK_BUILDER: undefined, BUILDKIT_HOST: undefined, BUILDX_CONFIG: undefined },
+    });
+  for (const [i, d] of [n386, nAmd].entries()) {
+    const r = await cli(["builder", "create", "split", d.address, "--node", i === 0 ? "n386" : "namd", ...(i ? ["--append"] : [])]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const ctx = fileTree("bk-pool-cli-", { Dockerfile: "FROM scratch\nCOPY f /f\n", f: randomUUID() }, t);
+  const repo = "bk-test/pool-cli";
+  const tag = randomUUID().slice(0, 8);
+  const meta = join(tempDir("bk-pool-cli-meta-", t), "metadata.json");
+  const r = await cli([
+    "build",
+    "--builder",
+    "split",
+    "--progress",
+    "plain",
+    "--platform",
+    "linux/amd64,linux/386",
+    "--push",
+    "-t",
+    `${env.registry}/${repo}:${tag}`,
+    "--metadata-file",
+    meta,
+    ctx,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const metadata = JSON.parse(readFileSync(meta, "utf8")) as Record<string, unknown>;
+  const index = await getDocument(env.registry, repo, tag);
+  assert.equal(metadata["containerimage.digest"], index.digest, JSON.stringify(metadata));
+  // buildx's default provenance is on in the CLI: each part's attestation manifest is in the merged index.
+  const kinds = index.manifests!.map((d) => d.annotations?.["vnd.docker.reference.type"] ?? `image ${d.platform?.architecture}`).sort();
+  assert.deepEqual(kinds, ["attestation-manifest", "attestation-manifest", "image 386", "image amd64"]);
+  assert.deepEqual(await configPlatforms(repo, index.digest), ["linux/386", "linux/amd64"]);
 });
