@@ -391,14 +391,16 @@ export class BuildKitPool {
           });
         }
         const { slot } = placed[0]!;
+        const seen = { reported: false };
         try {
-          const result = await this.#start(slot, options, retried ? newId() : ref, progress, ac.signal);
+          const result = await this.#start(slot, options, retried ? newId() : ref, progress, ac.signal, seen);
           return result;
         } catch (e) {
           if (ac.signal.aborted) throw e;
           const failure = nodeFailure(e);
-          if (failure === "unreached") {
-            // Nothing ran there: the node went away since its last answer.
+          // A connection lost before the node reported anything of this build: the node went away since its last
+          // answer (its old connection not yet seen closed); nothing observable ran there.
+          if (failure === "unreached" || (failure === "lost" && !seen.reported)) {
             this.#down(slot, e);
             this.#warned(slot);
             exclude.add(slot);
@@ -442,7 +444,14 @@ export class BuildKitPool {
   }
 
   /** Runs one build on `slot` (already counted busy), forwarding its progress; frees the slot when it ends. */
-  async #start(slot: Slot, options: BuildOptions, ref: string, progress: Queue<SolveStatus>, signal: AbortSignal): Promise<BuildResult> {
+  async #start(
+    slot: Slot,
+    options: BuildOptions,
+    ref: string,
+    progress: Queue<SolveStatus>,
+    signal: AbortSignal,
+    seen: { reported: boolean } = { reported: false },
+  ): Promise<BuildResult> {
     try {
       const inner = slot.client![startWithRef]({ ...options, signal }, ref);
       const state = { settled: false };
@@ -451,6 +460,7 @@ export class BuildKitPool {
       const pump = (async () => {
         try {
           for await (const s of inner.progress) {
+            seen.reported ||= fromDaemon(s);
             progress.push(s);
             // Slow the node's status stream down for a slow reader while the build runs, never after.
             if (!state.settled) await Promise.race([progress.waitBelow(PROGRESS_HIGH_WATER), woken]);
@@ -620,6 +630,11 @@ export class BuildKitPool {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Whether a progress update came from the daemon (not one of the client's own steps, whose vertices are named bk-build:...). */
+function fromDaemon(s: SolveStatus): boolean {
+  return s.statuses.length > 0 || s.logs.length > 0 || s.warnings.length > 0 || s.vertexes.some((v) => !v.digest.startsWith("bk-build:"));
 }
 
 /**
