@@ -46,6 +46,9 @@ const result = await build({
   format: "esm",
   target: "node20",
   external: ["ssh2"],
+  // Bundled CommonJS (tar-stream's streamx) requires Node builtins: esbuild's
+  // require shim in an ES module needs a `require` to call.
+  banner: { js: 'import { createRequire as __bkCreateRequire } from "node:module";\nconst require = __bkCreateRequire(import.meta.url);' },
   write: false,
   outfile: bin,
   sourcemap: "linked",
