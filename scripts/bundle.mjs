@@ -84,7 +84,14 @@ const [code, map] = (
 // The modules are ES modules, strict: so is the script (esbuild says so first; the loader puts it first in a function body).
 if (!code.text.startsWith('#!/bin/sh\n"use strict";')) throw new Error('esbuild\'s output does not start with the #! line and "use strict"');
 // The #! line goes (the loader runs the script); the map's lines move up one.
-const script = code.text.slice("#!/bin/sh\n".length);
+// ASCII, so that the loader reads it without UTF-8 decoding (about 3 of 4 ms
+// for 1.4 MB): esbuild escapes strings and identifiers; what it leaves as it
+// is (in regular expression literals and comments) is escaped here, the same
+// to JavaScript there. A backslash before such a character (an identity
+// escape in a regular expression) goes with it.
+const script = code.text
+  .slice("#!/bin/sh\n".length)
+  .replace(/(\\*)([^\x00-\x7f])/g, (_, bs, ch) => (bs.length % 2 ? bs.slice(1) : bs) + "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0"));
 const sourceMap = JSON.parse(map.text);
 if (!sourceMap.mappings.startsWith(";")) throw new Error("unexpected source map: its first line has mappings");
 sourceMap.mappings = sourceMap.mappings.slice(1);

@@ -48,7 +48,8 @@ export function compileCacheName(hash: string, argv: readonly string[]): string 
  */
 export function runBundle(bundle: URL, hash: string): void {
   const file = fileURLToPath(bundle);
-  const source = readFileSync(file, "utf8");
+  // ASCII (scripts/bundle.mjs escapes the rest): latin1 is the same text, without UTF-8 decoding.
+  const source = readFileSync(file, "latin1");
   const dir = compileCacheDir(file, process.env);
   const name = compileCacheName(hash, process.argv.slice(2));
   let cachedData: Buffer | undefined;
