@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // Regenerates src/gen from proto/:
-//   src/gen/descriptor.ts  the protobufjs JSON descriptor, loaded at run time
-//                          (no .proto parsing when the CLI starts)
+//   src/gen/codecs.ts      every message's encoder, decoder and object
+//                          converters, as protobufjs' reflection generates
+//                          them at run time, written out here instead (no
+//                          descriptor to load, no types to build and no code
+//                          to generate when the CLI starts), and every
+//                          service's methods with their message types
 //   src/gen/types/**       TypeScript interfaces of the messages, from
 //                          proto-loader-gen-types
 //   src/gen/methods.ts     every service's methods with their kind, path and
@@ -40,7 +44,9 @@ const out = check ? mkdtempSync(join(tmpdir(), "bk-gen-")) : join(root, "src", "
 if (!check) rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
-// 1. JSON descriptor.
+// 1. Codecs: what protobufjs' reflection builds at run time (Type.setup():
+// encoder, decoder, fromObject, toObject; the message constructor), from
+// the same generators, so the bytes and objects are the ones it produces.
 const pbRoot = new protobuf.Root();
 pbRoot.resolvePath = (_origin, target) => {
   // Well-known google/protobuf types come from protobufjs' bundled copies.
@@ -49,11 +55,121 @@ pbRoot.resolvePath = (_origin, target) => {
 };
 pbRoot.loadSync(protoFiles, { keepCase: true });
 pbRoot.resolveAll();
-const json = JSON.stringify(pbRoot.toJSON({ keepComments: false }), null, 1);
-writeFileSync(
-  join(out, "descriptor.ts"),
-  header + "// protobufjs JSON descriptor of every message and service in proto/.\n" + "export const descriptor: Record<string, unknown> = " + json + ";\n",
-);
+writeFileSync(join(out, "codecs.ts"), header + codecsModule(pbRoot));
+
+/** Every message type and enum under `ns`, depth first, in declaration order. */
+function typesOf(ns, types = [], enums = []) {
+  for (const nested of ns.nestedArray) {
+    if (nested instanceof protobuf.Type) types.push(nested);
+    else if (nested instanceof protobuf.Enum) enums.push(nested);
+    if (nested instanceof protobuf.Namespace) typesOf(nested, types, enums);
+  }
+  return { types, enums };
+}
+
+function codecsModule(root) {
+  const { types, enums } = typesOf(root);
+  // "$" cannot occur in a proto name: these identifiers never collide.
+  const id = (t) => "$" + t.fullName.slice(1).replace(/\./g, "$");
+  const lines = [
+    "// @ts-nocheck: generated JavaScript, checked by test/unit/codecs.test.ts against protobufjs' reflection.",
+    "// Every message's codec as protobufjs' reflection generates it at run time",
+    "// (Type.setup()), written out by scripts/generate.mjs, and every service's",
+    "// methods. The runtime (Reader, Writer, util) is protobufjs' minimal build.",
+    'import protobuf from "protobufjs/minimal.js";',
+    "",
+    "const { Reader, Writer, util } = protobuf;",
+    "",
+    "/** One message type's generated functions, as protobufjs' reflected Type has them. */",
+    "export interface MessageType {",
+    "  encode(message: object, writer?: protobuf.Writer): protobuf.Writer;",
+    "  decode(reader: protobuf.Reader | Uint8Array, length?: number): object;",
+    "  fromObject(object: Record<string, unknown>): object;",
+    "  toObject(message: object, options?: protobuf.IConversionOptions): Record<string, unknown>;",
+    "}",
+    "",
+    "/** A method: request type, response type, client streams, server streams. */",
+    "export type MethodTypes = readonly [string, string, boolean, boolean];",
+    "",
+  ];
+  for (const e of enums) {
+    // Enum.values: names to ids, over valuesById (ids to names), as toObject reads it.
+    const byId = Object.fromEntries(Object.entries(e.valuesById));
+    lines.push(`const ${id(e)} = { values: Object.assign(Object.create(${JSON.stringify(byId)}), ${JSON.stringify(e.values)}) };`);
+  }
+  /** A generated function's source with its scope made static: the referenced types by name, the constructor by name. */
+  const body = (t, gen, ctor = false) => {
+    const src = gen
+      .toString()
+      .replace(/^function [\w$]*\(/, "function (")
+      .replace(/(?<![\w$.])this\.ctor(?![\w$])/g, `${id(t)}.ctor`)
+      .replace(/(?<![\w$.])types\[(\d+)\]/g, (_, i) => id(t.fieldsArray[Number(i)].resolvedType));
+    // Identifiers here may hold "$", which \b does not count as part of a word.
+    if (/(?<![\w$.])types(?![\w$])/.test(src) || (!ctor && /(?<![\w$])this(?![\w$])/.test(src))) {
+      throw new Error(`${t.fullName}: generated code refers to its scope in a way this generator does not rewrite`);
+    }
+    return src;
+  };
+  for (const t of types) {
+    const name = id(t);
+    lines.push(`const ${name} = {} as MessageType;`);
+    lines.push(`${name}.ctor = ${body(t, protobuf.Type.generateConstructor(t), true)};`);
+    lines.push(`${name}.encode = ${body(t, protobuf.encoder(t))};`);
+    lines.push(`${name}.decode = ${body(t, protobuf.decoder(t))};`);
+    lines.push(`${name}.fromObject = ${body(t, protobuf.converter.fromObject(t))};`);
+    lines.push(`${name}.toObject = ${body(t, protobuf.converter.toObject(t))};`);
+  }
+  // google.protobuf.Any's wrapper (protobufjs' wrappers.js): fromObject takes
+  // the message itself, named by its full type name in "@type".
+  const any = types.find((t) => t.fullName === ".google.protobuf.Any");
+  if (any) {
+    lines.push(
+      `{`,
+      `  const fromObject = ${id(any)}.fromObject;`,
+      `  ${id(any)}.fromObject = function (object, depth) {`,
+      `    if (depth === undefined) depth = 0;`,
+      `    if (depth > util.recursionLimit) throw Error("max depth exceeded");`,
+      `    if (object && object["@type"]) {`,
+      `      const name = object["@type"].substring(object["@type"].lastIndexOf("/") + 1);`,
+      `      const type = messages[name.charAt(0) === "." ? name.slice(1) : name];`,
+      `      if (type) {`,
+      `        let type_url = object["@type"].charAt(0) === "." ? object["@type"].slice(1) : object["@type"];`,
+      `        if (type_url.indexOf("/") === -1) type_url = "/" + type_url;`,
+      `        return new ${id(any)}.ctor({ type_url, value: type.encode(type.fromObject(object, depth + 1)).finish() });`,
+      `      }`,
+      `    }`,
+      `    return fromObject(object, depth);`,
+      `  };`,
+      `}`,
+    );
+  }
+  lines.push("", "/** Every message type, by full name without the leading dot. */", "export const messages: Record<string, MessageType> = {");
+  for (const t of types) lines.push(`  ${JSON.stringify(t.fullName.slice(1))}: ${id(t)},`);
+  lines.push(
+    "};",
+    "",
+    "/** Every service's methods, by full service name then method name. */",
+    "export const services: Record<string, Record<string, MethodTypes>> = {",
+  );
+  const svcs = [];
+  (function collect(ns) {
+    for (const nested of ns.nestedArray) {
+      if (nested instanceof protobuf.Service) svcs.push(nested);
+      else if (nested instanceof protobuf.Namespace && !(nested instanceof protobuf.Type)) collect(nested);
+    }
+  })(root);
+  for (const svc of svcs) {
+    lines.push(`  ${JSON.stringify(svc.fullName.slice(1))}: {`);
+    for (const m of svc.methodsArray) {
+      m.resolve();
+      const t = [m.resolvedRequestType.fullName.slice(1), m.resolvedResponseType.fullName.slice(1), m.requestStream === true, m.responseStream === true];
+      lines.push(`    ${m.name}: ${JSON.stringify(t)},`);
+    }
+    lines.push("  },");
+  }
+  lines.push("};", "");
+  return lines.join("\n");
+}
 
 // 2. TypeScript interfaces of the messages. Without --grpcLib there are no
 // per-.proto aggregator files; the service files (proto-loader's

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: `npm test` (all), `npm run test:unit`, `npm run test:integration`.
 #
-# Builds (which type-checks), checks that src/gen matches proto/, lints and
+# Builds (which type-checks; the CLI is bundled as `npm run build` does), checks that src/gen matches proto/, lints and
 # checks the formatting, runs the unit
 # tests, and runs the integration tests against a real buildkitd and registry:
 # the ones named by BUILDKIT_HOST and BK_TEST_REGISTRY when both are set,
@@ -14,8 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 
-echo "== build and type check" >&2
+echo "== build and type check, bundle the CLI" >&2
 npx tsc -p tsconfig.json
+node scripts/bundle.mjs
 echo "== generated code matches proto/" >&2
 node scripts/generate.mjs --check
 echo "== lint (eslint) and format (prettier --check)" >&2

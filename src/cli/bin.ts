@@ -28,7 +28,18 @@ const onSignal = (sig: NodeJS.Signals): void => {
 };
 for (const sig of Object.keys(codes) as NodeJS.Signals[]) process.on(sig, onSignal);
 
-process.exitCode = await main(
+// Not a top-level await: the bundle (scripts/bundle.mjs) runs this file as a
+// script, to use a V8 code cache. As a pending top-level await would, a
+// promise still unsettled when the event loop empties exits 13 (beforeExit:
+// not on process.exit(), a second signal's).
+let settled = false;
+const onBeforeExit = (): void => {
+  if (settled) return;
+  process.stderr.write("Warning: Detected unsettled top-level await\n");
+  process.exitCode = 13;
+};
+process.once("beforeExit", onBeforeExit);
+void main(
   process.argv.slice(2),
   {
     out: (t) => void process.stdout.write(t),
@@ -62,5 +73,9 @@ process.exitCode = await main(
     signal: ac.signal,
   },
   () => code,
-);
-for (const sig of Object.keys(codes) as NodeJS.Signals[]) process.off(sig, onSignal);
+).then((exitCode) => {
+  settled = true;
+  process.off("beforeExit", onBeforeExit);
+  process.exitCode = exitCode;
+  for (const sig of Object.keys(codes) as NodeJS.Signals[]) process.off(sig, onSignal);
+});
