@@ -172,6 +172,8 @@ export function serviceBuildOptions(
   if (svc.image !== undefined) checkImageName(svc.image, "image", `in ${where}`);
   for (const tag of b.tags) checkImageName(tag, "build.tags entry", `in ${where}`);
   for (const p of b.platforms) checkPlatform(p, `${where} build.platforms entry`);
+  // What the files append twice, bake (Target.normalize) builds once.
+  const unique = <T>(xs: T[]): T[] => [...new Map(xs.map((x) => [JSON.stringify(x), x])).values()];
   let cleanup = (): void => undefined;
   // A remote context (git, https) keeps its Dockerfile path as written: it is a path inside the context.
   let dockerfile = b.dockerfile === undefined ? undefined : isAbsolute(b.context) ? resolve(b.context, b.dockerfile) : b.dockerfile;
@@ -183,7 +185,9 @@ export function serviceBuildOptions(
   }
   const secrets: Record<string, SecretSource> = {};
   for (const s of b.secrets) {
-    const def = project.secrets[s.source]!;
+    const def = project.secrets[s.source];
+    // The loader checks the active services; a named inactive one is checked here.
+    if (!def) throw new UsageError(`${where} refers to undefined build secret ${s.source}; define it under the top-level secrets:`);
     const id = s.target ?? s.source;
     if (def.external)
       throw new UsageError(`${where}: secret "${s.source}" is external; external secrets do not exist at build time; define it with file: or environment:`);
@@ -233,21 +237,21 @@ export function serviceBuildOptions(
     target: b.target,
     buildArgs: serviceBuildArgs(b, opts),
     labels: composeLabels(project, svc),
-    platforms: b.platforms,
+    platforms: unique(b.platforms),
     buildContexts,
     secrets,
     ssh,
     tags: imagesOf(svc),
     push,
-    cacheFrom: b.cacheFrom.flatMap((c) => localCacheIn(parseCacheEntries(c, `${where} build.cache_from`), project.directory)),
-    cacheTo: b.cacheTo.flatMap((c) => localCacheIn(parseCacheEntries(c, `${where} build.cache_to`), project.directory)),
+    cacheFrom: unique(b.cacheFrom.flatMap((c) => localCacheIn(parseCacheEntries(c, `${where} build.cache_from`), project.directory))),
+    cacheTo: unique(b.cacheTo.flatMap((c) => localCacheIn(parseCacheEntries(c, `${where} build.cache_to`), project.directory))),
     env: project.environment,
     registryAuth: opts.registryAuth,
     signal: opts.signal,
     frontendAttrs: attrs,
   };
   if (b.noCache || opts.noCache) options.noCache = true;
-  else if (b.noCacheFilter.length) options.noCache = b.noCacheFilter;
+  else if (b.noCacheFilter.length) options.noCache = unique(b.noCacheFilter);
   const allowed = [...new Set([...entitlements, ...b.entitlements])];
   if (allowed.length) options.entitlements = allowed;
   const attestations = serviceAttestations(b, opts, where);

@@ -4,7 +4,8 @@
  * pkg/compose/build_bake.go: bakeConfig, bakeTarget): every service with a
  * build section is a target, the services to build are the default group.
  */
-import { parseBytes } from "../units.js";
+import { realpathSync } from "node:fs";
+import { basename, dirname, isAbsolute, join } from "node:path";
 import { bakeAttests, composeLabels, defaultImageName, serviceBuildArgs, type ComposeBuildOptions } from "./build.js";
 import type { ComposeProject, ComposeService } from "./load.js";
 
@@ -64,6 +65,17 @@ function nonEmpty<T>(a: T[]): T[] | undefined {
   return a.length ? a : undefined;
 }
 
+/** docker compose's dockerFilePath: a local context's Dockerfile as an absolute path, its directory's symlinks resolved. */
+function dockerFilePath(context: string, dockerfile: string | undefined): string | undefined {
+  if (dockerfile === undefined || !isAbsolute(context)) return dockerfile;
+  const path = isAbsolute(dockerfile) ? dockerfile : join(context, dockerfile);
+  try {
+    return join(realpathSync(dirname(path)), basename(path));
+  } catch {
+    return path;
+  }
+}
+
 function target(project: ComposeProject, svc: ComposeService, names: Map<string, string>, opts: ComposeBuildOptions): BakeTarget {
   const b = svc.build!;
   const contexts: Record<string, string> = {};
@@ -77,19 +89,21 @@ function target(project: ComposeProject, svc: ComposeService, names: Map<string,
     return `id=${id},type=file,src=${def?.file ?? ""}`;
   });
   const ssh = [...Object.entries(b.ssh), ...Object.entries(opts.ssh ?? {})].map(([id, path]) => `${id}=${path ?? ""}`);
+  // toBakeExtraHosts: each host's addresses joined by ",".
   const extraHosts: Record<string, string> = {};
   for (const h of b.extraHosts) {
-    const i = h.search(/[=:]/);
-    if (i > 0) extraHosts[h.slice(0, i)] = h.slice(i + 1);
+    const i = h.indexOf("=");
+    const host = h.slice(0, i);
+    extraHosts[host] = extraHosts[host] === undefined ? h.slice(i + 1) : `${extraHosts[host]},${h.slice(i + 1)}`;
   }
   const image = svc.image ?? defaultImageName(project, svc.name);
   const push = opts.push === true && svc.image !== undefined;
   const output = b.platforms.length > 1 ? [`type=image,push=${push}`] : push ? ["type=registry"] : ["type=docker"];
-  const shm = b.shmSize === undefined ? undefined : parseBytes(b.shmSize, "build.shm_size");
+  const shm = b.shmSize === undefined ? 0 : Number(b.shmSize);
   const t: BakeTarget = {
     context: b.context,
     contexts: sorted(contexts),
-    dockerfile: b.dockerfile,
+    dockerfile: dockerFilePath(b.context, b.dockerfile),
     "dockerfile-inline": b.dockerfileInline === undefined ? undefined : escapeBake(b.dockerfileInline),
     args: sorted(args),
     labels: sorted(composeLabels(project, svc)),
@@ -104,7 +118,7 @@ function target(project: ComposeProject, svc: ComposeService, names: Map<string,
     "no-cache": b.noCache || opts.noCache ? true : undefined,
     network: b.network,
     "no-cache-filter": nonEmpty(b.noCacheFilter),
-    "shm-size": shm ? Number(shm) : undefined,
+    "shm-size": shm || undefined,
     ulimits: nonEmpty(b.ulimits),
     entitlements: nonEmpty(b.entitlements),
     "extra-hosts": sorted(extraHosts),

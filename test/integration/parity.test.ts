@@ -99,7 +99,8 @@ test("compose: extends from another file and include of a sub-project build with
       "common/base.yaml": "services:\n  base:\n    build:\n      context: ./ctx\n      args: [WHO=base, RUN_ID]\n",
       "common/ctx/Dockerfile": `FROM ${busybox}\nARG WHO\nARG RUN_ID\nCOPY marker.txt /\nRUN echo "who=$WHO run=$RUN_ID $(cat /marker.txt)"\n`,
       "common/ctx/marker.txt": "from-common-ctx\n",
-      "tools/compose.yaml": "services:\n  tool:\n    build:\n      context: .\n      args: [TOOL_NOTE]\n",
+      // The include's .env is for interpolating its files (a bare arg takes the project's environment, as docker compose's).
+      "tools/compose.yaml": "services:\n  tool:\n    build:\n      context: .\n      args: ['TOOL_NOTE=${TOOL_NOTE}']\n",
       "tools/.env": `TOOL_NOTE=tool-env-${run}\n`,
       "tools/Dockerfile": `FROM ${busybox}\nARG TOOL_NOTE\nRUN echo "note=$TOOL_NOTE"\n`,
     },

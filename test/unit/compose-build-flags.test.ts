@@ -9,6 +9,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { realpathSync } from "node:fs";
+import { join } from "node:path";
 import { loadCompose } from "../../src/compose/load.js";
 import { planCompose, serviceBuildOptions } from "../../src/compose/build.js";
 import { composeBakeDefinition } from "../../src/compose/print.js";
@@ -94,7 +96,8 @@ test("keys compose cannot honour through BuildKit are errors naming them, not si
   assert.match(bad("      context: .\n      isolation: hyperv\n"), /build\.isolation "hyperv" is a Windows container setting BuildKit does not apply/);
   assert.match(bad("      context: .\n      entitlements: [network.bridge]\n"), /build\.entitlements entry "network\.bridge" is not one of network\.host/);
   assert.match(bad('      context: .\n      privileged: "maybe"\n'), /build\.privileged: "maybe" is not a boolean/);
-  assert.match(bad("      context: .\n      provenance: [a]\n"), /build\.provenance must be a string, not a list/);
+  // compose-spec's type for provenance (string or boolean), in compose-go's words.
+  assert.match(bad("      context: .\n      provenance: [a]\n"), /services\.app\.build\.provenance must be a boolean or a string/);
 });
 
 test("--with-dependencies adds depends_on transitively (services without a build section are not built); without it, only the named", () => {
@@ -155,6 +158,8 @@ test("--print: docker compose's bake definition: every build a target (dots made
   assert.deepEqual(Object.keys(def.target), ["api", "worker", "worker_jobs"]);
   assert.deepEqual(def.target["api"], {
     context: p.directory,
+    // compose-go's default Dockerfile, as docker compose's dockerFilePath gives it to bake: absolute, symlinks resolved.
+    dockerfile: join(realpathSync(p.directory), "Dockerfile"),
     args: { A: "1", B: "<&>", PRICE: "$5", T: "$${HOME}" },
     labels: { "com.docker.compose.project": "shop", "com.docker.compose.service": "api", owner: "team" },
     tags: ["reg/api:1"],
@@ -264,4 +269,9 @@ test("!reset and !override in a later file, as compose-go's ResetProcessor (merg
   assert.deepEqual(bar.tags, ["reg/bar:3"], "!override replaces instead of the union");
   assert.equal(bar.target, undefined);
   assert.equal(bar.context, dir, "untagged keys still merge");
+  // A !reset item of a sequence leaves its own file's list (compose-go's resolveContainer); an earlier file's list is not touched.
+  const seq = fileTree("bk-compose-reset-seq-", {
+    "compose.yaml": "services:\n  a:\n    build:\n      context: .\n      tags: [reg/a:1, !reset reg/a:2, reg/a:3]\n",
+  });
+  assert.deepEqual(loadCompose({ workingDir: seq, env: {} }).services[0]!.build!.tags, ["reg/a:1", "reg/a:3"]);
 });

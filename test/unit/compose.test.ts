@@ -100,7 +100,7 @@ test("discovery upwards, .env interpolation, args as list and map, ssh list and 
   assert.deepEqual(app!.build!.ssh, { default: null, deploy: join(dir, "keys", "id") });
   assert.deepEqual(other!.build!.args, { A: "hello" });
   assert.deepEqual(other!.build!.ssh, { default: null, deploy: "/home/u/k" });
-  assert.deepEqual(other!.build!.extraHosts, ["a.example:10.0.0.1"]);
+  assert.deepEqual(other!.build!.extraHosts, ["a.example=10.0.0.1"], "HOST:IP read as compose-go's HostsList, one host=ip per address");
   // A bare label is a label without a value, not an environment lookup.
   assert.deepEqual(other!.build!.labels, { FROM_SHELL: "", k: "v" });
   assert.equal(
@@ -113,7 +113,7 @@ test("discovery upwards, .env interpolation, args as list and map, ssh list and 
   );
 });
 
-test("several -f files merge: build keys override, args merge by key, tags union, secrets by source", () => {
+test("several -f files merge: build keys override, args merge by key, tags union, build secrets appended", () => {
   const dir = project({
     "a.yaml":
       "services:\n  app:\n    build:\n      context: .\n      target: one\n      args: {X: '1', Y: '1'}\n      tags: [t1]\n      secrets: [s1]\nsecrets:\n  s1: {file: ./s1.txt}\n  s2: {environment: TOKEN}\n",
@@ -125,7 +125,8 @@ test("several -f files merge: build keys override, args merge by key, tags union
   assert.equal(b.target, "two");
   assert.deepEqual(b.args, { X: "1", Y: "2", Z: "3" });
   assert.deepEqual(b.tags, ["t1", "t2"]);
-  assert.deepEqual(b.secrets, [{ source: "s1", target: "renamed" }, { source: "s2" }]);
+  // compose-go appends a later file's build secrets (no unicity rule for them): s1 is mounted under both ids.
+  assert.deepEqual(b.secrets, [{ source: "s1" }, { source: "s1", target: "renamed" }, { source: "s2" }]);
   assert.equal(p.secrets["s1"]!.file, join(dir, "s1.txt"));
 });
 
@@ -543,7 +544,7 @@ test("extends: a service in the same file or another, chains, own keys over the 
   assert.throws(() => loadCompose({ workingDir: noFile, env: {} }), /extends names .*gone\.yaml, which does not exist/);
 });
 
-test("include: another project's services join this one, with paths and .env of its own; conflicts and cycles are named", () => {
+test("include: another project's services join this one, with paths and .env of its own; one defined on both sides merges; cycles are named", () => {
   const dir = project({
     "compose.yaml": [
       "include:",
@@ -557,7 +558,7 @@ test("include: another project's services join this one, with paths and .env of 
     ].join("\n"),
     "lib/compose.yaml": "services:\n  lib:\n    image: reg/${COMPOSE_PROJECT_NAME}-lib:${LIB_TAG}\n    build: ./src\n",
     "lib/.env": "LIB_TAG=from-lib-env\n",
-    "other/compose.yaml": "services:\n  other:\n    build:\n      context: .\n      args: [X]\n",
+    "other/compose.yaml": "services:\n  other:\n    build:\n      context: .\n      args: [X, 'Y=${X}']\n",
     "other.env": "X=from-other-env\n",
   });
   const p = loadCompose({ workingDir: dir, env: {} });
@@ -566,15 +567,23 @@ test("include: another project's services join this one, with paths and .env of 
   const lib = p.services.find((s) => s.name === "lib")!;
   assert.equal(lib.build!.context, join(dir, "lib", "src"), "relative to the included file");
   assert.equal(lib.image, `reg/${p.name}-lib:from-lib-env`, "its own .env, the parent's project name");
-  assert.equal(p.services.find((s) => s.name === "other")!.build!.args["X"], "from-other-env");
+  // The include's env_file is for interpolating its files; a bare arg takes the project's environment, as compose-go's normalize.
+  assert.deepEqual(p.services.find((s) => s.name === "other")!.build!.args, { Y: "from-other-env" });
 
-  const clash = project({ "compose.yaml": "include: [./b.yaml]\nservices:\n  x:\n    build: .\n", "b.yaml": "services:\n  x:\n    build: .\n" });
-  assert.throws(() => loadCompose({ workingDir: clash, env: {} }), /service "x" is defined here and in the included .*b\.yaml/);
+  // compose-go's importResources: this file's definition merged over the included one.
+  const clash = project({
+    "compose.yaml": "include: [./b.yaml]\nservices:\n  x:\n    build:\n      target: mine\n",
+    "b.yaml": "services:\n  x:\n    build:\n      context: ./sub\n      target: theirs\n",
+  });
+  const merged = loadCompose({ workingDir: clash, env: {} }).services;
+  assert.equal(merged.length, 1);
+  assert.equal(merged[0]!.build!.target, "mine");
+  assert.equal(merged[0]!.build!.context, join(clash, "sub"), "the included file's path, made absolute there");
   const loop = project({
     "compose.yaml": "include: [./b.yaml]\nservices:\n  x:\n    build: .\n",
     "b.yaml": "include: [./compose.yaml]\nservices:\n  y:\n    build: .\n",
   });
-  assert.throws(() => loadCompose({ workingDir: loop, env: {} }), /include makes a cycle through .*compose\.yaml/);
+  assert.throws(() => loadCompose({ workingDir: loop, env: {} }), /include cycle detected: .*compose\.yaml includes .*b\.yaml includes .*compose\.yaml/);
   const gone = project({ "compose.yaml": "include: [./nope.yaml]\nservices: {}\n" });
   assert.throws(() => loadCompose({ workingDir: gone, env: {} }), /include names .*nope\.yaml, which does not exist/);
 });
