@@ -379,11 +379,16 @@ test("pool: a split build that is not a push is one line, before anything runs",
 
 test("pool: compose services spread over the nodes; a service: context reaches a dependent on another node", async (t) => {
   const daemons = await nodes(t, 2);
-  await using pool = await BuildKitPool.connect({ nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })) });
+  // A high busy threshold: the services build at once, and placement must follow the hash alone for the check below.
+  await using pool = await BuildKitPool.connect({
+    nodes: daemons.map((d, i) => ({ name: `n${i + 1}`, address: d.address })),
+    placement: { maxActivePerNode: 64 },
+  });
   const run = randomUUID();
   const dir = fileTree("bk-pool-compose-", {}, t);
   const names = [{ id: "n1" }, { id: "n2" }];
-  const home = (sub: string): string => rendezvousOrder(placementKey({ context: join(dir, sub) }), names)[0]!.id;
+  // Compose sends each service's context and its Dockerfile (default CONTEXT/Dockerfile) as absolute paths.
+  const home = (sub: string): string => rendezvousOrder(placementKey({ context: join(dir, sub), dockerfile: join(dir, sub, "Dockerfile") }), names)[0]!.id;
   // The dependent's directory is picked so that the hash puts it on the other node from s0's.
   const last = Array.from({ length: 64 }, (_, i) => `last${i}`).find((d) => home(d) !== home("s0"))!;
   const services = Array.from({ length: 6 }, (_, i) => `s${i}`);
