@@ -9,7 +9,8 @@ import { sshDialer, type SshOptions } from "./transport/ssh-dial.js";
 import type { ComposeLoadOptions } from "./compose/load.js";
 import type { ComposeBuildOptions, ComposeCheckResult, ComposeServiceResult } from "./compose/build.js";
 import { startBuild, type Build } from "./solve/solve.js";
-import type { BuildOptions } from "./solve/options.js";
+import type { BuildOptions, ResolvedBuild } from "./solve/options.js";
+import { WorkSet } from "./work.js";
 import type { CheckResult, OutlineResult, TargetsResult } from "./gateway/results.js";
 import type { SubrequestMetadata, SubrequestName } from "./gateway/subrequest.js";
 import { recordFromWire, summarize, versionFromWire, workerFromWire } from "./convert.js";
@@ -108,7 +109,7 @@ export class BuildKitClient {
   readonly #engine: EngineInfo | undefined;
   /** Aborted by close(): cancels the builds still running. */
   readonly #closing = new AbortController();
-  readonly #builds = new Set<Promise<unknown>>();
+  readonly #builds = new WorkSet();
   #closed: Promise<void> | undefined;
 
   private constructor(conn: Connection, timeoutMs: number, engine?: EngineInfo) {
@@ -358,10 +359,10 @@ export class BuildKitClient {
     return this.#track(startBuild(this.#conn, options, this.#closing.signal));
   }
 
-  /** @internal client.build() under a given ref (builder pools). */
-  [startWithRef](options: BuildOptions, ref: string): Build {
+  /** @internal client.build() under a given ref, with its options already resolved (builder pools). */
+  [startWithRef](options: BuildOptions, ref: string, resolved?: ResolvedBuild): Build {
     this.#check();
-    return this.#track(startBuild(this.#conn, options, this.#closing.signal, ref));
+    return this.#track(startBuild(this.#conn, options, this.#closing.signal, { ref, resolved }));
   }
 
   /**
@@ -403,13 +404,7 @@ export class BuildKitClient {
 
   /** Keeps `work` in the set close() waits for until it settles; returns it. */
   #tracked<T>(work: Promise<T>): Promise<T> {
-    const settled = work.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#builds.add(settled);
-    void settled.then(() => this.#builds.delete(settled));
-    return work;
+    return this.#builds.track(work);
   }
 
   /**
@@ -455,7 +450,7 @@ export class BuildKitClient {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort(new BuildKitError("the BuildKitClient was closed", { code: "CANCELLED" }));
-      await Promise.all(this.#builds);
+      await this.#builds.settled();
       await this.#conn.close();
     })();
     return this.#closed;

@@ -17,9 +17,10 @@ import { TransportError } from "../grpc/client.js";
 import { Queue } from "../queue.js";
 import { linkSignals } from "../signals.js";
 import { newId } from "../session/id.js";
-import { resolveBuild, type BuildOptions } from "../solve/options.js";
+import { resolveBuild, type BuildOptions, type ResolvedBuild } from "../solve/options.js";
 import { checkPlatform, hostPlatform, normalizePlatform } from "../solve/platform.js";
-import type { Build, BuildResult } from "../solve/solve.js";
+import { buildHandle, type Build, type BuildResult } from "../solve/solve.js";
+import { WorkSet } from "../work.js";
 import type { SolveStatus } from "../progress/status.js";
 import type { TlsOptions } from "../transport/address.js";
 import type { SshOptions } from "../transport/ssh-dial.js";
@@ -140,7 +141,7 @@ export class BuildKitPool {
   readonly #connect: Omit<ConnectOptions, "address" | "tls" | "ssh" | "signal">;
   readonly #warn: (message: string) => void;
   readonly #closing = new AbortController();
-  readonly #work = new Set<Promise<unknown>>();
+  readonly #work = new WorkSet();
   readonly #refs = new Map<string, Slot>();
   readonly #name: string;
   #closed: Promise<void> | undefined;
@@ -365,7 +366,7 @@ export class BuildKitPool {
     const progress = new Queue<SolveStatus>("build.progress");
     const ac = new AbortController();
     const unlink = linkSignals(ac, [options.signal, this.#closing.signal]);
-    const platforms = [...new Set((options.platforms ?? []).map((p) => normalizePlatform(p)))];
+    const platforms = platformsOf(options);
     const key = placementKey(options);
     const replayable = typeof options.context === "string" || options.context === undefined;
     const run = async (): Promise<BuildResult> => {
@@ -393,7 +394,8 @@ export class BuildKitPool {
         const { slot } = placed[0]!;
         const seen = { reported: false };
         try {
-          const result = await this.#start(slot, options, retried ? newId() : ref, progress, ac.signal, seen);
+          // The options were resolved (and checked) once, in build(): the node's build reuses that.
+          const result = await this.#start(slot, options, retried ? newId() : ref, progress, ac.signal, { seen, resolved });
           return result;
         } catch (e) {
           if (ac.signal.aborted) throw e;
@@ -426,21 +428,9 @@ export class BuildKitPool {
       unlink();
       progress.close();
     });
-    result.catch(() => undefined);
-    void this.#tracked(result);
-    const cancel = (reason?: unknown): void => {
-      ac.abort(reason ?? new BuildKitError("the build was cancelled", { code: "CANCELLED" }));
-    };
-    return {
-      ref,
-      progress,
-      result,
-      cancel,
-      async [Symbol.asyncDispose]() {
-        cancel();
-        await result.catch(() => undefined);
-      },
-    };
+    const build = buildHandle(ref, progress, result, ac);
+    void this.#work.track(result);
+    return build;
   }
 
   /** Runs one build on `slot` (already counted busy), forwarding its progress; frees the slot when it ends. */
@@ -450,10 +440,11 @@ export class BuildKitPool {
     ref: string,
     progress: Queue<SolveStatus>,
     signal: AbortSignal,
-    seen: { reported: boolean } = { reported: false },
+    extra: { seen?: { reported: boolean }; resolved?: ResolvedBuild } = {},
   ): Promise<BuildResult> {
+    const seen = extra.seen ?? { reported: false };
     try {
-      const inner = slot.client![startWithRef]({ ...options, signal }, ref);
+      const inner = slot.client![startWithRef]({ ...options, signal }, ref, extra.resolved);
       const state = { settled: false };
       let wake: () => void = () => undefined;
       const woken = new Promise<void>((r) => (wake = r));
@@ -488,25 +479,14 @@ export class BuildKitPool {
     if (this.#refs.size > REF_MEMORY) this.#refs.delete(this.#refs.keys().next().value!);
   }
 
-  /** Keeps `work` in the set close() waits for until it settles. */
-  #tracked<T>(work: Promise<T>): Promise<T> {
-    const settled = work.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#work.add(settled);
-    void settled.then(() => this.#work.delete(settled));
-    return work;
-  }
-
   /** Runs `fn` with the client of the node `options` are placed on (a subrequest). */
   async #onePlaced<T>(options: BuildOptions, fn: (client: BuildKitClient) => Promise<T>): Promise<T> {
     this.#check();
-    const platforms = [...new Set((options.platforms ?? []).map((p) => normalizePlatform(p)))];
+    const platforms = platformsOf(options);
     const [placed] = await this.#place(placementKey(options), platforms.slice(0, 1));
     const slot = placed!.slot;
     try {
-      return await this.#tracked(fn(slot.client!));
+      return await this.#work.track(fn(slot.client!));
     } finally {
       slot.active--;
     }
@@ -519,7 +499,7 @@ export class BuildKitPool {
    */
   async placement(options: BuildOptions): Promise<Array<{ node: string; platforms: string[] }>> {
     this.#check();
-    const platforms = [...new Set((options.platforms ?? []).map((p) => normalizePlatform(p)))];
+    const platforms = platformsOf(options);
     const placed = await this.#place(placementKey(options), platforms, new Set(), false);
     return placed.map((p) => ({ node: p.slot.name, platforms: p.platforms }));
   }
@@ -621,7 +601,7 @@ export class BuildKitPool {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort(new BuildKitError("the BuildKitPool was closed", { code: "CANCELLED" }));
-      await Promise.all(this.#work);
+      await this.#work.settled();
       await Promise.all(this.#slots.flatMap((s) => (s.client ? [s.client.close()] : [])));
     })();
     return this.#closed;
@@ -630,6 +610,11 @@ export class BuildKitPool {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** A build's platforms as placement compares them: normalised, each once. */
+function platformsOf(options: BuildOptions): string[] {
+  return [...new Set((options.platforms ?? []).map((p) => normalizePlatform(p)))];
 }
 
 /** Whether a progress update came from the daemon (not one of the client's own steps, whose vertices are named bk-build:...). */

@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { codec } from "../grpc/codec.js";
+import { Writer, varintSize } from "../grpc/protobuf-writer.js";
 import type { Definition } from "../gen/types/pb/Definition.js";
 import type { Op } from "../gen/types/pb/Op.js";
 import type { SourceOp } from "../gen/types/pb/SourceOp.js";
@@ -30,7 +31,10 @@ export function isHttpUrl(s: string): boolean {
  */
 export function httpSourceDefinition(url: string, filename = "Dockerfile"): Definition {
   const sourceOp = codec<SourceOp>("pb.SourceOp").encode({ identifier: url, attrs: { "http.filename": filename } } satisfies SourceOp);
-  const source = Buffer.concat([Buffer.from([0x5a, 0x00]), field(3, sourceOp)]);
+  const w = new Writer(Buffer.alloc(2 + 1 + varintSize(sourceOp.length) + sourceOp.length));
+  w.raw(Buffer.from([0x5a, 0x00])); // constraints (11): empty
+  w.bytes(0x1a, sourceOp); // source (3)
+  const source = w.buf;
   const digest = `sha256:${createHash("sha256").update(source).digest("hex")}`;
   const output = codec<Op>("pb.Op").encode({ inputs: [{ digest }] } satisfies Op);
   const outputDigest = `sha256:${createHash("sha256").update(output).digest("hex")}`;
@@ -41,17 +45,4 @@ export function httpSourceDefinition(url: string, filename = "Dockerfile"): Defi
       [outputDigest]: { caps: { constraints: true, "meta.description": true, platform: true } },
     },
   };
-}
-
-/** A length-delimited field: tag, length, bytes. */
-function field(tag: number, bytes: Buffer): Buffer {
-  const head: number[] = [(tag << 3) | 2];
-  for (let n = bytes.length; ; n = Math.floor(n / 128)) {
-    if (n < 0x80) {
-      head.push(n);
-      break;
-    }
-    head.push((n % 128) | 0x80);
-  }
-  return Buffer.concat([Buffer.from(head), bytes]);
 }

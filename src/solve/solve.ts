@@ -83,8 +83,13 @@ const STATUS_NEVER_STARTED_MS = 250;
  * the daemon), then runs the build; failures after that reject `result`.
  * `closing` is the client's: when it aborts, the build is cancelled.
  */
-export function startBuild(conn: Connection, opts: BuildOptions, closing?: AbortSignal, givenRef?: string): Build {
-  const resolved = resolveBuild(opts);
+export function startBuild(
+  conn: Connection,
+  opts: BuildOptions,
+  closing?: AbortSignal,
+  given: { ref?: string | undefined; resolved?: ResolvedBuild | undefined } = {},
+): Build {
+  const resolved = given.resolved ?? resolveBuild(opts);
   const engine = conn.engine
     ? planForEngine(resolved.exps, conn.engine, {
         platforms: opts.platforms?.length ?? 0,
@@ -97,11 +102,16 @@ export function startBuild(conn: Connection, opts: BuildOptions, closing?: Abort
     : undefined;
   if (opts.signal?.aborted) throw new BuildKitError("the build was aborted before it started", { code: "CANCELLED", cause: opts.signal.reason });
   if (closing?.aborted) throw new BuildKitError("the BuildKitClient is closed", { code: "CANCELLED" });
-  const ref = givenRef ?? newId();
+  const ref = given.ref ?? newId();
   const progress = new Queue<SolveStatus>("build.progress");
   const ac = new AbortController();
   const unlink = linkSignals(ac, [opts.signal, closing]);
   const result = run(conn, opts, { ref, progress, resolved, ac, pushNames: engine?.pushNames ?? [] }).finally(unlink);
+  return buildHandle(ref, progress, result, ac);
+}
+
+/** The Build a caller holds: `result` settles the build, cancel() aborts `ac` (a pool's build as a client's). */
+export function buildHandle(ref: string, progress: Queue<SolveStatus>, result: Promise<BuildResult>, ac: AbortController): Build {
   // The caller may read progress before awaiting result; keep an early
   // failure from counting as an unhandled rejection in the meantime.
   result.catch(() => undefined);
