@@ -12,6 +12,9 @@
 #                                      at BUILDKIT_HOST (for docker-compose.test.yml)
 #   scripts/test-env.sh buildx         build buildx (the tests' oracle) if it is not
 #                                      cached yet, and print its path
+#   scripts/test-env.sh harness        build the bench's Go harness (scripts/bench/harness,
+#                                      buildkit's own client) if it is not cached yet,
+#                                      and print its path
 #
 # stdout of `up` carries only `export NAME=value` lines; progress goes to stderr
 # and the daemons' logs to files in the state directory.
@@ -131,6 +134,29 @@ install_buildx() {
     -ldflags "-s -w -X $pkg/version.Version=$BUILDX_TAG" -o "$tmp/buildx" ./cmd/buildx) >"$STATE/go-build-buildx.log" 2>&1 ||
     { rm -rf "$tmp"; die "go build of buildx $BUILDX_TAG failed (see $STATE/go-build-buildx.log: $(tail -2 "$STATE/go-build-buildx.log" | tr '\n' ' '))"; }
   mv "$tmp/buildx" "$BUILDX"
+  rm -rf "$tmp"
+}
+
+# The bench's Go harness (scripts/bench/harness): buildkit's client package
+# at BUILDKIT_TAG, built as buildkitd is, from the Go module cache with
+# GOFLAGS=-mod=mod. Its sources are ours and change, so the cached binary is
+# named by a hash of them (an older one is removed when a new one is built).
+HARNESS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench/harness
+install_harness() {
+  local sum
+  sum=$(cat "$HARNESS_SRC/go.mod" "$HARNESS_SRC/go.sum" "$HARNESS_SRC"/*.go | sha256sum | cut -c1-12)
+  HARNESS=$CACHE/bench-harness-$BUILDKIT_TAG-$sum
+  [[ -x $HARNESS ]] && return 0
+  command -v go >/dev/null || die "go is not installed; it is needed once to build the bench's Go harness"
+  log "building the bench's Go harness (buildkit $BUILDKIT_TAG's client) with go (once; cached as $HARNESS)"
+  mkdir -p "$STATE" "$CACHE"
+  local tmp
+  tmp=$(mktemp -d "$CACHE/build.XXXXXX")
+  (cd "$HARNESS_SRC" && GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/harness" .) \
+    >"$STATE/go-build-harness.log" 2>&1 ||
+    { rm -rf "$tmp"; die "go build of the bench harness failed (see $STATE/go-build-harness.log: $(tail -2 "$STATE/go-build-harness.log" | tr '\n' ' '))"; }
+  rm -f "$CACHE"/bench-harness-"$BUILDKIT_TAG"-*
+  mv "$tmp/harness" "$HARNESS"
   rm -rf "$tmp"
 }
 
@@ -551,6 +577,7 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   buildx) install_buildx && echo "$BUILDX" ;;
+  harness) install_harness && echo "$HARNESS" ;;
   nodes) cmd_nodes "${2:-3}" ;;
-  *) echo "usage: $0 up|down|status|seed|buildx|nodes [COUNT]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|seed|buildx|harness|nodes [COUNT]" >&2; exit 2 ;;
 esac
