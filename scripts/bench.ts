@@ -1,157 +1,255 @@
 /**
- * npm run bench: bk-build side by side with buildctl on the same daemon,
- * reported as ratios (bk-build / buildctl; lower is better). The `engine`
- * section compares with `docker buildx build` instead: through the Docker
- * Engine (buildx's docker driver), and `--load` from buildkitd into the
- * Engine (buildx's remote driver).
+ * npm run bench: bk-build side by side with its anchors on the same
+ * buildkitd: buildctl, buildx (`docker buildx build` on a `remote` builder
+ * that is that buildkitd) and, for the warm API rows, a Go harness on
+ * buildkit's own client package (scripts/bench/harness), the floor for any
+ * client. In each case the tools run paired and interleaved (each once per
+ * round, the order rotating every round, so drift hits them alike); a row
+ * is one anchor: medians, their ratio (ours / anchor; lower is better), the
+ * goal (issue 15), and min-max. The table goes to stdout, the same as JSON
+ * to BK_BENCH_JSON (default dist/bench-results.json). The goals are
+ * information: the bench reports and exits 0.
  *
- * Uses BUILDKIT_HOST, BK_BUILDCTL, BK_TEST_REGISTRY and BK_TEST_DOCKER_HOST
- * when set, else scripts/test-env.sh up. BK_BENCH_RUNS sets the number of
- * runs per quick command (default 30), BK_BENCH_BUILD_RUNS per slow one
- * (default 3), BK_BENCH_ONLY one section (info, build, export, engine, tty, pool).
- * The `tty` section compares bk-build with itself: a build that logs
- * 100,000 lines with --progress tty (in a pseudo-terminal, via script(1))
- * against --progress quiet, wall and CPU time.
+ * Sections (BK_BENCH_ONLY: one, or several separated by commas; default all):
+ *   info    `bk-build info` against `buildctl debug info`, whole process
+ *   build   a 500 MB / 10,000-file context bind-mounted by a RUN step, with
+ *           the CLI, whole process: fresh (daemon pruned before each run),
+ *           one changed file, cached no-op, against buildctl and buildx; and
+ *           bk-build's peak RSS while it sends that context
+ *   export  -o type=local and type=tar of a 500 MB / 10,000-file image, a
+ *           local cache round trip, against buildctl
+ *   engine  through a Docker Engine, against `docker buildx build` with the
+ *           docker driver; --load into it from buildkitd (remote driver)
+ *   tty     bk-build against itself: a build that logs 100,000 lines with
+ *           --progress tty (in a pseudo-terminal, via script(1)) against
+ *           --progress quiet, wall and CPU time
+ *   pool    builder pools: 30 cached builds at once over 3 nodes against 1,
+ *           and the placement decision's cost
+ *
+ * The CLI rows of build run every tool with
+ * BUILDX_NO_DEFAULT_ATTESTATIONS=1 (buildx and bk-build would otherwise
+ * add a provenance attestation buildctl does not), so all send the same
+ * request.
+ *
+ * Uses BUILDKIT_HOST, BK_BUILDCTL, BK_TEST_REGISTRY, BK_TEST_DOCKER_HOST and
+ * BK_TEST_BUILDX when set, else scripts/test-env.sh up. BK_BENCH_RUNS sets
+ * the number of runs per quick command (default 30; also the sequential
+ * builds per warm block), BK_BENCH_BUILD_RUNS per slow one (default 3; the
+ * warm section runs max(3, 2x) blocks), BK_BENCH_TIMEOUT_S the limit for
+ * one command (default 300).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BuildxRemote, buildxBinary, type Cmd } from "./bench/anchors.js";
+import { Report } from "./bench/report.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const runs = Number(process.env["BK_BENCH_RUNS"] ?? 30);
-const only = process.env["BK_BENCH_ONLY"];
+const buildRuns = Number(process.env["BK_BENCH_BUILD_RUNS"] ?? 3);
+const timeoutS = Number(process.env["BK_BENCH_TIMEOUT_S"] ?? 300);
+const only = process.env["BK_BENCH_ONLY"]
+  ?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
+const want = (section: string): boolean => !only?.length || only.includes(section);
 
 function environment(): { host: string; buildctl: string; registry: string; dockerHost: string | undefined } {
   let host = process.env["BUILDKIT_HOST"];
   let buildctl = process.env["BK_BUILDCTL"];
   let registry = process.env["BK_TEST_REGISTRY"];
   let dockerHost = process.env["BK_TEST_DOCKER_HOST"];
-  if (!host || !buildctl || (!dockerHost && (!only || only === "engine"))) {
+  if (!host || !buildctl || (!dockerHost && want("engine"))) {
     const out = execFileSync("bash", [join(root, "scripts", "test-env.sh"), "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
     const get = (k: string): string | undefined => new RegExp(`^export ${k}=(.*)$`, "m").exec(out)?.[1];
     host = get("BUILDKIT_HOST");
     buildctl = get("BK_BUILDCTL");
     registry = get("BK_TEST_REGISTRY");
     dockerHost = get("BK_TEST_DOCKER_HOST");
+    process.env["BK_TEST_BUILDX"] ||= get("BK_TEST_BUILDX");
   }
   if (!host || !buildctl || !registry) throw new Error("no BUILDKIT_HOST/BK_BUILDCTL/BK_TEST_REGISTRY: start scripts/test-env.sh up");
   return { host, buildctl, registry, dockerHost };
 }
 
-/** Runs a command to completion and returns its wall time; a command still running after BK_BENCH_TIMEOUT_S (default 300) is killed and throws. */
+/** Runs a command to completion and returns its wall time; a command still running after BK_BENCH_TIMEOUT_S is killed and throws. */
 function time(cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
   const t = process.hrtime.bigint();
-  const limit = Number(process.env["BK_BENCH_TIMEOUT_S"] ?? 300);
-  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"], timeout: limit * 1000, env: env ?? process.env });
+  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"], timeout: timeoutS * 1000, env: env ?? process.env });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   // bk-build exits 143 on the SIGTERM spawnSync sends at the limit.
   if (r.signal || (r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT")
-    throw new Error(`${cmd.split("/").pop()!} did not finish within ${limit} s`);
+    throw new Error(`${cmd.split("/").pop()!} did not finish within ${timeoutS} s`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr.toString()}`);
   return ms;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+/**
+ * Each command once per round, `rounds` rounds, the order rotating every
+ * round (A B C, B C A, C A B, ...) so drift and order effects hit them
+ * alike; `before` runs, untimed, before every run. Returns each command's
+ * times, in the order given.
+ */
+function interleave(cmds: Cmd[], rounds: number, before?: () => void): number[][] {
+  const out = cmds.map((): number[] => []);
+  for (let i = 0; i < rounds; i++) {
+    for (let j = 0; j < cmds.length; j++) {
+      const k = (i + j) % cmds.length;
+      before?.();
+      out[k]!.push(time(...cmds[k]!));
+    }
+  }
+  return out;
+}
+
+/** Peak RSS in MB of a command (GNU time's %M). */
+function peakRss([cmd, args, env]: Cmd): number {
+  const r = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...args], { encoding: "utf8", env, timeout: timeoutS * 1000 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} under /usr/bin/time failed (${r.status}): ${r.stderr.slice(-500)}`);
+  return Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? NaN) / 1024;
 }
 
 const { host, buildctl, registry, dockerHost } = environment();
 const cli = join(root, "dist", "src", "cli", "bin.js");
-const buildRuns = Number(process.env["BK_BENCH_BUILD_RUNS"] ?? 3);
+const report = new Report(resolve(process.env["BK_BENCH_JSON"] || join(root, "dist", "bench-results.json")), {
+  daemon: host,
+  runs,
+  buildRuns,
+  timeoutS,
+  only: only ?? "all",
+});
 
-const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`;
+/** The CLI rows' environment: the same request from every tool (no default provenance). */
+const cliEnv: NodeJS.ProcessEnv = { ...process.env, BUILDX_NO_DEFAULT_ATTESTATIONS: "1" };
+const prune = (): void => void spawnSync(buildctl, ["--addr", host, "prune", "--all"], { stdio: "ignore" });
+const ours = (...args: string[]): Cmd => [process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", ...args], cliEnv];
+const buildctlBuild = (ctx: string, dfDir: string, ...args: string[]): Cmd => [
+  buildctl,
+  ["--addr", host, "build", "--progress", "quiet", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${dfDir}`, ...args],
+  cliEnv,
+];
 
-function row(name: string, goal: number, a: number[], b: number[]): boolean {
-  const ratio = median(a) / median(b);
-  const met = ratio <= goal;
-  console.log([name, median(a).toFixed(1), median(b).toFixed(1), ratio.toFixed(2), `<= ${goal}`, met ? "yes" : "NO", spread(a), spread(b)].join("\t"));
-  return met;
-}
-
-console.log(`daemon: ${host}`);
-if (only !== "engine")
-  console.log(["case", "bk-build median ms", "buildctl median ms", "ratio", "goal", "met", "bk-build min-max", "buildctl min-max"].join("\t"));
-// The goals are information: the bench reports and exits 0 (issue 15 owns them).
-let failed = false;
-
-if (!only || only === "info") {
-  const ours: [string, string[]] = [process.execPath, [cli, "info", "--addr", host]];
-  const theirs: [string, string[]] = [buildctl, ["--addr", host, "debug", "info"]];
-  time(...ours);
-  time(...theirs);
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    a.push(time(...ours));
-    b.push(time(...theirs));
+/** The buildx remote builder, made once for the sections that use it and removed when the bench ends. */
+let buildxRemote: BuildxRemote | undefined;
+process.on("exit", () => buildxRemote?.close());
+/** buildx as an anchor, or none (reported) when it cannot be set up: the other anchors still run. */
+function buildxAnchor(section: string): BuildxRemote[] {
+  try {
+    buildxRemote ??= new BuildxRemote(root, host, { BUILDX_NO_DEFAULT_ATTESTATIONS: "1" });
+    return [buildxRemote];
+  } catch (e) {
+    report.fail(section, "buildx as an anchor", e);
+    return [];
   }
-  failed = !row(`info, whole process (${runs} runs)`, 2.0, a, b) || failed;
 }
 
-if (!only || only === "build") {
-  // 500 MB in 10,000 files, and a Dockerfile that bind-mounts the context.
-  const base = mkdtempSync(join(tmpdir(), "bk-bench-"));
+interface Anchor {
+  name: string;
+  cmd: Cmd;
+}
+
+/**
+ * The CLI rows for one context: fresh builds (the daemon pruned before every
+ * run), one changed file (the same file appended to before every run, so
+ * each tool finds that one file changed since its own last build), cached
+ * no-ops; ours against each anchor.
+ */
+function contextRows(
+  section: string,
+  what: string,
+  mine: Cmd,
+  anchors: Anchor[],
+  goals: { fresh: number; changed?: { file: string; goal: number }; noop: number },
+): void {
+  const cmds = [mine, ...anchors.map((a) => a.cmd)];
+  const rows = (name: string, goal: number, measure: () => number[][]): void => {
+    try {
+      const [a, ...others] = measure();
+      anchors.forEach((anchor, i) => report.ratio(section, name, anchor.name, goal, a!, others[i]!));
+    } catch (e) {
+      report.fail(section, name, e);
+    }
+  };
+  rows(`CLI fresh build, ${what}`, goals.fresh, () => interleave(cmds, buildRuns, prune));
+  const changed = goals.changed;
+  if (changed) {
+    rows(`CLI one changed file in ${what}`, changed.goal, () => {
+      for (const c of cmds) time(...c);
+      return interleave(cmds, buildRuns, () => appendFileSync(changed.file, "x"));
+    });
+  }
+  rows(`CLI cached no-op, ${what}, whole process`, goals.noop, () => {
+    for (const c of cmds) time(...c);
+    return interleave(cmds, Math.max(Math.round(runs / 3), buildRuns));
+  });
+}
+
+/** A context that a RUN step bind-mounts whole, and its Dockerfile in a directory of its own (-f). */
+function bindMountContext(base: string): { ctx: string; df: string } {
   const ctx = join(base, "context");
   const df = join(base, "df");
   mkdirSync(ctx);
   mkdirSync(df);
-  for (let d = 0; d < 100; d++) mkdirSync(join(ctx, `d${d}`));
-  for (let i = 0; i < 10_000; i++) writeFileSync(join(ctx, `d${i % 100}`, `f${i}.bin`), randomBytes(50 * 1024));
   writeFileSync(join(df, "Dockerfile"), `FROM ${registry}/bk-test/busybox:latest\nRUN --mount=type=bind,target=/ctx ls /ctx > /dev/null\n`);
-  const ours: [string, string[]] = [process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", "-f", join(df, "Dockerfile"), ctx]];
-  const theirs: [string, string[]] = [
-    buildctl,
-    ["--addr", host, "build", "--progress", "quiet", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${df}`],
-  ];
-  const prune = (): void => void spawnSync(buildctl, ["--addr", host, "prune", "--all"], { stdio: "ignore" });
-
-  const fa: number[] = [];
-  const fb: number[] = [];
-  for (let i = 0; i < buildRuns; i++) {
-    prune();
-    fa.push(time(...ours));
-    prune();
-    fb.push(time(...theirs));
-  }
-  failed = !row(`fresh 500 MB / 10,000-file context (${buildRuns} runs)`, 1.0, fa, fb) || failed;
-
-  const ca: number[] = [];
-  const cb: number[] = [];
-  time(...ours);
-  time(...theirs);
-  for (let i = 0; i < buildRuns; i++) {
-    appendFileSync(join(ctx, "d7", "f7.bin"), "x");
-    ca.push(time(...ours));
-    appendFileSync(join(ctx, "d8", "f8.bin"), "x");
-    cb.push(time(...theirs));
-  }
-  failed = !row(`one changed file (${buildRuns} runs)`, 1.1, ca, cb) || failed;
-
-  const na: number[] = [];
-  const nb: number[] = [];
-  time(...ours);
-  time(...theirs);
-  for (let i = 0; i < Math.max(runs / 3, buildRuns); i++) {
-    na.push(time(...ours));
-    nb.push(time(...theirs));
-  }
-  failed = !row("cached no-op rebuild, whole process", 1.5, na, nb) || failed;
-
-  // Peak RSS of bk-build while it sends the whole context to a pruned daemon.
-  prune();
-  const r = spawnSync("/usr/bin/time", ["-f", "%M", ...[ours[0], ...ours[1]]], { encoding: "utf8" });
-  const kb = Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? NaN);
-  const mb = kb / 1024;
-  console.log(`peak RSS sending 500 MB: ${mb.toFixed(0)} MB (goal <= 200 MB): ${mb <= 200 ? "yes" : "NO"}`);
-  failed = failed || !(mb <= 200);
-  rmSync(base, { recursive: true, force: true });
+  return { ctx, df };
 }
-if (!only || only === "export") {
+
+console.log(`daemon: ${host}`);
+report.header();
+
+if (want("info")) {
+  const mine: Cmd = [process.execPath, [cli, "info", "--addr", host], process.env];
+  const theirs: Cmd = [buildctl, ["--addr", host, "debug", "info"], process.env];
+  try {
+    time(...mine);
+    time(...theirs);
+    const [a, b] = interleave([mine, theirs], runs);
+    report.ratio("info", "info, whole process", "buildctl", 2.0, a!, b!);
+  } catch (e) {
+    report.fail("info", "info, whole process", e);
+  }
+}
+
+if (want("build")) {
+  // 500 MB in 10,000 files, and a Dockerfile that bind-mounts the context.
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-"));
+  try {
+    const { ctx, df } = bindMountContext(base);
+    for (let d = 0; d < 100; d++) mkdirSync(join(ctx, `d${d}`));
+    for (let i = 0; i < 10_000; i++) writeFileSync(join(ctx, `d${i % 100}`, `f${i}.bin`), randomBytes(50 * 1024));
+    const dockerfile = join(df, "Dockerfile");
+    const mine = ours("-f", dockerfile, ctx);
+    const anchors: Anchor[] = [
+      { name: "buildctl", cmd: buildctlBuild(ctx, df) },
+      ...buildxAnchor("build").map((bx) => ({ name: "buildx", cmd: bx.build("-f", dockerfile, ctx) })),
+    ];
+    contextRows("build", "500 MB / 10,000 files", mine, anchors, {
+      fresh: 1.0,
+      changed: { file: join(ctx, "d7", "f7.bin"), goal: 1.1 },
+      noop: 1.2,
+    });
+
+    // Peak RSS of bk-build while it sends the whole context to a pruned daemon.
+    const name = "peak RSS sending 500 MB / 10,000 files";
+    try {
+      const mb: number[] = [];
+      for (let i = 0; i < buildRuns; i++) {
+        prune();
+        mb.push(peakRss(mine));
+      }
+      report.limit("build", name, "MB", 100, mb);
+    } catch (e) {
+      report.fail("build", name, e);
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+if (want("export")) {
   // Exports of a 500 MB / 10,000-file image: -o type=local and type=tar, a
   // local cache round trip, each against buildctl on the same cached build.
   const base = mkdtempSync(join(tmpdir(), "bk-bench-exp-"));
@@ -161,7 +259,7 @@ if (!only || only === "export") {
     join(ctx, "Dockerfile"),
     `FROM ${registry}/bk-test/busybox:latest AS gen\nRUN mkdir /out && cd /out && for d in $(seq 0 99); do mkdir d$d; for f in $(seq 0 99); do head -c 51200 /dev/urandom > d$d/f$f.bin; done; done\nFROM scratch\nCOPY --from=gen /out /\n`,
   );
-  const ours = (out: string, ...extra: string[]): [string, string[]] => [
+  const mine = (out: string, ...extra: string[]): [string, string[]] => [
     process.execPath,
     [cli, "build", "--addr", host, "--progress", "quiet", ...extra, "-o", out, ctx],
   ];
@@ -187,7 +285,7 @@ if (!only || only === "export") {
   const clean = (): void => {
     for (const n of ["a", "b", "a.tar", "b.tar"]) rmSync(join(base, n), { recursive: true, force: true });
   };
-  time(...ours(`type=tar,dest=${join(base, "a.tar")}`)); // builds the image once
+  time(...mine(`type=tar,dest=${join(base, "a.tar")}`)); // builds the image once
   clean();
   for (const [name, a, b] of [
     ["-o type=local", `type=local,dest=${join(base, "a")}`, `type=local,dest=${join(base, "b")}`],
@@ -198,25 +296,23 @@ if (!only || only === "export") {
     try {
       for (let i = 0; i < buildRuns; i++) {
         clean();
-        xa.push(time(...ours(a)));
+        xa.push(time(...mine(a)));
         clean();
         xb.push(time(...theirs(b)));
       }
-      failed = !row(`${name} of 500 MB / 10,000 files (${buildRuns} runs)`, 1.0, xa, xb) || failed;
+      report.ratio("export", `${name} of 500 MB / 10,000 files`, "buildctl", 1.0, xa, xb);
     } catch (e) {
       // buildctl v0.24's own local export of this image stalls on some machines.
-      console.log(`${name} of 500 MB / 10,000 files: bk-build ${xa.map((x) => x.toFixed(0)).join(", ")} ms; no ratio: ${(e as Error).message}`);
-      failed = true;
+      report.fail("export", `${name} of 500 MB / 10,000 files (bk-build ${xa.map((x) => x.toFixed(0)).join(", ")} ms)`, e);
     }
     clean();
-    const [cmd, args] = ours(a);
-    const r = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...args], { encoding: "utf8" });
-    const mb = Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? NaN) / 1024;
-    console.log(`peak RSS ${name}: ${mb.toFixed(0)} MB (goal <= 150 MB): ${mb <= 150 ? "yes" : "NO"}`);
-    failed = failed || !(mb <= 150);
+    try {
+      report.limit("export", `peak RSS ${name}`, "MB", 150, [peakRss([...mine(a), process.env])]);
+    } catch (e) {
+      report.fail("export", `peak RSS ${name}`, e);
+    }
   }
   // Local cache: export (mode=max), prune, import: the whole round trip.
-  const prune = (): void => void spawnSync(buildctl, ["--addr", host, "prune", "--all"], { stdio: "ignore" });
   const cacheRun = (who: "ours" | "theirs", flag: "to" | "from", cache: string): number => {
     const spec = flag === "to" ? `type=local,dest=${cache},mode=max` : `type=local,src=${cache}`;
     if (who === "ours") return time(process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", `--cache-${flag}`, spec, ctx]);
@@ -237,29 +333,11 @@ if (!only || only === "export") {
       list.push(t0 + cacheRun(who, "from", cache));
     }
   }
-  failed = !row(`local cache export + import (${buildRuns} runs)`, 1.1, ra, rb) || failed;
+  report.ratio("export", "local cache export + import", "buildctl", 1.1, ra, rb);
   rmSync(base, { recursive: true, force: true });
 }
 
-/**
- * buildx for the engine section: BK_TEST_BUILDX, else scripts/test-env.sh
- * builds it (once, from the Go module cache, cached under BK_CACHE_DIR as
- * buildkitd is) and prints its path: one recipe for the tests and the bench.
- */
-function buildx(): string {
-  const fromEnv = process.env["BK_TEST_BUILDX"];
-  if (fromEnv) return fromEnv;
-  const r = spawnSync("bash", [join(root, "scripts", "test-env.sh"), "buildx"], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 30 * 60_000,
-  });
-  const path = r.stdout.trim().split("\n").pop() ?? "";
-  if (r.status !== 0 || !path) throw new Error(`scripts/test-env.sh buildx failed (${r.error?.message ?? `exit ${r.status}`}); see the lines above`);
-  return path;
-}
-
-if (!only || only === "engine") {
+if (want("engine")) {
   // bk-build side by side with `docker buildx build` (the docker CLI with
   // buildx as its plugin, in a DOCKER_CONFIG of our own, never ~/.docker).
   const base = mkdtempSync(join(tmpdir(), "bk-bench-engine-"));
@@ -280,11 +358,10 @@ if (!only || only === "engine") {
   const rmi = (...names: string[]): void => void docker("rmi", ...names);
   let created = false;
   console.log(`engine: ${dockerHost ?? "(none)"}`);
-  console.log(["case", "bk-build median ms", "buildx median ms", "ratio", "goal", "met", "bk-build min-max", "buildx min-max"].join("\t"));
   try {
     if (!dockerHost) throw new Error("no BK_TEST_DOCKER_HOST: start scripts/test-env.sh up (it runs a Docker Engine)");
     mkdirSync(join(cfg, "cli-plugins"), { recursive: true });
-    symlinkSync(buildx(), join(cfg, "cli-plugins", "docker-buildx"));
+    symlinkSync(buildxBinary(root), join(cfg, "cli-plugins", "docker-buildx"));
     const v = docker("buildx", "version");
     if (v.status !== 0) throw new Error(`docker buildx does not run (is the docker CLI installed?): ${v.out.trim()}`);
     // With DOCKER_HOST set, buildx's docker-driver builder for that Engine is "default" (the context's name).
@@ -317,7 +394,7 @@ if (!only || only === "engine") {
       na.push(time(...ours));
       nb.push(time(...theirs));
     }
-    failed = !row(`cached no-op build through the Engine, -t, whole process (${runs} runs)`, 1.2, na, nb) || failed;
+    report.ratio("engine", "cached no-op build through the Engine, -t, whole process", "buildx (docker driver)", 1.2, na, nb);
     rmi(`${tags.noop}:bk`, `${tags.noop}:bx`);
 
     // 2. --load of a 200 MB image from buildkitd into the Engine. The random
@@ -364,10 +441,9 @@ if (!only || only === "engine") {
       lb.push(time(...ltheirs));
       rmi(`${tags.load}:bx`);
     }
-    failed = !row(`--load of 200 MB from buildkitd into the Engine (${buildRuns} runs)`, 1.0, la, lb) || failed;
+    report.ratio("engine", "--load of 200 MB from buildkitd into the Engine", "buildx (remote driver)", 1.0, la, lb);
   } catch (e) {
-    console.log(`engine: no ratio: ${(e as Error).message}`);
-    failed = true;
+    report.fail("engine", "engine", e);
   } finally {
     if (dockerHost) rmi(`${tags.noop}:bk`, `${tags.noop}:bx`, `${tags.load}:bk`, `${tags.load}:bx`);
     if (created) docker("buildx", "rm", builder);
@@ -375,7 +451,7 @@ if (!only || only === "engine") {
   }
 }
 
-if (!only || only === "tty") {
+if (want("tty")) {
   // The tty display must not slow a build that logs a lot: `seq 100000` in
   // one step, uncached, drawn in a 120x40 pseudo-terminal, against the same
   // build with --progress quiet in the same terminal.
@@ -413,18 +489,16 @@ if (!only || only === "tty") {
       qw.push(b.wall);
       qc.push(b.cpu);
     }
-    console.log(["case", "tty median ms", "quiet median ms", "ratio", "goal", "met", "tty min-max", "quiet min-max"].join("\t"));
-    failed = !row(`seq 100000 in one step, --progress tty vs quiet, wall (${n} runs)`, 1.1, tw, qw) || failed;
-    row(`seq 100000 in one step, --progress tty vs quiet, CPU (information)`, Infinity, tc, qc);
+    report.ratio("tty", "seq 100000 in one step, --progress tty, wall", "bk-build --progress quiet", 1.1, tw, qw);
+    report.ratio("tty", "seq 100000 in one step, --progress tty, CPU", "bk-build --progress quiet", Infinity, tc, qc);
   } catch (e) {
-    console.log(`tty: no ratio: ${(e as Error).message}`);
-    failed = true;
+    report.fail("tty", "seq 100000 in one step, --progress tty", e);
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
 }
 
-if (!only || only === "pool") {
+if (want("pool")) {
   // Builder pools: 30 independent cached builds sent at once through a pool
   // of 3 nodes against the same 30 through a pool of one of them (the
   // nodes come from scripts/test-env.sh nodes, all with the worker's
@@ -463,8 +537,7 @@ if (!only || only === "pool") {
         a.push(await all(three));
         b.push(await all(one));
       }
-      console.log(["case", "pool of 3 median ms", "one node median ms", "ratio", "goal", "met", "pool min-max", "one min-max"].join("\t"));
-      failed = !row(`30 cached builds at once, pool of 3 nodes vs 1 (${a.length} runs)`, 0.5, a, b) || failed;
+      report.ratio("pool", "30 cached builds at once, pool of 3 nodes", "pool of 1 node", 0.5, a, b);
       // The decision alone, health answers cached: pool.placement() makes the same choice build() does.
       const decide: number[] = [];
       for (let i = 0; i < 2000; i++) {
@@ -472,29 +545,16 @@ if (!only || only === "pool") {
         await three.placement({ context: contexts[i % contexts.length]! });
         decide.push(Number(process.hrtime.bigint() - t) / 1e6);
       }
-      const met = median(decide) <= 2;
-      console.log(
-        [
-          `placement decision per build, pool of 3, healthy (${decide.length} decisions)`,
-          median(decide).toFixed(3),
-          "",
-          "",
-          "<= 2 ms",
-          met ? "yes" : "NO",
-          `${Math.min(...decide).toFixed(3)}-${Math.max(...decide).toFixed(3)}`,
-          "",
-        ].join("\t"),
-      );
-      failed = !met || failed;
+      report.limit("pool", "placement decision per build, pool of 3, healthy", "ms", 2, decide);
     } finally {
       await Promise.all([three.close(), one.close()]);
     }
   } catch (e) {
-    console.log(`pool: no ratio: ${(e as Error).message}`);
-    failed = true;
+    report.fail("pool", "pool", e);
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
 }
 
-console.log(failed ? "some goals are not met (see the table); the bench reports, it does not fail" : "every goal is met");
+report.print();
+console.log(report.allMet ? "every goal is met" : "some goals are not met (see the table); the bench reports, it does not fail");
