@@ -16,6 +16,11 @@
  *           the CLI, whole process: fresh (daemon pruned before each run),
  *           one changed file, cached no-op, against buildctl and buildx; and
  *           bk-build's peak RSS while it sends that context
+ *   files   100,000 small files (100 bytes each): fresh and cached no-op,
+ *           against buildctl and buildx
+ *   secret  a cached no-op of a small context whose RUN step mounts a
+ *           secret, the secret given from the environment, whole process,
+ *           against buildx (and buildctl, as information)
  *   export  -o type=local and type=tar of a 500 MB / 10,000-file image, a
  *           local cache round trip, against buildctl
  *   engine  through a Docker Engine, against `docker buildx build` with the
@@ -26,7 +31,7 @@
  *   pool    builder pools: 30 cached builds at once over 3 nodes against 1,
  *           and the placement decision's cost
  *
- * The CLI rows of build run every tool with
+ * The CLI rows of build, files and secret run every tool with
  * BUILDX_NO_DEFAULT_ATTESTATIONS=1 (buildx and bk-build would otherwise
  * add a provenance attestation buildctl does not), so all send the same
  * request.
@@ -197,6 +202,18 @@ function bindMountContext(base: string): { ctx: string; df: string } {
   return { ctx, df };
 }
 
+/** A small context whose RUN step mounts the secret `tok` (cached after the first build, as the value is not in the cache key). */
+function secretContext(base: string): string {
+  const ctx = join(base, "secret-context");
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, "app.txt"), "bk-bench\n");
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${registry}/bk-test/busybox:latest\nCOPY app.txt /app/\nRUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok > /dev/null\n`,
+  );
+  return ctx;
+}
+
 console.log(`daemon: ${host}`);
 report.header();
 
@@ -244,6 +261,50 @@ if (want("build")) {
     } catch (e) {
       report.fail("build", name, e);
     }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+if (want("files")) {
+  // 100,000 files of 100 bytes (10 MB) in 1,000 directories: what a
+  // context costs per file, in the sync's walk and its requests.
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-files-"));
+  try {
+    const { ctx, df } = bindMountContext(base);
+    for (let d = 0; d < 1000; d++) mkdirSync(join(ctx, `d${d}`));
+    for (let i = 0; i < 100_000; i++) writeFileSync(join(ctx, `d${i % 1000}`, `f${i}.txt`), randomBytes(50).toString("hex"));
+    const dockerfile = join(df, "Dockerfile");
+    const anchors: Anchor[] = [
+      { name: "buildctl", cmd: buildctlBuild(ctx, df) },
+      ...buildxAnchor("files").map((bx) => ({ name: "buildx", cmd: bx.build("-f", dockerfile, ctx) })),
+    ];
+    contextRows("files", "100,000 small files", ours("-f", dockerfile, ctx), anchors, { fresh: 1.0, noop: 0.8 });
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+if (want("secret")) {
+  // What a CI job pays per cached build with a secret: the whole process,
+  // the secret read from the environment (--secret id=tok,env=...).
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-secret-"));
+  const name = "CLI cached no-op, small context + secret, whole process";
+  try {
+    const ctx = secretContext(base);
+    const flag = ["--secret", "id=tok,env=BK_BENCH_SECRET"];
+    const env = { BK_BENCH_SECRET: `bk-bench-${randomBytes(16).toString("hex")}` };
+    const withSecret = ([cmd, args, e]: Cmd): Cmd => [cmd, args, { ...e, ...env }];
+    const anchors: (Anchor & { goal: number })[] = [
+      ...buildxAnchor("secret").map((bx) => ({ name: "buildx", cmd: withSecret(bx.build(...flag, ctx)), goal: 1.2 })),
+      { name: "buildctl", cmd: withSecret(buildctlBuild(ctx, ctx, ...flag)), goal: Infinity },
+    ];
+    const cmds = [withSecret(ours(...flag, ctx)), ...anchors.map((a) => a.cmd)];
+    for (const c of cmds) time(...c);
+    const [a, ...others] = interleave(cmds, runs);
+    anchors.forEach((anchor, i) => report.ratio("secret", name, anchor.name, anchor.goal, a!, others[i]!));
+  } catch (e) {
+    report.fail("secret", name, e);
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
