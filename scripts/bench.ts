@@ -21,6 +21,9 @@
  *   secret  a cached no-op of a small context whose RUN step mounts a
  *           secret, the secret given from the environment, whole process,
  *           against buildx (and buildctl, as information)
+ *   warm    the API on one long-lived client: sequential cached builds with
+ *           a secret, and 20 and 50 at once, against the Go harness (both
+ *           warm, in alternating blocks; see scripts/bench-warm.ts)
  *   export  -o type=local and type=tar of a 500 MB / 10,000-file image, a
  *           local cache round trip, against buildctl
  *   engine  through a Docker Engine, against `docker buildx build` with the
@@ -49,7 +52,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileS
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BuildxRemote, buildxBinary, type Cmd } from "./bench/anchors.js";
+import { BuildxRemote, buildxBinary, harnessBinary, WarmClient, type Cmd, type WarmReply } from "./bench/anchors.js";
 import { Report } from "./bench/report.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -306,6 +309,66 @@ if (want("secret")) {
   } catch (e) {
     report.fail("secret", name, e);
   } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+if (want("warm")) {
+  // The API on one long-lived client, against the Go harness doing the same
+  // with buildkit's client.Client: the same context and Dockerfile, the
+  // same request (dockerfile.v0, no exporter, the secret served), both warm
+  // and cached. Both run as child processes driven by the same line
+  // protocol and time their builds themselves; they take turns in blocks
+  // (which goes first alternating), so drift hits both.
+  const base = mkdtempSync(join(tmpdir(), "bk-bench-warm-"));
+  const clients: WarmClient[] = [];
+  const blocks = Math.max(3, buildRuns * 2);
+  const names = {
+    seq: "warm API, sequential cached build with a secret, one client",
+    c20: "warm API, 20 concurrent cached builds on one client, whole batch",
+    c50: "warm API, 50 concurrent cached builds on one client, whole batch",
+  };
+  try {
+    const ctx = secretContext(base);
+    // No credentials from the caller's Docker config: both serve an empty one.
+    const dockerConfig = join(base, "docker-config");
+    mkdirSync(dockerConfig);
+    const env = { ...process.env, DOCKER_CONFIG: dockerConfig, BK_BENCH_SECRET: `bk-bench-${randomBytes(16).toString("hex")}` };
+    const node = new WarmClient("bk-build (bench-warm.js)", process.execPath, [join(root, "dist", "scripts", "bench-warm.js"), host, ctx, ctx], env);
+    clients.push(node);
+    const go = new WarmClient("the Go harness", harnessBinary(root), ["-addr", host, "-context", ctx, "-dockerfile", ctx], env);
+    clients.push(go);
+    const limit = timeoutS * 1000;
+    // Warm-up: the first build may run the steps; then every path is hot.
+    for (const c of clients) {
+      await c.run("seq", 3, limit);
+      await c.run("conc", 20, limit);
+      await c.run("conc", 50, limit);
+    }
+    const got = new Map<WarmClient, { seq: number[]; c20: number[]; c50: number[]; notCached: number }>(
+      clients.map((c) => [c, { seq: [], c20: [], c50: [], notCached: 0 }]),
+    );
+    const take = (c: WarmClient, r: WarmReply): WarmReply => {
+      got.get(c)!.notCached += r.notCached;
+      return r;
+    };
+    for (let b = 0; b < blocks; b++) {
+      const order = b % 2 ? [go, node] : [node, go];
+      for (const c of order) got.get(c)!.seq.push(...take(c, await c.run("seq", runs, limit)).ms);
+      for (const c of order) got.get(c)!.c20.push(take(c, await c.run("conc", 20, limit)).wallMs);
+      for (const c of order) got.get(c)!.c50.push(take(c, await c.run("conc", 50, limit)).wallMs);
+    }
+    const n = got.get(node)!;
+    const g = got.get(go)!;
+    // Both must have been answered from the cache throughout, or the rows compare different work.
+    const note = n.notCached || g.notCached ? `not cached: bk-build ${n.notCached}, harness ${g.notCached} builds` : undefined;
+    report.ratio("warm", names.seq, "Go harness", 1.0, n.seq, g.seq, note);
+    report.ratio("warm", names.c20, "Go harness", 1.0, n.c20, g.c20, note);
+    report.ratio("warm", names.c50, "Go harness", 1.0, n.c50, g.c50, note);
+  } catch (e) {
+    report.fail("warm", "warm API against the Go harness", e);
+  } finally {
+    for (const c of clients) await c.close().catch((e: unknown) => report.fail("warm", `closing ${c.name}`, e));
     rmSync(base, { recursive: true, force: true });
   }
 }

@@ -1,12 +1,15 @@
 /**
  * What the bench measures bk-build against, besides buildctl: buildx (the
  * docker CLI with buildx as its plugin, a `remote` builder on the bench's
- * buildkitd).
+ * buildkitd) and the Go harness (scripts/bench/harness, buildkit's own
+ * client), with the line-protocol driver the warm section uses for the
+ * harness and for bk-build's side (scripts/bench-warm.ts).
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 
 /** A command line and its environment, for time() in bench.ts. */
 export type Cmd = [string, string[], NodeJS.ProcessEnv];
@@ -30,6 +33,11 @@ function fromTestEnv(root: string, what: string): string {
  */
 export function buildxBinary(root: string): string {
   return process.env["BK_TEST_BUILDX"] || fromTestEnv(root, "buildx");
+}
+
+/** The Go harness: built by scripts/test-env.sh harness (once per version of its sources). */
+export function harnessBinary(root: string): string {
+  return fromTestEnv(root, "harness");
 }
 
 /**
@@ -80,5 +88,73 @@ export class BuildxRemote {
   #docker(...args: string[]): { status: number | null; out: string } {
     const r = spawnSync("docker", args, { encoding: "utf8", env: this.env, timeout: 120_000 });
     return { status: r.error ? -1 : r.status, out: `${r.stdout ?? ""}${r.stderr ?? ""}${r.error?.message ?? ""}` };
+  }
+}
+
+/** One command's answer in the warm line protocol (see scripts/bench-warm.ts and scripts/bench/harness/main.go). */
+export interface WarmReply {
+  op: "seq" | "conc";
+  n: number;
+  /** Each build's ms. */
+  ms: number[];
+  /** The whole command's ms. */
+  wallMs: number;
+  notCached: number;
+  error?: string;
+}
+
+/**
+ * A long-lived warm-section client (bk-build's or the Go harness): one
+ * command at a time on its stdin, one JSON line back on its stdout.
+ */
+export class WarmClient {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: AsyncIterator<string>;
+  #stderr = "";
+  readonly #exited: Promise<number | null>;
+
+  constructor(
+    readonly name: string,
+    cmd: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+  ) {
+    this.#child = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+    this.#child.stderr.setEncoding("utf8").on("data", (d: string) => (this.#stderr = (this.#stderr + d).slice(-4000)));
+    this.#exited = new Promise((resolve) => {
+      this.#child.on("error", (e) => {
+        this.#stderr += e.message;
+        resolve(-1);
+      });
+      this.#child.on("close", (code) => resolve(code));
+    });
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
+  }
+
+  /** Runs "seq N" or "conc N"; throws if the client failed, died, or took longer than timeoutMs. */
+  async run(op: "seq" | "conc", n: number, timeoutMs: number): Promise<WarmReply> {
+    this.#child.stdin.write(`${op} ${n}\n`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.name}: "${op} ${n}" did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    try {
+      const next = await Promise.race([this.#lines.next(), timeout]);
+      if (next.done) throw new Error(`${this.name} exited (${await this.#exited}) before answering "${op} ${n}": ${this.#stderr.trim()}`);
+      const reply = JSON.parse(next.value) as WarmReply;
+      if (reply.error) throw new Error(`${this.name}: a build failed: ${reply.error}`);
+      return reply;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends its stdin (it closes its client and exits); killed if it has not exited 10 s later. */
+  async close(): Promise<void> {
+    this.#child.stdin.end();
+    const timer = setTimeout(() => this.#child.kill("SIGKILL"), 10_000);
+    const code = await this.#exited;
+    clearTimeout(timer);
+    if (code !== 0) throw new Error(`${this.name} exited with ${code}: ${this.#stderr.trim()}`);
   }
 }
