@@ -133,7 +133,7 @@ const report = new Report(resolve(process.env["BK_BENCH_JSON"] || join(root, "di
 /** The CLI rows' environment: the same request from every tool (no default provenance). */
 const cliEnv: NodeJS.ProcessEnv = { ...process.env, BUILDX_NO_DEFAULT_ATTESTATIONS: "1" };
 const prune = (): void => void spawnSync(buildctl, ["--addr", host, "prune", "--all"], { stdio: "ignore" });
-const ours = (...args: string[]): Cmd => [process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", ...args], cliEnv];
+const bkBuild = (...args: string[]): Cmd => [process.execPath, [cli, "build", "--addr", host, "--progress", "quiet", ...args], cliEnv];
 const buildctlBuild = (ctx: string, dfDir: string, ...args: string[]): Cmd => [
   buildctl,
   ["--addr", host, "build", "--progress", "quiet", "--frontend", "dockerfile.v0", "--local", `context=${ctx}`, "--local", `dockerfile=${dfDir}`, ...args],
@@ -241,7 +241,7 @@ if (want("build")) {
     for (let d = 0; d < 100; d++) mkdirSync(join(ctx, `d${d}`));
     for (let i = 0; i < 10_000; i++) writeFileSync(join(ctx, `d${i % 100}`, `f${i}.bin`), randomBytes(50 * 1024));
     const dockerfile = join(df, "Dockerfile");
-    const mine = ours("-f", dockerfile, ctx);
+    const mine = bkBuild("-f", dockerfile, ctx);
     const anchors: Anchor[] = [
       { name: "buildctl", cmd: buildctlBuild(ctx, df) },
       ...buildxAnchor("build").map((bx) => ({ name: "buildx", cmd: bx.build("-f", dockerfile, ctx) })),
@@ -282,7 +282,7 @@ if (want("files")) {
       { name: "buildctl", cmd: buildctlBuild(ctx, df) },
       ...buildxAnchor("files").map((bx) => ({ name: "buildx", cmd: bx.build("-f", dockerfile, ctx) })),
     ];
-    contextRows("files", "100,000 small files", ours("-f", dockerfile, ctx), anchors, { fresh: 1.0, noop: 0.8 });
+    contextRows("files", "100,000 small files", bkBuild("-f", dockerfile, ctx), anchors, { fresh: 1.0, noop: 0.8 });
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
@@ -302,7 +302,7 @@ if (want("secret")) {
       ...buildxAnchor("secret").map((bx) => ({ name: "buildx", cmd: withSecret(bx.build(...flag, ctx)), goal: 1.2 })),
       { name: "buildctl", cmd: withSecret(buildctlBuild(ctx, ctx, ...flag)), goal: Infinity },
     ];
-    const cmds = [withSecret(ours(...flag, ctx)), ...anchors.map((a) => a.cmd)];
+    const cmds = [withSecret(bkBuild(...flag, ctx)), ...anchors.map((a) => a.cmd)];
     for (const c of cmds) time(...c);
     const [a, ...others] = interleave(cmds, runs);
     anchors.forEach((anchor, i) => report.ratio("secret", name, anchor.name, anchor.goal, a!, others[i]!));
