@@ -31,6 +31,8 @@ export const DIAL_STDIO = ["buildctl", "dial-stdio"];
 const MAX_FAILURE_BYTES = 8 << 10;
 /** How long output that is not HTTP/2 may go on before the dial gives up on it. */
 const FAILURE_GRACE_MS = 1000;
+/** Made once: an argument-less abort() builds a DOMException each time. */
+const DIAL_CLOSED = new Error("the dial-stdio stream closed");
 
 export interface ContainerLink {
   /** Opens one byte stream to buildkitd: a new `buildctl dial-stdio` exec. */
@@ -65,7 +67,7 @@ export function containerLink(
     dial: () => {
       const p = new PendingStream();
       const ac = new AbortController();
-      p.once("close", () => ac.abort());
+      p.once("close", () => ac.abort(DIAL_CLOSED));
       openDialStdio(link.api, addr, ac.signal).then(
         (s) => {
           if (p.destroyed) s.destroy();

@@ -20,6 +20,8 @@ export type { SessionService } from "../grpc/server.js";
 const HEADER_UUID = "x-docker-expose-session-uuid";
 const HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey";
 const HEADER_METHOD = "x-docker-expose-session-grpc-method";
+/** Made once: an argument-less abort() builds a DOMException each time. */
+const SESSION_CLOSED = new Error("the session closed");
 
 export interface SessionOptions {
   /** Services besides Health, which is always served. */
@@ -88,7 +90,7 @@ export class Session {
       ...this.methods.map((m): [string, string] => [HEADER_METHOD, m]),
     ];
     let socket: Duplex | undefined;
-    this.#abortOpen = () => ac.abort();
+    this.#abortOpen = () => ac.abort(SESSION_CLOSED);
     this.#endSocket = (graceMs) => {
       if (!socket || socket.destroyed) return;
       socket.end();

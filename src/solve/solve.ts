@@ -77,6 +77,8 @@ const PROGRESS_LOW_WATER = 16;
 const STATUS_INACTIVITY_MS = 5000;
 /** ...or this long when no update ever arrived: a job that never reported has nothing left to say. */
 const STATUS_NEVER_STARTED_MS = 250;
+/** Made once: an argument-less abort() builds a DOMException each time. */
+const STATUS_CUT = new Error("progress was cut off after the solve ended");
 
 /**
  * Validates the options synchronously (throws UsageError before any I/O on
@@ -361,11 +363,11 @@ function pumpStatus(conn: Connection, ref: string, progress: Queue<SolveStatus>)
     async drain(signal) {
       solved = true;
       release();
-      if (signal.aborted) cut.abort();
+      if (signal.aborted) cut.abort(STATUS_CUT);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const arm = (ms: number): void => {
         if (timer) clearTimeout(timer);
-        timer = setTimeout(() => cut.abort(), ms);
+        timer = setTimeout(() => cut.abort(STATUS_CUT), ms);
       };
       onUpdate = () => arm(STATUS_INACTIVITY_MS);
       arm(received === 0 ? STATUS_NEVER_STARTED_MS : STATUS_INACTIVITY_MS);
