@@ -292,10 +292,24 @@ export async function prepareFileOutput(dest: string): Promise<FileOutput> {
   return new LocalFile(dest, target, temp, fh);
 }
 
+/**
+ * Bytes a file export may hold in memory while its previous write is on
+ * disk. Chunks that arrive meanwhile go to disk together in one writev: one
+ * awaited write per ~17 KiB chunk held the daemon's stream back, a 500 MB tar
+ * export took 4.0 s here against 2.1 s into a stream that discards.
+ */
+const QUEUED_MAX_BYTES = 8 << 20;
+
 class LocalFile implements FileOutput {
   #fh: FileHandle | undefined;
   #target: string;
   #state: "open" | "committed" | "discarded" = "open";
+  /** Chunks accepted but not yet written, and their size. */
+  #queue: Buffer[] = [];
+  #queued = 0;
+  /** The write loop while it runs; it never rejects (its failure is kept in #failed). */
+  #writing: Promise<void> | undefined;
+  #failed: unknown;
   constructor(
     readonly dest: string,
     target: string,
@@ -306,16 +320,49 @@ class LocalFile implements FileOutput {
     this.#fh = fh;
   }
 
+  /** Accepts the chunk (held until written: the caller must not reuse it); waits only while too much is queued. */
   async write(chunk: Buffer): Promise<void> {
     const fh = this.#fh;
     if (!fh || this.#state !== "open") throw new UsageError(`${FILE_WHAT} ${q(this.dest)} is already ${this.#state === "open" ? "finished" : this.#state}`);
+    this.#throwIfFailed();
+    if (chunk.length === 0) return;
+    this.#queue.push(chunk);
+    this.#queued += chunk.length;
+    this.#writing ??= this.#drain(fh);
+    for (let w = this.#inFlight(); w !== undefined && this.#queued >= QUEUED_MAX_BYTES; w = this.#inFlight()) await w;
+    this.#throwIfFailed();
+  }
+
+  /** Read through a method: after an await, the field may have changed. */
+  #inFlight(): Promise<void> | undefined {
+    return this.#writing;
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failed !== undefined) throw outputError(FILE_WHAT, this.dest, this.#failed);
+  }
+
+  async #drain(fh: FileHandle): Promise<void> {
     try {
-      for (let off = 0; off < chunk.length;) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
-        off += bytesWritten;
+      while (this.#queue.length > 0) {
+        let bufs = this.#queue;
+        this.#queue = [];
+        this.#queued -= bufs.reduce((n, b) => n + b.length, 0);
+        while (bufs.length > 0) {
+          let { bytesWritten } = await fh.writev(bufs);
+          // A short write: drop what went out, write the rest.
+          let i = 0;
+          while (i < bufs.length && bytesWritten >= bufs[i]!.length) bytesWritten -= bufs[i++]!.length;
+          bufs = bufs.slice(i);
+          if (bytesWritten > 0) bufs[0] = bufs[0]!.subarray(bytesWritten);
+        }
       }
     } catch (e) {
-      throw outputError(FILE_WHAT, this.dest, e);
+      this.#failed = e;
+      this.#queue = [];
+      this.#queued = 0;
+    } finally {
+      this.#writing = undefined;
     }
   }
 
@@ -324,6 +371,8 @@ class LocalFile implements FileOutput {
     if (!fh) return;
     this.#fh = undefined;
     try {
+      await this.#writing;
+      this.#throwIfFailed();
       await fh.sync();
     } catch (e) {
       await fh.close().catch(() => undefined);
@@ -370,6 +419,9 @@ class LocalFile implements FileOutput {
   async #removeTemp(): Promise<void> {
     const fh = this.#fh;
     this.#fh = undefined;
+    this.#queue = [];
+    this.#queued = 0;
+    await this.#writing;
     await fh?.close().catch(() => undefined);
     try {
       await rm(this.temp, { force: true });

@@ -254,6 +254,24 @@ test("prepareFileOutput: write, finish, commit renames over the destination; the
   assert.equal(readFileSync(dest).length, 4 + (3 << 20), "discard after commit does nothing");
 });
 
+test("prepareFileOutput: chunks written while earlier ones are on disk keep their order; discard mid-write leaves nothing", async (t) => {
+  const base = tempDir("bk-out-", t);
+  const dest = join(base, "out.tar");
+  const out = await prepareFileOutput(dest);
+  // Not awaited one by one: the queue coalesces them into writev calls, past the in-memory cap.
+  const chunks = Array.from({ length: 700 }, (_, i) => Buffer.alloc(17_000 + (i % 13), i % 251));
+  await Promise.all(chunks.map((c) => out.write(c)));
+  await out.commit();
+  assert.ok(readFileSync(dest).equals(Buffer.concat(chunks)), "every byte, in the order written");
+  assert.deepEqual(temps(base), []);
+
+  const cut = await prepareFileOutput(join(base, "cut.tar"));
+  const pending = chunks.map((c) => cut.write(c).catch((e: unknown) => e));
+  await cut.discard();
+  await Promise.all(pending);
+  assert.deepEqual(readdirSync(base), ["out.tar"], "no temporary and no destination after a discard in the middle");
+});
+
 test("prepareFileOutput: a new file in a new directory; commit without finish", async (t) => {
   const base = tempDir("bk-out-", t);
   const dest = join(base, "x/y/image.tar");
