@@ -198,3 +198,18 @@ export function frame(parts: readonly Buffer[], size: number): Buffer {
   for (const p of parts) o += p.copy(f, o);
   return f;
 }
+
+/** Several messages, each prefixed, one after another in a single buffer. */
+export function frames(messages: readonly Buffer[]): Buffer {
+  let size = 0;
+  for (const m of messages) size += 5 + m.length;
+  const f = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (const m of messages) {
+    f[o] = 0;
+    f.writeUInt32BE(m.length, o + 1);
+    o += 5;
+    o += m.copy(f, o);
+  }
+  return f;
+}

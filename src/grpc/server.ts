@@ -20,7 +20,7 @@ import type { MethodKind, SessionMethods } from "../gen/methods.js";
 import { Queue } from "../queue.js";
 import { setMaxListeners } from "node:events";
 import { debuglog } from "node:util";
-import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix, statusName } from "./frame.js";
+import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, frames, prefix, statusName } from "./frame.js";
 
 /** NODE_DEBUG=bk-build: calls the daemon makes on the session and how they end (paths and codes, never payloads). */
 const debug = debuglog("bk-build");
@@ -52,6 +52,11 @@ export interface StreamCall<In, Out> extends CallContext, AsyncIterable<In> {
    * never copied here (for large payloads).
    */
   sendEncoded(parts: readonly Buffer[]): Promise<void>;
+  /**
+   * Sends several messages, each given encoded as one buffer, framed
+   * together into a single write (for many small messages in a row).
+   */
+  sendEncodedBatch(messages: readonly Buffer[]): Promise<void>;
 }
 
 /** A service buildkitd may call on a session, by full name. */
@@ -380,7 +385,7 @@ export class SessionServer {
       corked = false;
       stream.uncork();
     };
-    const sendEncoded = async (parts: readonly Buffer[]): Promise<void> => {
+    const ready = (): void => {
       if (ac.signal.aborted || stream.closed || stream.destroyed) throw new GrpcStatusError(Status.CANCELLED, "call ended");
       sendHeaders();
       if (!corked) {
@@ -388,6 +393,26 @@ export class SessionServer {
         stream.cork();
         setImmediate(uncork);
       }
+    };
+    /** Past the queue limit: written out at once, and waited for until it drains. */
+    const backpressure = async (): Promise<void> => {
+      if (stream.writableLength <= QUEUE_LIMIT) return;
+      uncork();
+      if (stream.writableLength <= QUEUE_LIMIT) return;
+      drained ??= new Promise<void>((resolve) => {
+        const done = (): void => {
+          stream.off("drain", done);
+          stream.off("close", done);
+          drained = undefined;
+          resolve();
+        };
+        stream.on("drain", done);
+        stream.on("close", done);
+      });
+      await drained;
+    };
+    const sendEncoded = async (parts: readonly Buffer[]): Promise<void> => {
+      ready();
       let size = 0;
       for (const p of parts) size += p.length;
       if (size <= SMALL_MESSAGE) {
@@ -397,22 +422,13 @@ export class SessionServer {
         stream.write(prefix(size));
         for (const p of parts) if (p.length) stream.write(p);
       }
-      if (stream.writableLength > QUEUE_LIMIT) {
-        uncork();
-        if (stream.writableLength > QUEUE_LIMIT) {
-          drained ??= new Promise<void>((resolve) => {
-            const done = (): void => {
-              stream.off("drain", done);
-              stream.off("close", done);
-              drained = undefined;
-              resolve();
-            };
-            stream.on("drain", done);
-            stream.on("close", done);
-          });
-          await drained;
-        }
-      }
+      await backpressure();
+    };
+    const sendEncodedBatch = async (messages: readonly Buffer[]): Promise<void> => {
+      if (messages.length === 0) return;
+      ready();
+      stream.write(frames(messages));
+      await backpressure();
     };
     const call: StreamCall<unknown, object> = {
       metadata,
@@ -420,6 +436,7 @@ export class SessionServer {
       signal: ac.signal,
       [Symbol.asyncIterator]: () => messages(),
       sendEncoded,
+      sendEncodedBatch,
       send: (message) => sendEncoded([route.response.encode(message)]),
     };
     void route.stream!(call).then(

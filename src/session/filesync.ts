@@ -8,7 +8,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { GrpcStatusError, Status, defineService, type CallContext, type ServiceCall, type SessionService } from "../grpc/server.js";
-import { FIX, walk, walkMemory, type MemoryDir } from "./fsutil/walk.js";
+import { FIX, walkBatches, walkMemory, type MemoryDir } from "./fsutil/walk.js";
 import { fsReason } from "../files.js";
 import { timeSlicer } from "./slices.js";
 import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
@@ -92,13 +92,18 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
         excludePatterns: mdValues(call, "exclude-patterns"),
         followPaths: mdValues(call, "followpaths"),
       };
-      for await (const entry of typeof root === "string" ? walk(root, options) : walkMemory(root, options)) {
+      // A batch of STAT packets leaves in one write.
+      for await (const batch of typeof root === "string" ? walkBatches(root, options) : [[...walkMemory(root, options)]]) {
         // Set by the reader task while the walk awaits.
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (finished) return;
-        if (entry.requestable) files.set(id, { path: entry.absPath || entry.stat.path, size: Number(entry.stat.size), data: entry.data });
-        id++;
-        await call.sendEncoded([statPacket(entry.stat)]);
+        const packets: Buffer[] = [];
+        for (const entry of batch) {
+          if (entry.requestable) files.set(id, { path: entry.absPath || entry.stat.path, size: Number(entry.stat.size), data: entry.data });
+          id++;
+          packets.push(statPacket(entry.stat));
+        }
+        await call.sendEncodedBatch(packets);
       }
       await call.sendEncoded([statPacket()]);
     } catch (e) {

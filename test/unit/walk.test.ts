@@ -114,3 +114,14 @@ test("metadata lists: repeated fields in order, -encoded values unescaped", () =
   const enc = call(["exclude-patterns", "%E5%90%8D%E5%89%8D%2F%2A.txt", "exclude-patterns", "a+b", "exclude-patterns-encoded", "1"]);
   assert.deepEqual(mdValues(enc, "exclude-patterns"), ["名前/*.txt", "a b"]);
 });
+
+test("walk across batches: 700 ASCII names in order, and an include pattern that skips all but one", async () => {
+  const root = tempDir("bk-walk-");
+  const names = Array.from({ length: 700 }, (_, i) => `f${String(i).padStart(3, "0")}${i % 2 ? "_" : "-"}`);
+  for (const n of names) writeFileSync(join(root, n), n);
+  mkdirSync(join(root, "zz"));
+  writeFileSync(join(root, "zz/last"), "x");
+  const byteOrder = [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  assert.deepEqual(await paths(root), [...byteOrder, "zz", "zz/last"]);
+  assert.deepEqual(await paths(root, { includePatterns: ["zz/last"] }), ["zz", "zz/last"]);
+});

@@ -52,6 +52,15 @@ function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
+/** Code units where UTF-16 order and UTF-8 byte order part (surrogates against U+E000..U+FFFF). */
+const ORDER_DIFFERS = /[\uD800-\uFFFF]/;
+
+/** Sorts names in UTF-8 byte order: as UTF-16 code units (no copies) unless a name has a code unit where the two orders differ. */
+function sortNames(names: string[]): void {
+  if (names.some((n) => ORDER_DIFFERS.test(n))) names.sort(byteCompare);
+  else names.sort();
+}
+
 function toWire(rel: string, st: BigIntStats, linkname: string): WireStat {
   const mode = goFileMode(Number(st.mode));
   const isDir = st.isDirectory();
@@ -111,10 +120,38 @@ async function resolveFollowPaths(root: string, paths: readonly string[]): Promi
 
 /** Yields entries in fsutil order. Errors name the path that failed. */
 export async function* walk(root: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
+  for await (const batch of walkBatches(root, options)) yield* batch;
+}
+
+/** Entries walked between two looks at the event loop, at most. */
+const BATCH = 256;
+
+/**
+ * walk() in batches of entries: the walk itself is synchronous, and between
+ * batches it lets the event loop run (every few ms), so a consumer pays
+ * one await per batch, not per entry.
+ */
+export async function* walkBatches(root: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry[]> {
   const includes = [...(options.includePatterns ?? [])];
   if (options.followPaths?.length) includes.push(...(await resolveFollowPaths(root, options.followPaths)));
-  const include = new PatternMatcher(includes);
-  const exclude = new PatternMatcher(options.excludePatterns ?? []);
+  const breathe = timeSlicer();
+  let batch: WalkEntry[] = [];
+  for (const entry of walkSync(root, new PatternMatcher(includes), new PatternMatcher(options.excludePatterns ?? []))) {
+    if (entry !== undefined) {
+      batch.push(entry);
+      if (batch.length < BATCH) continue;
+    }
+    if (batch.length > 0) yield batch;
+    batch = [];
+    const pause = breathe();
+    if (pause) await pause;
+  }
+  if (batch.length > 0) yield batch;
+}
+
+/** The walk; `undefined` every BATCH names looked at, so that a walk that skips most of them still lets the event loop run. */
+function* walkSync(root: string, include: PatternMatcher, exclude: PatternMatcher): Generator<WalkEntry | undefined> {
+  let looked = 0;
   const firstPathOfInode = new Map<string, string>();
   // Directories on the current path; a directory is sent right before its
   // first sent descendant when it was entered only to look for matches.
@@ -129,28 +166,25 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     }
   }
 
-  const breathe = timeSlicer();
-
-  async function* visit(dirAbs: string, dirRel: string): AsyncGenerator<WalkEntry> {
+  function* visit(dirAbs: string, dirRel: string): Generator<WalkEntry | undefined> {
     let names: string[];
     try {
       names = readdirSync(dirAbs);
     } catch (e) {
       throw new Error(`cannot read directory ${dirAbs}: ${fsReason(e)} (${FIX})`, { cause: e });
     }
-    names.sort(byteCompare);
+    sortNames(names);
     for (const name of names) {
-      const pause = breathe();
-      if (pause) await pause;
+      if (++looked % BATCH === 0) yield undefined;
       const rel = dirRel ? `${dirRel}/${name}` : name;
       const abs = join(dirAbs, name);
       let st: BigIntStats | undefined;
       try {
-        st = lstatSync(abs, { bigint: true });
+        st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot stat ${abs}: ${fsReason(e)} (${FIX})`, { cause: e });
-        // removed during the walk
+        throw new Error(`cannot stat ${abs}: ${fsReason(e)} (${FIX})`, { cause: e });
       }
+      // undefined: removed during the walk
       if (st === undefined) continue;
       if (st.isSocket()) continue;
       const isDir = st.isDirectory();
@@ -208,7 +242,9 @@ export function* walkMemory(dir: MemoryDir, options: WalkOptions = {}): Generato
   const includes = [...(options.includePatterns ?? []), ...(options.followPaths ?? []).map((p) => cleanPath(p.replace(/^\/+/, "")))];
   const include = new PatternMatcher(includes);
   const exclude = new PatternMatcher(options.excludePatterns ?? []);
-  for (const name of [...dir.files.keys()].sort(byteCompare)) {
+  const names = [...dir.files.keys()];
+  sortNames(names);
+  for (const name of names) {
     if (!include.empty && !include.matchesOrParentMatches(name)) continue;
     if (!exclude.empty && exclude.matchesOrParentMatches(name)) continue;
     const data = dir.files.get(name)!;
