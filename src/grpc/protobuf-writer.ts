@@ -18,12 +18,9 @@ export function varintSize(n: number): number {
 export function varint64Size(n: bigint): number {
   if (n < 0n) return 10;
   if (n < 0x20000000000000n) return varintSize(Number(n));
-  let size = 1;
-  while (n >= 0x80n) {
-    n >>= 7n;
-    size++;
-  }
-  return size;
+  // Past 2^53 (a modification time in nanoseconds), in Numbers: 5 bytes hold the low word and 3 bits of the high one, 7 bits a byte for the rest.
+  const hi = Number(n >> 32n);
+  return 5 + varintSize(Math.floor(hi / 8));
 }
 
 export class Writer {
@@ -43,12 +40,20 @@ export class Writer {
       this.varint(Number(n));
       return;
     }
-    let u = BigInt.asUintN(64, n);
-    while (u >= 0x80n) {
-      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
+    // The two 32-bit halves as Numbers: two BigInt operations instead of two per byte.
+    const u = BigInt.asUintN(64, n);
+    let lo = Number(u & 0xffffffffn);
+    let hi = Number(u >> 32n);
+    while (hi > 0) {
+      this.buf[this.pos++] = (lo & 0x7f) | 0x80;
+      lo = ((lo >>> 7) | ((hi & 0x7f) << 25)) >>> 0;
+      hi = Math.floor(hi / 128);
     }
-    this.buf[this.pos++] = Number(u);
+    while (lo >= 0x80) {
+      this.buf[this.pos++] = (lo & 0x7f) | 0x80;
+      lo >>>= 7;
+    }
+    this.buf[this.pos++] = lo;
   }
 
   /** A varint field, left out when zero. */

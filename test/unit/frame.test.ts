@@ -72,3 +72,39 @@ test("pushPieces: each message as views of its chunks, equal to what push gather
   }
   assert.throws(() => bytesMessagePieces([Buffer.from([0x0a, 5, 1])]), /truncated/);
 });
+
+test("varint64 and varint64Size match a byte-by-byte BigInt encoder over boundaries, nanosecond times and negatives", async () => {
+  const { Writer, varint64Size } = await import("../../src/grpc/protobuf-writer.js");
+  const reference = (n: bigint): number[] => {
+    let u = BigInt.asUintN(64, n);
+    const out: number[] = [];
+    while (u >= 0x80n) {
+      out.push(Number(u & 0x7fn) | 0x80);
+      u >>= 7n;
+    }
+    out.push(Number(u));
+    return out;
+  };
+  const values = [
+    0n,
+    1n,
+    127n,
+    128n,
+    (1n << 53n) - 1n,
+    1n << 53n,
+    (1n << 56n) - 1n,
+    1n << 56n,
+    (1n << 63n) - 1n,
+    -1n,
+    -(1n << 63n),
+    1_764_748_800_123_456_789n,
+  ];
+  for (let k = 0; k < 64; k++) values.push(1n << BigInt(k), (1n << BigInt(k)) - 1n, (1n << BigInt(k)) + 1n);
+  for (let i = 0; i < 2000; i++) values.push(BigInt.asIntN(64, BigInt(`0x${randomBytes(8).toString("hex")}`)));
+  for (const v of values) {
+    const w = new Writer(Buffer.alloc(10));
+    w.varint64(v);
+    assert.deepEqual([...w.buf.subarray(0, w.pos)], reference(v), `varint64(${v})`);
+    assert.equal(varint64Size(v), reference(v).length, `varint64Size(${v})`);
+  }
+});

@@ -8,7 +8,7 @@
  */
 import { lstat, readlink } from "node:fs/promises";
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
-import { join } from "node:path";
+import { join, normalize } from "node:path";
 import { PatternMatcher, cleanPath } from "./patterns.js";
 import { goFileMode, isRequestable } from "./mode.js";
 import type { WireStat } from "./wire.js";
@@ -174,10 +174,12 @@ function* walkSync(root: string, include: PatternMatcher, exclude: PatternMatche
       throw new Error(`cannot read directory ${dirAbs}: ${fsReason(e)} (${FIX})`, { cause: e });
     }
     sortNames(names);
+    // dirAbs is normalized and a name has no slash: no join (and its normalize) per name.
+    const dirPrefix = dirAbs.endsWith("/") ? dirAbs : `${dirAbs}/`;
     for (const name of names) {
       if (++looked % BATCH === 0) yield undefined;
       const rel = dirRel ? `${dirRel}/${name}` : name;
-      const abs = join(dirAbs, name);
+      const abs = dirPrefix + name;
       let st: BigIntStats | undefined;
       try {
         st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
@@ -234,7 +236,7 @@ function* walkSync(root: string, include: PatternMatcher, exclude: PatternMatche
     }
   }
 
-  yield* visit(root, "");
+  yield* visit(normalize(root), "");
 }
 
 /** walk() over a MemoryDir: the same filters, the same order. */
