@@ -288,6 +288,21 @@ export class ClientCall {
     return ok;
   }
 
+  /**
+   * Sends one message given as parts of `size` bytes in all, never copied
+   * here: the parts are held until written, so the caller must not reuse them.
+   */
+  writeParts(parts: readonly Buffer[], size: number): boolean {
+    if (size > MAX_MESSAGE_BYTES) {
+      throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `a message of ${size} bytes is over the ${MAX_MESSAGE_BYTES >> 20} MiB limit`);
+    }
+    this.#stream.cork();
+    let ok = this.#stream.write(prefix(size));
+    for (const p of parts) if (p.length) ok = this.#stream.write(p);
+    this.#stream.uncork();
+    return ok;
+  }
+
   /** Calls `cb` once written data has left the queue. */
   onceDrained(cb: () => void): void {
     this.#stream.once("drain", cb);

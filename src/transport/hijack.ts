@@ -11,6 +11,17 @@ import { Writer, varintSize } from "../grpc/protobuf-writer.js";
 /** Pipe bytes are sent as one BytesMessage per event loop turn, or sooner past this size. */
 const FLUSH_BYTES = 256 * 1024;
 
+/** Below this, a batch is copied into one BytesMessage buffer; above, its chunks go out as they are behind a head. */
+const COPY_BELOW = 4096;
+
+/** The head of a BytesMessage (field 1, bytes) whose data is `size` bytes. */
+function bytesMessageHead(size: number): Buffer {
+  const w = new Writer(Buffer.allocUnsafe(1 + varintSize(size)));
+  w.buf[w.pos++] = 0x0a;
+  w.varint(size);
+  return w.buf;
+}
+
 /** Encodes a BytesMessage (field 1, bytes) holding `chunks` back to back. */
 function bytesMessage(chunks: readonly Buffer[], size: number): Buffer {
   const w = new Writer(Buffer.allocUnsafe(1 + varintSize(size) + size));
@@ -53,10 +64,16 @@ export function hijack(call: ClientCall): HijackedPipe {
   const flush = (): void => {
     scheduled = false;
     if (!batch.length) return;
-    const bytes = bytesMessage(batch, batchBytes);
+    // The chunks are the pipe's own copies (an HTTP/2 session writing to a
+    // JS stream hands over new buffers): past a few KiB they go out as they
+    // are, not copied once more into a new buffer that is garbage a moment later.
+    const ok =
+      batchBytes < COPY_BELOW
+        ? call.write(bytesMessage(batch, batchBytes))
+        : call.writeParts([bytesMessageHead(batchBytes), ...batch], 1 + varintSize(batchBytes) + batchBytes);
     batch = [];
     batchBytes = 0;
-    if (!call.write(bytes) && !congested) {
+    if (!ok && !congested) {
       congested = true;
       call.onceDrained(drained);
     }
