@@ -2,6 +2,7 @@
  * gRPC's framing over HTTP/2, shared by the session server and the Control
  * client: status codes, the 5-byte message prefix, grpc-message encoding.
  */
+import { Writer } from "./protobuf-writer.js";
 
 /** Message size limit both ways, as buildctl and buildkitd (containerd's default). */
 export const MAX_MESSAGE_BYTES = 16 << 20;
@@ -199,17 +200,50 @@ export function frame(parts: readonly Buffer[], size: number): Buffer {
   return f;
 }
 
-/** Several messages, each prefixed, one after another in a single buffer. */
-export function frames(messages: readonly Buffer[]): Buffer {
-  let size = 0;
-  for (const m of messages) size += 5 + m.length;
-  const f = Buffer.allocUnsafe(size);
-  let o = 0;
-  for (const m of messages) {
-    f[o] = 0;
-    f.writeUInt32BE(m.length, o + 1);
-    o += 5;
-    o += m.copy(f, o);
+/** What a FrameBatch starts with; it grows as needed. */
+const BATCH_BYTES = 16 << 10;
+
+/**
+ * Messages framed one after another into one buffer as they are encoded,
+ * with no buffer of their own, for a call to send in a single write
+ * (StreamCall.sendFrames): a context walk's STAT packets.
+ */
+export class FrameBatch {
+  #buf = Buffer.allocUnsafe(BATCH_BYTES);
+  #pos = 0;
+  #count = 0;
+
+  /** Messages framed so far. */
+  get count(): number {
+    return this.#count;
   }
-  return f;
+
+  /**
+   * Frames a message of exactly `size` bytes and returns a Writer at its
+   * body; it must be written before the next message() (which may move the buffer).
+   */
+  message(size: number): Writer {
+    const need = this.#pos + 5 + size;
+    if (need > this.#buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.#buf.length));
+      this.#buf.copy(grown, 0, 0, this.#pos);
+      this.#buf = grown;
+    }
+    this.#buf[this.#pos] = 0;
+    this.#buf.writeUInt32BE(size, this.#pos + 1);
+    const w = new Writer(this.#buf);
+    w.pos = this.#pos + 5;
+    this.#pos = need;
+    this.#count++;
+    return w;
+  }
+
+  /** The framed messages, and a fresh start. */
+  take(): Buffer {
+    const out = this.#buf.subarray(0, this.#pos);
+    this.#buf = Buffer.allocUnsafe(BATCH_BYTES);
+    this.#pos = 0;
+    this.#count = 0;
+    return out;
+  }
 }

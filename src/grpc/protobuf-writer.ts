@@ -77,6 +77,13 @@ export class Writer {
     this.raw(b);
   }
 
+  /** A length-delimited field holding `s` as UTF-8, `len` being its byte length (Buffer.byteLength). */
+  utf8(tag: number, s: string, len: number): void {
+    this.buf[this.pos++] = tag;
+    this.varint(len);
+    this.pos += this.buf.write(s, this.pos, len, "utf8");
+  }
+
   /** Bytes as they are (the body of a field whose head was written). */
   raw(b: Buffer): void {
     this.pos += b.copy(this.buf, this.pos);

@@ -20,7 +20,7 @@ import type { MethodKind, SessionMethods } from "../gen/methods.js";
 import { Queue } from "../queue.js";
 import { setMaxListeners } from "node:events";
 import { debuglog } from "node:util";
-import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, frames, prefix, statusName } from "./frame.js";
+import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix, statusName } from "./frame.js";
 
 /** NODE_DEBUG=bk-build: calls the daemon makes on the session and how they end (paths and codes, never payloads). */
 const debug = debuglog("bk-build");
@@ -52,11 +52,8 @@ export interface StreamCall<In, Out> extends CallContext, AsyncIterable<In> {
    * never copied here (for large payloads).
    */
   sendEncoded(parts: readonly Buffer[]): Promise<void>;
-  /**
-   * Sends several messages, each given encoded as one buffer, framed
-   * together into a single write (for many small messages in a row).
-   */
-  sendEncodedBatch(messages: readonly Buffer[]): Promise<void>;
+  /** Sends the messages a FrameBatch framed (its take()), in a single write. */
+  sendFrames(framed: Buffer): Promise<void>;
 }
 
 /** A service buildkitd may call on a session, by full name. */
@@ -424,10 +421,10 @@ export class SessionServer {
       }
       await backpressure();
     };
-    const sendEncodedBatch = async (messages: readonly Buffer[]): Promise<void> => {
-      if (messages.length === 0) return;
+    const sendFrames = async (framed: Buffer): Promise<void> => {
+      if (framed.length === 0) return;
       ready();
-      stream.write(frames(messages));
+      stream.write(framed);
       await backpressure();
     };
     const call: StreamCall<unknown, object> = {
@@ -436,7 +433,7 @@ export class SessionServer {
       signal: ac.signal,
       [Symbol.asyncIterator]: () => messages(),
       sendEncoded,
-      sendEncodedBatch,
+      sendFrames,
       send: (message) => sendEncoded([route.response.encode(message)]),
     };
     void route.stream!(call).then(

@@ -11,7 +11,8 @@ import { GrpcStatusError, Status, defineService, type CallContext, type ServiceC
 import { FIX, walkBatches, walkMemory, type MemoryDir } from "./fsutil/walk.js";
 import { fsReason } from "../files.js";
 import { timeSlicer } from "./slices.js";
-import { dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
+import { addStatPacket, dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
+import { FrameBatch } from "../grpc/frame.js";
 
 /** DATA payload size; the receiver takes any size (Go's sender uses 32 KiB). */
 const CHUNK = 256 * 1024;
@@ -97,13 +98,13 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
         // Set by the reader task while the walk awaits.
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (finished) return;
-        const packets: Buffer[] = [];
+        const packets = new FrameBatch();
         for (const entry of batch) {
           if (entry.requestable) files.set(id, { path: entry.absPath || entry.stat.path, size: Number(entry.stat.size), data: entry.data });
           id++;
-          packets.push(statPacket(entry.stat));
+          addStatPacket(packets, entry.stat);
         }
-        await call.sendEncodedBatch(packets);
+        await call.sendFrames(packets.take());
       }
       await call.sendEncoded([statPacket()]);
     } catch (e) {

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { codec } from "../../src/grpc/codec.js";
-import { dataPacketHead, decodePacket, errPacket, finPacket, reqPacket, statPacket, type WireStat } from "../../src/session/fsutil/wire.js";
+import { addStatPacket, dataPacketHead, decodePacket, errPacket, finPacket, reqPacket, statPacket, type WireStat } from "../../src/session/fsutil/wire.js";
+import { FrameBatch, MessageReader, frame } from "../../src/grpc/frame.js";
 
 interface Decoded {
   type: string;
@@ -34,6 +35,31 @@ test("STAT packets decode with the generated codec, int64 values exact", () => {
     });
   }
   assert.equal(packet.decode(statPacket()).stat, null, "the end-of-walk STAT has no stat");
+});
+
+test("STAT packets framed into a FrameBatch are the same bytes as each framed alone, across its growth", () => {
+  const names = ["a", "dir/名前 ü", "😀/f", "x".repeat(4000), "", "l"];
+  const stats: WireStat[] = Array.from({ length: 300 }, (_, i) => ({
+    path: `${names[i % names.length]!}${i}`,
+    mode: i % 2 ? 0o644 : 2147484141,
+    uid: 0,
+    gid: i % 3,
+    size: BigInt(i) * 1_000_003n,
+    modTime: 1_700_000_000_123_456_789n + BigInt(i),
+    linkname: i % 5 ? "" : `../t${names[i % names.length]!}`,
+    devmajor: 0,
+    devminor: i % 7,
+  }));
+  const batch = new FrameBatch();
+  for (const s of stats) addStatPacket(batch, s);
+  assert.equal(batch.count, stats.length);
+  const framed = batch.take();
+  assert.ok(framed.equals(Buffer.concat(stats.map((s) => frame([statPacket(s)], statPacket(s).length)))));
+  assert.deepEqual(
+    new MessageReader().push(framed).map((m) => packet.decode(m).stat?.path),
+    stats.map((s) => s.path),
+  );
+  assert.equal(batch.take().length, 0, "take() starts afresh");
 });
 
 test("DATA, FIN and ERR packets", () => {

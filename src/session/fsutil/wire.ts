@@ -10,6 +10,7 @@
 
 import { isUtf8 } from "node:buffer";
 import { Writer, varint64Size, varintSize } from "../../grpc/protobuf-writer.js";
+import type { FrameBatch } from "../../grpc/frame.js";
 
 /** One entry as fsutil sends it. */
 export interface WireStat {
@@ -27,44 +28,57 @@ export interface WireStat {
 
 export const PacketType = { STAT: 0, REQ: 1, DATA: 2, FIN: 3, ERR: 4 } as const;
 
-/** Encodes a Stat message. */
-function statSize(s: WireStat, path: Buffer, link: Buffer): number {
+/** The size of a Stat message whose path and link name are `pathLen` and `linkLen` UTF-8 bytes. */
+function statSize(s: WireStat, pathLen: number, linkLen: number): number {
   let n = 0;
-  if (path.length) n += 1 + varintSize(path.length) + path.length;
+  if (pathLen) n += 1 + varintSize(pathLen) + pathLen;
   if (s.mode) n += 1 + varintSize(s.mode);
   if (s.uid) n += 1 + varintSize(s.uid);
   if (s.gid) n += 1 + varintSize(s.gid);
   if (s.size) n += 1 + varint64Size(s.size);
   if (s.modTime) n += 1 + varint64Size(s.modTime);
-  if (link.length) n += 1 + varintSize(link.length) + link.length;
+  if (linkLen) n += 1 + varintSize(linkLen) + linkLen;
   if (s.devmajor) n += 1 + varintSize(s.devmajor);
   if (s.devminor) n += 1 + varintSize(s.devminor);
   return n;
 }
 
-function writeStat(w: Writer, s: WireStat, path: Buffer, link: Buffer): void {
-  if (path.length) w.bytes(0x0a, path);
-  w.uint(0x10, s.mode);
-  w.uint(0x18, s.uid);
-  w.uint(0x20, s.gid);
-  w.int64(0x28, s.size);
-  w.int64(0x30, s.modTime);
-  if (link.length) w.bytes(0x3a, link);
-  w.uint(0x40, s.devmajor);
-  w.uint(0x48, s.devminor);
+/** Packet{type: STAT, stat}: its size and the writer of its bytes. */
+function statPacketParts(s: WireStat): { size: number; write: (w: Writer) => void } {
+  const pathLen = Buffer.byteLength(s.path, "utf8");
+  const linkLen = Buffer.byteLength(s.linkname, "utf8");
+  const inner = statSize(s, pathLen, linkLen);
+  return {
+    size: 1 + varintSize(inner) + inner,
+    write(w) {
+      w.buf[w.pos++] = 0x12;
+      w.varint(inner);
+      if (pathLen) w.utf8(0x0a, s.path, pathLen);
+      w.uint(0x10, s.mode);
+      w.uint(0x18, s.uid);
+      w.uint(0x20, s.gid);
+      w.int64(0x28, s.size);
+      w.int64(0x30, s.modTime);
+      if (linkLen) w.utf8(0x3a, s.linkname, linkLen);
+      w.uint(0x40, s.devmajor);
+      w.uint(0x48, s.devminor);
+    },
+  };
 }
 
 /** Packet{type: STAT, stat}; `undefined` gives the empty STAT that ends the walk. */
 export function statPacket(stat?: WireStat): Buffer {
   if (!stat) return Buffer.alloc(0);
-  const path = Buffer.from(stat.path, "utf8");
-  const link = Buffer.from(stat.linkname, "utf8");
-  const inner = statSize(stat, path, link);
-  const w = new Writer(Buffer.allocUnsafe(1 + varintSize(inner) + inner));
-  w.buf[w.pos++] = 0x12;
-  w.varint(inner);
-  writeStat(w, stat, path, link);
+  const { size, write } = statPacketParts(stat);
+  const w = new Writer(Buffer.allocUnsafe(size));
+  write(w);
   return w.buf;
+}
+
+/** Packet{type: STAT, stat} framed straight into `batch`, with no buffer of its own (the walk's hot path). */
+export function addStatPacket(batch: FrameBatch, stat: WireStat): void {
+  const { size, write } = statPacketParts(stat);
+  write(batch.message(size));
 }
 
 /**
