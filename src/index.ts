@@ -30,7 +30,7 @@ export type {
 } from "./types.js";
 export type { BuildOptions, ContextArchive, DockerfileContents, ExportSpec } from "./solve/options.js";
 export type { AnnotationSpec, AnnotationType, AttestationSpec, AttestationType } from "./solve/attest.js";
-export type { ExportResult } from "./solve/outputs.js";
+export type { ExportDescriptor, ExportResult } from "./solve/outputs.js";
 export { AuditError, SecretLeakError, type AuditFinding, type AuditReport } from "./audit/report.js";
 export type { Build, BuildResult } from "./solve/solve.js";
 export type { SecretSource } from "./solve/secrets.js";

@@ -11,6 +11,7 @@ import type { FileSendTarget, ByteSink } from "../session/filesend.js";
 import { receiveDiffCopy } from "../session/fsutil/receive.js";
 import { prepareDirectoryOutput, prepareFileOutput, type DirectoryOutput, type FileOutput } from "../outputs/directory.js";
 import type { ResolvedExport } from "./options.js";
+import { parseDescriptor } from "../oci/layout.js";
 
 /** What one output produced, in the order of the build's outputs. */
 export interface ExportResult {
@@ -28,8 +29,35 @@ export interface ExportResult {
   configDigest?: string | undefined;
   /** Image names the exporter gave the result. */
   names?: string[] | undefined;
+  /** The image's root descriptor (index or manifest), where the exporter reports one (image, oci, docker). */
+  descriptor?: ExportDescriptor | undefined;
   /** Bytes written (tarballs) or received (directories). */
   bytes?: number | undefined;
+}
+
+/** An OCI descriptor, as an oci or docker exporter reports the image it wrote. */
+export interface ExportDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string> | undefined;
+}
+
+/**
+ * The exporter's `containerimage.descriptor` (base64 of a JSON OCI
+ * descriptor); undefined when absent or not one (the digest is reported on its own too).
+ */
+export function exportDescriptor(b64: string | undefined): ExportDescriptor | undefined {
+  if (!b64) return undefined;
+  try {
+    const d = parseDescriptor(JSON.parse(Buffer.from(b64.replace(/[\r\n]/g, ""), "base64").toString("utf8")));
+    if (!d.mediaType || !d.digest) return undefined;
+    const out: ExportDescriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+    if (d.annotations) out.annotations = { ...d.annotations };
+    return out;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A tap on every byte stream and directory an output writes (the leak audit). */
@@ -259,6 +287,8 @@ export class BuildOutputs {
       if (digest) s.result.digest = digest;
       if (config) s.result.configDigest = config;
       if (names) s.result.names = names.split(",");
+      const descriptor = exportDescriptor(md["containerimage.descriptor"]);
+      if (descriptor) s.result.descriptor = descriptor;
       if (s.spec.target === "file" || s.spec.target === "stream") {
         if (!s.opened) throw new BuildKitError(`buildkitd reported success but sent nothing for output type=${s.spec.type}`);
       }

@@ -161,6 +161,11 @@ test("type=oci and type=docker tarballs: buildctl's manifest digest, a complete 
     assert.equal(result.exports[i]!.digest, ours.manifestDigest);
     assert.equal(result.exports[i]!.configDigest, ours.configDigest);
     assert.deepEqual(result.exports[i]!.names, ["example.com/bk/out:1"]);
+    // The exporter's descriptor is the one index.json points at.
+    const top = ours.index.manifests[0]!;
+    assert.equal(result.exports[i]!.descriptor?.digest, ours.manifestDigest, `${type} descriptor digest`);
+    assert.equal(result.exports[i]!.descriptor?.size, top.size, `${type} descriptor size`);
+    assert.equal(result.exports[i]!.descriptor?.mediaType, top.mediaType, `${type} descriptor media type`);
     if (type === "docker") {
       assert.deepEqual(ours.dockerManifest, theirs.dockerManifest);
       assert.equal(ours.dockerManifest?.[0]?.RepoTags[0], "example.com/bk/out:1");

@@ -15,6 +15,7 @@ import { parseCacheEntries, resolveCaches } from "../../src/solve/cache.js";
 import { resolveOciContext } from "../../src/solve/stores.js";
 import { bytesMessageData, exporterId } from "../../src/session/filesend.js";
 import { codec } from "../../src/grpc/codec.js";
+import { exportDescriptor } from "../../src/solve/outputs.js";
 import { UsageError } from "../../src/errors.js";
 import { tempDir } from "../helpers/files.js";
 import type { CliStdout } from "../../src/cli/io.js";
@@ -161,6 +162,44 @@ test("caches from the environment: gha token/url as buildx fills them (else drop
   assert.deepEqual(local.exports[0]!.attrs, { dest: join(process.cwd(), "rel/out"), mode: "max" });
   usage(() => resolveCaches([{ type: "local", attrs: {} }], [], {}), /^--cache-from type=local needs src=DIR/);
   usage(() => resolveCaches([], [{ type: "local", attrs: { src: "x" } }], {}), /^--cache-to type=local needs dest=DIR/);
+
+  // azblob goes to the daemon as written (it reads its own credentials); compression= stays on a local export.
+  const az = { account_url: "https://acct.blob.core.windows.net", name: "cache", secret_access_key: "K" };
+  const azure = resolveCaches([{ type: "azblob", attrs: { ...az } }], [{ type: "azblob", attrs: { ...az, mode: "max" } }], { HOME: "/nonexistent" });
+  assert.deepEqual(azure.imports, [{ type: "azblob", attrs: az }]);
+  assert.deepEqual(azure.exports, [{ type: "azblob", attrs: { ...az, mode: "max" } }]);
+  assert.deepEqual(azure.warnings, []);
+  const compressed = resolveCaches([], parseCacheEntries("type=local,dest=out,compression=zstd,compression-level=3,force-compression=true", "--cache-to"), {});
+  assert.deepEqual(compressed.exports[0]!.attrs, {
+    dest: join(process.cwd(), "out"),
+    compression: "zstd",
+    "compression-level": "3",
+    "force-compression": "true",
+  });
+});
+
+test("exportDescriptor: the exporter's base64 JSON descriptor, annotations kept; anything else is no descriptor", () => {
+  const desc = {
+    mediaType: "application/vnd.oci.image.index.v1+json",
+    digest: `sha256:${"a".repeat(64)}`,
+    size: 856,
+    annotations: { "org.opencontainers.image.created": "2026-12-03T00:00:00Z" },
+  };
+  const b64 = Buffer.from(JSON.stringify(desc)).toString("base64");
+  assert.deepEqual(exportDescriptor(b64), desc);
+  assert.deepEqual(exportDescriptor(`${b64.slice(0, 20)}\n${b64.slice(20)}`), desc, "line breaks skipped as Go's StdEncoding does");
+  const { annotations: _dropped, ...bare } = desc;
+  assert.deepEqual(exportDescriptor(Buffer.from(JSON.stringify(bare)).toString("base64")), bare);
+  for (const bad of [
+    undefined,
+    "",
+    "not base64 at all!",
+    Buffer.from("[1,2]").toString("base64"),
+    Buffer.from('{"digest":"sha256:x"}').toString("base64"),
+    Buffer.from('{"mediaType":"m","digest":"d","size":"9"}').toString("base64"),
+  ]) {
+    assert.equal(exportDescriptor(bad), undefined, String(bad));
+  }
 });
 
 test("oci-layout:// build contexts: tag and digest as buildx parses them, the tag resolved from index.json", () => {
