@@ -4,7 +4,9 @@
  * Engine (standing in for the docker:dind service, over its TLS listener)
  * and the test buildkitd (standing in for the buildkitd service). Only the
  * service addresses are swapped for the test's; the token rotates between
- * the two runs of each job.
+ * the two runs of each job, and between them the daemon's own cache is
+ * emptied (each CI job gets a new service), so the second run is cached only
+ * by what the job keeps: the registry's inline cache, the cache: directory.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +16,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { dockerCli, repoRoot, testEnv } from "../helpers/env.js";
+import { BuildKitClient } from "../../src/index.js";
 import { httpGet } from "../helpers/registry.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
@@ -71,7 +74,12 @@ function gitlabVars(token: string, sha: string): Record<string, string> {
   return vars;
 }
 
-async function runJob(name: string, services: Record<string, string>, check: (vars: Record<string, string>) => void): Promise<void> {
+async function runJob(
+  name: string,
+  services: Record<string, string>,
+  between: (vars: Record<string, string>) => Promise<void>,
+  check: (vars: Record<string, string>) => void,
+): Promise<void> {
   const job = ci[name] as Job;
   const lines = job.script.filter((l) => l.startsWith("bk-build "));
   assert.equal(lines.length, 1, `${name} has one bk-build line`);
@@ -98,6 +106,7 @@ async function runJob(name: string, services: Record<string, string>, check: (va
     index.token = token;
     seen.length = 0;
     const vars = { ...gitlabVars(token, sha), ...(job.variables ?? {}), ...services };
+    if (round === 2) await between(vars);
     const r = await run(lines[0]!, ctx, vars);
     outs.push(r.out);
     assert.equal(r.code, 0, `${name} round ${round}:\n${r.out}`);
@@ -126,7 +135,14 @@ test("gitlab-ci example, build-dind: the job's line through the Engine's TLS lis
     { host: "tcp://docker:2376", verify: "1", certs: "/certs/client" },
     "GitLab's documented dind variables",
   );
-  await runJob("build-dind", { DOCKER_HOST: env.docker.tlsHost, DOCKER_CERT_PATH: env.docker.certPath }, (vars) => {
+  const fresh = async (vars: Record<string, string>): Promise<void> => {
+    // A new dind service: no images and no build cache of the first job.
+    dockerCli(["image", "rm", "-f", vars["IMAGE"]!, `${vars["CI_REGISTRY_IMAGE"]!}:cache`]);
+    const pruned = dockerCli(["builder", "prune", "-af"]);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    return Promise.resolve();
+  };
+  await runJob("build-dind", { DOCKER_HOST: env.docker.tlsHost, DOCKER_CERT_PATH: env.docker.certPath }, fresh, (vars) => {
     const r = dockerCli(["image", "inspect", vars["IMAGE"]!]);
     assert.equal(r.code, 0, `the image is in the Engine's store: ${r.stderr}`);
     dockerCli(["image", "rm", "-f", vars["IMAGE"]!]);
@@ -136,5 +152,14 @@ test("gitlab-ci example, build-dind: the job's line through the Engine's TLS lis
 test("gitlab-ci example, build-buildkitd: the job's line against buildkitd, the layer cache in the cache: directory, pushed", async () => {
   const job = ci["build-buildkitd"] as Job & { cache: { paths: string[] } };
   assert.deepEqual(job.cache.paths, [".buildkit-cache"]);
-  await runJob("build-buildkitd", { BUILDKIT_HOST: env.buildkitHost }, () => undefined);
+  // A new buildkitd service: nothing cached but what the cache: directory holds.
+  const fresh = async (): Promise<void> => {
+    const client = await BuildKitClient.connect({ address: env.buildkitHost });
+    try {
+      await client.prune({ all: true });
+    } finally {
+      await client.close();
+    }
+  };
+  await runJob("build-buildkitd", { BUILDKIT_HOST: env.buildkitHost }, fresh, () => undefined);
 });
