@@ -11,7 +11,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BuildKitClient } from "../../src/index.js";
-import { dockerCli, runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
+import { dockerCli, repoRoot, runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
 import { startAgent, startSshd, type Sshd } from "../helpers/sshd.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
@@ -330,4 +330,80 @@ test("compose through the Engine: images land in its store as PROJECT-SERVICE; a
     removeImage(`${project}-app`);
     removeImage(`${project}-base`);
   }
+});
+
+/** A step that prints "started-…", sleeps 4 s, then asks the index for a marker path: if that request comes, the step was not stopped. */
+function sleepingStep(prefix: string): { ctx: string; marker: string; requested: (ms: number) => Promise<boolean> } {
+  const ctx = tempDir(prefix);
+  const marker = `/after-cancel-${randomUUID()}`;
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo started-${randomUUID()} && sleep 4 && wget -q -O- http://127.0.0.1:${indexPort}${marker} || true\n`,
+  );
+  const urls: string[] = [];
+  const track = (req: { url?: string }): void => void urls.push(req.url ?? "");
+  index.server.on("request", track);
+  return {
+    ctx,
+    marker,
+    requested: async (ms) => {
+      await new Promise((r) => setTimeout(r, ms));
+      index.server.off("request", track);
+      return urls.includes(marker);
+    },
+  };
+}
+
+test("through the Engine: an AbortSignal, and Ctrl-C in the CLI, stop the daemon's step over the hijacked /grpc and /session", async () => {
+  // The library: abort once the step runs.
+  const api = sleepingStep("bk-engine-abort-");
+  const client = await BuildKitClient.connect({ address: "docker://", env: { DOCKER_HOST: env.docker.host, HOME: tempDir("bk-engine-home-") } });
+  try {
+    const ac = new AbortController();
+    const build = client.build({
+      context: api.ctx,
+      signal: ac.signal,
+      frontendAttrs: { "force-network-mode": "host" },
+      entitlements: ["network.host"],
+      env: {},
+    });
+    let t = 0;
+    for await (const s of build.progress) {
+      if (!t && s.logs.some((l) => l.data.toString().includes("started-"))) {
+        t = Date.now();
+        ac.abort();
+      }
+    }
+    await assert.rejects(build.result, (e: unknown) => (e as { code?: string }).code === "CANCELLED");
+    assert.ok(t > 0, "the step started");
+    assert.ok(Date.now() - t < 3000, `the build ended ${Date.now() - t} ms after the abort`);
+  } finally {
+    await client.close();
+  }
+  assert.ok(!(await api.requested(5000)), "the daemon's step was stopped before its sleep ended");
+
+  // The CLI: SIGINT once the step runs.
+  const cli = sleepingStep("bk-engine-sigint-");
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [join(repoRoot, "dist", "src", "cli", "bin.js"), "build", "--progress", "plain", "--network", "host", cli.ctx], {
+    env: { ...process.env, ...engineEnv() },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  let sent = 0;
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /started-/.test(stderr.replace(/RUN echo started-/g, ""))) {
+        sent = Date.now();
+        child.kill("SIGINT");
+      }
+    });
+    child.on("close", resolve);
+  });
+  assert.ok(sent > 0, `the step never started:\n${stderr}`);
+  assert.equal(code, 130, stderr);
+  assert.ok(Date.now() - sent < 3000, `exited ${Date.now() - sent} ms after the signal`);
+  assert.match(stderr, /error: interrupted\n$/);
+  assert.ok(!(await cli.requested(5000)), "the daemon's step was stopped before its sleep ended");
 });
