@@ -982,3 +982,51 @@ test("exec: a missing container and one that is not running are clear errors", T
   assert.equal(stopped.code, "FAILED_PRECONDITION");
   assert.equal(stopped.message, `container stopped on the Docker Engine at ${f.address} is not running (exited); start it (docker start stopped)`);
 });
+
+test(
+  "prepareLoad (--load from buildkitd): a containerd-store Engine gets an oci tarball, multi-platform too; the classic store gets docker and refuses several platforms",
+  T,
+  async (t) => {
+    const { prepareLoad } = await import("../../src/docker/load.js");
+    for (const containerd of [true, false]) {
+      const socket = join(tempDir("bk-load-"), "docker.sock");
+      let loadedBody = "";
+      await fakeEngine(t, {
+        socketPath: socket,
+        request: (req, res) => {
+          if (req.url?.endsWith("/info")) {
+            sendJson(res, 200, {
+              ServerVersion: "29.2.0",
+              DriverStatus: containerd ? [["driver-type", "io.containerd.snapshotter.v1"]] : [["Backing Filesystem", "extfs"]],
+            });
+          } else if (req.url?.endsWith("/images/load?quiet=0")) {
+            void (async () => {
+              for await (const c of req) loadedBody += (c as Buffer).toString();
+              messageStream(res, [{ stream: "Loaded image: example/app:latest\n" }]);
+            })();
+          } else sendJson(res, 404, { message: "page not found" });
+        },
+      });
+      const env = { DOCKER_HOST: `unix://${socket}`, HOME: tempDir("bk-load-home-") };
+      const ac = new AbortController();
+      for (const platforms of [1, 2]) {
+        const exp = { type: "docker", attrs: {}, target: "load" as const };
+        const prepared = prepareLoad(exp, { env, timeoutMs: 5000, signal: ac.signal, platforms });
+        if (!containerd && platforms > 1) {
+          await assert.rejects(
+            prepared,
+            /^BuildKitError: --load of a multi-platform image needs the containerd image store, and the Docker Engine at docker\+unix:\/\/.* uses the classic store: build one platform, or push instead$/,
+          );
+          continue;
+        }
+        const target = await prepared;
+        assert.equal(exp.type, containerd ? "oci" : "docker", `containerd=${containerd} platforms=${platforms}`);
+        assert.equal(exp.target, "stream");
+        loadedBody = "";
+        (exp as { stream?: NodeJS.WritableStream }).stream!.end("tar bytes");
+        assert.deepEqual(await target.loaded, ["example/app:latest"]);
+        assert.equal(loadedBody, "tar bytes");
+      }
+    }
+  },
+);
