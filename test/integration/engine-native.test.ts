@@ -106,8 +106,13 @@ test("an Engine that serves gRPC on its API socket (API 1.53) is used natively: 
     const addr = `docker+unix://${engine.socket}`;
     const info = await runCliAsync(["info", "--format", "json", "--addr", addr]);
     assert.equal(info.code, 0, info.stderr);
-    const j = JSON.parse(info.stdout) as { engine: { version: string; apiVersion: string; transport: string }; buildkit: { version: string } };
+    const j = JSON.parse(info.stdout) as {
+      engine: { version: string; apiVersion: string; transport: string; imageStore: string };
+      buildkit: { version: string };
+    };
     assert.deepEqual([j.engine.version, j.engine.apiVersion, j.engine.transport], ["29.2.0", "1.51", "native"]);
+    // The stand-in's worker is buildkitd's own, which carries the snapshotter label as a containerd-store Engine's does (the real 20.10 Engine's does not: classic).
+    assert.equal(j.engine.imageStore, "containerd", "the image store from the worker's snapshotter label");
     assert.equal(j.buildkit.version, "v0.24.0", "Control.Info answered over the API socket");
 
     const ctx = tempDir("bk-native-ctx-");
