@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient } from "../../src/index.js";
-import { runCliAsync, testEnv } from "../helpers/env.js";
+import { dockerCli, runCliAsync, testEnv } from "../helpers/env.js";
 import { keygen, startAgent, startSshd, type Sshd } from "../helpers/sshd.js";
 import { tempDir } from "../helpers/files.js";
 import { leakCheckEachTest } from "../helpers/leaks.js";
@@ -112,5 +112,40 @@ test("ssh:// logs in with the agent at SSH_AUTH_SOCK and reads ~/.ssh/known_host
     );
   } finally {
     await agent.stop();
+  }
+});
+
+test("docker+ssh://: the Engine's socket reached through sshd's stream-local forwarding: info, and a build with a secret whose image lands in the Engine", async () => {
+  const { s, knownHosts } = await setup();
+  assert.ok(env.docker.host.startsWith("unix://"), "the docker+ssh:// test reaches the Engine's unix socket through sshd");
+  const address = `docker+ssh://root@127.0.0.1:${s.port}${env.docker.host.slice("unix://".length)}`;
+  const flags = ["--addr", address, "--ssh-key", s.clientKey, "--ssh-known-hosts", knownHosts];
+  const noEnv = { SSH_AUTH_SOCK: undefined, BUILDKIT_HOST: undefined, DOCKER_HOST: undefined };
+  const info = await runCliAsync(["info", "--format", "json", ...flags], { env: noEnv });
+  assert.equal(info.code, 0, info.stderr);
+  const j = JSON.parse(info.stdout) as { address: string; engine: { version: string; imageStore: string } };
+  assert.equal(j.address, address);
+  assert.match(j.engine.version, /^20\.10\./);
+  assert.equal(j.engine.imageStore, "classic");
+
+  const ctx = tempDir("bk-dockerssh-ctx-");
+  const marker = randomUUID();
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    `FROM ${env.registry}/bk-test/busybox:latest\nRUN --mount=type=secret,id=tok,required=true test "$(wc -c < /run/secrets/tok)" -eq ${`s3cret-${marker}`.length}\nLABEL bk.marker=${marker}\n`,
+  );
+  const name = `bk-dockerssh:${marker.slice(0, 8)}`;
+  const r = await runCliAsync(["build", "--progress", "plain", "--network", "none", "--secret", "id=tok,env=TOK", "-t", name, ...flags, ctx], {
+    env: { ...noEnv, TOK: `s3cret-${marker}` },
+    timeoutMs: 180_000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stderr.includes(`s3cret-${marker}`), "no secret in the output");
+  const inspected = dockerCli(["image", "inspect", "-f", '{{index .Config.Labels "bk.marker"}}', name]);
+  try {
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.equal(inspected.stdout.toString().trim(), marker, "the image is in the Engine's store");
+  } finally {
+    dockerCli(["image", "rm", "-f", name]);
   }
 });
