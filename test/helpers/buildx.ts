@@ -19,8 +19,22 @@ export interface Buildx {
   docker(args: string[], cwd?: string, env?: Record<string, string | undefined>, input?: string | Buffer): RunResult;
 }
 
+/** buildx's default builder on the Engine at `dockerHost`: its `docker` driver (DOCKER_HOST set, nothing else). */
+export function dockerDriverBuildx(dockerHost: string): Buildx {
+  const bx = withPlugin({ DOCKER_HOST: dockerHost, DOCKER_CONTEXT: undefined, BUILDKIT_HOST: undefined });
+  return { ...bx, build: (args, cwd, env, input) => bx.docker(["buildx", "build", "--builder", "default", ...args], cwd, env, input) };
+}
+
 /** Creates the remote builder on `buildkitHost` (throws with buildx's words if it cannot). */
 export function remoteBuildx(buildkitHost: string, name: string): Buildx {
+  const bx = withPlugin({});
+  const r = bx.docker(["buildx", "create", "--driver", "remote", "--name", name, buildkitHost]);
+  if (r.code !== 0) throw new Error(`docker buildx create failed: ${r.stderr}`);
+  return { ...bx, build: (args, cwd, env, input) => bx.docker(["buildx", "build", "--builder", name, ...args], cwd, env, input) };
+}
+
+/** A Docker config of its own with buildx as its plugin, and `docker` run with it (and `base` in its environment). */
+function withPlugin(base: Record<string, string | undefined>): Omit<Buildx, "build"> {
   const dockerConfig = tempDir("bk-buildx-config-");
   mkdirSync(join(dockerConfig, "cli-plugins"));
   symlinkSync(buildxBinary(), join(dockerConfig, "cli-plugins", "docker-buildx"));
@@ -31,6 +45,7 @@ export function remoteBuildx(buildkitHost: string, name: string): Buildx {
       HOME: process.env["HOME"],
       DOCKER_CONFIG: dockerConfig,
       BUILDX_NO_DEFAULT_ATTESTATIONS: "1",
+      ...base,
       ...env,
     };
     const r = spawnSync("docker", args, {
@@ -42,7 +57,5 @@ export function remoteBuildx(buildkitHost: string, name: string): Buildx {
     });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr + (r.error?.message ?? ""), ms: Date.now() - t };
   };
-  const r = docker(["buildx", "create", "--driver", "remote", "--name", name, buildkitHost]);
-  if (r.code !== 0) throw new Error(`docker buildx create failed: ${r.stderr}`);
-  return { dockerConfig, docker, build: (args, cwd, env, input) => docker(["buildx", "build", "--builder", name, ...args], cwd, env, input) };
+  return { dockerConfig, docker };
 }

@@ -17,6 +17,7 @@ import { leakCheckEachTest } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
 import { startPackageIndex, stepNumbers, type PackageIndex } from "../helpers/package-index.js";
 import { httpGet } from "../helpers/registry.js";
+import { dockerDriverBuildx } from "../helpers/buildx.js";
 
 leakCheckEachTest();
 
@@ -406,4 +407,29 @@ test("through the Engine: an AbortSignal, and Ctrl-C in the CLI, stop the daemon
   assert.ok(Date.now() - sent < 3000, `exited ${Date.now() - sent} ms after the signal`);
   assert.match(stderr, /error: interrupted\n$/);
   assert.ok(!(await cli.requested(5000)), "the daemon's step was stopped before its sleep ended");
+});
+
+test("through the Engine, as buildx's docker driver: after its build of a context, ours is cached step for step and gives the same image ID", async () => {
+  const bx = dockerDriverBuildx(env.docker.host);
+  const ctx = tempDir("bk-engine-bx-");
+  writeFileSync(join(ctx, "a.txt"), `${randomUUID()}\n`);
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${env.registry}/bk-test/busybox:latest\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\nLABEL bk.cmp=1\n`);
+  const tag = `bk-engine-bx:${randomUUID().slice(0, 8)}`;
+  try {
+    const theirs = bx.build(["--progress", "plain", "--network", "host", "-t", `${tag}-bx`, "."], ctx);
+    assert.equal(theirs.code, 0, theirs.stderr);
+    const ours = await build(["--network", "host", "-t", `${tag}-bk`, ctx]);
+    assert.equal(ours.code, 0, ours.stderr);
+    // Both steps cached: the daemon got the same definition and attributes from us as from buildx.
+    for (const step of ["COPY a.txt /a.txt", "RUN cat /a.txt > /b.txt"]) {
+      const n = new RegExp(`^#(\\d+) \\[[^\\]]*\\] ${step.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`, "m").exec(ours.stderr)?.[1];
+      assert.ok(n, `${step} in our output:\n${ours.stderr}`);
+      assert.match(ours.stderr, new RegExp(`^#${n} CACHED$`, "m"), `${step} cached`);
+    }
+    assert.equal(inspect(`${tag}-bk`).Id, inspect(`${tag}-bx`).Id, "the same image");
+    assert.equal(inspect(`${tag}-bk`).Config.Labels?.["bk.cmp"], "1");
+  } finally {
+    removeImage(`${tag}-bk`);
+    removeImage(`${tag}-bx`);
+  }
 });
