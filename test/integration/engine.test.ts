@@ -246,7 +246,7 @@ test("through the Engine: a RUN step with the default network names the network 
   assert.equal(gone.stderr.trim(), "error: cannot connect to the Docker Engine at docker+unix:///nonexistent/docker.sock: no such socket; is dockerd running?");
 });
 
-test("through the Engine: --push from the classic store goes through the Engine API with our login; a refused push reports the registry's words", async () => {
+test("through the Engine: --push from the classic store goes through the Engine API with our login (flag or config.json); a refused push reports the registry's words", async () => {
   const auth = env.authRegistry!;
   const ctx = tempDir("bk-engine-push-");
   const marker = randomUUID();
@@ -262,6 +262,23 @@ test("through the Engine: --push from the classic store goes through the Engine 
     });
     assert.equal(res.status, 200, "the registry has the pushed manifest");
     assert.ok(!ok.stderr.includes(auth.password) && !ok.stdout.includes(auth.password), "the password is never shown");
+
+    // The same login from a Docker config.json (what `docker login` writes), no flag.
+    const config = tempDir("bk-engine-push-config-");
+    writeFileSync(
+      join(config, "config.json"),
+      JSON.stringify({ auths: { [auth.host]: { auth: Buffer.from(`${auth.user}:${auth.password}`).toString("base64") } } }),
+    );
+    const tag2 = `${marker.slice(0, 8)}-config`;
+    const fromConfig = await build(["--push", "-t", `${auth.host}/bk-test/engine-push:${tag2}`, ctx], { DOCKER_CONFIG: config });
+    removeImage(`${auth.host}/bk-test/engine-push:${tag2}`);
+    assert.equal(fromConfig.code, 0, fromConfig.stderr);
+    const res2 = await httpGet(`http://${auth.host}/v2/bk-test/engine-push/manifests/${tag2}`, {
+      authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`,
+      accept: "application/vnd.docker.distribution.manifest.v2+json",
+    });
+    assert.equal(res2.status, 200, "pushed with the config.json login");
+    assert.ok(!fromConfig.stderr.includes(auth.password));
 
     const bad = await build(["--push", "-t", name, "--registry-auth", `${auth.host}=${auth.user}:REG_PASSWORD`, ctx], { REG_PASSWORD: "not-the-password" });
     assert.equal(bad.code, 1, bad.stderr);
