@@ -20,6 +20,8 @@ const NATIVE_PROBE_MS = 3000;
 
 /** Present only on the containerd image store's worker. */
 const SNAPSHOTTER_LABEL = "org.mobyproject.buildkit.worker.snapshotter";
+/** The first Engine API with BuildKit's /grpc and /session endpoints (Docker 18.09). */
+const MIN_BUILDKIT_API = "1.39";
 
 export interface EngineConnection {
   conn: Connection;
@@ -64,6 +66,15 @@ export async function connectEngine(
       }
       throw e;
     });
+    // BuildKit through the Engine (/grpc, /session) came with Docker 18.09, API 1.39. An
+    // Engine that names an older API gets one line; one that names none (a proxy) is tried.
+    if (ping.apiVersion && compareApiVersions(ping.apiVersion, MIN_BUILDKIT_API) < 0) {
+      throw new ConnectionError(
+        `the Docker Engine at ${resolved.address} speaks API ${ping.apiVersion}, and BuildKit through an Engine needs API ${MIN_BUILDKIT_API} (Docker 18.09) or newer: upgrade it, or give a buildkitd address`,
+        resolved.address,
+        { code: "FAILED_PRECONDITION" },
+      );
+    }
     const apiVersion = await link.api.apiVersion(signal);
     const where = { kind: "unix" as const, path: "", address: resolved.address };
     const common = { daemon: "the Docker Engine", authority: "localhost", keepalive, onClose: link.close };

@@ -145,3 +145,31 @@ test("an Engine that says API 1.53 but refuses HTTP/2 on its socket (a proxy): t
     await engine.close();
   }
 });
+
+test("an Engine whose API is older than 1.39 (no BuildKit endpoints) is one line naming its API and the one needed, exit 1", async () => {
+  const socket = join(tempDir("bk-old-engine-"), "docker.sock");
+  const seen: string[] = [];
+  const server = createHttpServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    if (req.url?.endsWith("/version")) {
+      res.writeHead(200, { "Api-Version": "1.38", "Content-Type": "application/json" });
+      res.end(JSON.stringify({ Version: "18.06.3-ce", ApiVersion: "1.38", MinAPIVersion: "1.12", Os: "linux", Arch: "amd64" }));
+      return;
+    }
+    res.writeHead(200, { "Api-Version": "1.38", Server: "Docker/18.06.3-ce (linux)" });
+    res.end(req.method === "HEAD" ? undefined : "OK");
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  try {
+    const r = await runCliAsync(["info", "--addr", `docker+unix://${socket}`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      `error: the Docker Engine at docker+unix://${socket} speaks API 1.38, and BuildKit through an Engine needs API 1.39 (Docker 18.09) or newer: upgrade it, or give a buildkitd address\n`,
+    );
+    assert.ok(!seen.some((s) => s.includes("/grpc") || s.includes("/session")), `no upgrade was tried: ${seen.join(", ")}`);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
