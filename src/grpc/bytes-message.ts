@@ -3,6 +3,15 @@
  * exports carry hundreds of MB of them, and a generic decoder copies.
  */
 import { GrpcStatusError, Status } from "./frame.js";
+import { Writer, varintSize } from "./protobuf-writer.js";
+
+/** The head of a BytesMessage (field 1, bytes) whose data is `size` bytes: what precedes the data on the wire. */
+export function bytesMessageHead(size: number): Buffer {
+  const w = new Writer(Buffer.allocUnsafe(1 + varintSize(size)));
+  w.buf[w.pos++] = 0x0a;
+  w.varint(size);
+  return w.buf;
+}
 
 /**
  * `data` of a BytesMessage (field 1, bytes), as a view into `body` (no

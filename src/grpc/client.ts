@@ -281,11 +281,7 @@ export class ClientCall {
       throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `a message of ${message.length} bytes is over the ${MAX_MESSAGE_BYTES >> 20} MiB limit`);
     }
     if (message.length < 4096) return this.#stream.write(Buffer.concat([prefix(message.length), message]));
-    this.#stream.cork();
-    this.#stream.write(prefix(message.length));
-    const ok = this.#stream.write(message);
-    this.#stream.uncork();
-    return ok;
+    return this.writeParts([message], message.length);
   }
 
   /**

@@ -8,19 +8,11 @@
  */
 import { posix } from "node:path";
 import { GrpcStatusError, Status, defineService, type SessionService } from "../grpc/server.js";
-import { Writer, varintSize } from "../grpc/protobuf-writer.js";
+import { bytesMessageHead } from "../grpc/bytes-message.js";
 import { BuildKitError } from "../errors.js";
 
 /** Largest BytesMessage payload buildkit's provider sends. */
 export const MAX_UPLOAD_CHUNK = 3 * 1024 * 1024;
-
-/** The head of a BytesMessage (field 1, bytes) whose data is `size` bytes. */
-function bytesMessageHead(size: number): Buffer {
-  const w = new Writer(Buffer.allocUnsafe(1 + varintSize(size)));
-  w.buf[w.pos++] = 0x0a;
-  w.varint(size);
-  return w.buf;
-}
 
 /** Why an upload could not be served: the first failure of each id. */
 export class UploadFailures {

@@ -5,7 +5,7 @@
  */
 import { Duplex } from "node:stream";
 import type { ClientCall } from "../grpc/client.js";
-import { bytesMessagePieces } from "../grpc/bytes-message.js";
+import { bytesMessageHead, bytesMessagePieces } from "../grpc/bytes-message.js";
 import { Writer, varintSize } from "../grpc/protobuf-writer.js";
 
 /** Pipe bytes are sent as one BytesMessage per event loop turn, or sooner past this size. */
@@ -13,14 +13,6 @@ const FLUSH_BYTES = 256 * 1024;
 
 /** Below this, a batch is copied into one BytesMessage buffer; above, its chunks go out as they are behind a head. */
 const COPY_BELOW = 4096;
-
-/** The head of a BytesMessage (field 1, bytes) whose data is `size` bytes. */
-function bytesMessageHead(size: number): Buffer {
-  const w = new Writer(Buffer.allocUnsafe(1 + varintSize(size)));
-  w.buf[w.pos++] = 0x0a;
-  w.varint(size);
-  return w.buf;
-}
 
 /** Encodes a BytesMessage (field 1, bytes) holding `chunks` back to back. */
 function bytesMessage(chunks: readonly Buffer[], size: number): Buffer {
@@ -67,10 +59,12 @@ export function hijack(call: ClientCall): HijackedPipe {
     // The chunks are the pipe's own copies (an HTTP/2 session writing to a
     // JS stream hands over new buffers): past a few KiB they go out as they
     // are, not copied once more into a new buffer that is garbage a moment later.
-    const ok =
-      batchBytes < COPY_BELOW
-        ? call.write(bytesMessage(batch, batchBytes))
-        : call.writeParts([bytesMessageHead(batchBytes), ...batch], 1 + varintSize(batchBytes) + batchBytes);
+    let ok: boolean;
+    if (batchBytes < COPY_BELOW) ok = call.write(bytesMessage(batch, batchBytes));
+    else {
+      const head = bytesMessageHead(batchBytes);
+      ok = call.writeParts([head, ...batch], head.length + batchBytes);
+    }
     batch = [];
     batchBytes = 0;
     if (!ok && !congested) {
