@@ -94,11 +94,11 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
         followPaths: mdValues(call, "followpaths"),
       };
       // A batch of STAT packets leaves in one write.
+      const packets = new FrameBatch();
       for await (const batch of typeof root === "string" ? walkBatches(root, options) : [[...walkMemory(root, options)]]) {
         // Set by the reader task while the walk awaits.
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (finished) return;
-        const packets = new FrameBatch();
         for (const entry of batch) {
           if (entry.requestable) files.set(id, { path: entry.absPath || entry.stat.path, size: Number(entry.stat.size), data: entry.data });
           id++;
