@@ -88,18 +88,28 @@ export async function finishLocalCacheExport(dest: string, tag: string | undefin
 }
 
 /**
+ * Text the daemon sent in Go's base64.StdEncoding (padded; line breaks
+ * skipped, as Go's decoder skips them), e.g. `containerimage.descriptor`;
+ * undefined when it is not that encoding.
+ */
+export function decodeGoBase64(text: string): string | undefined {
+  const b64 = text.replace(/[\r\n]/g, "");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return undefined;
+  return Buffer.from(b64, "base64").toString("utf8");
+}
+
+/**
  * After a build with an oci/docker export to a directory (tar=false): puts
  * the daemon's `containerimage.descriptor` (base64 of a JSON descriptor)
  * into `<dest>/index.json` once per name of `image.name` (a comma list, as
  * the daemon sends it), or tagged "latest" when the daemon sent no names.
  */
 export async function finishOciDirectoryExport(dest: string, descriptorBase64: string, imageNames?: string): Promise<void> {
-  // Go's StdEncoding: padded, and it skips line breaks.
-  const b64 = descriptorBase64.replace(/[\r\n]/g, "");
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
+  const json = decodeGoBase64(descriptorBase64);
+  if (json === undefined) {
     throw new BuildKitError(`cannot update index.json of "${dest}": the daemon's containerimage.descriptor is not base64; is the daemon a BuildKit?`);
   }
-  const desc = descriptorFrom(Buffer.from(b64, "base64").toString("utf8"), "containerimage.descriptor", dest);
+  const desc = descriptorFrom(json, "containerimage.descriptor", dest);
   const layout = await OciLayout.open(dest, { create: true });
   await layout.updateIndex((index) => putDescriptor(index, desc, imageNames === undefined ? { tag: "latest" } : { names: imageNames.split(",") }));
 }

@@ -12,6 +12,7 @@ import { receiveDiffCopy } from "../session/fsutil/receive.js";
 import { prepareDirectoryOutput, prepareFileOutput, type DirectoryOutput, type FileOutput } from "../outputs/directory.js";
 import type { ResolvedExport } from "./options.js";
 import { parseDescriptor } from "../oci/layout.js";
+import { decodeGoBase64 } from "../oci/cache.js";
 
 /** What one output produced, in the order of the build's outputs. */
 export interface ExportResult {
@@ -48,9 +49,10 @@ export interface ExportDescriptor {
  * descriptor); undefined when absent or not one (the digest is reported on its own too).
  */
 export function exportDescriptor(b64: string | undefined): ExportDescriptor | undefined {
-  if (!b64) return undefined;
+  const json = b64 ? decodeGoBase64(b64) : undefined;
+  if (json === undefined) return undefined;
   try {
-    const d = parseDescriptor(JSON.parse(Buffer.from(b64.replace(/[\r\n]/g, ""), "base64").toString("utf8")));
+    const d = parseDescriptor(JSON.parse(json));
     if (!d.mediaType || !d.digest) return undefined;
     const out: ExportDescriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
     if (d.annotations) out.annotations = { ...d.annotations };
