@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
 import { MessageReader, frame } from "../../src/grpc/frame.js";
+import { varintBytes } from "../helpers/protobuf.js";
 
 test("MessageReader: any split of a stream of messages gives the same messages, each exactly its own bytes", () => {
   for (let round = 0; round < 200; round++) {
@@ -75,16 +76,7 @@ test("pushPieces: each message as views of its chunks, equal to what push gather
 
 test("varint64 and varint64Size match a byte-by-byte BigInt encoder over boundaries, nanosecond times and negatives", async () => {
   const { Writer, varint64Size } = await import("../../src/grpc/protobuf-writer.js");
-  const reference = (n: bigint): number[] => {
-    let u = BigInt.asUintN(64, n);
-    const out: number[] = [];
-    while (u >= 0x80n) {
-      out.push(Number(u & 0x7fn) | 0x80);
-      u >>= 7n;
-    }
-    out.push(Number(u));
-    return out;
-  };
+  const reference = (n: bigint): number[] => [...varintBytes(n)];
   const values = [
     0n,
     1n,

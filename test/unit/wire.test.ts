@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { codec } from "../../src/grpc/codec.js";
 import { addStatPacket, dataPacketHead, decodePacket, errPacket, finPacket, reqPacket, statPacket, type WireStat } from "../../src/session/fsutil/wire.js";
 import { FrameBatch, MessageReader, frame } from "../../src/grpc/frame.js";
+import { varintBytes as varint } from "../helpers/protobuf.js";
 
 interface Decoded {
   type: string;
@@ -81,16 +82,6 @@ test("DATA, FIN and ERR packets", () => {
 // ---- decodePacket: the receiver's hand-written decoder, checked against the generated codec ----
 
 /** Protobuf pieces for building messages by hand, field by field. */
-function varint(n: bigint): Buffer {
-  let u = BigInt.asUintN(64, n);
-  const out: number[] = [];
-  while (u >= 0x80n) {
-    out.push(Number(u & 0x7fn) | 0x80);
-    u >>= 7n;
-  }
-  out.push(Number(u));
-  return Buffer.from(out);
-}
 const key = (field: number, wireType: number): Buffer => varint(BigInt(field * 8 + wireType));
 const vField = (field: number, n: bigint | number): Buffer => Buffer.concat([key(field, 0), varint(BigInt(n))]);
 const lField = (field: number, body: Buffer | string): Buffer => {
