@@ -49,9 +49,11 @@ export interface StreamCall<In, Out> extends CallContext, AsyncIterable<In> {
   send(message: Out): Promise<void>;
   /**
    * Sends one message given as encoded parts, concatenated on the wire but
-   * never copied here (for large payloads).
+   * never copied here (for large payloads). `released`, if given, is called
+   * once the call holds none of the parts any more (written, copied, or the
+   * stream gone), so their memory may be used again.
    */
-  sendEncoded(parts: readonly Buffer[]): Promise<void>;
+  sendEncoded(parts: readonly Buffer[], released?: () => void): Promise<void>;
   /** Sends the messages a FrameBatch framed (its take()), in a single write. */
   sendFrames(framed: Buffer): Promise<void>;
 }
@@ -408,16 +410,21 @@ export class SessionServer {
       });
       await drained;
     };
-    const sendEncoded = async (parts: readonly Buffer[]): Promise<void> => {
+    const sendEncoded = async (parts: readonly Buffer[], released?: () => void): Promise<void> => {
       ready();
       let size = 0;
       for (const p of parts) size += p.length;
       if (size <= SMALL_MESSAGE) {
         // One buffer per small message: fewer chunks for the vectored write.
         stream.write(frame(parts, size));
+        released?.();
       } else {
         stream.write(prefix(size));
-        for (const p of parts) if (p.length) stream.write(p);
+        // Writes complete in order: the last one's callback (called with an
+        // error too, if the stream is destroyed first) frees them all.
+        let last = -1;
+        for (let i = 0; i < parts.length; i++) if (parts[i]!.length) last = i;
+        for (let i = 0; i <= last; i++) stream.write(parts[i]!, i === last && released ? () => released() : undefined);
       }
       await backpressure();
     };

@@ -13,9 +13,12 @@ import { fsReason } from "../files.js";
 import { timeSlicer } from "./slices.js";
 import { addStatPacket, dataPacketHead, errPacket, finPacket, statPacket } from "./fsutil/wire.js";
 import { FrameBatch } from "../grpc/frame.js";
+import { ReadSlabs } from "./read-slabs.js";
 
 /** DATA payload size; the receiver takes any size (Go's sender uses 32 KiB). */
 const CHUNK = 256 * 1024;
+/** Read slabs: four DATA payloads each. */
+const SLAB = 4 * CHUNK;
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -115,6 +118,8 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
   // Requested files, in the order asked for.
   const served = new Set<number>();
   const breathe = timeSlicer();
+  // Reads go into slabs that come back once the call has written them.
+  const slabs = new ReadSlabs(SLAB);
   const sendFile = async (id: number, path: string, size: number, data?: Buffer): Promise<void> => {
     if (data) {
       for (let at = 0; at < data.length && !error; at += CHUNK) {
@@ -130,11 +135,12 @@ async function diffCopy(call: ServiceCall<"moby.filesync.v1.FileSync", "DiffCopy
       // The walk's size lets most files go in one read; a short read is the end.
       let want = Math.min(size + 1, CHUNK);
       for (;;) {
-        const buf = Buffer.allocUnsafe(want);
-        const n = readSync(fd, buf, 0, want, null);
+        const region = slabs.take(want);
+        const n = readSync(fd, region.room, 0, want, null);
         if (n === 0 || error) break;
+        const { bytes, release } = region.keep(n);
         stats?.bytesSent.set(name, (stats.bytesSent.get(name) ?? 0) + n);
-        await call.sendEncoded([dataPacketHead(id, n), buf.subarray(0, n)]);
+        await call.sendEncoded([dataPacketHead(id, n), bytes], release);
         const pause = breathe();
         if (pause) await pause;
         if (n < want) break;

@@ -125,6 +125,53 @@ test("streams: many small messages and large ones arrive whole and in order, bot
   }
 });
 
+test("sendEncoded: released comes once the parts are written, so one buffer refilled after it carries every message intact", async () => {
+  const rounds = 40;
+  let smallReleasedAtOnce = false;
+  const echo = defineService("moby.sshforward.v1.SSH", {
+    streams: {
+      ForwardAgent: async (call) => {
+        let small = false;
+        await call.sendEncoded([fieldHead(3), Buffer.from("abc")], () => (small = true));
+        smallReleasedAtOnce = small;
+        // One 256 KiB buffer, refilled for each message only once the last one released it.
+        const buf = Buffer.alloc(256 * 1024);
+        for (let i = 0; i < rounds; i++) {
+          buf.fill(i);
+          const free = new Promise<void>((resolve) => void call.sendEncoded([fieldHead(buf.length), buf], resolve));
+          await free;
+        }
+      },
+    },
+  });
+  const s = await serve([echo]);
+  try {
+    const def = serviceDefinition("moby.sshforward.v1.SSH")["ForwardAgent"]!;
+    const call = s.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize);
+    const got: Buffer[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      call.on("data", (m: { data: Buffer }) => got.push(m.data));
+      call.on("error", reject);
+      call.on("status", (st: grpc.StatusObject) => (st.code === grpc.status.OK ? resolve() : reject(new Error(st.details))));
+    });
+    call.end();
+    await done;
+    assert.ok(smallReleasedAtOnce, "a small message is copied into its frame: released before sendEncoded resolves");
+    assert.equal(got.length, rounds + 1);
+    assert.equal(got[0]!.toString(), "abc");
+    for (let i = 0; i < rounds; i++) {
+      const m = got[i + 1]!;
+      assert.equal(m.length, 256 * 1024);
+      assert.ok(
+        m.every((b) => b === i),
+        `message ${i} holds bytes of a later fill: released came before the write`,
+      );
+    }
+  } finally {
+    await s.close();
+  }
+});
+
 test("a handler's plain Error ends the call UNKNOWN with its message; cancelling aborts the handler", async () => {
   let aborted = false;
   const failing = defineService("moby.sshforward.v1.SSH", { streams: { ForwardAgent: () => Promise.reject(new Error("boom")) } });
