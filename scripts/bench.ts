@@ -18,6 +18,11 @@
  *           bk-build's peak RSS while it sends that context
  *   files   100,000 small files (100 bytes each): fresh and cached no-op,
  *           against buildctl and buildx
+ *   scale   the growth curve: fresh builds of 1,000 to 300,000 small files
+ *           and of 100 MB to 5 GB (BK_BENCH_SCALE_FILES, BK_BENCH_SCALE_MB:
+ *           the points, comma-separated; BK_BENCH_SCALE_RUNS: runs per
+ *           point, default 2), time and peak RSS against buildctl, and
+ *           whether the cost grows linearly and RSS stays flat
  *   secret  a cached no-op of a small context whose RUN step mounts a
  *           secret, the secret given from the environment, whole process,
  *           against buildx (and buildctl, as information)
@@ -53,7 +58,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BuildxRemote, buildxBinary, harnessBinary, WarmClient, type Cmd, type WarmReply } from "./bench/anchors.js";
-import { Report } from "./bench/report.js";
+import { median, Report } from "./bench/report.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const runs = Number(process.env["BK_BENCH_RUNS"] ?? 30);
@@ -113,12 +118,19 @@ function interleave(cmds: Cmd[], rounds: number, before?: () => void): number[][
   return out;
 }
 
-/** Peak RSS in MB of a command (GNU time's %M). */
-function peakRss([cmd, args, env]: Cmd): number {
+/** Wall time (ms) and peak RSS (MB, GNU time's %M) of one run of a command. */
+function timeAndRss([cmd, args, env]: Cmd): { ms: number; mb: number } {
+  const t = process.hrtime.bigint();
   const r = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...args], { encoding: "utf8", env, timeout: timeoutS * 1000 });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.signal || (r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT")
+    throw new Error(`${cmd.split("/").pop()!} did not finish within ${timeoutS} s`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} under /usr/bin/time failed (${r.status}): ${r.stderr.slice(-500)}`);
-  return Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? NaN) / 1024;
+  return { ms, mb: Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? NaN) / 1024 };
 }
+
+/** Peak RSS in MB of a command. */
+const peakRss = (cmd: Cmd): number => timeAndRss(cmd).mb;
 
 const { host, buildctl, registry, dockerHost } = environment();
 const cli = join(root, "dist", "src", "cli", "bin.js");
@@ -285,6 +297,112 @@ if (want("files")) {
     contextRows("files", "100,000 small files", bkBuild("-f", dockerfile, ctx), anchors, { fresh: 1.0, noop: 0.8 });
   } finally {
     rmSync(base, { recursive: true, force: true });
+  }
+}
+
+if (want("scale")) {
+  // The growth curve: a fresh build (daemon pruned first) of a context that
+  // a RUN step bind-mounts, ours against buildctl, each run's wall time and
+  // peak RSS, as the file count grows (100-byte files, 100 to a directory)
+  // and as the total size grows (1,000 files). Cost must grow linearly: the
+  // cost per file between the two largest points is compared with the cost
+  // per file between the two before them (the fixed cost of a build drops
+  // out of both). RSS must stay flat with total size.
+  const points = (name: string, dflt: number[]): number[] => {
+    const v = process.env[name];
+    const xs = v ? v.split(",").map(Number) : dflt;
+    if (xs.some((x) => !Number.isInteger(x) || x <= 0)) throw new Error(`${name}=${v ?? ""}: give positive whole numbers separated by commas`);
+    return xs;
+  };
+  const fileCounts = points("BK_BENCH_SCALE_FILES", [1_000, 10_000, 100_000, 300_000]);
+  const totalsMb = points("BK_BENCH_SCALE_MB", [100, 1_000, 5_000]);
+  const scaleRuns = Math.max(1, Number(process.env["BK_BENCH_SCALE_RUNS"] ?? 2));
+  interface Point {
+    x: number;
+    ours: { ms: number; mb: number };
+    theirs: { ms: number; mb: number };
+  }
+  /** One point of a curve: the context made by fill, measured, removed. */
+  const point = (x: number, what: string, fill: (ctx: string) => void): Point | undefined => {
+    const base = mkdtempSync(join(tmpdir(), "bk-bench-scale-"));
+    const name = `scale: fresh build, ${what}`;
+    try {
+      const { ctx, df } = bindMountContext(base);
+      fill(ctx);
+      const cmds = [bkBuild("-f", join(df, "Dockerfile"), ctx), buildctlBuild(ctx, df)];
+      const got = cmds.map((): { ms: number; mb: number }[] => []);
+      for (let i = 0; i < scaleRuns; i++) {
+        for (let j = 0; j < cmds.length; j++) {
+          const k = (i + j) % cmds.length;
+          prune();
+          got[k]!.push(timeAndRss(cmds[k]!));
+        }
+      }
+      const [ours, theirs] = got.map((g) => ({ ms: median(g.map((r) => r.ms)), mb: median(g.map((r) => r.mb)) }));
+      report.ratio(
+        "scale",
+        name,
+        "buildctl",
+        1.0,
+        got[0]!.map((r) => r.ms),
+        got[1]!.map((r) => r.ms),
+        `peak RSS ${ours!.mb.toFixed(0)} MB (buildctl ${theirs!.mb.toFixed(0)} MB)`,
+      );
+      return { x, ours: ours!, theirs: theirs! };
+    } catch (e) {
+      report.fail("scale", name, e);
+      return undefined;
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+      prune();
+    }
+  };
+  /** The cost per unit between the two largest points against that between the two before them, for both tools. */
+  const growth = (curve: Point[], what: string, unit: string): void => {
+    if (curve.length < 3) return;
+    const [a, b, c] = curve.slice(-3) as [Point, Point, Point];
+    const slope = (p: Point, q: Point, who: "ours" | "theirs"): number => (q[who].ms - p[who].ms) / (q.x - p.x);
+    const name = `scale: ${what}, ms per ${unit} from ${b.x} to ${c.x} against from ${a.x} to ${b.x} (1.0: linear)`;
+    report.ratio(
+      "scale",
+      name,
+      "its own earlier slope",
+      1.5,
+      [slope(b, c, "ours")],
+      [slope(a, b, "ours")],
+      `buildctl ${(slope(b, c, "theirs") / slope(a, b, "theirs")).toFixed(2)}`,
+    );
+  };
+  const byFiles: Point[] = [];
+  for (const n of fileCounts) {
+    const p = point(n, `${n} files of 100 bytes`, (ctx) => {
+      for (let d = 0; d < Math.ceil(n / 100); d++) mkdirSync(join(ctx, `d${d}`));
+      for (let i = 0; i < n; i++) writeFileSync(join(ctx, `d${Math.floor(i / 100)}`, `f${i}.txt`), randomBytes(50).toString("hex"));
+    });
+    if (p) byFiles.push(p);
+  }
+  growth(byFiles, "file count", "file");
+  const bySize: Point[] = [];
+  for (const mb of totalsMb) {
+    const p = point(mb, `${mb} MB in 1,000 files`, (ctx) => {
+      const size = Math.round((mb * 1024 * 1024) / 1000);
+      for (let d = 0; d < 10; d++) mkdirSync(join(ctx, `d${d}`));
+      for (let i = 0; i < 1000; i++) writeFileSync(join(ctx, `d${i % 10}`, `f${i}.bin`), randomBytes(size));
+    });
+    if (p) bySize.push(p);
+  }
+  growth(bySize, "total size", "MB");
+  if (bySize.length >= 2) {
+    const first = bySize[0]!;
+    const last = bySize.at(-1)!;
+    report.limit(
+      "scale",
+      `scale: peak RSS at ${last.x} MB minus at ${first.x} MB (flat: 0)`,
+      "MB",
+      20,
+      [last.ours.mb - first.ours.mb],
+      `buildctl ${(last.theirs.mb - first.theirs.mb).toFixed(0)} MB`,
+    );
   }
 }
 
