@@ -177,6 +177,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
   let solving = false;
   let outputs: BuildOutputs | undefined;
   let committed = false;
+  let succeeded = false;
   try {
     const warnings: string[] = [];
     const warn = (message: string): void => {
@@ -278,6 +279,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     }
     const result: BuildResult = { ref, exporterResponse, bytesSent: Object.fromEntries(stats.bytesSent), exports, warnings };
     if (auditReport) result.audit = auditReport;
+    succeeded = true;
     return result;
   } catch (e) {
     if (ac.signal.aborted) throw abortReason(ac);
@@ -290,8 +292,14 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     throw e;
   } finally {
     solving = false;
-    // A cancelled build does not wait for the daemon (it may be frozen) to end the session.
-    await session?.close(ac.signal.aborted ? 0 : 2000);
+    // A cancelled build does not wait for the daemon (it may be frozen) to
+    // end the session. A build that succeeded does not wait for it either:
+    // the daemon has answered the solve and calls the session no more, and
+    // the handshake that ends it (a few ms) is off the build's path; the
+    // connection's close() still waits for it.
+    const ending = session?.close(ac.signal.aborted ? 0 : 2000);
+    if (ending && succeeded && !ac.signal.aborted) conn.ending(ending);
+    else await ending;
     // A context stream the daemon did not read to its end is let go.
     await upload?.close().catch(() => undefined);
     if (!committed) await outputs?.discard(ac.signal.aborted ? abortReason(ac) : new BuildKitError("the build failed"));

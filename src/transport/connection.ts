@@ -124,6 +124,8 @@ export class Connection {
   readonly #channel: H2Channel;
   readonly #methods = new Map<ControlMethod | BridgeMethod, Method>();
   readonly #onClose: (() => void) | undefined;
+  /** Teardowns that outlive their build; close() lets them finish first. */
+  readonly #ending = new Set<Promise<void>>();
   readonly #daemon: string;
 
   /** What messages call the daemon: "buildkitd" or "the Docker Engine". */
@@ -264,9 +266,20 @@ export class Connection {
     }
   }
 
+  /**
+   * Keeps a teardown that goes on after its build has settled (a session
+   * ending after the daemon answered the solve) until it settles; close()
+   * waits for it. Its failure is nobody's: it is dropped.
+   */
+  ending(work: Promise<void>): void {
+    const settled: Promise<void> = work.catch(() => undefined).finally(() => this.#ending.delete(settled));
+    this.#ending.add(settled);
+  }
+
   /** Closes the connection; resolves when the socket is closed (calls still open are cut after `graceMs`). */
   async close(graceMs?: number): Promise<void> {
     try {
+      if (this.#ending.size) await Promise.all(this.#ending);
       await this.#channel.close(graceMs);
     } finally {
       this.#onClose?.();

@@ -126,3 +126,19 @@ test("aborting a call cancels it on the server; a deadline ends it", async () =>
     await s.close();
   }
 });
+
+test("close() waits for the teardowns a build left running (Connection.ending), and a failed one does not fail it", async () => {
+  const s = await control({});
+  let finished = false;
+  s.conn.ending(
+    new Promise<void>((resolve) =>
+      setTimeout(() => {
+        finished = true;
+        resolve();
+      }, 60),
+    ),
+  );
+  s.conn.ending(Promise.reject(new Error("the session ended badly")));
+  await s.close();
+  assert.ok(finished, "close() resolved before the teardown it was given");
+});
