@@ -6,7 +6,6 @@
  * uid/gid are sent as 0 like buildctl, which keeps cache keys independent of
  * who runs the build.
  */
-import { lstat, readlink } from "node:fs/promises";
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import { join, normalize } from "node:path";
 import { PatternMatcher, cleanPath } from "./patterns.js";
@@ -84,7 +83,7 @@ function toWire(rel: string, st: BigIntStats, linkname: string): WireStat {
  * replaced by its target (absolute targets are taken relative to root).
  * Returns the listed paths plus the resolved ones.
  */
-async function resolveFollowPaths(root: string, paths: readonly string[]): Promise<string[]> {
+function resolveFollowPaths(root: string, paths: readonly string[]): string[] {
   const out = new Set<string>();
   for (const p of paths) {
     const clean = cleanPath(p.replace(/^\/+/, ""));
@@ -93,16 +92,22 @@ async function resolveFollowPaths(root: string, paths: readonly string[]): Promi
     let resolved: string[] = [];
     for (let hops = 0, i = 0; i < parts.length && hops < 40; i++) {
       const candidate = [...resolved, parts[i]!].join("/");
+      // Synchronous: a few calls on the path of every build, where a trip
+      // through the thread pool (and an ENOENT error, with its stack, for
+      // each follow path that is not there) costs more than the call.
       let st;
       try {
-        st = await lstat(join(root, candidate));
+        st = lstatSync(join(root, candidate), { throwIfNoEntry: false });
       } catch {
+        st = undefined;
+      }
+      if (!st) {
         resolved = [...resolved, ...parts.slice(i)];
         break;
       }
       if (st.isSymbolicLink()) {
         hops++;
-        const target = await readlink(join(root, candidate));
+        const target = readlinkSync(join(root, candidate));
         const base = target.startsWith("/") ? cleanPath(target.slice(1)) : cleanPath([...resolved, target].join("/"));
         if (base.startsWith("..")) break;
         parts = [...(base === "." ? [] : base.split("/")), ...parts.slice(i + 1)];
@@ -133,7 +138,7 @@ const BATCH = 256;
  */
 export async function* walkBatches(root: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry[]> {
   const includes = [...(options.includePatterns ?? [])];
-  if (options.followPaths?.length) includes.push(...(await resolveFollowPaths(root, options.followPaths)));
+  if (options.followPaths?.length) includes.push(...resolveFollowPaths(root, options.followPaths));
   const breathe = timeSlicer();
   let batch: WalkEntry[] = [];
   for (const entry of walkSync(root, new PatternMatcher(includes), new PatternMatcher(options.excludePatterns ?? []))) {
