@@ -122,6 +122,26 @@ test("a local cache that is not there is skipped with a warning; a tag that is n
   assert.match(bad.stderr, /^error: local cache import from ".*cache" needs a digest or a tag in its index.json: none is tagged "nope"/m);
 });
 
+test("docker exporter with tar=false (the CLI's -o) writes the same layout directory as buildctl's", async (t) => {
+  const marker = randomUUID();
+  const ctx = fileTree("bk-lc-docker-", { Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${marker} > /marker\n` }, t);
+  const out = tempDir("bk-lc-docker-out-", t);
+  buildctlBuild(ctx, `type=docker,tar=false,name=example.com/bk/docker:v1,dest=${join(out, "buildctl")}`);
+  const r = runCli(["build", "--addr", env.buildkitHost, "-o", `type=docker,tar=false,name=example.com/bk/docker:v1,dest=${join(out, "ours")}`, ctx], {
+    timeoutMs: 180_000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const strip = (s: ReturnType<typeof snapshotTree>) =>
+    s.filter((e) => e.path !== "ingest" && e.path !== "index.json").map((e) => ({ ...e, mtimeNs: "", mode: e.type === "dir" ? "" : e.mode }));
+  const ours = strip(snapshotTree(join(out, "ours")));
+  assert.ok(ours.some((e) => e.path.startsWith("blobs/sha256/")), "no blobs in the layout");
+  assert.deepEqual(ours, strip(snapshotTree(join(out, "buildctl"))));
+  const index = (who: string): string =>
+    readFileSync(join(out, who, "index.json"), "utf8").replace(/"org.opencontainers.image.created":"[^"]*"/, '"org.opencontainers.image.created":"T"');
+  assert.equal(index("ours"), index("buildctl"));
+  assert.match(index("ours"), /example\.com\/bk\/docker:v1/);
+});
+
 test("oci exporter with tar=false writes the same layout directory as buildctl's; an oci-layout:// context builds FROM it", async (t) => {
   const marker = randomUUID();
   const ctx = fileTree("bk-lc-oci-", { Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${marker} > /marker\n` }, t);
