@@ -134,7 +134,10 @@ test("docker exporter with tar=false (the CLI's -o) writes the same layout direc
   const strip = (s: ReturnType<typeof snapshotTree>) =>
     s.filter((e) => e.path !== "ingest" && e.path !== "index.json").map((e) => ({ ...e, mtimeNs: "", mode: e.type === "dir" ? "" : e.mode }));
   const ours = strip(snapshotTree(join(out, "ours")));
-  assert.ok(ours.some((e) => e.path.startsWith("blobs/sha256/")), "no blobs in the layout");
+  assert.ok(
+    ours.some((e) => e.path.startsWith("blobs/sha256/")),
+    "no blobs in the layout",
+  );
   assert.deepEqual(ours, strip(snapshotTree(join(out, "buildctl"))));
   const index = (who: string): string =>
     readFileSync(join(out, who, "index.json"), "utf8").replace(/"org.opencontainers.image.created":"[^"]*"/, '"org.opencontainers.image.created":"T"');
