@@ -100,6 +100,8 @@ export interface Ingest {
   readonly offset: number;
   /** The expected size, 0 when not known. */
   total: number;
+  /** The digest the writer expects, "" when it named none. */
+  expected: string;
   readonly startedAt: Date;
   readonly updatedAt: Date;
   /** The digest of the bytes written so far. */
@@ -154,11 +156,14 @@ export interface OpenOptions {
   lockTimeoutMs?: number;
 }
 
+/** A ref held while its ingest file is being created. */
+const PENDING = Symbol("pending");
+
 export class OciLayout {
   readonly dir: string;
   readonly #lockTimeoutMs: number;
-  /** Refs with an ingest open in this instance. */
-  readonly #writing = new Set<string>();
+  /** The ingests open in this instance, by ref. */
+  readonly #writing = new Map<string, IngestFile | typeof PENDING>();
 
   private constructor(dir: string, lockTimeoutMs: number) {
     this.dir = dir;
@@ -255,7 +260,8 @@ export class OciLayout {
       if (await this.info(expected)) throw new LayoutError("ALREADY_EXISTS", `content ${expected}: already exists`);
     }
     if (this.#writing.has(ref)) throw new LayoutError("UNAVAILABLE", `ref ${ref} is being written`);
-    this.#writing.add(ref);
+    // Held before the first await below: a second ingest of the ref meets UNAVAILABLE.
+    this.#writing.set(ref, PENDING);
     try {
       const ingestDir = await this.#plainDir("ingest");
       // The ref's hash only names the file for whoever looks; the random part makes it unique.
@@ -267,14 +273,39 @@ export class OciLayout {
       } catch (e) {
         throw new LayoutError("INTERNAL", `cannot create an ingest file in ${quote(ingestDir)}: ${fsReason(e)}; check its permissions and free space`, e);
       }
-      return new IngestFile(this.dir, ref, algorithm, total ?? 0, path, fh, {
+      const ingest = new IngestFile(this.dir, ref, algorithm, total ?? 0, expected ?? "", path, fh, {
         store: (digest) => this.#commitBlob(path, digest),
         release: () => this.#writing.delete(ref),
       });
+      this.#writing.set(ref, ingest);
+      return ingest;
     } catch (e) {
       this.#writing.delete(ref);
       throw e;
     }
+  }
+
+  /** The open ingest of `ref` (containerd's Status), or undefined when there is none. */
+  ingestStatus(ref: string): IngestStatus | undefined {
+    const ingest = this.#writing.get(ref);
+    return ingest === undefined || ingest === PENDING ? undefined : ingest.status();
+  }
+
+  /** Every open ingest whose ref `match` accepts, in ref order (containerd's ListStatuses). */
+  ingestStatuses(match: (ref: string) => boolean = () => true): IngestStatus[] {
+    const out: IngestStatus[] = [];
+    for (const [ref, ingest] of this.#writing) if (ingest !== PENDING && match(ref)) out.push(ingest.status());
+    return out.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  }
+
+  /**
+   * Ends the open ingest of `ref` and removes its bytes (containerd's
+   * Abort); its writer's next call fails. NOT_FOUND when there is none.
+   */
+  async abortIngest(ref: string): Promise<void> {
+    const ingest = this.#writing.get(ref);
+    if (ingest === undefined || ingest === PENDING) throw new LayoutError("NOT_FOUND", `ingest ref ${JSON.stringify(ref)}: not found`);
+    await ingest.abort();
   }
 
   /** index.json, or undefined when there is none (or it is empty). */
@@ -488,6 +519,16 @@ async function takeOverStale(lockPath: string): Promise<"gone" | number | undefi
   return undefined;
 }
 
+/** An open ingest as containerd's Status reports it. */
+export interface IngestStatus {
+  ref: string;
+  offset: number;
+  total: number;
+  expected: string;
+  startedAt: Date;
+  updatedAt: Date;
+}
+
 /** What an ingest needs from its layout: storing the finished file, and freeing the ref. */
 interface IngestHooks {
   /** Moves the ingest file to blobs/ under `digest`; false when that blob was there already. */
@@ -501,6 +542,7 @@ class IngestFile implements Ingest {
   updatedAt = this.startedAt;
   offset = 0;
   total: number;
+  expected: string;
   readonly #dir: string;
   readonly #algorithm: "sha256" | "sha512";
   readonly #path: string;
@@ -508,11 +550,12 @@ class IngestFile implements Ingest {
   #hash: Hash;
   readonly #hooks: IngestHooks;
 
-  constructor(dir: string, ref: string, algorithm: "sha256" | "sha512", total: number, path: string, fh: FileHandle, hooks: IngestHooks) {
+  constructor(dir: string, ref: string, algorithm: "sha256" | "sha512", total: number, expected: string, path: string, fh: FileHandle, hooks: IngestHooks) {
     this.#dir = dir;
     this.ref = ref;
     this.#algorithm = algorithm;
     this.total = total;
+    this.expected = expected;
     this.#path = path;
     this.#fh = fh;
     this.#hash = createHash(algorithm);
@@ -521,6 +564,10 @@ class IngestFile implements Ingest {
 
   digest(): string {
     return `${this.#algorithm}:${this.#hash.copy().digest("hex")}`;
+  }
+
+  status(): IngestStatus {
+    return { ref: this.ref, offset: this.offset, total: this.total, expected: this.expected, startedAt: this.startedAt, updatedAt: this.updatedAt };
   }
 
   #open(): FileHandle {

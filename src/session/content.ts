@@ -6,18 +6,21 @@
  * `buildkit-attachable-store-id`; the daemon prepends its own value when it
  * merges metadata, so the first one counts.
  *
- * Info, Read and Write behave as containerd's content server over its local
- * store (the codes matter: the daemon branches on NOT_FOUND, ALREADY_EXISTS,
- * UNAVAILABLE and FAILED_PRECONDITION). Update, List, Delete, Status,
- * ListStatuses and Abort are not used by the daemon on session stores and
- * answer UNIMPLEMENTED.
+ * Info, Read, Write, Status, ListStatuses and Abort behave as containerd's
+ * content server over its local store (the codes matter: the daemon
+ * branches on NOT_FOUND, ALREADY_EXISTS, UNAVAILABLE and
+ * FAILED_PRECONDITION). An ingest lives as long as its Write stream, so
+ * Status and Abort see the writes in flight. Update, List and Delete (which
+ * would edit or list a user's layout) answer UNIMPLEMENTED: the daemon
+ * does not call them on session stores.
  */
 import { GrpcStatusError, Status, defineService, type CallContext, type ServiceCall, type SessionService } from "../grpc/server.js";
 import { Writer, varintSize } from "../grpc/protobuf-writer.js";
 import type { WriteContentRequest__Output } from "../gen/types/containerd/services/content/v1/WriteContentRequest.js";
 import type { WriteContentResponse } from "../gen/types/containerd/services/content/v1/WriteContentResponse.js";
 import type { Timestamp } from "../gen/types/google/protobuf/Timestamp.js";
-import { LayoutError, type Ingest, type OciLayout } from "../oci/layout.js";
+import type { Status as IngestStatusMessage } from "../gen/types/containerd/services/content/v1/Status.js";
+import { LayoutError, type Ingest, type IngestStatus, type OciLayout } from "../oci/layout.js";
 
 /** The metadata key naming the store a call is for. */
 export const STORE_ID_HEADER = "buildkit-attachable-store-id";
@@ -33,6 +36,48 @@ function asStatus(e: unknown): unknown {
 function timestamp(d: Date): Timestamp {
   const ms = d.getTime();
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+function statusMessage(s: IngestStatus): IngestStatusMessage {
+  return { ref: s.ref, offset: s.offset, total: s.total, expected: s.expected, started_at: timestamp(s.startedAt), updated_at: timestamp(s.updatedAt) };
+}
+
+/** One `field<op>value` of a containerd filter, on a Status (whose only field is ref). */
+function selector(term: string): (ref: string) => boolean {
+  const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:(==|!=|~=)\s*(.*?))?\s*$/s.exec(term);
+  if (!m) throw new GrpcStatusError(Status.INVALID_ARGUMENT, `invalid filter ${JSON.stringify(term)}: want field, field==value, field!=value or field~=regexp`);
+  const [, field, op, raw = ""] = m;
+  let value = raw;
+  if (/^".*"$/s.test(raw)) {
+    try {
+      value = JSON.parse(raw) as string;
+    } catch {
+      throw new GrpcStatusError(Status.INVALID_ARGUMENT, `invalid filter ${JSON.stringify(term)}: bad quoted value`);
+    }
+  } else if (/^\/.*\/$/s.test(raw)) value = raw.slice(1, -1);
+  // An unknown field is absent: only "present" and "==" need it to be there.
+  const get = (ref: string): string | undefined => (field === "ref" ? ref : undefined);
+  if (op === undefined) return (ref) => get(ref) !== undefined;
+  if (op === "==") return (ref) => get(ref) === value;
+  if (op === "!=") return (ref) => (get(ref) ?? "") !== value;
+  let re: RegExp;
+  try {
+    re = new RegExp(value);
+  } catch {
+    throw new GrpcStatusError(Status.INVALID_ARGUMENT, `invalid filter ${JSON.stringify(term)}: bad regular expression`);
+  }
+  return (ref) => re.test(get(ref) ?? "");
+}
+
+/**
+ * containerd's filters over Status: each filter is terms joined by commas
+ * (all must match); a status is listed when any filter matches, or when
+ * there are none.
+ */
+export function statusFilter(filters: readonly string[]): (ref: string) => boolean {
+  const any = filters.filter((f) => f.trim() !== "").map((f) => f.split(",").map(selector));
+  if (any.length === 0) return () => true;
+  return (ref) => any.some((all) => all.every((m) => m(ref)));
 }
 
 /** ReadContentResponse{offset, data} up to the data's bytes, which follow it uncopied. */
@@ -82,6 +127,24 @@ export function contentService(stores: ReadonlyMap<string, () => Promise<OciLayo
         } catch (e) {
           throw asStatus(e);
         }
+      },
+      Status: async (req, call) => {
+        const status = (await choose(call)).ingestStatus(req.ref);
+        if (!status) throw new GrpcStatusError(Status.NOT_FOUND, `ref ${req.ref}: not found`);
+        return { status: statusMessage(status) };
+      },
+      ListStatuses: async (req, call) => {
+        const match = statusFilter(req.filters);
+        return { statuses: (await choose(call)).ingestStatuses(match).map(statusMessage) };
+      },
+      Abort: async (req, call) => {
+        const layout = await choose(call);
+        try {
+          await layout.abortIngest(req.ref);
+        } catch (e) {
+          throw asStatus(e);
+        }
+        return {};
       },
     },
     streams: {
@@ -138,6 +201,7 @@ async function write(call: ContentCall<"Write">, choose: (call: CallContext) => 
       if (req.expected !== "") {
         // A blob that is already stored ends the write: the daemon takes ALREADY_EXISTS as success.
         expected = req.expected;
+        ingest.expected = expected;
         if (await layout.info(expected)) throw new GrpcStatusError(Status.ALREADY_EXISTS, `blob with expected digest ${expected} exists`);
       }
       const total = Number(req.total);

@@ -7,7 +7,7 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { SessionServer } from "../../src/grpc/server.js";
@@ -40,13 +40,20 @@ async function serve(t: TestContext, stores: Record<string, string | (() => Prom
     });
   }
   const server = new SessionServer([contentService(openers)]);
-  const net = createServer((socket) => server.serve(socket));
+  const sockets = new Set<Socket>();
+  const net = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    server.serve(socket);
+  });
   await new Promise<void>((r) => net.listen(0, "127.0.0.1", r));
   const port = (net.address() as { port: number }).port;
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   cleanup(t, async () => {
     client.close();
     server.close();
+    // A test that failed midway leaves calls open; they must not hold the run.
+    for (const s of sockets) s.destroy();
     await new Promise((r) => net.close(r));
   });
   return { client, opens };
@@ -530,22 +537,108 @@ test("store ids: missing metadata INVALID_ARGUMENT, unknown NOT_FOUND, the first
   assert.equal(existsSync(join(missingDir, "oci-layout")), false, "an import store is not written to by reads");
 });
 
-test("methods the daemon does not use answer UNIMPLEMENTED", async (t) => {
+function unary<T>(c: Served, method: string, req: object, metadata = md("s")): Promise<T> {
+  const m = def[method]!;
+  return new Promise((resolve, reject) =>
+    c.client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, metadata, (e, v) => (e ? reject(e) : resolve(v as T))),
+  );
+}
+
+interface StatusMessage {
+  ref: string;
+  offset: string;
+  total: string;
+  expected: string;
+  started_at: { seconds: string } | null;
+  updated_at: { seconds: string } | null;
+}
+
+test("Status and ListStatuses report the writes in flight as containerd does; NOT_FOUND once a write ended", async (t) => {
+  const dir = tempDir("bk-content-", t);
+  const c = await serve(t, { s: dir, other: tempDir("bk-content-other-", t) });
+  const data = randomBytes(70_000);
+  const a = new WriteStream(c, md("s"));
+  await a.send({ action: "STAT", ref: "layer-a", total: data.length, expected: sha256(data) });
+  await a.send({ action: "WRITE", data: data.subarray(0, 30_000) });
+  const b = new WriteStream(c, md("s"));
+  await b.send({ action: "STAT", ref: "config-b" });
+
+  const { status } = await unary<{ status: StatusMessage }>(c, "Status", { ref: "layer-a" });
+  assert.equal(status.ref, "layer-a");
+  assert.equal(status.offset, "30000");
+  assert.equal(status.total, String(data.length));
+  assert.equal(status.expected, sha256(data));
+  assert.ok(Number(status.started_at?.seconds) > 0 && Number(status.updated_at?.seconds) >= Number(status.started_at?.seconds));
+
+  const list = async (filters: string[], metadata = md("s")): Promise<string[]> =>
+    (await unary<{ statuses: StatusMessage[] }>(c, "ListStatuses", { filters }, metadata)).statuses.map((s) => s.ref);
+  assert.deepEqual(await list([]), ["config-b", "layer-a"]);
+  assert.deepEqual(await list(["ref==layer-a"]), ["layer-a"]);
+  assert.deepEqual(await list(['ref=="config-b"']), ["config-b"]);
+  assert.deepEqual(await list(["ref~=^layer-"]), ["layer-a"]);
+  assert.deepEqual(await list(["ref!=layer-a"]), ["config-b"]);
+  assert.deepEqual(await list(["ref==layer-a", "ref==config-b"]), ["config-b", "layer-a"], "filters are or-ed");
+  assert.deepEqual(await list(["ref~=-,ref~=^c"]), ["config-b"], "terms are and-ed");
+  assert.deepEqual(await list(["ref"]), ["config-b", "layer-a"], "a bare field asks that it is present");
+  assert.deepEqual(await list(["labels.x==y"]), [], "unknown fields are absent");
+  assert.deepEqual(await list([], md("other")), [], "stores do not share ingests");
+  await assert.rejects(list(["ref~=("]), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /regular expression/.test(e.details));
+  await assert.rejects(list(["==x"]), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /invalid filter/.test(e.details));
+
+  await a.send({ action: "COMMIT", offset: 30_000, data: data.subarray(30_000) });
+  assert.equal((await a.end()).code, grpc.status.OK);
+  await assert.rejects(unary(c, "Status", { ref: "layer-a" }), (e: grpc.ServiceError) => {
+    assert.equal(e.code, grpc.status.NOT_FOUND);
+    assert.equal(e.details, "ref layer-a: not found");
+    return true;
+  });
+  assert.deepEqual(await list([]), ["config-b"]);
+  assert.equal((await b.end()).code, grpc.status.OK);
+  assert.deepEqual(await list([]), []);
+});
+
+test("Abort drops a write in flight and its bytes; the writer's next request fails; NOT_FOUND for a ref not being written", async (t) => {
+  const dir = tempDir("bk-content-", t);
+  const c = await serve(t, { s: dir });
+  const data = randomBytes(50_000);
+  const w = new WriteStream(c, md("s"));
+  await w.send({ action: "STAT", ref: "doomed", total: data.length });
+  await w.send({ action: "WRITE", data: data.subarray(0, 10_000) });
+  assert.equal(ingestFiles(dir).length, 1);
+  assert.deepEqual(await unary(c, "Abort", { ref: "doomed" }), {});
+  assert.deepEqual(ingestFiles(dir), [], "the ingest's bytes are gone");
+  await assert.rejects(unary(c, "Status", { ref: "doomed" }), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+  assert.equal(await w.send({ action: "WRITE", offset: 10_000, data: data.subarray(10_000) }), undefined);
+  const s = await w.status;
+  assert.equal(s.code, grpc.status.FAILED_PRECONDITION);
+  assert.match(s.details, /ingest of doomed has ended/);
+  assert.deepEqual(storedBlobs(dir), []);
+
+  // The ref is free again.
+  const again = new WriteStream(c, md("s"));
+  const res = await again.send({ action: "COMMIT", ref: "doomed", data, total: data.length, expected: sha256(data) });
+  assert.equal(res?.digest, sha256(data));
+  assert.equal((await again.end()).code, grpc.status.OK);
+
+  await assert.rejects(unary(c, "Abort", { ref: "never" }), (e: grpc.ServiceError) => {
+    assert.equal(e.code, grpc.status.NOT_FOUND);
+    assert.equal(e.details, 'ingest ref "never": not found');
+    return true;
+  });
+});
+
+test("Update, List and Delete, which would edit a user's layout, answer UNIMPLEMENTED", async (t) => {
   const c = await serve(t, { s: tempDir("bk-content-", t) });
   for (const [method, req] of [
-    ["Status", { ref: "x" }],
-    ["Abort", { ref: "x" }],
     ["Delete", { digest: sha256(Buffer.from("x")) }],
     ["Update", {}],
-    ["ListStatuses", {}],
   ] as const) {
-    const m = def[method]!;
-    await assert.rejects(
-      new Promise((resolve, reject) =>
-        c.client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, md("s"), (e, v) => (e ? reject(e) : resolve(v))),
-      ),
-      (e: grpc.ServiceError) => e.code === grpc.status.UNIMPLEMENTED,
-      method,
-    );
+    await assert.rejects(unary(c, method, req), (e: grpc.ServiceError) => e.code === grpc.status.UNIMPLEMENTED, method);
   }
+  const m = def["List"]!;
+  const call = c.client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, {}, md("s"));
+  call.on("data", () => assert.fail("List sent an item"));
+  call.on("error", () => undefined);
+  const st = await new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+  assert.equal(st.code, grpc.status.UNIMPLEMENTED);
 });
