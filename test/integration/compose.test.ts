@@ -5,14 +5,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync, copyFileSync, chmodSync, readdirSync } from "node:fs";
+import { mkdirSync, writeFileSync, copyFileSync, chmodSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient } from "../../src/index.js";
 import { runCliAsync, testEnv, type RunResult } from "../helpers/env.js";
 import { getManifest, imageBytes } from "../helpers/registry.js";
 import { startSshd } from "../helpers/sshd.js";
-import { fileTree } from "../helpers/files.js";
+import { fileTree, tempDir } from "../helpers/files.js";
 import { cleanup, leakCheckEachTest } from "../helpers/leaks.js";
 
 const env = testEnv();
@@ -252,6 +252,45 @@ test("cache_to a registry, then cache_from it after the daemon's cache is pruned
   assert.match(first.stderr, /exporting cache to registry/);
   buildctl(["prune", "--all"]);
   const second = await compose(dir, ["build", "--progress", "plain"]);
+  assert.equal(second.code, 0, second.stderr);
+  const step = /^cached \| (#\d+) \[(?:stage-0 )?2\/2\] RUN echo/m.exec(second.stderr);
+  assert.ok(step, second.stderr);
+  assert.match(second.stderr, new RegExp(`^cached \\| ${step[1]} CACHED$`, "m"));
+});
+
+test("cache_to and cache_from type=local with a path relative to the project: the cache lands there, not in the working directory, and brings the step back CACHED", async (t) => {
+  const { buildctl } = await import("../helpers/env.js");
+  const run = randomUUID();
+  const dir = project({
+    "compose.yaml": [
+      "services:",
+      "  cached:",
+      "    build:",
+      "      context: .",
+      '      cache_from: ["type=local,src=./layer-cache"]',
+      '      cache_to: ["type=local,dest=./layer-cache,mode=max"]',
+      "",
+    ].join("\n"),
+    Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest\nRUN echo ${run} > /run-id && sleep 1\n`,
+  });
+  // Run from elsewhere: the relative dest is the project's, as the context is.
+  const cwd = tempDir("bk-compose-cwd-", t);
+  const build = (): Promise<RunResult> =>
+    runCliAsync(["compose", "-f", join(dir, "compose.yaml"), "build", "--progress", "plain"], { cwd, env: { SSH_AUTH_SOCK: undefined }, timeoutMs: 180_000 });
+  const first = await build();
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(readdirSync(cwd), [], "nothing is written to the working directory");
+  const cacheDir = join(dir, "layer-cache");
+  const index = JSON.parse(readFileSync(join(cacheDir, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  assert.equal(index.manifests.length, 1, JSON.stringify(index));
+  const [alg, hex] = index.manifests[0]!.digest.split(":") as [string, string];
+  assert.ok(statSync(join(cacheDir, "blobs", alg, hex)).isFile(), "the cache's root blob is stored");
+  // An empty ingest/ stays, as containerd's store (buildctl's) leaves it; nothing in it, and no lock file.
+  assert.deepEqual(readdirSync(cacheDir).sort(), ["blobs", "index.json", "ingest", "oci-layout"]);
+  assert.deepEqual(readdirSync(join(cacheDir, "ingest")), [], "no ingest is left");
+
+  buildctl(["prune", "--all"]);
+  const second = await build();
   assert.equal(second.code, 0, second.stderr);
   const step = /^cached \| (#\d+) \[(?:stage-0 )?2\/2\] RUN echo/m.exec(second.stderr);
   assert.ok(step, second.stderr);
