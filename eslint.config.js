@@ -37,8 +37,8 @@ export default tseslint.config(
   },
   {
     // The registry client and the index merge (builder pools): low in the layering, beside oci/. Node builtins,
-    // errors.ts, and from solve/ only its leaf modules: the reference and platform parsers, the credential
-    // lookup's type, the annotation type.
+    // errors.ts, transport/extra-ca.ts (the CLI's deferred NODE_EXTRA_CA_CERTS), and from solve/ only its leaf
+    // modules: the reference and platform parsers, the credential lookup's type, the annotation type.
     files: ["src/registry/**/*.ts"],
     rules: {
       "no-restricted-imports": [
@@ -46,9 +46,9 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: "^(?!node:|\\./|\\.\\./errors\\.js$|\\.\\./solve/(reference|platform|registry-auth|attest)\\.js$)",
+              regex: "^(?!node:|\\./|\\.\\./errors\\.js$|\\.\\./transport/extra-ca\\.js$|\\.\\./solve/(reference|platform|registry-auth|attest)\\.js$)",
               message:
-                "registry/ imports only node builtins, ../errors.js and solve/'s reference.js, platform.js, registry-auth.js, attest.js (README: Layout).",
+                "registry/ imports only node builtins, ../errors.js, ../transport/extra-ca.js and solve/'s reference.js, platform.js, registry-auth.js, attest.js (README: Layout).",
             },
           ],
         },

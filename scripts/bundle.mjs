@@ -39,7 +39,7 @@ const source = readFileSync(bin, "utf8");
 // The sh/JavaScript polyglot head of bin.ts (see its comment): esbuild keeps
 // a #! line but drops comments, so the two lines are put back as they are.
 const head = source.split("\n", 3);
-if (head[0] !== "#!/bin/sh" || !head[1]?.startsWith("// 2>/dev/null; exec node ")) {
+if (head[0] !== "#!/bin/sh" || !(head[1]?.startsWith("// 2>/dev/null; ") && head[1].endsWith(' exec node -- "$0" "$@"'))) {
   console.error("dist/src/cli/bin.js does not start with bin.ts's sh line; was it built from src/cli/bin.ts?");
   process.exit(1);
 }

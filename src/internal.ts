@@ -60,3 +60,5 @@ export {
   type NodeInput,
   type StoredNode,
 } from "./pool/store.js";
+
+export { DEFERRED_CA_ENV, deferExtraCaCerts } from "./transport/extra-ca.js";

@@ -1,12 +1,16 @@
 #!/bin/sh
-// 2>/dev/null; exec node -- "$0" "$@"
+// 2>/dev/null; [ -z "${NODE_EXTRA_CA_CERTS-}" ] || { BK_BUILD_DEFERRED_CA_CERTS=$NODE_EXTRA_CA_CERTS; export BK_BUILD_DEFERRED_CA_CERTS; unset NODE_EXTRA_CA_CERTS; }; exec node -- "$0" "$@"
 /**
  * (The two lines above run node with "--" before this file: without it,
  * Node 20 reads an --env-file anywhere in argv as its own option, so
  * `bk-build compose --env-file .env build` would load .env into Node, or
  * exit 9 when the file is missing, before bk-build runs: nodejs/node#54232.
- * For sh, "//" is a directory that fails to run, quietly, then the exec;
- * for JavaScript the line is a comment.)
+ * They also move NODE_EXTRA_CA_CERTS aside, which Node would load into a
+ * whole root store before any JavaScript runs, 24 to 53 ms of every start
+ * here; it is put back below and read on the first TLS connection that
+ * uses the default CAs (src/transport/extra-ca.ts). For sh, "//" is a
+ * directory that fails to run, quietly, then the rest; for JavaScript the
+ * line is a comment.)
  *
  * The `bk-build` executable: binds main() to this process. SIGINT, SIGTERM
  * and SIGHUP cancel the running command (the daemon's solve is cancelled
@@ -14,6 +18,15 @@
  */
 import { Writable } from "node:stream";
 import { main } from "./main.js";
+import { DEFERRED_CA_ENV, deferExtraCaCerts } from "../internal.js";
+
+const deferredCa = process.env[DEFERRED_CA_ENV];
+if (deferredCa !== undefined) {
+  // Back where child processes (credential helpers) and the user's env expect it.
+  process.env["NODE_EXTRA_CA_CERTS"] = deferredCa;
+  Reflect.deleteProperty(process.env, DEFERRED_CA_ENV);
+  deferExtraCaCerts(deferredCa);
+}
 
 const codes: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
 const ac = new AbortController();

@@ -15,6 +15,7 @@ import { sshDialer, type SshOptions } from "../transport/ssh-dial.js";
 import { parseNormalizedNamed, referenceName } from "../solve/reference.js";
 import type { SessionOpener } from "../transport/connection.js";
 import type { EngineHandle } from "../transport/engine-handle.js";
+import { withDeferredCa } from "../transport/extra-ca.js";
 
 /** The Host header the Go client sends over sockets without a host name. */
 const DUMMY_HOST = "api.moby.localhost";
@@ -51,19 +52,21 @@ function engineDialer(
         host: hostHeader,
         close: none,
         dial: () =>
-          tls.connect({
-            host,
-            port,
-            ...(t.ca ? { ca: t.ca } : {}),
-            ...(t.cert ? { cert: t.cert } : {}),
-            ...(t.key ? { key: t.key } : {}),
-            // Path A offers HTTP/1.1 only: an Engine that picked h2 (29.2+) would make the Upgrade impossible.
-            ALPNProtocols: [o.alpn],
-            minVersion: "TLSv1.2",
-            rejectUnauthorized: t.verify,
-            ...(net.isIP(serverName) ? {} : { servername: serverName }),
-            checkServerIdentity: (_h, cert) => (t.verify ? tls.checkServerIdentity(serverName, cert) : undefined),
-          }),
+          tls.connect(
+            withDeferredCa({
+              host,
+              port,
+              ...(t.ca ? { ca: t.ca } : {}),
+              ...(t.cert ? { cert: t.cert } : {}),
+              ...(t.key ? { key: t.key } : {}),
+              // Path A offers HTTP/1.1 only: an Engine that picked h2 (29.2+) would make the Upgrade impossible.
+              ALPNProtocols: [o.alpn],
+              minVersion: "TLSv1.2",
+              rejectUnauthorized: t.verify,
+              ...(net.isIP(serverName) ? {} : { servername: serverName }),
+              checkServerIdentity: (_h, cert) => (t.verify ? tls.checkServerIdentity(serverName, cert) : undefined),
+            }),
+          ),
       };
     }
     case "ssh": {

@@ -19,6 +19,7 @@
  * registry refuses one. No credential or token ever appears in an error.
  */
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { RequestOptions } from "node:https";
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { BuildKitError, UsageError, abortedError } from "../errors.js";
@@ -26,6 +27,7 @@ import { parseDockerRef, referencePatterns, withName } from "../solve/reference.
 import type { Credentials } from "../solve/registry-auth.js";
 import { parseWwwAuthenticate, type AuthChallenge } from "./challenge.js";
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from "./media-types.js";
+import { withDeferredCa } from "../transport/extra-ca.js";
 
 /** A repository in a registry: `host` as in image references (docker.io, 127.0.0.1:5000), `repository` its path (team/app). */
 export interface RegistryRef {
@@ -495,7 +497,8 @@ export class RegistryClient {
       if (spec.body) headers["Content-Length"] = String(spec.body.length);
       let req: ClientRequest;
       try {
-        req = (spec.url.protocol === "http:" ? http.request : https.request)(spec.url, { method: spec.method, headers, agent: false });
+        const options: RequestOptions = { method: spec.method, headers, agent: false };
+        req = spec.url.protocol === "http:" ? http.request(spec.url, options) : https.request(spec.url, withDeferredCa(options));
       } catch (e) {
         reject(this.#fail(ctx, `invalid request: ${e instanceof Error ? e.message : String(e)}`, "INVALID_ARGUMENT", e));
         return;

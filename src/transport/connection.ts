@@ -10,6 +10,7 @@ import { Queue } from "../queue.js";
 import { H2Channel, TransportError, type CallOptions, type ClientCall, type KeepaliveOptions, type Metadata } from "../grpc/client.js";
 import type { ContentMethods, ControlMethods, LLBBridgeMethods, MethodKind } from "../gen/methods.js";
 import type { EngineHandle } from "./engine-handle.js";
+import { withDeferredCa } from "./extra-ca.js";
 
 const CONTROL = "moby.buildkit.v1.Control";
 /** The daemon's read-only content store (history blobs), served on the same connection as Control. */
@@ -71,18 +72,20 @@ export function dialer(addr: ParsedAddress, tlsOptions: ResolvedTls | undefined)
   if (!tlsOptions) return () => net.connect(addr.port, host);
   const serverName = tlsOptions.serverName;
   return () =>
-    tls.connect({
-      host,
-      port: addr.port,
-      ...(tlsOptions.ca ? { ca: tlsOptions.ca } : {}),
-      ...(tlsOptions.cert ? { cert: tlsOptions.cert } : {}),
-      ...(tlsOptions.key ? { key: tlsOptions.key } : {}),
-      ALPNProtocols: ["h2"],
-      // SNI only for names (RFC 6066 forbids addresses); the certificate is
-      // always checked against the expected server name.
-      ...(net.isIP(serverName) ? {} : { servername: serverName }),
-      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(serverName, cert),
-    });
+    tls.connect(
+      withDeferredCa({
+        host,
+        port: addr.port,
+        ...(tlsOptions.ca ? { ca: tlsOptions.ca } : {}),
+        ...(tlsOptions.cert ? { cert: tlsOptions.cert } : {}),
+        ...(tlsOptions.key ? { key: tlsOptions.key } : {}),
+        ALPNProtocols: ["h2"],
+        // SNI only for names (RFC 6066 forbids addresses); the certificate is
+        // always checked against the expected server name.
+        ...(net.isIP(serverName) ? {} : { servername: serverName }),
+        checkServerIdentity: (_host, cert) => tls.checkServerIdentity(serverName, cert),
+      }),
+    );
 }
 
 /**

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { BuildKitClient, ConnectionError } from "../../src/index.js";
-import { buildctl, runCli, testEnv, type TestEnv } from "../helpers/env.js";
+import { buildctl, runCli, runCliAsync, testEnv, type TestEnv } from "../helpers/env.js";
 import { leakCheckEachTest, trackHandles } from "../helpers/leaks.js";
 import { tempDir } from "../helpers/files.js";
 
@@ -193,6 +193,37 @@ test("TLS: the right CA and client certificate connect; wrong ones fail clearly"
   const plain = runCli(["info", "--addr", env.tlsHost]);
   assert.equal(plain.code, 1);
   assert.match(plain.stderr, /^error: .*if buildkitd there uses TLS, pass --tlscacert/);
+});
+
+test("TLS with Node's default CAs: NODE_EXTRA_CA_CERTS is trusted, read by the installed executable on first TLS use rather than at start", async (t) => {
+  if (!env.tlsHost || !env.tlsDir) {
+    // Only when pointed at a daemon the test environment did not start.
+    t.skip("BK_TEST_TLS_HOST/BK_TEST_TLS_DIR not set (scripts/test-env.sh up sets them)");
+    return;
+  }
+  const dir = `${env.tlsDir}/client`;
+  // A client certificate and no --tlscacert: the server is checked against the default CAs.
+  const args = ["info", "--addr", env.tlsHost, "--tlscert", `${dir}/cert.pem`, "--tlskey", `${dir}/key.pem`];
+  const deferred = /NODE_EXTRA_CA_CERTS: certificates from .*ca\.pem added on first TLS use/;
+
+  const installed = await runCliAsync(args, { asInstalled: true, env: { NODE_EXTRA_CA_CERTS: `${dir}/ca.pem`, NODE_DEBUG: "bk-build" } });
+  assert.equal(installed.code, 0, installed.stderr);
+  assert.match(installed.stdout, /BuildKit: +github\.com\/moby\/buildkit v/);
+  assert.match(installed.stderr, deferred, "the sh line moved the variable aside and the dialer read it");
+
+  // Run by node itself, Node loads the variable at start as usual: trusted too, nothing deferred.
+  const byNode = await runCliAsync(args, { env: { NODE_EXTRA_CA_CERTS: `${dir}/ca.pem`, NODE_DEBUG: "bk-build" } });
+  assert.equal(byNode.code, 0, byNode.stderr);
+  assert.doesNotMatch(byNode.stderr, deferred);
+
+  // Without it the CA is not trusted: the certificates above are what made the difference.
+  const without = await runCliAsync(args, { asInstalled: true, env: { NODE_EXTRA_CA_CERTS: undefined } });
+  assert.equal(without.code, 1);
+  assert.match(without.stderr, /^error: TLS connection to buildkitd at .* failed: buildkitd's certificate is not signed by the trusted CA/);
+  // A file Node could not read is ignored, as Node ignores it.
+  const missing = await runCliAsync(args, { asInstalled: true, env: { NODE_EXTRA_CA_CERTS: join(tempDir("bk-extra-ca-", t), "none.pem") } });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /not signed by the trusted CA/);
 });
 
 test("TLS: connect() without a client certificate is refused clearly, and leaves no socket open", async (t) => {
