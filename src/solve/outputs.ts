@@ -162,6 +162,8 @@ function fileSink(f: FileOutput): ByteSink {
 export class BuildOutputs {
   readonly #slots: Slot[];
   readonly #observer: OutputObserver | undefined;
+  /** The build's warnings (result.warnings and onWarning). */
+  readonly #warn: ((message: string) => void) | undefined;
   #failure: BuildKitError | undefined;
   /** Receivers and sink operations still running: discard() waits for them before removing what they write into. */
   readonly #active = new Set<Promise<unknown>>();
@@ -175,22 +177,23 @@ export class BuildOutputs {
     return p;
   }
 
-  private constructor(slots: Slot[], observer: OutputObserver | undefined) {
+  private constructor(slots: Slot[], observer: OutputObserver | undefined, warn: ((message: string) => void) | undefined) {
     this.#slots = slots;
     this.#observer = observer;
+    this.#warn = warn;
   }
 
   /**
    * Makes the temporary files and directories beside each destination. On
    * failure nothing is left behind.
    */
-  static async prepare(exps: readonly ResolvedExport[], observer?: OutputObserver): Promise<BuildOutputs> {
+  static async prepare(exps: readonly ResolvedExport[], observer?: OutputObserver, warn?: (message: string) => void): Promise<BuildOutputs> {
     const slots: Slot[] = exps.map((spec) => ({
       spec,
       opened: false,
       result: { type: spec.type, ...(spec.dest !== undefined ? { dest: spec.dest } : {}), ...(spec.stream ? { stream: true } : {}) },
     }));
-    const outputs = new BuildOutputs(slots, observer);
+    const outputs = new BuildOutputs(slots, observer, warn);
     try {
       for (const s of slots) {
         if (s.spec.target === "directory") s.dir = await prepareDirectoryOutput(s.spec.dest!);
@@ -235,6 +238,11 @@ export class BuildOutputs {
           try {
             const stats = await this.#track(receiveDiffCopy(messages, send, { root, signal }));
             slot.result.bytes = (slot.result.bytes ?? 0) + stats.bytes;
+            if (stats.xattrEntries > 0) {
+              this.#warn?.(
+                `type=local,dest=${spec.dest!}: the extended attributes of ${stats.xattrEntries} ${stats.xattrEntries === 1 ? "entry were" : "entries were"} not set, as Node.js cannot set them (first: ${stats.xattrExample!}); use type=tar or type=oci to keep them`,
+              );
+            }
           } catch (e) {
             if (!signal.aborted) this.#fail(spec, e, root);
             throw e;

@@ -208,7 +208,7 @@ async function run(conn: Connection, opts: BuildOptions, r: Running): Promise<Bu
     const audit = opts.auditSecrets ? await (await import("./audit.js")).BuildAudit.prepare(secrets.providers, agents, ac.signal) : undefined;
     const extra = audit?.extraExporter(exps);
     if (extra) exps.push(extra);
-    outputs = await BuildOutputs.prepare(exps, audit?.observer);
+    outputs = await BuildOutputs.prepare(exps, audit?.observer, warn);
     const out = outputs;
     const stats: FileSyncStats = { bytesSent: new Map() };
     session = new Session({

@@ -289,3 +289,22 @@ test("destination not writable, or a full disk: one clear error, the destination
     for (const dir of mounted) execFileSync("umount", ["-l", dir]);
   }
 });
+
+test("type=local of an image whose files carry xattrs: the tree lands, and a warning names what Node.js could not set", (t) => {
+  // buildctl sends the context's xattrs (Go reads them), so its image has one; python3 sets it on the context file.
+  const ctx = fileTree("bk-xattr-ctx-", { f: "with an xattr\n", Dockerfile: "FROM scratch\nCOPY f /f\n" }, t);
+  const py = spawnSync("python3", ["-c", "import os,sys; os.setxattr(sys.argv[1], 'user.bk-test', b'v')", join(ctx, "f")], { encoding: "utf8" });
+  assert.equal(py.status, 0, `python3 could not set an xattr on ${ctx}/f (python3 and user xattrs are needed here): ${py.error?.message ?? py.stderr}`);
+  const image = `${env.registry}/bk-test/xattr:${Date.now()}`;
+  buildctlBuild(ctx, `type=image,name=${image},push=true,registry.insecure=true`);
+
+  const from = fileTree("bk-xattr-from-", { Dockerfile: `FROM ${image}\n` }, t);
+  const dest = join(tempDir("bk-xattr-out-", t), "out");
+  const r = runCli(["build", "--progress", "plain", "-o", dest, from]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(join(dest, "f"), "utf8"), "with an xattr\n");
+  const warning = r.stderr.split("\n").filter((l) => l.startsWith("warning: type=local"));
+  assert.deepEqual(warning, [
+    `warning: type=local,dest=${dest}: the extended attributes of 1 entry were not set, as Node.js cannot set them (first: "f" ("user.bk-test")); use type=tar or type=oci to keep them`,
+  ]);
+});

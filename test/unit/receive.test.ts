@@ -117,7 +117,12 @@ test("a real tree arrives whole: dirs, files of every size, read-only, setuid/se
 
   const files = snapshot(src).filter((e) => e.type === "file");
   const regular = new Set(files.map((e) => e.ino)).size;
-  assert.deepEqual(stats, { entries: script.length - 1, files: regular, bytes: files.filter((e) => e.path !== "a/hl").reduce((n, e) => n + e.size, 0) });
+  assert.deepEqual(stats, {
+    entries: script.length - 1,
+    files: regular,
+    bytes: files.filter((e) => e.path !== "a/hl").reduce((n, e) => n + e.size, 0),
+    xattrEntries: 0,
+  });
   const nonEmpty = [...content].filter(([, p]) => statSync(p).size > 0).map(([id]) => id);
   assert.deepEqual(
     [...d.requested].sort((x, y) => x - y),
@@ -184,7 +189,7 @@ test("utimeArg lands on the microsecond after libuv's truncation", (t) => {
   }
 });
 
-test("xattrs and owners in the stream: owners become ours (as the Go client does), xattrs are ignored without error", async (t) => {
+test("xattrs and owners in the stream: owners become ours (as the Go client does), xattrs are counted for a warning (Node.js cannot set them)", async (t) => {
   const dest = tempDir("bk-rx-", t);
   const enc = codec("fsutil.types.Packet");
   const script = [
@@ -195,7 +200,12 @@ test("xattrs and owners in the stream: owners become ours (as the Go client does
     enc.encode({ type: "PACKET_STAT", stat: { path: "g", mode: DIR(), uid: 1, gid: 1, xattrs: { "trusted.x": Buffer.alloc(0) } } }),
     END,
   ];
-  await receive(dest, { script, content: new Map([[0, Buffer.from("hi")]]) });
+  const { stats } = await receive(dest, { script, content: new Map([[0, Buffer.from("hi")]]) });
+  assert.equal(stats.xattrEntries, 2);
+  assert.equal(stats.xattrExample, '"f" ("user.test", "security.selinux")');
+  const none = await receive(tempDir("bk-rx-", t), { script: [enc.encode({ type: "PACKET_STAT", stat: { path: "h", mode: 0o644, size: "0" } }), END] });
+  assert.equal(none.stats.xattrEntries, 0);
+  assert.equal(none.stats.xattrExample, undefined);
   for (const p of ["f", "g"]) {
     const st = lstatSync(join(dest, p));
     assert.equal(st.uid, process.getuid?.());
@@ -214,7 +224,7 @@ test("FIN handshake: resolves on the daemon's FIN without waiting for the end of
   ] as const) {
     const dest = tempDir("bk-rx-", t);
     const { d, stats } = await receive(dest, { script: [stat("f", 0o644, { size: 1n }), END], content: new Map([[0, Buffer.from("x")]]), ...opts });
-    assert.deepEqual(stats, { entries: 1, files: 1, bytes: 1 }, JSON.stringify(opts));
+    assert.deepEqual(stats, { entries: 1, files: 1, bytes: 1, xattrEntries: 0 }, JSON.stringify(opts));
     assert.equal(d.received.at(-1)?.type, 3, "FIN was the last thing sent");
   }
   // An empty export: FIN right after the end of the walk.

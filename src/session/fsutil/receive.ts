@@ -87,6 +87,13 @@ export interface ReceiveStats {
   files: number;
   /** Bytes of file content written. */
   bytes: number;
+  /**
+   * Entries that came with extended attributes, which were not set: Node.js
+   * has no setxattr (buildctl sets them, security.capability included).
+   */
+  xattrEntries: number;
+  /** The first of them, as `"path" ("name", ...)`, for the warning. */
+  xattrExample?: string;
 }
 
 /** Longest path and name we accept (Linux PATH_MAX and NAME_MAX). */
@@ -239,7 +246,7 @@ class Receiver {
   #tmpCounter = 0;
 
   // Progress and ending
-  readonly #stats: ReceiveStats = { entries: 0, files: 0, bytes: 0 };
+  readonly #stats: ReceiveStats = { entries: 0, files: 0, bytes: 0, xattrEntries: 0 };
   #error: Error | undefined;
   #finishing = false;
   #finSent = false;
@@ -349,7 +356,12 @@ class Receiver {
         }
         if (this.#walkDone) throw new ReceiveError(`STAT for ${show(p.stat.path)} after the end of the walk`);
         this.#stats.entries++;
-        this.#create(this.#validate(p.stat));
+        {
+          const valid = this.#validate(p.stat);
+          if (p.stat.xattrs.size > 0 && this.#stats.xattrEntries++ === 0)
+            this.#stats.xattrExample = `${show(p.stat.path)} (${[...p.stat.xattrs.keys()].map(show).join(", ")})`;
+          this.#create(valid);
+        }
         return;
       case PacketType.DATA:
         this.#data(p.id, p.data);
