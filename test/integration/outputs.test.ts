@@ -8,7 +8,9 @@ import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
-import { PassThrough } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { BuildKitClient, BuildKitError } from "../../src/index.js";
 import { buildctlBuild, repoRoot, runCli, testEnv, type TestEnv } from "../helpers/env.js";
 
@@ -307,4 +309,54 @@ test("type=local of an image whose files carry xattrs: the tree lands, and a war
   assert.deepEqual(warning, [
     `warning: type=local,dest=${dest}: the extended attributes of 1 entry were not set, as Node.js cannot set them (first: "f" ("user.bk-test")); use type=tar or type=oci to keep them`,
   ]);
+});
+
+test("the stream form keeps to a slow consumer's pace: write() returning false holds the daemon back, nothing piles up in memory", async (t) => {
+  const total = 64 << 20;
+  const ctx = fileTree("bk-out-slow-", {
+    Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest AS gen\nRUN head -c ${total} /dev/urandom > /big\nFROM scratch\nCOPY --from=gen /big /\n`,
+  });
+  const out = tempDir("bk-out-slow-", t);
+  // Warm the daemon's cache, so the export is all that runs below.
+  await withClient((c) => c.build({ context: ctx, outputs: [{ type: "tar", dest: join(out, "first.tar") }] }).result);
+
+  // A consumer at about 32 MB/s: every 1 MiB written waits 30 ms.
+  const hash = createHash("sha256");
+  let written = 0;
+  let maxQueued = 0;
+  const slow = new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      maxQueued = Math.max(maxQueued, slow.writableLength);
+      hash.update(chunk);
+      const before = Math.floor(written / (1 << 20));
+      written += chunk.length;
+      if (Math.floor(written / (1 << 20)) > before) setTimeout(cb, 30);
+      else cb();
+    },
+  });
+  // What is held, not garbage not yet collected: a full GC before every sample.
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  gc();
+  const base = process.memoryUsage().arrayBuffers;
+  let peak = 0;
+  const sampler = setInterval(() => {
+    gc();
+    peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+  }, 50);
+  try {
+    const result = await withClient((c) => c.build({ context: ctx, outputs: [{ type: "tar", stream: slow }] }).result);
+    assert.equal(result.exports[0]!.bytes, written);
+  } finally {
+    clearInterval(sampler);
+  }
+  const first = readFileSync(join(out, "first.tar"));
+  assert.equal(hash.digest("hex"), sha256(first), "the stream's bytes are the file export's");
+  assert.ok(written > total, `${written} bytes streamed`);
+  // What write() returning false means: we wait for 'drain', so the Writable never holds much past its mark.
+  assert.ok(maxQueued <= 4 << 20, `the consumer's queue reached ${maxQueued} bytes`);
+  // Held: what the HTTP/2 windows let in flight (4 MiB a stream, 16 MiB a connection, on the outer
+  // connection and on the session inside it), 10-15 MB here. Without backpressure most of the 64 MB.
+  assert.ok(peak < 32 << 20, `buffers held in this process grew by ${(peak / 1048576).toFixed(1)} MB during the export`);
 });
