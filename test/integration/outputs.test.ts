@@ -311,7 +311,7 @@ test("type=local of an image whose files carry xattrs: the tree lands, and a war
   ]);
 });
 
-test("the stream form keeps to a slow consumer's pace: write() returning false holds the daemon back, nothing piles up in memory", async (t) => {
+test("the stream form keeps to a slow consumer's pace: write() returning false holds the daemon back, nothing piles up in memory, the end waits for its flush", async (t) => {
   const total = 64 << 20;
   const ctx = fileTree("bk-out-slow-", {
     Dockerfile: `FROM ${env.registry}/bk-test/busybox:latest AS gen\nRUN head -c ${total} /dev/urandom > /big\nFROM scratch\nCOPY --from=gen /big /\n`,
@@ -324,6 +324,7 @@ test("the stream form keeps to a slow consumer's pace: write() returning false h
   const hash = createHash("sha256");
   let written = 0;
   let maxQueued = 0;
+  let flushed = false;
   const slow = new Writable({
     highWaterMark: 1 << 20,
     write(chunk: Buffer, _enc, cb) {
@@ -333,6 +334,13 @@ test("the stream form keeps to a slow consumer's pace: write() returning false h
       written += chunk.length;
       if (Math.floor(written / (1 << 20)) > before) setTimeout(cb, 30);
       else cb();
+    },
+    // A consumer that is slow to flush at the end too: the build is done only once it has.
+    final(cb) {
+      setTimeout(() => {
+        flushed = true;
+        cb();
+      }, 200);
     },
   });
   // What is held, not garbage not yet collected: a full GC before every sample.
@@ -347,6 +355,7 @@ test("the stream form keeps to a slow consumer's pace: write() returning false h
   }, 50);
   try {
     const result = await withClient((c) => c.build({ context: ctx, outputs: [{ type: "tar", stream: slow }] }).result);
+    assert.equal(flushed, true, "the result came before the stream's final() had called back");
     assert.equal(result.exports[0]!.bytes, written);
   } finally {
     clearInterval(sampler);
