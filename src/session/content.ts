@@ -74,7 +74,7 @@ function selector(term: string): (ref: string) => boolean {
  * (all must match); a status is listed when any filter matches, or when
  * there are none.
  */
-export function statusFilter(filters: readonly string[]): (ref: string) => boolean {
+function statusFilter(filters: readonly string[]): (ref: string) => boolean {
   const any = filters.filter((f) => f.trim() !== "").map((f) => f.split(",").map(selector));
   if (any.length === 0) return () => true;
   return (ref) => any.some((all) => all.every((m) => m(ref)));
@@ -186,11 +186,10 @@ async function write(call: ContentCall<"Write">, choose: (call: CallContext) => 
   const ref = req.ref;
   if (ref === "") throw new GrpcStatusError(Status.INVALID_ARGUMENT, "first message must have a reference");
   const layout = await choose(call);
-  let expected = req.expected;
   const firstTotal = Number(req.total);
   let ingest: Ingest;
   try {
-    ingest = await layout.ingest(ref, expected || undefined, firstTotal > 0 ? firstTotal : undefined);
+    ingest = await layout.ingest(ref, req.expected || undefined, firstTotal > 0 ? firstTotal : undefined);
   } catch (e) {
     throw asStatus(e);
   }
@@ -200,9 +199,8 @@ async function write(call: ContentCall<"Write">, choose: (call: CallContext) => 
       const action: string | number = req.action;
       if (req.expected !== "") {
         // A blob that is already stored ends the write: the daemon takes ALREADY_EXISTS as success.
-        expected = req.expected;
-        ingest.expected = expected;
-        if (await layout.info(expected)) throw new GrpcStatusError(Status.ALREADY_EXISTS, `blob with expected digest ${expected} exists`);
+        ingest.expected = req.expected;
+        if (await layout.info(req.expected)) throw new GrpcStatusError(Status.ALREADY_EXISTS, `blob with expected digest ${req.expected} exists`);
       }
       const total = Number(req.total);
       if (total > 0) ingest.total = total;
@@ -225,7 +223,7 @@ async function write(call: ContentCall<"Write">, choose: (call: CallContext) => 
         await ingest.write(req.data);
         let digest = ingest.digest();
         if (action === "COMMIT") {
-          const done = await ingest.commit(ingest.total, expected || undefined);
+          const done = await ingest.commit(ingest.total, ingest.expected || undefined);
           if (done.existed) throw new GrpcStatusError(Status.ALREADY_EXISTS, `content ${done.digest}: already exists`);
           digest = done.digest;
         }

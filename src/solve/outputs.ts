@@ -240,7 +240,7 @@ export class BuildOutputs {
             slot.result.bytes = (slot.result.bytes ?? 0) + stats.bytes;
             if (stats.xattrEntries > 0) {
               this.#warn?.(
-                `type=local,dest=${spec.dest!}: the extended attributes of ${stats.xattrEntries} ${stats.xattrEntries === 1 ? "entry were" : "entries were"} not set, as Node.js cannot set them (first: ${stats.xattrExample!}); use type=tar or type=oci to keep them`,
+                `type=local,dest=${spec.dest!}: the extended attributes of ${stats.xattrEntries} ${stats.xattrEntries === 1 ? "entry" : "entries"} were not set, as Node.js cannot set them (first: ${stats.xattrExample!}); use type=tar or type=oci to keep them`,
               );
             }
           } catch (e) {

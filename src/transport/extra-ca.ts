@@ -31,7 +31,7 @@ export const DEFERRED_CA_ENV = "BK_BUILD_DEFERRED_CA_CERTS";
 let deferredPath: string | undefined;
 /** The certificates read from it, once; "" when it could not be read. */
 let pem: string | undefined;
-
+/** Node's default store plus them, for options that shape no context of their own (registries): made once. */
 /** Trust the certificates in `path` on TLS connections with Node's default CAs (undefined: none). */
 export function deferExtraCaCerts(path: string | undefined): void {
   deferredPath = path || undefined;
@@ -64,7 +64,7 @@ export function withDeferredCa<T extends object>(options: T): T & { secureContex
   if (extra === "") return options;
   const { cert, key, passphrase, pfx, minVersion, maxVersion, ciphers } = o;
   const plain = cert === undefined && key === undefined && pfx === undefined && minVersion === undefined && maxVersion === undefined && ciphers === undefined;
-  // Copying the root store costs about a millisecond: the plain context (registries) is made once.
+  // Copying the root store costs about a millisecond.
   const context = plain ? (plainContext ??= contextWith(extra, {})) : contextWith(extra, { cert, key, passphrase, pfx, minVersion, maxVersion, ciphers });
   return { ...options, secureContext: context };
 }

@@ -356,12 +356,8 @@ class Receiver {
         }
         if (this.#walkDone) throw new ReceiveError(`STAT for ${show(p.stat.path)} after the end of the walk`);
         this.#stats.entries++;
-        {
-          const valid = this.#validate(p.stat);
-          if (p.stat.xattrs.size > 0 && this.#stats.xattrEntries++ === 0)
-            this.#stats.xattrExample = `${show(p.stat.path)} (${[...p.stat.xattrs.keys()].map(show).join(", ")})`;
-          this.#create(valid);
-        }
+        this.#create(this.#validate(p.stat));
+        if (p.stat.xattrs.size > 0) this.#skippedXattrs(p.stat);
         return;
       case PacketType.DATA:
         this.#data(p.id, p.data);
@@ -515,6 +511,11 @@ class Receiver {
       }
     }
     throw new ReceiveError(`cannot create ${show(e.rel)} in ${this.#where}: it keeps changing on disk while it is written`);
+  }
+
+  /** Counts an entry whose xattrs are not set (Node.js cannot), and names the first for the warning. */
+  #skippedXattrs(st: DecodedStat): void {
+    if (this.#stats.xattrEntries++ === 0) this.#stats.xattrExample = `${show(st.path)} (${[...st.xattrs.keys()].map(show).join(", ")})`;
   }
 
   #create(e: Entry): void {
