@@ -286,17 +286,29 @@ export class ClientCall {
 
   /**
    * Sends one message given as parts of `size` bytes in all, never copied
-   * here: the parts are held until written, so the caller must not reuse them.
+   * here: the parts are held until written, so the caller must not reuse
+   * them before `written` is called.
    */
-  writeParts(parts: readonly Buffer[], size: number): boolean {
+  writeParts(parts: readonly Buffer[], size: number, written?: () => void): boolean {
     if (size > MAX_MESSAGE_BYTES) {
       throw new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `a message of ${size} bytes is over the ${MAX_MESSAGE_BYTES >> 20} MiB limit`);
     }
-    this.#stream.cork();
-    let ok = this.#stream.write(prefix(size));
-    for (const p of parts) if (p.length) ok = this.#stream.write(p);
-    this.#stream.uncork();
+    const stream = this.#stream;
+    stream.cork();
+    let ok = stream.write(prefix(size));
+    let last = -1;
+    for (let i = 0; i < parts.length; i++) if (parts[i]!.length) last = i;
+    // Writes complete in order: the last one's callback (called with an
+    // error too, should the stream be destroyed first) frees them all.
+    for (let i = 0; i <= last; i++) if (parts[i]!.length) ok = stream.write(parts[i]!, i === last && written ? () => written() : undefined);
+    stream.uncork();
+    if (last < 0) written?.();
     return ok;
+  }
+
+  /** False once the request side is ended or the stream is gone. */
+  get writable(): boolean {
+    return !this.#stream.destroyed && !this.#stream.writableEnded;
   }
 
   /** Calls `cb` once written data has left the queue. */

@@ -1,23 +1,24 @@
 /**
- * The gRPC server a session runs for buildkitd, on Node's own HTTP/2 over the
- * Control.Session byte pipe (buildkitd is the HTTP/2 client there).
+ * The gRPC server a session runs for buildkitd, on our own HTTP/2 server
+ * connection (h2-server.ts) over the Control.Session byte pipe or an
+ * Engine's session socket (buildkitd is the HTTP/2 client there).
  *
  * Why not grpc-js' server: it hands each outgoing message to HTTP/2 as its own
  * write and waits for that write to finish before taking the next one, so a
  * file sync of 10,000 tiny STAT packets costs 10,000 trips through the event
- * loop. Here a handler's messages are framed into the stream as they come and
- * leave together, in one vectored write per event loop turn.
+ * loop. Here a handler's messages are queued on the stream as they come and
+ * leave together, by reference, in one write per event loop turn.
  *
  * Only what buildkitd's session client uses is implemented: unary and
  * streaming calls, identity encoding (no compression), trailers with
  * grpc-status and grpc-message.
  */
-import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { codec, type Codec } from "./codec.js";
 import { methodTypes } from "./codec.js";
 import type { MethodKind, SessionMethods } from "../gen/methods.js";
 import { Queue } from "../queue.js";
+import { H2ServerConnection, type FrameSink, type H2Stream } from "./h2-server.js";
 import { setMaxListeners } from "node:events";
 import { debuglog } from "node:util";
 import { GrpcStatusError, MessageReader, Status, encodeGrpcMessage, frame, prefix, statusName } from "./frame.js";
@@ -214,21 +215,11 @@ export function headerValues(rawHeaders: readonly string[], key: string): string
   return out;
 }
 
-/** A raw header list from Node's joined headers object, should a Node not pass one. */
-function rawFromJoined(headers: http2.IncomingHttpHeaders): string[] {
-  const raw: string[] = [];
-  for (const [name, v] of Object.entries(headers)) {
-    for (const value of Array.isArray(v) ? v : [v]) if (value !== undefined) raw.push(name, value);
-  }
-  return raw;
-}
-
 export class SessionServer {
   /** The advertised method paths, derived from the registered handlers. */
   readonly methods: string[] = [];
   readonly #routes = new Map<string, Route>();
-  readonly #server: http2.Http2Server;
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #connections = new Set<H2ServerConnection>();
   readonly #closed = new AbortController();
 
   constructor(services: readonly SessionService[]) {
@@ -251,38 +242,66 @@ export class SessionServer {
       for (const [method, stream] of svc.streams) add(method, { stream });
       for (const [method, stream] of svc.raw) add(method, { stream: stream as AnyStream }, true);
     }
-    this.#server = http2.createServer({
-      maxSessionMemory: 64,
-      // Exports stream hundreds of MB to us: with HTTP/2's default 64 KiB
-      // windows every few chunks would wait a round trip through the tunnel.
-      // The inbox's own pause (INBOX_HIGH_BYTES) still bounds memory.
-      settings: { initialWindowSize: 4 << 20 },
-    });
-    this.#server.on("session", (s) => {
-      s.once("connect", () => s.setLocalWindowSize(16 << 20));
-      this.#sessions.add(s);
-      s.on("close", () => this.#sessions.delete(s));
-      s.on("error", (e: Error) => debug("session server: connection error: %s", e.message));
-    });
-    // Node passes the raw header list as a fourth argument (not in @types/node 20).
-    this.#server.on("stream", (stream, headers, _flags, rawHeaders?: string[]) => this.#dispatch(stream, headers, rawHeaders ?? rawFromJoined(headers)));
   }
 
-  /** Serves one HTTP/2 connection arriving over `pipe`. */
-  serve(pipe: Duplex): void {
-    this.#server.emit("connection", pipe);
+  /**
+   * A new HTTP/2 connection writing to `sink`; the caller feeds it what
+   * arrives (receive, receiveEnd). The Control.Session tunnel uses this.
+   */
+  connection(sink: FrameSink): H2ServerConnection {
+    let conn: H2ServerConnection | undefined = undefined;
+    const tracked: FrameSink = {
+      write: (parts, size, written) => sink.write(parts, size, written),
+      onceDrained: (cb) => sink.onceDrained(cb),
+      end: () => {
+        if (conn) this.#connections.delete(conn);
+        sink.end();
+      },
+    };
+    conn = new H2ServerConnection(
+      tracked,
+      (stream) => this.#dispatch(stream),
+      (message) => debug("session server: connection error: %s", message),
+    );
+    this.#connections.add(conn);
+    if (this.#closed.signal.aborted) conn.goaway();
+    return conn;
   }
 
-  /** Cancels running calls and closes the connections (GOAWAY). */
+  /** Serves one HTTP/2 connection arriving over a socket (an Engine's /session, tests). */
+  serve(socket: Duplex): void {
+    const conn = this.connection({
+      write(parts, _size, written) {
+        if (socket.destroyed || socket.writableEnded) {
+          written?.();
+          return true;
+        }
+        socket.cork();
+        for (let i = 0; i < parts.length; i++) socket.write(parts[i]!, i === parts.length - 1 && written ? () => written() : undefined);
+        socket.uncork();
+        return !socket.writableNeedDrain;
+      },
+      onceDrained: (cb) => socket.once("drain", cb),
+      end() {
+        if (!socket.destroyed && !socket.writableEnded) socket.end();
+      },
+    });
+    socket.on("data", (chunk: Buffer) => conn.receive(chunk));
+    socket.on("end", () => conn.receiveEnd());
+    socket.on("close", () => conn.receiveEnd());
+    socket.on("error", (e: Error) => debug("session server: socket error: %s", e.message));
+  }
+
+  /** Cancels running calls and tells the connections to open no more (GOAWAY). */
   close(): void {
     this.#closed.abort(SERVER_CLOSED);
-    for (const s of this.#sessions) s.close();
+    for (const c of this.#connections) c.goaway();
   }
 
-  #dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[]): void {
-    const path = headers[":path"] ?? "";
+  #dispatch(stream: H2Stream): void {
+    const rawHeaders = stream.rawHeaders;
+    const path = headerValues(rawHeaders, ":path")[0] ?? "";
     const route = this.#routes.get(path);
-    stream.on("error", (e: Error) => debug("session server: %s: stream error: %s", path, e.message));
     debug("session server: %s", path);
     if (!route) {
       this.#trailersOnly(stream, Status.UNIMPLEMENTED, `unknown method ${path}`);
@@ -294,25 +313,23 @@ export class SessionServer {
     const metadata = (key: string): string[] => headerValues(rawHeaders, key);
     const metadataKeys = (): string[] => [...new Set(rawHeaders.filter((_, i) => i % 2 === 0).map((k) => k.toLowerCase()))];
 
-    let headersSent = false;
     const sendHeaders = (): void => {
-      if (headersSent) return;
-      headersSent = true;
-      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      if (stream.responded) return;
+      stream.respond([
+        [":status", "200"],
+        ["content-type", "application/grpc"],
+      ]);
     };
     const finish = (code: number, message: string): void => {
       if (code !== Status.OK) debug("session server: %s ended %s: %s", path, statusName(code), message);
-      if (stream.closed || stream.destroyed) return;
-      if (!headersSent) {
+      if (stream.closed) return;
+      if (!stream.responded) {
         this.#trailersOnly(stream, code, message);
         return;
       }
-      stream.once("wantTrailers", () => {
-        const trailers: http2.OutgoingHttpHeaders = { "grpc-status": String(code) };
-        if (message) trailers["grpc-message"] = encodeGrpcMessage(message);
-        stream.sendTrailers(trailers);
-      });
-      stream.end();
+      const trailers: Array<[string, string]> = [["grpc-status", String(code)]];
+      if (message) trailers.push(["grpc-message", encodeGrpcMessage(message)]);
+      stream.end(trailers);
     };
     const fail = (e: unknown): void => {
       if (e instanceof GrpcStatusError) finish(e.code, e.message);
@@ -326,7 +343,7 @@ export class SessionServer {
     const inbox = new Queue<{ message: unknown; size: number }>();
     let queuedBytes = 0;
     let paused = false;
-    stream.on("data", (chunk: Buffer) => {
+    stream.onData = (chunk: Buffer) => {
       try {
         for (const m of reader.push(chunk)) {
           queuedBytes += m.length;
@@ -340,7 +357,7 @@ export class SessionServer {
         inbox.close(e);
         stream.pause();
       }
-    });
+    };
     async function* messages(): AsyncGenerator {
       for await (const { message, size } of inbox) {
         queuedBytes -= size;
@@ -351,12 +368,12 @@ export class SessionServer {
         yield message;
       }
     }
-    stream.on("end", () => inbox.close());
-    stream.on("close", () => {
+    stream.onEnd = () => inbox.close();
+    stream.onClose = () => {
       this.#closed.signal.removeEventListener("abort", onClosed);
       ac.abort(STREAM_CLOSED);
       inbox.close();
-    });
+    };
     if (route.unary) {
       const handler = route.unary;
       void (async () => {
@@ -368,70 +385,37 @@ export class SessionServer {
         const response = await handler(request, { metadata, metadataKeys, signal: ac.signal });
         sendHeaders();
         const body = route.response.encode(response);
-        stream.write(frame([body], body.length));
+        stream.write([frame([body], body.length)]);
         finish(Status.OK, "");
       })().catch(fail);
       return;
     }
 
-    // Streaming: frames are corked and leave together once per event loop
-    // turn (or at once past the queue limit), in one vectored write.
-    let corked = false;
-    /** One wait for 'drain' shared by every sender on this call. */
-    let drained: Promise<void> | undefined;
-    const uncork = (): void => {
-      if (!corked) return;
-      corked = false;
-      stream.uncork();
-    };
+    // Streaming: messages are queued on the stream, which sends what one
+    // event loop turn queued together; past the queue limit, a sender waits.
     const ready = (): void => {
-      if (ac.signal.aborted || stream.closed || stream.destroyed) throw new GrpcStatusError(Status.CANCELLED, "call ended");
+      if (ac.signal.aborted || stream.closed) throw new GrpcStatusError(Status.CANCELLED, "call ended");
       sendHeaders();
-      if (!corked) {
-        corked = true;
-        stream.cork();
-        setImmediate(uncork);
-      }
     };
-    /** Past the queue limit: written out at once, and waited for until it drains. */
     const backpressure = async (): Promise<void> => {
-      if (stream.writableLength <= QUEUE_LIMIT) return;
-      uncork();
-      if (stream.writableLength <= QUEUE_LIMIT) return;
-      drained ??= new Promise<void>((resolve) => {
-        const done = (): void => {
-          stream.off("drain", done);
-          stream.off("close", done);
-          drained = undefined;
-          resolve();
-        };
-        stream.on("drain", done);
-        stream.on("close", done);
-      });
-      await drained;
+      if (stream.queued <= QUEUE_LIMIT) return;
+      await new Promise<void>((resolve) => stream.onceBelow(QUEUE_LIMIT / 2, resolve));
     };
     const sendEncoded = async (parts: readonly Buffer[], released?: () => void): Promise<void> => {
       ready();
       let size = 0;
       for (const p of parts) size += p.length;
       if (size <= SMALL_MESSAGE) {
-        // One buffer per small message: fewer chunks for the vectored write.
-        stream.write(frame(parts, size));
+        // One buffer per small message.
+        stream.write([frame(parts, size)]);
         released?.();
-      } else {
-        stream.write(prefix(size));
-        // Writes complete in order: the last one's callback (called with an
-        // error too, if the stream is destroyed first) frees them all.
-        let last = -1;
-        for (let i = 0; i < parts.length; i++) if (parts[i]!.length) last = i;
-        for (let i = 0; i <= last; i++) stream.write(parts[i]!, i === last && released ? () => released() : undefined);
-      }
+      } else stream.write([prefix(size), ...parts], released);
       await backpressure();
     };
     const sendFrames = async (framed: Buffer): Promise<void> => {
       if (framed.length === 0) return;
       ready();
-      stream.write(framed);
+      stream.write([framed]);
       await backpressure();
     };
     const call: StreamCall<unknown, object> = {
@@ -444,21 +428,19 @@ export class SessionServer {
       send: (message) => sendEncoded([route.response.encode(message)]),
     };
     void route.stream!(call).then(
-      () => {
-        uncork();
-        finish(Status.OK, "");
-      },
-      (e: unknown) => {
-        uncork();
-        fail(e);
-      },
+      () => finish(Status.OK, ""),
+      (e: unknown) => fail(e),
     );
   }
 
-  #trailersOnly(stream: http2.ServerHttp2Stream, code: number, message: string): void {
-    if (stream.closed || stream.destroyed || stream.headersSent) return;
-    const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc", "grpc-status": String(code) };
-    if (message) headers["grpc-message"] = encodeGrpcMessage(message);
-    stream.respond(headers, { endStream: true });
+  #trailersOnly(stream: H2Stream, code: number, message: string): void {
+    if (stream.closed || stream.responded) return;
+    const headers: Array<[string, string]> = [
+      [":status", "200"],
+      ["content-type", "application/grpc"],
+      ["grpc-status", String(code)],
+    ];
+    if (message) headers.push(["grpc-message", encodeGrpcMessage(message)]);
+    stream.respond(headers, true);
   }
 }

@@ -44,8 +44,8 @@ export class Session {
   #closing = false;
   /** Why the Control.Session call failed, as the connection words it. */
   #error: BuildKitError | undefined;
-  /** Sends what the pipe has buffered but not yet written to the call. */
-  #flush: () => void = () => undefined;
+  /** Half-closes the Control.Session call. */
+  #endCall: () => void = () => undefined;
   /** For an opened socket: stops an open still under way. */
   #abortOpen: (() => void) | undefined;
   /** For an opened socket: half-closes it, destroying it after `graceMs`. */
@@ -75,10 +75,9 @@ export class Session {
     call.status.catch((e: unknown) => {
       this.#error = conn.translate(e, "Control.Session");
     });
-    const { pipe, flush, done } = hijack(call);
-    this.#flush = flush;
+    const { end, done } = hijack(call, (sink) => this.#server.connection(sink));
+    this.#endCall = end;
     this.#done = done;
-    this.#server.serve(pipe);
   }
 
   /** Serves the session on a socket the opener hands over. */
@@ -126,8 +125,8 @@ export class Session {
   }
 
   /**
-   * Ends the session: stops serving, sends what is buffered, half-closes the
-   * pipe, and waits up to `graceMs` for buildkitd to end it too before
+   * Ends the session: stops serving, sends GOAWAY and what is gathered,
+   * half-closes the pipe, and waits up to `graceMs` for buildkitd to end it too before
    * cancelling the call. Idempotent.
    */
   async close(graceMs = 2000): Promise<void> {
@@ -144,8 +143,7 @@ export class Session {
     if (!call) return;
     this.#call = undefined;
     this.#server.close();
-    this.#flush();
-    call.end();
+    this.#endCall();
     const timer = setTimeout(() => call.cancel(), graceMs);
     await this.#done;
     clearTimeout(timer);
