@@ -14,6 +14,7 @@
  * grpc-status and grpc-message.
  */
 import type { Duplex } from "node:stream";
+import { Socket } from "node:net";
 import { codec, type Codec } from "./codec.js";
 import { methodTypes } from "./codec.js";
 import type { MethodKind, SessionMethods } from "../gen/methods.js";
@@ -270,6 +271,9 @@ export class SessionServer {
 
   /** Serves one HTTP/2 connection arriving over a socket (an Engine's /session, tests). */
   serve(socket: Duplex): void {
+    // As Node's HTTP/2 does: with Nagle on, a write waiting on a window
+    // update waits for the peer's delayed ACK too (40 ms on Linux).
+    if (socket instanceof Socket) socket.setNoDelay(true);
     const conn = this.connection({
       write(parts, _size, written) {
         if (socket.destroyed || socket.writableEnded) {
