@@ -331,7 +331,8 @@ export class ClientCall {
 
   /** Ends the call from this side with `code`. */
   cancel(code: number = Status.CANCELLED, details = "the call was cancelled"): void {
-    this.#settle(new GrpcStatusError(code, details));
+    // After the status, there is nothing to settle: no error (and its stack) to make.
+    if (!this.#ended) this.#settle(new GrpcStatusError(code, details));
     if (!this.#stream.closed) this.#stream.close(C.NGHTTP2_CANCEL);
   }
 
